@@ -1,0 +1,180 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/labstack/echo/v4"
+)
+
+// MaxBody is the largest request body accepted (413 above).
+const MaxBody = 1 << 20
+
+// maxDepth bounds JSON nesting; no request needs more than a few levels.
+const maxDepth = 32
+
+// readJSON reads the body and checks it is one well-formed JSON object: valid
+// UTF-8, no duplicate keys, not nested too deep, nothing after it. It
+// returns the raw bytes.
+func readJSON(c echo.Context) ([]byte, error) {
+	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType,
+				fmt.Sprintf("Content-Type %q is not supported; send application/json", ct))
+		}
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, echo.ErrStatusRequestEntityTooLarge
+		}
+		return nil, badRequest("the request body could not be read")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, badRequest("the request body is empty; send a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return nil, badRequest("the request body is not valid UTF-8")
+	}
+	if err := checkJSON(body); err != nil {
+		return nil, badRequest(err.Error())
+	}
+	return body, nil
+}
+
+// checkJSON walks the tokens of one JSON value: it must be an object, with
+// no duplicate keys at any level, at most maxDepth deep, and nothing after.
+func checkJSON(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	type frame struct {
+		keys     map[string]bool
+		isObject bool
+		wantKey  bool
+	}
+	var stack []*frame
+	first := true
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			if len(stack) != 0 || first {
+				return errors.New("the JSON document is incomplete")
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("the body is not valid JSON: %v", err)
+		}
+		if first {
+			if d, ok := tok.(json.Delim); !ok || d != '{' {
+				return errors.New("the body must be a JSON object")
+			}
+		} else if len(stack) == 0 {
+			return errors.New("unexpected data after the JSON object")
+		}
+		first = false
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.isObject && top.wantKey {
+			if key, ok := tok.(string); ok {
+				if top.keys[key] {
+					return fmt.Errorf("duplicate key %q", truncate(key, 64))
+				}
+				top.keys[key] = true
+				top.wantKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) >= maxDepth {
+				return fmt.Errorf("JSON nested deeper than %d levels", maxDepth)
+			}
+			if top != nil && top.isObject {
+				top.wantKey = true
+			}
+			f := &frame{isObject: tok == json.Delim('{'), wantKey: true}
+			if f.isObject {
+				f.keys = make(map[string]bool)
+			}
+			stack = append(stack, f)
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if top != nil && top.isObject {
+				top.wantKey = true
+			}
+		}
+	}
+}
+
+// fields splits a JSON object (already checked by readJSON) into its
+// members and refuses members other than allowed.
+func fields(body []byte, allowed ...string) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, badRequest("the body is not a JSON object")
+	}
+	var unknown []domain.FieldError
+	for k := range m {
+		if !slices.Contains(allowed, k) {
+			unknown = append(unknown, domain.FieldError{Field: truncate(k, 64), Message: "unknown field"})
+		}
+	}
+	if len(unknown) > 0 {
+		slices.SortFunc(unknown, func(a, b domain.FieldError) int { return strings.Compare(a.Field, b.Field) })
+		return nil, badRequest("the body has fields the API does not know", unknown...)
+	}
+	return m, nil
+}
+
+// stringField decodes an optional string member; a non-string is a 400.
+func stringField(m map[string]json.RawMessage, name string) (string, bool, error) {
+	raw, ok := m[name]
+	if !ok || string(bytes.TrimSpace(raw)) == "null" {
+		return "", false, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false, badRequest("a field has the wrong type", domain.FieldError{Field: name, Message: "must be a string"})
+	}
+	return s, true, nil
+}
+
+// parseTime reads occurred_at: RFC 3339, or a date YYYY-MM-DD (midnight UTC).
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(domain.DateLayout, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errors.New("must be an RFC 3339 time or a date YYYY-MM-DD")
+}
+
+func jsonEncode(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

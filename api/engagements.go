@@ -1,0 +1,289 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/projections"
+	"github.com/labstack/echo/v4"
+)
+
+// List limits.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+	maxQuery     = 200
+)
+
+// createEngagement records a new engagement: POST /v1/engagements.
+func (s *Server) createEngagement(c echo.Context) error {
+	body, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return badRequest("the body is not a JSON object")
+	}
+	cmd, err := s.command(c, m)
+	if err != nil {
+		return err
+	}
+	delete(m, "occurred_at")
+	cmd.Type = domain.EngagementRecorded
+	cmd.Data, _ = json.Marshal(m)
+	r, err := s.svc.Execute(c.Request().Context(), cmd)
+	if err != nil {
+		return topLevel(err)
+	}
+	e, err := s.svc.Get(r.EngagementID)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+e.ID)
+	c.Response().Header().Set("ETag", etag(e.Version))
+	return c.JSON(http.StatusCreated, s.view(e))
+}
+
+// eventResponse is the answer to an appended event.
+type eventResponse struct {
+	ID       string           `json:"id"`
+	Type     domain.EventType `json:"type"`
+	Sequence uint64           `json:"sequence"`
+	Version  int              `json:"version"`
+}
+
+// appendEvent appends one event: POST /v1/engagements/{id}/events.
+func (s *Server) appendEvent(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ifMatch, err := parseIfMatch(c.Request().Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	body, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	m, err := fields(body, "type", "occurred_at", "data")
+	if err != nil {
+		return err
+	}
+	typ, ok, err := stringField(m, "type")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "type", Message: "is required"}}}
+	}
+	t, err := domain.ParseEventType(typ)
+	if err != nil {
+		return err
+	}
+	cmd, err := s.command(c, m)
+	if err != nil {
+		return err
+	}
+	cmd.EngagementID, cmd.Type, cmd.Data, cmd.IfMatch = id, t, m["data"], ifMatch
+	r, err := s.svc.Execute(c.Request().Context(), cmd)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", etag(r.Version))
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+id)
+	return c.JSON(http.StatusCreated, eventResponse{ID: r.EventID, Type: r.Type, Sequence: r.Sequence, Version: r.Version})
+}
+
+// command reads what every write shares: occurred_at from the body, and the
+// actor, idempotency key and correlation headers.
+func (s *Server) command(c echo.Context, m map[string]json.RawMessage) (Command, error) {
+	var cmd Command
+	h := c.Request().Header
+	if occurred, ok, err := stringField(m, "occurred_at"); err != nil {
+		return cmd, err
+	} else if ok {
+		t, err := parseTime(occurred)
+		if err != nil {
+			return cmd, &domain.ValidationError{Fields: []domain.FieldError{{Field: "occurred_at", Message: err.Error()}}}
+		}
+		cmd.OccurredAt = t
+	}
+	var bad []domain.FieldError
+	header := func(name string, max int) string {
+		v := h.Get(name)
+		if v != "" && !token(v, max) {
+			bad = append(bad, domain.FieldError{Field: name,
+				Message: fmt.Sprintf("must be 1 to %d visible ASCII characters", max)})
+		}
+		return v
+	}
+	cmd.IdempotencyKey = header("Idempotency-Key", 200)
+	cmd.CorrelationID = header("X-Correlation-ID", 200)
+	cmd.CausationID = header("X-Causation-ID", 200)
+	cmd.Actor = header("X-Actor", domain.MaxEntry)
+	if len(bad) > 0 {
+		return cmd, badRequest("a request header is not valid", bad...)
+	}
+	if cmd.Actor == "" {
+		cmd.Actor = "anonymous"
+	}
+	return cmd, nil
+}
+
+// token reports whether v is 1..max visible ASCII characters.
+func token(v string, max int) bool {
+	if v == "" || len(v) > max {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// topLevel renames "data.x" fields to "x": the create body is the
+// engagement.recorded data itself.
+func topLevel(err error) error {
+	var v *domain.ValidationError
+	var m *domain.MalformedError
+	var fields []domain.FieldError
+	switch {
+	case errors.As(err, &v):
+		fields = v.Fields
+	case errors.As(err, &m):
+		fields = m.Fields
+	}
+	for i := range fields {
+		fields[i].Field = strings.TrimPrefix(fields[i].Field, "data.")
+	}
+	return err
+}
+
+// getEngagement returns the current state: GET /v1/engagements/{id}.
+func (s *Server) getEngagement(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	e, err := s.svc.Get(id)
+	if err != nil {
+		return err
+	}
+	tag := etag(e.Version)
+	c.Response().Header().Set("ETag", tag)
+	if c.Request().Header.Get("If-None-Match") == tag {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.JSON(http.StatusOK, s.view(e))
+}
+
+// view is an engagement as the API shows it, with its status derived today.
+func (s *Server) view(e *domain.Engagement) *domain.Engagement {
+	e.Status = e.StatusAt(s.now())
+	return e
+}
+
+type listResponse struct {
+	Items      []*domain.Engagement `json:"items"`
+	NextCursor *string              `json:"next_cursor"`
+}
+
+// listEngagements lists and filters: GET /v1/engagements.
+func (s *Server) listEngagements(c echo.Context) error {
+	q := c.QueryParams()
+	f := projections.Filter{Limit: DefaultLimit, Now: s.now(), Party: q.Get("party"), Tag: q.Get("tag"), Q: q.Get("q")}
+	var bad []domain.FieldError
+	if k := q.Get("kind"); k != "" {
+		if f.Kind = domain.Kind(k); !f.Kind.Valid() {
+			bad = append(bad, domain.FieldError{Field: "kind", Message: "must be agreement, policy, initiative or meeting"})
+		}
+	}
+	if st := q.Get("status"); st != "" {
+		if f.Status = domain.Status(st); !domain.ValidStatus(f.Status) {
+			bad = append(bad, domain.FieldError{Field: "status", Message: "is not a status of any kind"})
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxLimit {
+			bad = append(bad, domain.FieldError{Field: "limit", Message: fmt.Sprintf("must be a whole number from 1 to %d", MaxLimit)})
+		}
+		f.Limit = n
+	}
+	if cur := q.Get("cursor"); cur != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(cur)
+		if err != nil || domain.CheckID(string(raw)) != nil {
+			bad = append(bad, domain.FieldError{Field: "cursor", Message: "is not a cursor this API returned"})
+		}
+		f.After = string(raw)
+	}
+	for _, p := range []struct{ name, v string }{{"party", f.Party}, {"tag", f.Tag}, {"q", f.Q}} {
+		if len(p.v) > maxQuery {
+			bad = append(bad, domain.FieldError{Field: p.name, Message: fmt.Sprintf("must be at most %d bytes", maxQuery)})
+		}
+	}
+	if len(bad) > 0 {
+		return badRequest("a query parameter is not valid", bad...)
+	}
+	items, more := s.proj.List(f)
+	resp := listResponse{Items: make([]*domain.Engagement, 0, len(items))}
+	for _, e := range items {
+		resp.Items = append(resp.Items, s.view(e))
+	}
+	if more && len(items) > 0 {
+		next := base64.RawURLEncoding.EncodeToString([]byte(items[len(items)-1].ID))
+		resp.NextCursor = &next
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+type historyResponse struct {
+	Events []domain.Event `json:"events"`
+}
+
+// history lists an engagement's events, oldest first.
+func (s *Server) history(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	events, ok := s.proj.History(id)
+	if !ok {
+		return fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+	}
+	return c.JSON(http.StatusOK, historyResponse{Events: events})
+}
+
+func pathID(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if err := domain.CheckID(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func etag(version int) string { return `"` + strconv.Itoa(version) + `"` }
+
+// parseIfMatch reads If-Match: "<version>". Empty or * means no check.
+func parseIfMatch(v string) (int, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "*" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.Trim(strings.TrimPrefix(v, "W/"), `"`))
+	if err != nil || n < 1 || !strings.HasSuffix(v, `"`) {
+		return 0, badRequest(`If-Match must be an ETag this API returned, such as "3"`,
+			domain.FieldError{Field: "If-Match", Message: `must look like "3"`})
+	}
+	return n, nil
+}

@@ -1,0 +1,103 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/iom-who/engagements/projections"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Pinger reports whether the event store answers.
+type Pinger interface {
+	LastSequence(ctx context.Context) (uint64, error)
+}
+
+// Server is the HTTP API.
+type Server struct {
+	echo *echo.Echo
+	svc  *Service
+	proj *projections.Projector
+	log  *slog.Logger
+	now  func() time.Time
+}
+
+// New builds the API on top of the command path and the projection.
+func New(svc *Service, proj *projections.Projector, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{echo: echo.New(), svc: svc, proj: proj, log: log, now: time.Now}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			log.Error("panic in handler", "path", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogRequestID: true, LogError: true,
+		HandleError: true,
+		LogValuesFunc: func(_ echo.Context, v middleware.RequestLoggerValues) error {
+			log.Debug("request", "method", v.Method, "path", v.URIPath, "status", v.Status,
+				"latency", v.Latency, "request_id", v.RequestID)
+			return nil
+		},
+	}))
+	e.Use(limitBody)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	v1 := e.Group("/v1")
+	v1.POST("/engagements", s.createEngagement)
+	v1.GET("/engagements", s.listEngagements)
+	v1.GET("/engagements/:id", s.getEngagement)
+	v1.POST("/engagements/:id/events", s.appendEvent)
+	v1.GET("/engagements/:id/history", s.history)
+	return s
+}
+
+// limitBody caps request bodies at MaxBody; a larger body is a 413 whether
+// or not it announced its length.
+func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.ContentLength > MaxBody {
+			return echo.ErrStatusRequestEntityTooLarge
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, MaxBody)
+		return next(c)
+	}
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is 200 only when NATS answers and the projection has caught up with
+// everything the stream held when the check began.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	last, err := s.svc.store.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.proj.WaitFor(ctx, last); err != nil {
+		p := problem(http.StatusServiceUnavailable, "not-ready", "Not ready", "projections are still catching up")
+		p.retryAfter = "1"
+		return p
+	}
+	st := s.proj.Stats()
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "applied": st.Applied, "stream": last,
+		"rejected": st.Rejected, "undecodable": st.Undecodable})
+}

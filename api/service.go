@@ -1,0 +1,201 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/projections"
+)
+
+// Store is what the command path needs from the event store.
+type Store interface {
+	// Append stores ev if the engagement's latest message is still at
+	// expected, returning its sequence; duplicate is true when ev's
+	// idempotency key was used before and nothing new was stored.
+	Append(ctx context.Context, ev domain.Event, expected uint64) (seq uint64, duplicate bool, err error)
+	// LastSequence is the stream's last sequence.
+	LastSequence(ctx context.Context) (uint64, error)
+}
+
+// Command asks for one event to be appended.
+type Command struct {
+	// EngagementID is empty to record a new engagement.
+	EngagementID string
+	Type         domain.EventType
+	// OccurredAt is when it happened; zero means now.
+	OccurredAt time.Time
+	Data       json.RawMessage
+	Actor      string
+	// IfMatch, when positive, is the version the caller last saw; the append
+	// fails with ErrPreconditionFailed unless it is still current.
+	IfMatch        int
+	IdempotencyKey string
+	CorrelationID  string
+	CausationID    string
+}
+
+// Result is what an append produced.
+type Result = projections.Result
+
+// maxRetries bounds how often an append without If-Match is retried after
+// losing a race to another writer.
+const maxRetries = 5
+
+// Service is the command path shared by every way of writing: load state from
+// the projection, let the domain decide, append with the engagement's latest
+// sequence as the expected one, and wait until the projection shows the write.
+type Service struct {
+	store Store
+	proj  *projections.Projector
+	log   *slog.Logger
+	now   func() time.Time
+	// wait bounds how long a write waits for its own projection.
+	wait time.Duration
+}
+
+// NewService wires the command path.
+func NewService(store Store, proj *projections.Projector, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, proj: proj, log: log, now: time.Now, wait: 10 * time.Second}
+}
+
+// Execute appends the event cmd describes. A retry with the same
+// IdempotencyKey returns the first result and stores nothing new.
+func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
+	msgID := ""
+	if cmd.IdempotencyKey != "" {
+		scope := cmd.EngagementID
+		if scope == "" {
+			scope = "new"
+		}
+		msgID = scope + ":" + cmd.IdempotencyKey
+		if r, ok := s.proj.Idempotent(msgID); ok {
+			return r, nil
+		}
+	}
+	newID := ""
+	if cmd.EngagementID == "" {
+		newID = uuid.Must(uuid.NewV7()).String()
+	}
+	for attempt := 0; ; attempt++ {
+		state, expected := &domain.Engagement{}, uint64(0)
+		id := newID
+		if id == "" {
+			id = cmd.EngagementID
+			var ok bool
+			state, expected, ok = s.proj.State(id)
+			if !ok {
+				return Result{}, fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+			}
+			if cmd.IfMatch > 0 && state.Version != cmd.IfMatch {
+				return Result{}, fmt.Errorf("engagement %s at version %d, not %d: %w",
+					id, state.Version, cmd.IfMatch, domain.ErrPreconditionFailed)
+			}
+		}
+		now := s.now().UTC()
+		ev := domain.Event{
+			ID:             uuid.Must(uuid.NewV7()).String(),
+			Type:           cmd.Type,
+			EngagementID:   id,
+			Kind:           state.Kind,
+			Version:        state.Version + 1,
+			OccurredAt:     cmd.OccurredAt,
+			RecordedAt:     now,
+			Actor:          cmd.Actor,
+			CorrelationID:  cmd.CorrelationID,
+			CausationID:    cmd.CausationID,
+			Data:           cmd.Data,
+			IdempotencyKey: msgID,
+		}
+		if ev.OccurredAt.IsZero() {
+			ev.OccurredAt = now
+		}
+		ev, err := state.Decide(ev)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := s.checkTarget(ev); err != nil {
+			return Result{}, err
+		}
+		seq, dup, err := s.store.Append(ctx, ev, expected)
+		if errors.Is(err, domain.ErrConflict) {
+			if cmd.IfMatch > 0 {
+				return Result{}, fmt.Errorf("%w: %w", domain.ErrPreconditionFailed, err)
+			}
+			if newID != "" || attempt+1 >= maxRetries {
+				return Result{}, err
+			}
+			if err := s.catchUp(ctx); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		if err := s.waitFor(ctx, seq); err != nil {
+			return Result{}, err
+		}
+		if dup {
+			if r, ok := s.proj.Idempotent(msgID); ok {
+				return r, nil
+			}
+		}
+		return Result{EngagementID: id, EventID: ev.ID, Type: ev.Type, Sequence: seq, Version: ev.Version}, nil
+	}
+}
+
+// checkTarget makes sure a link points at an engagement that exists.
+func (s *Service) checkTarget(ev domain.Event) error {
+	if ev.Type != domain.EngagementLinked {
+		return nil
+	}
+	var d struct {
+		TargetID string `json:"target_id"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return fmt.Errorf("decode link: %w", err)
+	}
+	if _, ok := s.proj.Get(d.TargetID); !ok {
+		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "data.target_id", Message: "no engagement has this id"}}}
+	}
+	return nil
+}
+
+// catchUp waits until the projection has everything the stream holds now.
+func (s *Service) catchUp(ctx context.Context) error {
+	last, err := s.store.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	return s.waitFor(ctx, last)
+}
+
+// waitFor waits, within bounds, for the projection to reach seq. The write is
+// already durable when this runs; a timeout is reported as unavailable so
+// the client retries (with its Idempotency-Key) rather than assume failure.
+func (s *Service) waitFor(ctx context.Context, seq uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, s.wait)
+	defer cancel()
+	if err := s.proj.WaitFor(ctx, seq); err != nil {
+		return fmt.Errorf("%w: projection did not reach sequence %d: %w", domain.ErrUnavailable, seq, err)
+	}
+	return nil
+}
+
+// Get returns the engagement's state, or ErrNotFound.
+func (s *Service) Get(id string) (*domain.Engagement, error) {
+	e, ok := s.proj.Get(id)
+	if !ok {
+		return nil, fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+	}
+	return e, nil
+}

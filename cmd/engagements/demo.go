@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/domain"
+)
+
+// The demo data: the IOM–WHO engagements of ../shared/seed, with the dates
+// the public record gives. Where a date is only a year or a month, its first
+// day stands in and a note event says so; where the seed gives no date at
+// all, the event is recorded on the day the demo is loaded and a note says so.
+
+type demoEvent struct {
+	typ  domain.EventType
+	on   string // YYYY-MM-DD; empty: the day of loading
+	data map[string]any
+	link string // key of the engagement a linked event points at
+}
+
+type demoEngagement struct {
+	key    string
+	on     string
+	data   map[string]any
+	events []demoEvent
+}
+
+var iomWHO = []string{"IOM", "WHO"}
+
+func note(on, text string) demoEvent {
+	return demoEvent{typ: domain.EngagementNoted, on: on, data: map[string]any{"note": text}}
+}
+
+const (
+	noDate      = "The seed text gives no date for this; it is recorded on the day the demo data was loaded."
+	monthOnly   = "The public record gives only the month (%s); its first day stands in for the exact date."
+	yearOnly    = "The public record gives only the year (%s); its first day stands in for the exact date."
+	contributed = "Collaborated closely with WHO, at the request of WHO Member States, in developing it."
+)
+
+func policy(key, title, instrument, on, description string, events ...demoEvent) demoEngagement {
+	return demoEngagement{key: key, on: on, data: map[string]any{
+		"kind": "policy", "title": title, "parties": iomWHO, "instrument": instrument,
+		"description": description, "tags": []string{"health", "migration"},
+	}, events: events}
+}
+
+func initiative(title string, parties []string) demoEngagement {
+	return demoEngagement{key: title, data: map[string]any{
+		"kind": "initiative", "title": title, "parties": parties, "tags": []string{"initiative"},
+	}, events: []demoEvent{
+		{typ: domain.InitiativeJoined, data: map[string]any{"role": "member"}},
+		note("", noDate),
+	}}
+}
+
+func meeting(title, on, level, location string, events ...demoEvent) demoEngagement {
+	data := map[string]any{"kind": "meeting", "title": title, "parties": iomWHO, "level": level, "tags": []string{"meeting"}}
+	if location != "" {
+		data["location"] = location
+	}
+	if len(events) == 0 {
+		events = []demoEvent{
+			{typ: domain.MeetingScheduled, on: on, data: map[string]any{"starts_on": on}},
+			{typ: domain.MeetingAttended, on: on, data: map[string]any{"role": "participant"}},
+		}
+	}
+	return demoEngagement{key: title, on: on, data: data, events: events}
+}
+
+func demoData(today string) []demoEngagement {
+	return []demoEngagement{
+		{key: "mou", on: "1999-01-01", data: map[string]any{
+			"kind": "agreement", "title": "IOM–WHO Memorandum of Understanding", "parties": iomWHO,
+			"description": "The formal MOU under which IOM and WHO have collaborated since 1999.",
+			"tags":        []string{"mou", "health", "migration"},
+		}, events: []demoEvent{
+			{typ: domain.AgreementSigned, on: "1999-01-01", data: map[string]any{"signed_on": "1999-01-01"}},
+			note("1999-01-01", fmt.Sprintf(yearOnly, "1999")),
+			{typ: domain.AgreementRenewed, on: "2019-01-01", data: map[string]any{"renewed_on": "2019-01-01"}},
+			note("2019-01-01", fmt.Sprintf(monthOnly, "January 2019")),
+		}},
+		policy("wha", "WHA70.15: Promoting the health of refugees and migrants", "resolution", "2017-05-01",
+			"World Health Assembly resolution WHA70.15.",
+			demoEvent{typ: domain.PolicyContributed, on: "2017-05-01", data: map[string]any{"contribution": contributed, "role": "contributor"}},
+			demoEvent{typ: domain.PolicyAdopted, on: "2017-05-01", data: map[string]any{"adopted_by": "WHA"}},
+			note("2017-05-01", fmt.Sprintf(monthOnly, "May 2017")+" The contribution preceded the adoption."),
+		),
+		policy("framework", "Framework of priorities and guiding principles to promote the health of refugees and migrants",
+			"framework", "2017-05-01", "WHO framework, cross-referenced by the GCM and the GCR.",
+			demoEvent{typ: domain.PolicyContributed, on: "2017-05-01", data: map[string]any{"contribution": contributed, "role": "contributor"}},
+			demoEvent{typ: domain.PolicyAdopted, on: "2017-05-01", data: map[string]any{"adopted_by": "WHA"}},
+			note("2017-05-01", fmt.Sprintf(monthOnly, "May 2017")+" The contribution preceded the adoption."),
+		),
+		policy("report", "Situation analysis and practices in addressing the health needs of refugees and migrants",
+			"report", "2017-05-01", "Reports prepared for the WHO governing body process on the health of refugees and migrants.",
+			demoEvent{typ: domain.PolicyContributed, on: "2017-05-01", data: map[string]any{
+				"contribution": "Contributed to the reports on situation analysis and practices.", "role": "contributor"}},
+			note("2017-05-01", "The seed text gives no date for this contribution; it fed the process that led to WHA70 (May 2017), whose first day stands in."),
+		),
+		policy("gcm", "Global Compact for Safe, Orderly and Regular Migration (GCM)", "compact", "2018-12-01",
+			"Explicitly mentions the WHO Framework in its health-related actions and commitments.",
+			demoEvent{typ: domain.PolicyAdopted, on: "2018-12-01", data: map[string]any{"adopted_by": "UN Member States"}},
+			demoEvent{typ: domain.EngagementLinked, on: "2018-12-01", link: "framework", data: map[string]any{"relation": "references"}},
+			note("2018-12-01", fmt.Sprintf(monthOnly, "December 2018")),
+		),
+		policy("gcr", "Global Compact on Refugees (GCR)", "compact", "2018-12-01",
+			"Explicitly mentions the WHO Framework in its health-related actions and commitments.",
+			demoEvent{typ: domain.PolicyAdopted, on: "2018-12-01", data: map[string]any{"adopted_by": "UN General Assembly (affirmed)"}},
+			demoEvent{typ: domain.EngagementLinked, on: "2018-12-01", link: "framework", data: map[string]any{"relation": "references"}},
+			note("2018-12-01", fmt.Sprintf(monthOnly, "December 2018")),
+		),
+		policy("gap", "Global Action Plan on promoting the health of refugees and migrants 2019–2023", "action_plan", "2019-05-01",
+			"IOM engaged with WHO and Member States throughout its development and collaborates in its implementation.",
+			demoEvent{typ: domain.PolicyContributed, on: "2019-05-01", data: map[string]any{
+				"contribution": "Engaged with WHO and Member States throughout the development of the GAP.", "role": "development"}},
+			demoEvent{typ: domain.PolicyAdopted, on: "2019-05-01", data: map[string]any{"adopted_by": "WHA"}},
+			demoEvent{typ: domain.PolicyCommitted, on: "2019-05-01", data: map[string]any{
+				"commitment": "Continue to collaborate with WHO in the implementation of the GAP."}},
+			note("2019-05-01", fmt.Sprintf(monthOnly, "May 2019")+" The development work preceded the adoption."),
+		),
+		initiative("Migration 5 Health Working Group (M5HWG)", iomWHO),
+		initiative("International Platform on Health Worker Mobility", iomWHO),
+		initiative("Working Group on TB and migration at The Union", []string{"IOM", "The Union"}),
+		initiative("IASC Global Health Cluster (GHC)", iomWHO),
+		initiative("Global Outbreak Alert and Response Network (GOARN)", iomWHO),
+		meeting("WHO regional committee meetings", today, "regional", "",
+			demoEvent{typ: domain.MeetingScheduled, data: map[string]any{"starts_on": today}},
+			demoEvent{typ: domain.MeetingAttended, data: map[string]any{"role": "participant"}},
+			note("", noDate)),
+		meeting("UNGA High-Level Meeting on the Fight to End Tuberculosis", "2018-09-26", "high-level", "UN Headquarters, New York"),
+		meeting("UNGA High-Level Meeting on the Prevention and Control of Non-communicable Diseases", "2018-09-27", "high-level", "UN Headquarters, New York"),
+		meeting("UNGA High-Level Meeting on Universal Health Coverage", "2019-09-23", "high-level", "UN Headquarters, New York"),
+	}
+}
+
+// loadDemo records the demo engagements through the same command path as the
+// API, as actor "demo". Idempotency keys make a concurrent second loader
+// (another instance starting at the same moment) store nothing twice.
+func loadDemo(ctx context.Context, svc *api.Service) (int, error) {
+	now := time.Now().UTC()
+	ids := make(map[string]string)
+	at := func(on string) (time.Time, error) {
+		if on == "" {
+			return now, nil
+		}
+		return time.Parse(domain.DateLayout, on)
+	}
+	for i, eng := range demoData(now.Format(domain.DateLayout)) {
+		occurred, err := at(eng.on)
+		if err != nil {
+			return i, err
+		}
+		data, _ := json.Marshal(eng.data)
+		r, err := svc.Execute(ctx, api.Command{Type: domain.EngagementRecorded, OccurredAt: occurred, Data: data,
+			Actor: "demo", IdempotencyKey: fmt.Sprintf("demo-%d", i)})
+		if err != nil {
+			return i, fmt.Errorf("record %q: %w", eng.key, err)
+		}
+		ids[eng.key] = r.EngagementID
+		for j, ev := range eng.events {
+			if occurred, err = at(ev.on); err != nil {
+				return i, err
+			}
+			if ev.link != "" {
+				ev.data["target_id"] = ids[ev.link]
+			}
+			data, _ := json.Marshal(ev.data)
+			_, err := svc.Execute(ctx, api.Command{EngagementID: r.EngagementID, Type: ev.typ, OccurredAt: occurred,
+				Data: data, Actor: "demo", IdempotencyKey: fmt.Sprintf("demo-%d-%d", i, j)})
+			if err != nil {
+				return i, fmt.Errorf("%s %q: %w", ev.typ, eng.key, err)
+			}
+		}
+	}
+	return len(ids), nil
+}

@@ -1,0 +1,107 @@
+// Command engagements is the event-sourced engagement tracker: `engagements
+// serve` starts the HTTP API on top of a NATS JetStream stream (an embedded
+// server by default). This is the only package that knows every other one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/iom-who/engagements/eventstore"
+	"github.com/peterbourgon/ff/v3"
+)
+
+const usage = `engagements — event-sourced engagement tracker
+
+Usage:
+  engagements serve [flags]   start the HTTP API (embedded NATS by default)
+
+Run 'engagements serve -h' for the flags. Each flag can also be set with an
+ENGAGEMENTS_* environment variable, e.g. ENGAGEMENTS_NATS_URL for --nats-url.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "engagements: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	var sync, level string
+	fs.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory of the embedded NATS server (JetStream file store)")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use an external NATS server/cluster instead of the embedded one")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "also expose the embedded NATS server for subscribers, e.g. 127.0.0.1:4222")
+	fs.StringVar(&sync, "sync", "always", "always: fsync before an append is acknowledged; interval: faster, may lose the last seconds on power loss")
+	fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
+	fs.BoolVar(&cfg.Demo, "demo", false, "load the seed's engagements when the store is empty")
+	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "engagements serve: %v\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "engagements serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	var err error
+	if cfg.Sync, err = eventstore.ParseSync(sync); err != nil {
+		fmt.Fprintf(stderr, "engagements serve: %v\n", err)
+		return 2
+	}
+	if cfg.Replicas < 1 || cfg.Replicas > 5 {
+		fmt.Fprintf(stderr, "engagements serve: --replicas must be 1 to 5, not %d\n", cfg.Replicas)
+		return 2
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		fmt.Fprintf(stderr, "engagements serve: --log-level: %v\n", err)
+		return 2
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Config: cfg}
+	if err := m.Run(ctx); err != nil {
+		cfg.Logger.Error("start failed", "err", err)
+		_ = m.Close()
+		return 1
+	}
+	fmt.Fprintf(stdout, "engagements: serving on %s\n", m.URL())
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	if err := m.Close(); err != nil {
+		cfg.Logger.Error("shutdown", "err", err)
+		return 1
+	}
+	cfg.Logger.Info("stopped")
+	return 0
+}

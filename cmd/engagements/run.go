@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/projections"
+)
+
+// Config is everything serve needs.
+type Config struct {
+	HTTP       string
+	DataDir    string
+	NATSURL    string
+	NATSListen string
+	Sync       eventstore.Sync
+	Replicas   int
+	Demo       bool
+	Logger     *slog.Logger
+}
+
+// Main wires the store, the projector and the API. Tests start the same Main.
+type Main struct {
+	Config Config
+
+	Store     *eventstore.Store
+	Projector *projections.Projector
+	Service   *api.Service
+
+	http     *http.Server
+	listener net.Listener
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// Run opens the store, starts projecting, loads demo data if asked and the
+// store is empty, and starts serving HTTP. It returns once serving.
+func (m *Main) Run(ctx context.Context) error {
+	log := m.Config.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+		m.Config.Logger = log
+	}
+	store, err := eventstore.Open(ctx, eventstore.Config{
+		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
+		Sync: m.Config.Sync, Replicas: m.Config.Replicas, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	m.Store = store
+	if u := store.ClientURL(); u != "" {
+		log.Info("embedded NATS server listening for subscribers", "url", u)
+	}
+	m.Projector = projections.New(log.With("component", "projector"))
+	runCtx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		_ = m.Projector.Run(runCtx, store)
+	}()
+	m.Service = api.NewService(store, m.Projector, log)
+
+	last, err := store.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	if m.Config.Demo {
+		if last == 0 {
+			n, err := loadDemo(ctx, m.Service)
+			if err != nil {
+				return fmt.Errorf("demo data: %w", err)
+			}
+			log.Info("demo data loaded", "engagements", n)
+		} else {
+			log.Info("store is not empty; demo data not loaded", "last_sequence", last)
+		}
+	}
+
+	m.listener, err = net.Listen("tcp", m.Config.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.Config.HTTP, err)
+	}
+	m.http = &http.Server{
+		Handler:           api.New(m.Service, m.Projector, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.http.Serve(m.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	return nil
+}
+
+// URL is the HTTP base URL, e.g. http://127.0.0.1:8080.
+func (m *Main) URL() string {
+	if m.listener == nil {
+		return ""
+	}
+	return "http://" + m.listener.Addr().String()
+}
+
+// Close stops accepting requests, lets in-flight ones finish, stops the
+// projector, then drains NATS and shuts the embedded server down.
+func (m *Main) Close() error {
+	var errs []error
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		errs = append(errs, m.http.Shutdown(ctx))
+		cancel()
+	} else if m.listener != nil {
+		errs = append(errs, m.listener.Close())
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
+	}
+	return errors.Join(errs...)
+}

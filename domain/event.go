@@ -1,0 +1,121 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// EventType is "<prefix>.<verb>", where the prefix is "engagement" or a kind.
+type EventType string
+
+// Every event type of the contract.
+const (
+	EngagementRecorded  EventType = "engagement.recorded"
+	EngagementAmended   EventType = "engagement.amended"
+	EngagementLinked    EventType = "engagement.linked"
+	EngagementNoted     EventType = "engagement.noted"
+	EngagementCorrected EventType = "engagement.corrected"
+
+	AgreementSigned     EventType = "agreement.signed"
+	AgreementRenewed    EventType = "agreement.renewed"
+	AgreementTerminated EventType = "agreement.terminated"
+
+	PolicyContributed EventType = "policy.contributed"
+	PolicyAdopted     EventType = "policy.adopted"
+	PolicyCommitted   EventType = "policy.committed"
+
+	InitiativeJoined      EventType = "initiative.joined"
+	InitiativeRoleChanged EventType = "initiative.role_changed"
+	InitiativeLeft        EventType = "initiative.left"
+
+	MeetingScheduled EventType = "meeting.scheduled"
+	MeetingAttended  EventType = "meeting.attended"
+	MeetingConcluded EventType = "meeting.concluded"
+)
+
+// EventTypes lists every event type.
+var EventTypes = []EventType{
+	EngagementRecorded, EngagementAmended, EngagementLinked, EngagementNoted, EngagementCorrected,
+	AgreementSigned, AgreementRenewed, AgreementTerminated,
+	PolicyContributed, PolicyAdopted, PolicyCommitted,
+	InitiativeJoined, InitiativeRoleChanged, InitiativeLeft,
+	MeetingScheduled, MeetingAttended, MeetingConcluded,
+}
+
+// ParseEventType checks s against the allow-list. Anything else, including
+// strings with subject wildcards or whitespace, is ErrUnknownEventType.
+func ParseEventType(s string) (EventType, error) {
+	for _, t := range EventTypes {
+		if string(t) == s {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %q", ErrUnknownEventType, truncate(s, 64))
+}
+
+// EventTypeForVerb finds the event type whose verb is verb (verbs are unique).
+func EventTypeForVerb(verb string) (EventType, error) {
+	for _, t := range EventTypes {
+		if t.Verb() == verb {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("%w: verb %q", ErrUnknownEventType, truncate(verb, 64))
+}
+
+// Prefix is the part before the dot: "engagement" or a kind.
+func (t EventType) Prefix() string {
+	p, _, _ := strings.Cut(string(t), ".")
+	return p
+}
+
+// Verb is the part after the dot; it is unique across all types.
+func (t EventType) Verb() string {
+	_, v, _ := strings.Cut(string(t), ".")
+	return v
+}
+
+// AppliesTo reports whether events of type t may happen to engagements of kind k.
+func (t EventType) AppliesTo(k Kind) bool {
+	p := t.Prefix()
+	return p == "engagement" || p == string(k)
+}
+
+// Event is one fact about one engagement, as stored and as folded.
+type Event struct {
+	// ID is the event's UUID.
+	ID string `json:"id"`
+	// Type is the event type.
+	Type EventType `json:"type"`
+	// EngagementID is the engagement the event belongs to.
+	EngagementID string `json:"engagement_id"`
+	// Kind is the engagement's kind.
+	Kind Kind `json:"kind"`
+	// Version is the 1-based position of the event within its engagement.
+	Version int `json:"version"`
+	// Sequence is the stream sequence; zero until stored.
+	Sequence uint64 `json:"sequence"`
+	// OccurredAt is when it happened in the world; may be decades back.
+	OccurredAt time.Time `json:"occurred_at"`
+	// RecordedAt is when the system stored it.
+	RecordedAt time.Time `json:"recorded_at"`
+	// Actor is who recorded it.
+	Actor string `json:"actor"`
+	// CorrelationID and CausationID tie events to requests and to each other.
+	CorrelationID string `json:"correlation_id,omitempty"`
+	CausationID   string `json:"causation_id,omitempty"`
+	// Data is the type-specific payload, a JSON object.
+	Data json.RawMessage `json:"data"`
+	// IdempotencyKey, when set, makes the store keep only the first of
+	// several appends with the same key (within its duplicate window).
+	IdempotencyKey string `json:"-"`
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,66 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Append publishes ev to its engagement's subject. expected is the stream
+// sequence of the engagement's latest event (0 for a new engagement);
+// JetStream refuses the append if another event was stored for the
+// engagement since, and Append returns domain.ErrConflict.
+//
+// When ev.IdempotencyKey was already used within DuplicateWindow, nothing new
+// is stored and duplicate is true, with the sequence of the first append.
+// Success means JetStream acknowledged the append under its sync policy.
+func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (seq uint64, duplicate bool, err error) {
+	subject, err := Subject(ev.Kind, ev.EngagementID, ev.Type)
+	if err != nil {
+		return 0, false, err
+	}
+	payload, err := Encode(ev)
+	if err != nil {
+		return 0, false, fmt.Errorf("encode event: %w", err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = payload
+	opts := []jetstream.PublishOpt{
+		jetstream.WithExpectStream(StreamName),
+		jetstream.WithExpectLastSequenceForSubject(expected, engagementFilter(ev.EngagementID)),
+	}
+	if ev.IdempotencyKey != "" {
+		opts = append(opts, jetstream.WithMsgID(ev.IdempotencyKey))
+	}
+	ack, err := s.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		if isWrongLastSequence(err) {
+			return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, domain.ErrConflict)
+		}
+		return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, unavailable(err))
+	}
+	return ack.Sequence, ack.Duplicate, nil
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
+}
+
+// unavailable marks transport failures (no connection, no responders,
+// timeouts) as domain.ErrUnavailable; JetStream API errors stay as they are.
+func unavailable(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+}

@@ -1,0 +1,109 @@
+package eventstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/iom-who/engagements/domain"
+)
+
+// Source is the CloudEvents source attribute of every event.
+const Source = "/engagements"
+
+// CloudEvent is the structured-mode CloudEvents 1.0 document stored on the
+// stream and delivered to subscribers.
+type CloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+	RecordedAt      time.Time       `json:"recordedat"`
+	Actor           string          `json:"actor"`
+	Kind            string          `json:"kind"`
+	Version         int             `json:"version"`
+	CorrelationID   string          `json:"correlationid,omitempty"`
+	CausationID     string          `json:"causationid,omitempty"`
+}
+
+// Encode turns an event into its CloudEvent JSON.
+func Encode(ev domain.Event) ([]byte, error) {
+	data := ev.Data
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	return json.Marshal(CloudEvent{
+		SpecVersion:     "1.0",
+		ID:              ev.ID,
+		Source:          Source,
+		Type:            string(ev.Type),
+		Subject:         ev.EngagementID,
+		Time:            ev.OccurredAt.UTC(),
+		DataContentType: "application/json",
+		Data:            data,
+		RecordedAt:      ev.RecordedAt.UTC(),
+		Actor:           ev.Actor,
+		Kind:            string(ev.Kind),
+		Version:         ev.Version,
+		CorrelationID:   ev.CorrelationID,
+		CausationID:     ev.CausationID,
+	})
+}
+
+// ErrUndecodable marks a stream message that is not a valid event envelope.
+var ErrUndecodable = errors.New("undecodable event")
+
+// Decode reads a stored message back into an event and checks that the
+// envelope agrees with the subject it was stored under. It does not check the
+// data against the domain rules; folding does that.
+func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
+	fail := func(format string, args ...any) (domain.Event, error) {
+		return domain.Event{}, fmt.Errorf("%w at sequence %d: %s", ErrUndecodable, seq, fmt.Sprintf(format, args...))
+	}
+	var ce CloudEvent
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ce); err != nil {
+		return fail("%v", err)
+	}
+	if dec.More() {
+		return fail("trailing data after the document")
+	}
+	if ce.SpecVersion != "1.0" || ce.Source != Source || ce.DataContentType != "application/json" {
+		return fail("not an engagement CloudEvent (specversion %q, source %q)", ce.SpecVersion, ce.Source)
+	}
+	t, err := domain.ParseEventType(ce.Type)
+	if err != nil {
+		return fail("%v", err)
+	}
+	kind, id, verb, err := parseSubject(subject)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if string(kind) != ce.Kind || id != ce.Subject || verb != t.Verb() {
+		return fail("subject %q does not match the envelope (%s %s %s)", subject, ce.Kind, ce.Subject, ce.Type)
+	}
+	if err := domain.CheckID(ce.ID); err != nil {
+		return fail("event id: %v", err)
+	}
+	return domain.Event{
+		ID:            ce.ID,
+		Type:          t,
+		EngagementID:  ce.Subject,
+		Kind:          kind,
+		Version:       ce.Version,
+		Sequence:      seq,
+		OccurredAt:    ce.Time,
+		RecordedAt:    ce.RecordedAt,
+		Actor:         ce.Actor,
+		CorrelationID: ce.CorrelationID,
+		CausationID:   ce.CausationID,
+		Data:          ce.Data,
+	}, nil
+}

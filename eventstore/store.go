@@ -1,0 +1,224 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the name of the stream that holds every engagement event.
+const StreamName = "ENGAGEMENTS"
+
+// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values, and so
+// how long an Idempotency-Key protects against a repeated append.
+const DuplicateWindow = 24 * time.Hour
+
+// Sync says when the embedded server makes an append durable.
+type Sync string
+
+const (
+	// SyncAlways fsyncs every append before JetStream acknowledges it.
+	SyncAlways Sync = "always"
+	// SyncInterval fsyncs on the server's interval: faster, but the last
+	// seconds of acknowledged appends may be lost on power loss.
+	SyncInterval Sync = "interval"
+)
+
+// ParseSync checks a --sync value.
+func ParseSync(s string) (Sync, error) {
+	switch Sync(s) {
+	case SyncAlways, SyncInterval:
+		return Sync(s), nil
+	}
+	return "", fmt.Errorf("sync must be %q or %q, not %q", SyncAlways, SyncInterval, s)
+}
+
+// Config says where the events live. The zero value (with DataDir set) runs
+// an embedded server that syncs always and has no client port.
+type Config struct {
+	// DataDir is the embedded server's JetStream store directory.
+	DataDir string
+	// NATSURL, when set, connects to an external server or cluster instead
+	// of starting the embedded one (comma-separated URLs).
+	NATSURL string
+	// NATSListen, when set, makes the embedded server listen for clients on
+	// this host:port (port 0 or -1 picks a free one).
+	NATSListen string
+	// Sync is the embedded server's sync policy; empty means SyncAlways.
+	Sync Sync
+	// Replicas is the stream's replica count; zero means 1.
+	Replicas int
+	// Logger receives the store's and the embedded server's logs.
+	Logger *slog.Logger
+}
+
+// Store appends and reads engagement events.
+type Store struct {
+	ns     *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	log    *slog.Logger
+}
+
+// Open starts or connects to NATS and creates or updates the stream.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Sync == "" {
+		cfg.Sync = SyncAlways
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	s := &Store{log: cfg.Logger}
+	var err error
+	if cfg.NATSURL == "" {
+		s.ns, err = startServer(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("engagements"))
+	} else {
+		s.nc, err = nats.Connect(cfg.NATSURL, nats.Name("engagements"), nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				s.log.Warn("nats disconnected", "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }))
+	}
+	if err != nil {
+		s.shutdownServer()
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "Engagement events as CloudEvents 1.0 documents",
+		Subjects:    []string{subjectRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    cfg.Replicas,
+		DenyDelete:  true,
+		DenyPurge:   true,
+		Duplicates:  DuplicateWindow,
+		AllowDirect: true,
+		MaxMsgSize:  1 << 20,
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	return s, nil
+}
+
+func startServer(cfg Config) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "engagements",
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		SyncAlways: cfg.Sync == SyncAlways,
+		NoSigs:     true,
+		MaxPayload: 1 << 20,
+	}
+	if cfg.NATSListen == "" {
+		opts.DontListen = true
+	} else {
+		host, port, err := net.SplitHostPort(cfg.NATSListen)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen address %q: %w", cfg.NATSListen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen port %q: %w", port, err)
+		}
+		opts.Host, opts.Port = host, p
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats server: %w", err)
+	}
+	ns.SetLoggerV2(serverLogger{cfg.Logger.With("component", "nats-server")}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, errors.New("embedded nats server did not become ready")
+	}
+	return ns, nil
+}
+
+// ClientURL is the embedded server's client URL when it listens, else "".
+func (s *Store) ClientURL() string {
+	if s.ns == nil || s.ns.Addr() == nil {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
+// Ping checks that NATS and the stream answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.LastSequence(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// LastSequence is the stream's last sequence (0 when empty).
+func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", unavailable(err))
+	}
+	return info.State.LastSeq, nil
+}
+
+// Close drains the connection (finishing in-flight publishes and
+// acknowledgements) and shuts the embedded server down.
+func (s *Store) Close() error {
+	var err error
+	if s.nc != nil && !s.nc.IsClosed() {
+		done := make(chan struct{})
+		s.nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err = s.nc.Drain(); err == nil {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				s.nc.Close()
+			}
+		} else {
+			s.nc.Close()
+		}
+	}
+	s.shutdownServer()
+	return err
+}
+
+func (s *Store) shutdownServer() {
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
+}
+
+// serverLogger sends the embedded server's log lines to slog.
+type serverLogger struct{ l *slog.Logger }
+
+func (l serverLogger) Noticef(f string, v ...any) { l.l.Debug(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Warnf(f string, v ...any)   { l.l.Warn(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Fatalf(f string, v ...any)  { l.l.Error(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Errorf(f string, v ...any)  { l.l.Error(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Debugf(f string, v ...any)  { l.l.Debug(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Tracef(f string, v ...any)  {}

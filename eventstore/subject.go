@@ -1,0 +1,41 @@
+package eventstore
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/iom-who/engagements/domain"
+)
+
+const subjectRoot = "engagements"
+
+// Subject builds engagements.<kind>.<id>.<verb>. It is the one place that
+// builds subjects, and it only accepts allow-listed kinds and types and ids in
+// canonical UUID form, so nothing a client sends can smuggle `.`, `*`, `>` or
+// whitespace into a subject.
+func Subject(kind domain.Kind, id string, t domain.EventType) (string, error) {
+	if !kind.Valid() {
+		return "", fmt.Errorf("subject: unknown kind %q", kind)
+	}
+	if err := domain.CheckID(id); err != nil {
+		return "", fmt.Errorf("subject: %w", err)
+	}
+	if _, err := domain.ParseEventType(string(t)); err != nil {
+		return "", fmt.Errorf("subject: %w", err)
+	}
+	return subjectRoot + "." + string(kind) + "." + id + "." + t.Verb(), nil
+}
+
+// engagementFilter matches every subject of one engagement, whatever its kind.
+func engagementFilter(id string) string {
+	return subjectRoot + ".*." + id + ".*"
+}
+
+// parseSubject splits a stored subject into its parts.
+func parseSubject(subject string) (kind domain.Kind, id, verb string, err error) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 4 || parts[0] != subjectRoot {
+		return "", "", "", fmt.Errorf("subject %q is not %s.<kind>.<id>.<verb>", subject, subjectRoot)
+	}
+	return domain.Kind(parts[1]), parts[2], parts[3], nil
+}

@@ -1,0 +1,374 @@
+package projections
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/iom-who/engagements/domain"
+)
+
+// Source delivers stored events in stream order, starting after a sequence,
+// and keeps following until ctx ends. eventstore.Store is one.
+type Source interface {
+	Subscribe(ctx context.Context, after uint64, h func(seq uint64, ev domain.Event, err error)) error
+}
+
+// Result is what an append produced, remembered per idempotency key so a
+// retried request gets the first answer.
+type Result struct {
+	EngagementID string
+	EventID      string
+	Type         domain.EventType
+	Sequence     uint64
+	Version      int
+}
+
+// Stats counts what the projector has seen.
+type Stats struct {
+	Applied     uint64 // last stream sequence handled
+	Events      uint64 // events folded
+	Rejected    uint64 // events that decoded but broke the domain rules
+	Undecodable uint64 // messages that were not valid event envelopes
+}
+
+type set map[string]struct{}
+
+// Projector holds the read models. Its zero value is not usable; call New.
+type Projector struct {
+	log *slog.Logger
+
+	mu       sync.RWMutex
+	byID     map[string]*domain.Engagement
+	history  map[string][]domain.Event
+	order    []string // engagement ids, sorted (UUIDv7: creation order)
+	byKind   map[domain.Kind]set
+	byStatus map[domain.Status]set
+	byParty  map[string]set
+	byTag    map[string]set
+	idem     map[string]Result
+	lastSeq  map[string]uint64 // engagement id → sequence of its latest message
+	applied  uint64
+	advanced chan struct{} // closed and replaced whenever applied moves
+
+	events, rejected, undecodable atomic.Uint64
+}
+
+// New returns an empty projector.
+func New(log *slog.Logger) *Projector {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Projector{
+		log:      log,
+		byID:     make(map[string]*domain.Engagement),
+		history:  make(map[string][]domain.Event),
+		byKind:   make(map[domain.Kind]set),
+		byStatus: make(map[domain.Status]set),
+		byParty:  make(map[string]set),
+		byTag:    make(map[string]set),
+		idem:     make(map[string]Result),
+		lastSeq:  make(map[string]uint64),
+		advanced: make(chan struct{}),
+	}
+}
+
+// Run follows src from the start until ctx ends, resubscribing after errors
+// from where it stopped. It returns nil when ctx ends.
+func (p *Projector) Run(ctx context.Context, src Source) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := src.Subscribe(ctx, p.Applied(), p.Handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.log.Warn("projection subscription ended; resubscribing", "after", p.Applied(), "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// Handle folds one stream message. A message that does not decode or does not
+// apply is logged and counted, and never stops later ones.
+func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seq <= p.applied {
+		return // already seen (a resubscription may repeat)
+	}
+	defer p.advance(seq)
+	if err != nil {
+		p.undecodable.Add(1)
+		p.log.Warn("undecodable event skipped", "sequence", seq, "err", err)
+		return
+	}
+	ev.Sequence = seq
+	if domain.CheckID(ev.EngagementID) == nil {
+		// Even an event the rules reject moves the engagement's subject
+		// sequence, which the next append must name as expected.
+		p.lastSeq[ev.EngagementID] = seq
+	}
+	e, ok := p.byID[ev.EngagementID]
+	if !ok {
+		e = &domain.Engagement{}
+	} else {
+		p.unindex(e)
+	}
+	if err := e.Apply(ev); err != nil {
+		if ok {
+			p.index(e)
+		}
+		p.rejected.Add(1)
+		p.log.Warn("event rejected by the domain rules", "sequence", seq, "type", ev.Type,
+			"engagement", ev.EngagementID, "err", err)
+		return
+	}
+	if !ok {
+		p.byID[ev.EngagementID] = e
+		i, _ := slices.BinarySearch(p.order, ev.EngagementID)
+		p.order = slices.Insert(p.order, i, ev.EngagementID)
+	}
+	p.index(e)
+	// Keep the normalised copy of data that Apply checked; the stored bytes
+	// are identical for events written through the API.
+	p.history[ev.EngagementID] = append(p.history[ev.EngagementID], ev)
+	if ev.IdempotencyKey != "" {
+		p.idem[ev.IdempotencyKey] = Result{EngagementID: ev.EngagementID, EventID: ev.ID, Type: ev.Type,
+			Sequence: seq, Version: ev.Version}
+	}
+	p.events.Add(1)
+}
+
+func (p *Projector) advance(seq uint64) {
+	p.applied = seq
+	close(p.advanced)
+	p.advanced = make(chan struct{})
+}
+
+func (p *Projector) index(e *domain.Engagement) {
+	add(p.byKind, e.Kind, e.ID)
+	add(p.byStatus, e.Status, e.ID)
+	for _, party := range e.Parties {
+		add(p.byParty, strings.ToLower(party), e.ID)
+	}
+	for _, tag := range e.Tags {
+		add(p.byTag, strings.ToLower(tag), e.ID)
+	}
+}
+
+func (p *Projector) unindex(e *domain.Engagement) {
+	remove(p.byKind, e.Kind, e.ID)
+	remove(p.byStatus, e.Status, e.ID)
+	for _, party := range e.Parties {
+		remove(p.byParty, strings.ToLower(party), e.ID)
+	}
+	for _, tag := range e.Tags {
+		remove(p.byTag, strings.ToLower(tag), e.ID)
+	}
+}
+
+func add[K comparable](m map[K]set, k K, id string) {
+	s, ok := m[k]
+	if !ok {
+		s = make(set)
+		m[k] = s
+	}
+	s[id] = struct{}{}
+}
+
+func remove[K comparable](m map[K]set, k K, id string) {
+	if s, ok := m[k]; ok {
+		delete(s, id)
+		if len(s) == 0 {
+			delete(m, k)
+		}
+	}
+}
+
+// Applied is the last stream sequence the projector has handled.
+func (p *Projector) Applied() uint64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.applied
+}
+
+// Stats returns the projector's counters.
+func (p *Projector) Stats() Stats {
+	return Stats{Applied: p.Applied(), Events: p.events.Load(), Rejected: p.rejected.Load(),
+		Undecodable: p.undecodable.Load()}
+}
+
+// WaitFor blocks until the projector has handled stream sequence seq, which
+// gives a writer read-your-writes, or until ctx ends.
+func (p *Projector) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		p.mu.RLock()
+		applied, ch := p.applied, p.advanced
+		p.mu.RUnlock()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Get returns a copy of the engagement's current state.
+func (p *Projector) Get(id string) (*domain.Engagement, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	e, ok := p.byID[id]
+	if !ok {
+		return nil, false
+	}
+	return e.Clone(), true
+}
+
+// State returns a copy of the engagement's current state and the stream
+// sequence of its latest message, the expected sequence of the next append.
+func (p *Projector) State(id string) (*domain.Engagement, uint64, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	e, ok := p.byID[id]
+	if !ok {
+		return nil, 0, false
+	}
+	return e.Clone(), p.lastSeq[id], true
+}
+
+// History returns the engagement's events, oldest first.
+func (p *Projector) History(id string) ([]domain.Event, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	h, ok := p.history[id]
+	return slices.Clone(h), ok
+}
+
+// Idempotent returns the result of the append made with key, if any.
+func (p *Projector) Idempotent(key string) (Result, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	r, ok := p.idem[key]
+	return r, ok
+}
+
+// Filter selects engagements for List. Empty fields match everything.
+type Filter struct {
+	Kind   domain.Kind
+	Status domain.Status
+	Party  string
+	Tag    string
+	// Q is a case-insensitive text search in title, description, parties and tags.
+	Q string
+	// After is the id of the last engagement of the previous page.
+	After string
+	// Limit is the page size; it must be positive.
+	Limit int
+	// Now is the day statuses are derived for (an agreement past its expiry is expired).
+	Now time.Time
+}
+
+// List returns one page of engagements in id order (creation order) and
+// whether more follow.
+func (p *Projector) List(f Filter) (items []*domain.Engagement, more bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	ids := p.candidates(f)
+	q := strings.ToLower(strings.TrimSpace(f.Q))
+	for _, id := range ids {
+		if id <= f.After {
+			continue
+		}
+		e := p.byID[id]
+		if f.Kind != "" && e.Kind != f.Kind ||
+			f.Status != "" && e.StatusAt(f.Now) != f.Status ||
+			f.Party != "" && !containsFold(e.Parties, f.Party) ||
+			f.Tag != "" && !containsFold(e.Tags, f.Tag) ||
+			q != "" && !matches(e, q) {
+			continue
+		}
+		if len(items) == f.Limit {
+			return items, true
+		}
+		items = append(items, e.Clone())
+	}
+	return items, false
+}
+
+// candidates picks the smallest index that a filter names, sorted.
+func (p *Projector) candidates(f Filter) []string {
+	var sets []set
+	if f.Kind != "" {
+		sets = append(sets, p.byKind[f.Kind])
+	}
+	if f.Status != "" {
+		s := p.byStatus[f.Status]
+		if f.Status == domain.StatusExpired || f.Status == domain.StatusActive {
+			// expiry is derived from the date, so both live under active.
+			s = union(p.byStatus[domain.StatusActive], p.byStatus[domain.StatusExpired])
+		}
+		sets = append(sets, s)
+	}
+	if f.Party != "" {
+		sets = append(sets, p.byParty[strings.ToLower(f.Party)])
+	}
+	if f.Tag != "" {
+		sets = append(sets, p.byTag[strings.ToLower(f.Tag)])
+	}
+	if len(sets) == 0 {
+		return p.order
+	}
+	smallest := sets[0]
+	for _, s := range sets[1:] {
+		if len(s) < len(smallest) {
+			smallest = s
+		}
+	}
+	ids := make([]string, 0, len(smallest))
+	for id := range smallest {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func union(a, b set) set {
+	out := make(set, len(a)+len(b))
+	for id := range a {
+		out[id] = struct{}{}
+	}
+	for id := range b {
+		out[id] = struct{}{}
+	}
+	return out
+}
+
+func containsFold(list []string, s string) bool {
+	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
+}
+
+func matches(e *domain.Engagement, q string) bool {
+	if strings.Contains(strings.ToLower(e.Title), q) || strings.Contains(strings.ToLower(e.Description), q) {
+		return true
+	}
+	for _, l := range [][]string{e.Parties, e.Tags} {
+		for _, s := range l {
+			if strings.Contains(strings.ToLower(s), q) {
+				return true
+			}
+		}
+	}
+	return false
+}
