@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/iom-who/engagements/projections"
@@ -23,6 +24,10 @@ type Server struct {
 	proj *projections.Projector
 	log  *slog.Logger
 	now  func() time.Time
+	// startSeq is the stream's last sequence when the process started; /v1
+	// answers only once the projection has reached it, so a restart never
+	// serves a 404 for an engagement that exists.
+	startSeq atomic.Uint64
 }
 
 // New builds the API on top of the command path and the projection.
@@ -54,13 +59,35 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	v1 := e.Group("/v1")
+	v1 := e.Group("/v1", s.caughtUp)
 	v1.POST("/engagements", s.createEngagement)
 	v1.GET("/engagements", s.listEngagements)
 	v1.GET("/engagements/:id", s.getEngagement)
 	v1.POST("/engagements/:id/events", s.appendEvent)
 	v1.GET("/engagements/:id/history", s.history)
 	return s
+}
+
+// CatchUpTo makes /v1 wait (briefly, then 503) until the projection has
+// applied seq, normally the stream's last sequence at start-up.
+func (s *Server) CatchUpTo(seq uint64) { s.startSeq.Store(seq) }
+
+func (s *Server) caughtUp(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if seq := s.startSeq.Load(); seq > 0 {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
+			err := s.proj.WaitFor(ctx, seq)
+			cancel()
+			if err != nil {
+				p := problem(http.StatusServiceUnavailable, "not-ready", "Not ready",
+					"the read models are still catching up with the stream after start-up")
+				p.retryAfter = "1"
+				return p
+			}
+			s.startSeq.Store(0)
+		}
+		return next(c)
+	}
 }
 
 // limitBody caps request bodies at MaxBody; a larger body is a 413 whether

@@ -90,8 +90,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.HTTP, err)
 	}
+	handler := api.New(m.Service, m.Projector, log)
+	if last, err = store.LastSequence(ctx); err != nil {
+		return err
+	}
+	handler.CatchUpTo(last)
 	m.http = &http.Server{
-		Handler:           api.New(m.Service, m.Projector, log),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
