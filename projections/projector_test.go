@@ -1,0 +1,195 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/projections"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// recorded builds engagement.recorded for a new engagement.
+func recorded(id string, kind domain.Kind, title string, parties []string, tags []string) domain.Event {
+	data := map[string]any{"kind": kind, "title": title, "parties": parties, "tags": tags}
+	if kind == domain.KindPolicy {
+		data["instrument"] = "framework"
+	}
+	raw, _ := json.Marshal(data)
+	return event(id, kind, 1, domain.EngagementRecorded, string(raw))
+}
+
+func event(id string, kind domain.Kind, version int, t domain.EventType, data string) domain.Event {
+	return domain.Event{ID: newID(), Type: t, EngagementID: id, Kind: kind, Version: version,
+		OccurredAt: time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC), RecordedAt: time.Now(), Actor: "test",
+		Data: json.RawMessage(data)}
+}
+
+func TestBadEventsAreCountedAndNeverBlockLaterOnes(t *testing.T) {
+	p := projections.New(nil)
+	id := newID()
+	p.Handle(1, recorded(id, domain.KindAgreement, "MOU", []string{"IOM"}, nil), nil)
+	p.Handle(2, domain.Event{}, fmt.Errorf("garbage: %w", eventstore.ErrUndecodable))
+	// Renewing a draft breaks the rules: rejected, state unchanged.
+	p.Handle(3, event(id, domain.KindAgreement, 2, domain.AgreementRenewed, `{"renewed_on":"2019-01-01"}`), nil)
+	p.Handle(4, event(id, domain.KindAgreement, 2, domain.AgreementSigned, `{"signed_on":"2019-01-01"}`), nil)
+	p.Handle(4, event(id, domain.KindAgreement, 3, domain.EngagementNoted, `{"note":"repeat of 4"}`), nil) // a repeat is ignored
+
+	st := p.Stats()
+	if st.Applied != 4 || st.Events != 2 || st.Rejected != 1 || st.Undecodable != 1 {
+		t.Errorf("stats = %+v, want applied 4, events 2, rejected 1, undecodable 1", st)
+	}
+	e, expected, ok := p.State(id)
+	if !ok || e.Status != domain.StatusActive || e.Version != 2 {
+		t.Fatalf("state = %+v (ok %v), want active version 2", e, ok)
+	}
+	if expected != 4 {
+		t.Errorf("expected sequence = %d, want 4", expected)
+	}
+	h, _ := p.History(id)
+	if len(h) != 2 || h[0].Sequence != 1 || h[1].Sequence != 4 {
+		t.Errorf("history sequences = %v, want [1 4]", h)
+	}
+	if err := p.WaitFor(context.Background(), 4); err != nil {
+		t.Errorf("WaitFor(4) = %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.WaitFor(ctx, 5); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitFor(5) on a cancelled context = %v, want context.Canceled", err)
+	}
+}
+
+func TestRejectedEventStillMovesTheExpectedSequence(t *testing.T) {
+	p := projections.New(nil)
+	id := newID()
+	p.Handle(1, recorded(id, domain.KindMeeting, "HLM", []string{"IOM"}, nil), nil)
+	p.Handle(2, event(id, domain.KindMeeting, 2, domain.MeetingConcluded, `{}`), nil) // forged: not attended
+	_, expected, _ := p.State(id)
+	if expected != 2 {
+		t.Errorf("expected sequence = %d, want 2 (the subject's latest message)", expected)
+	}
+}
+
+func TestListFiltersAndPages(t *testing.T) {
+	p := projections.New(nil)
+	var seq uint64
+	add := func(ev domain.Event) {
+		seq++
+		p.Handle(seq, ev, nil)
+	}
+	mou, gap, hlm := newID(), newID(), newID()
+	add(recorded(mou, domain.KindAgreement, "IOM–WHO MOU", []string{"IOM", "WHO"}, []string{"mou"}))
+	add(event(mou, domain.KindAgreement, 2, domain.AgreementSigned, `{"signed_on":"1999-01-01","expires_on":"2000-01-01"}`))
+	add(recorded(gap, domain.KindPolicy, "Global Action Plan", []string{"IOM", "WHO"}, []string{"health"}))
+	add(recorded(hlm, domain.KindMeeting, "UNGA HLM on TB", []string{"IOM", "UN"}, []string{"health", "tb"}))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	tests := []struct {
+		name string
+		f    projections.Filter
+		want []string
+	}{
+		{"all", projections.Filter{}, []string{mou, gap, hlm}},
+		{"kind", projections.Filter{Kind: domain.KindPolicy}, []string{gap}},
+		{"derived expired status", projections.Filter{Status: domain.StatusExpired}, []string{mou}},
+		{"active excludes the expired", projections.Filter{Status: domain.StatusActive}, nil},
+		{"party, any case", projections.Filter{Party: "who"}, []string{mou, gap}},
+		{"tag", projections.Filter{Tag: "HEALTH"}, []string{gap, hlm}},
+		{"text", projections.Filter{Q: "action"}, []string{gap}},
+		{"text in parties", projections.Filter{Q: "un"}, []string{hlm}},
+		{"combined", projections.Filter{Party: "IOM", Tag: "tb"}, []string{hlm}},
+		{"nothing", projections.Filter{Party: "UNICEF"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.f.Limit, tt.f.Now = 10, now
+			items, more := p.List(tt.f)
+			var got []string
+			for _, e := range items {
+				got = append(got, e.ID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) || more {
+				t.Errorf("got %v (more %v), want %v", got, more, tt.want)
+			}
+		})
+	}
+
+	var all []string
+	f := projections.Filter{Limit: 2, Now: now}
+	for page := 0; page < 5; page++ {
+		items, more := p.List(f)
+		for _, e := range items {
+			all = append(all, e.ID)
+		}
+		if !more {
+			break
+		}
+		f.After = items[len(items)-1].ID
+	}
+	if fmt.Sprint(all) != fmt.Sprint([]string{mou, gap, hlm}) {
+		t.Errorf("paging: %v", all)
+	}
+}
+
+func TestStateIsACopy(t *testing.T) {
+	p := projections.New(nil)
+	id := newID()
+	p.Handle(1, recorded(id, domain.KindInitiative, "GOARN", []string{"IOM"}, []string{"x"}), nil)
+	e, _ := p.Get(id)
+	e.Parties[0] = "changed"
+	e.Title = "changed"
+	again, _ := p.Get(id)
+	if again.Parties[0] != "IOM" || again.Title != "GOARN" {
+		t.Errorf("a reader's change leaked into the projection: %+v", again)
+	}
+}
+
+// TestRunFollowsTheStream runs the projector against a real embedded
+// nats-server: it catches up from the start and then follows live appends.
+func TestRunFollowsTheStream(t *testing.T) {
+	ctx := context.Background()
+	store, err := eventstore.Open(ctx, eventstore.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	id := newID()
+	seq, _, err := store.Append(ctx, recorded(id, domain.KindAgreement, "MOU", []string{"IOM"}, nil), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := projections.New(nil)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- p.Run(runCtx, store) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v", err)
+		}
+	}()
+	seq2, _, err := store.Append(ctx, event(id, domain.KindAgreement, 2, domain.AgreementSigned, `{"signed_on":"2019-01-01"}`), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := p.WaitFor(wctx, seq2); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := p.Get(id)
+	if e.Status != domain.StatusActive || e.Sequence != seq2 {
+		t.Errorf("state = %s at %d, want active at %d", e.Status, e.Sequence, seq2)
+	}
+}
