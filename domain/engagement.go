@@ -293,33 +293,62 @@ func (e *Engagement) checkRules(ev Event, values map[string]any) error {
 		if values["target_id"] == e.ID && e.ID != "" {
 			v.add("data.target_id", "must be another engagement")
 		}
-	case AgreementSigned:
-		checkAfter(&v, values, "signed_on", e.SignedOn)
-	case AgreementRenewed:
-		checkAfter(&v, values, "renewed_on", e.RenewedOn)
-		if ev.Type == AgreementRenewed {
-			if r, _ := values["renewed_on"].(string); r < e.SignedOn {
-				v.add("data.renewed_on", "must not be before signed_on %s", e.SignedOn)
-			}
+	case AgreementSigned, AgreementRenewed:
+		start := "signed_on"
+		if t == AgreementRenewed {
+			start = "renewed_on"
+		}
+		var curStart, curExp string
+		if ev.Type == EngagementCorrected {
+			target := values["corrects"].(string)
+			curStart, curExp = e.dateHeldBy(start, target), e.dateHeldBy("expires_on", target)
+		}
+		checkAfter(&v, values, start, curStart, curExp)
+		// Also for corrections: a renewal cannot precede the signing.
+		if r, ok := values["renewed_on"].(string); ok && r < e.SignedOn {
+			v.add("data.renewed_on", "must not be before signed_on %s", e.SignedOn)
 		}
 	}
 	return v.orNil()
 }
 
 // checkAfter requires expires_on to come after the start date named by
-// startField (from values, or current when a correction leaves it out).
-func checkAfter(v *ValidationError, values map[string]any, startField, current string) {
-	exp, ok := values["expires_on"].(string)
-	if !ok {
+// startField. A correction may name only one of the two: the other is then
+// curStart or curExp, the corrected event's value ("" when unknown).
+func checkAfter(v *ValidationError, values map[string]any, startField, curStart, curExp string) {
+	start, hasStart := values[startField].(string)
+	exp, hasExp := values["expires_on"].(string)
+	if !hasStart {
+		start = curStart
+	}
+	if !hasExp {
+		exp = curExp
+	}
+	if (!hasStart && !hasExp) || start == "" || exp == "" || exp > start {
 		return
 	}
-	start, ok := values[startField].(string)
-	if !ok {
-		start = current
-	}
-	if start != "" && exp <= start {
+	if hasExp {
 		v.add("data.expires_on", "must be after %s %s", startField, start)
+	} else {
+		v.add("data."+startField, "must be before expires_on %s", exp)
 	}
+}
+
+// dateHeldBy is the state's value of a date field of agreement.signed or
+// agreement.renewed if event id still determines it, "" otherwise.
+func (e *Engagement) dateHeldBy(field, id string) string {
+	if e.sources[field] != id {
+		return ""
+	}
+	switch field {
+	case "signed_on":
+		return e.SignedOn
+	case "renewed_on":
+		return e.RenewedOn
+	case "expires_on":
+		return e.ExpiresOn
+	}
+	return ""
 }
 
 // checkTransition is each kind's state machine.
@@ -443,14 +472,17 @@ func (e *Engagement) Apply(ev Event) error {
 }
 
 // setFields copies an event's data into the state. For a correction it sets
-// only the fields that the corrected event (id) still determines.
+// only the fields that the corrected event (id) still determines: those it
+// set and no later event changed, and those no event has set at all (the
+// corrected event left out what it should have said).
 func (e *Engagement) setFields(t EventType, id string, at time.Time, f map[string]json.RawMessage, correcting bool) {
 	owns := func(name string) bool {
 		if _, ok := f[name]; !ok {
 			return false
 		}
 		if correcting {
-			return e.sources[name] == id
+			src, set := e.sources[name]
+			return !set || src == id
 		}
 		e.sources[name] = id
 		return true

@@ -139,12 +139,42 @@ func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, &MalformedError{Fields: []FieldError{{Field: "data", Message: "is not valid JSON: " + err.Error()}}}
 	}
+	if key, ok := duplicateKey(raw); ok {
+		// json.Unmarshal keeps the last value silently; another reader may keep the first.
+		return nil, &MalformedError{Fields: []FieldError{{Field: "data." + truncate(key, 64), Message: "appears more than once"}}}
+	}
 	for k, v := range m {
 		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
 			delete(m, k) // an explicit null is the same as leaving the field out
 		}
 	}
 	return m, nil
+}
+
+// duplicateKey finds a key that appears twice in the JSON object raw, which
+// must be valid JSON.
+func duplicateKey(raw json.RawMessage) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return "", false
+	}
+	seen := make(map[string]bool)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return key, true
+		}
+		seen[key] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // parseFields checks fields against specs. Unknown fields and wrong types are
