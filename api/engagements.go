@@ -175,9 +175,17 @@ func (s *Server) getEngagement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e, err := s.svc.Get(id)
+	w, err := parseWindow(c)
 	if err != nil {
 		return err
+	}
+	e, ok := s.proj.GetAt(id, w)
+	if !ok {
+		return fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+	}
+	if !w.IsZero() {
+		e.Status = e.StatusAt(w.Day(s.now()))
+		return c.JSON(http.StatusOK, e)
 	}
 	tag := etag(e.Version)
 	c.Response().Header().Set("ETag", tag)
@@ -201,7 +209,12 @@ type listResponse struct {
 // listEngagements lists and filters: GET /v1/engagements.
 func (s *Server) listEngagements(c echo.Context) error {
 	q := c.QueryParams()
-	f := projections.Filter{Limit: DefaultLimit, Now: s.now(), Party: q.Get("party"), Tag: q.Get("tag"), Q: q.Get("q")}
+	w, err := parseWindow(c)
+	if err != nil {
+		return err
+	}
+	f := projections.Filter{Limit: DefaultLimit, Now: w.Day(s.now()), Party: q.Get("party"), Tag: q.Get("tag"),
+		Q: q.Get("q"), Window: w}
 	var bad []domain.FieldError
 	if k := q.Get("kind"); k != "" {
 		if f.Kind = domain.Kind(k); !f.Kind.Valid() {
@@ -238,7 +251,8 @@ func (s *Server) listEngagements(c echo.Context) error {
 	items, more := s.proj.List(f)
 	resp := listResponse{Items: make([]*domain.Engagement, 0, len(items))}
 	for _, e := range items {
-		resp.Items = append(resp.Items, s.view(e))
+		e.Status = e.StatusAt(f.Now)
+		resp.Items = append(resp.Items, e)
 	}
 	if more && len(items) > 0 {
 		next := base64.RawURLEncoding.EncodeToString([]byte(items[len(items)-1].ID))
@@ -257,7 +271,11 @@ func (s *Server) history(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	events, ok := s.proj.History(id)
+	w, err := parseWindow(c)
+	if err != nil {
+		return err
+	}
+	events, ok := s.proj.HistoryAt(id, w)
 	if !ok {
 		return fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
 	}

@@ -59,12 +59,15 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	v1 := e.Group("/v1", s.caughtUp)
-	v1.POST("/engagements", s.createEngagement)
-	v1.GET("/engagements", s.listEngagements)
-	v1.GET("/engagements/:id", s.getEngagement)
-	v1.POST("/engagements/:id/events", s.appendEvent)
-	v1.GET("/engagements/:id/history", s.history)
+	// caughtUp is added per route: as group middleware echo would answer a
+	// wrong method with 404 instead of 405.
+	v1 := e.Group("/v1")
+	v1.POST("/engagements", s.createEngagement, s.caughtUp)
+	v1.GET("/engagements", s.listEngagements, s.caughtUp)
+	v1.GET("/engagements/:id", s.getEngagement, s.caughtUp)
+	v1.POST("/engagements/:id/events", s.appendEvent, s.caughtUp)
+	v1.GET("/engagements/:id/history", s.history, s.caughtUp)
+	v1.GET("/events", s.events, s.caughtUp)
 	return s
 }
 

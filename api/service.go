@@ -44,8 +44,11 @@ type Command struct {
 type Result = projections.Result
 
 // maxRetries bounds how often an append without If-Match is retried after
-// losing a race to another writer.
-const maxRetries = 5
+// losing a race to another writer. Each lost race means another append was
+// stored and the retry starts from the caught-up state, so N concurrent
+// writers need at most N attempts; the bound only stops a writer from
+// starving forever under sustained contention (then 409).
+const maxRetries = 100
 
 // Service is the command path shared by every way of writing: load state from
 // the projection, let the domain decide, append with the engagement's latest
@@ -113,6 +116,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 			CorrelationID:  cmd.CorrelationID,
 			CausationID:    cmd.CausationID,
 			Data:           cmd.Data,
+			PrevHash:       state.Hash,
 			IdempotencyKey: msgID,
 		}
 		if ev.OccurredAt.IsZero() {

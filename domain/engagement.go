@@ -50,6 +50,8 @@ type Engagement struct {
 	Version int    `json:"version"`
 	// Sequence is the stream sequence of the latest event.
 	Sequence uint64 `json:"sequence"`
+	// Hash is the chain hash of the latest event, the prev_hash of the next.
+	Hash string `json:"hash"`
 
 	Instrument string `json:"instrument,omitempty"`
 	Level      string `json:"level,omitempty"`
@@ -206,6 +208,9 @@ func (e *Engagement) checkEnvelope(ev Event) error {
 	}
 	if ev.RecordedAt.IsZero() {
 		v.add("recorded_at", "is required")
+	}
+	if ev.PrevHash != e.Hash {
+		v.add("prev_hash", "does not continue the engagement's hash chain")
 	}
 	if p := checkText(ev.Actor, MaxEntry, false); p != "" {
 		v.add("actor", "%s", p)
@@ -467,6 +472,7 @@ func (e *Engagement) Apply(ev Event) error {
 	e.events[ev.ID] = ev.Type
 	e.Version = ev.Version
 	e.Sequence = ev.Sequence
+	e.Hash = ev.Hash
 	e.UpdatedAt = ev.RecordedAt
 	return nil
 }

@@ -108,6 +108,14 @@ type Event struct {
 	CausationID   string `json:"causation_id,omitempty"`
 	// Data is the type-specific payload, a JSON object.
 	Data json.RawMessage `json:"data"`
+	// Hash chains the event to the engagement's previous one:
+	// SHA-256(prev_hash ‖ subject ‖ payload), lower-case hex. PrevHash is
+	// empty for an engagement's first event.
+	Hash     string `json:"hash"`
+	PrevHash string `json:"prev_hash"`
+	// CorrectedBy lists the ids of engagement.corrected events that correct
+	// this one (filled in by projections; not stored with the event).
+	CorrectedBy []string `json:"corrected_by,omitempty"`
 	// IdempotencyKey, when set, makes the store keep only the first of
 	// several appends with the same key (within its duplicate window).
 	IdempotencyKey string `json:"-"`

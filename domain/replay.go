@@ -45,7 +45,9 @@ func Replay(events []Event, w Window) (*Engagement, bool) {
 			continue
 		}
 		version := ev.Version
-		ev.Version = e.Version + 1
+		// The chain and the versions were checked when the events were
+		// folded in full; a window may leave gaps in both.
+		ev.Version, ev.PrevHash = e.Version+1, e.Hash
 		if err := e.Apply(ev); err != nil {
 			continue
 		}

@@ -1,7 +1,9 @@
 package projections
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"slices"
 	"sort"
@@ -39,6 +41,12 @@ type Stats struct {
 
 type set map[string]struct{}
 
+// ref points at one event in history: history[id][index].
+type ref struct {
+	id    string
+	index int
+}
+
 // Projector holds the read models. Its zero value is not usable; call New.
 type Projector struct {
 	log *slog.Logger
@@ -53,6 +61,7 @@ type Projector struct {
 	byTag    map[string]set
 	idem     map[string]Result
 	lastSeq  map[string]uint64 // engagement id → sequence of its latest message
+	global   []ref             // every folded event, in stream order
 	applied  uint64
 	advanced chan struct{} // closed and replaced whenever applied moves
 
@@ -140,12 +149,35 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	p.index(e)
 	// Keep the normalised copy of data that Apply checked; the stored bytes
 	// are identical for events written through the API.
-	p.history[ev.EngagementID] = append(p.history[ev.EngagementID], ev)
+	h := p.history[ev.EngagementID]
+	p.global = append(p.global, ref{ev.EngagementID, len(h)})
+	p.history[ev.EngagementID] = append(h, ev)
+	if ev.Type == domain.EngagementCorrected {
+		p.markCorrected(ev)
+	}
 	if ev.IdempotencyKey != "" {
 		p.idem[ev.IdempotencyKey] = Result{EngagementID: ev.EngagementID, EventID: ev.ID, Type: ev.Type,
 			Sequence: seq, Version: ev.Version}
 	}
 	p.events.Add(1)
+}
+
+// markCorrected adds the correction's id to the corrected event's
+// corrected_by, so history shows the two side by side.
+func (p *Projector) markCorrected(correction domain.Event) {
+	var d struct {
+		Corrects string `json:"corrects"`
+	}
+	if err := json.Unmarshal(correction.Data, &d); err != nil {
+		return
+	}
+	h := p.history[correction.EngagementID]
+	for i := range h {
+		if h[i].ID == d.Corrects {
+			// A new backing array: readers may hold the old slice.
+			h[i].CorrectedBy = append(slices.Clip(h[i].CorrectedBy), correction.ID)
+		}
+	}
 }
 
 func (p *Projector) advance(seq uint64) {
@@ -250,10 +282,85 @@ func (p *Projector) State(id string) (*domain.Engagement, uint64, bool) {
 
 // History returns the engagement's events, oldest first.
 func (p *Projector) History(id string) ([]domain.Event, bool) {
+	return p.HistoryAt(id, domain.Window{})
+}
+
+// HistoryAt returns the engagement's events that fall in w, oldest first;
+// false if none do (the engagement did not exist yet).
+func (p *Projector) HistoryAt(id string, w domain.Window) ([]domain.Event, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	h, ok := p.history[id]
-	return slices.Clone(h), ok
+	if !ok {
+		return nil, false
+	}
+	if w.IsZero() {
+		return slices.Clone(h), true
+	}
+	out := make([]domain.Event, 0, len(h))
+	for _, ev := range h {
+		if w.Contains(ev) {
+			out = append(out, ev)
+		}
+	}
+	if len(out) == 0 || out[0].Type != domain.EngagementRecorded {
+		return nil, false
+	}
+	return out, true
+}
+
+// GetAt returns the engagement as it was within w: only the events in the
+// window are folded. False if it did not exist then.
+func (p *Projector) GetAt(id string, w domain.Window) (*domain.Engagement, bool) {
+	if w.IsZero() {
+		return p.Get(id)
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.replay(id, w)
+}
+
+func (p *Projector) replay(id string, w domain.Window) (*domain.Engagement, bool) {
+	h, ok := p.history[id]
+	if !ok {
+		return nil, false
+	}
+	return domain.Replay(h, w)
+}
+
+// LogFilter selects events of the global log.
+type LogFilter struct {
+	// After is the stream sequence to start after.
+	After uint64
+	// Limit is the page size; it must be positive.
+	Limit int
+	// Type is an event type, or "<prefix>.*" for every type with that prefix.
+	Type string
+	Kind domain.Kind
+}
+
+// Log returns up to f.Limit folded events in stream order after f.After.
+func (p *Projector) Log(f LogFilter) []domain.Event {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	i, _ := slices.BinarySearchFunc(p.global, f.After+1, func(r ref, seq uint64) int {
+		return cmp.Compare(p.history[r.id][r.index].Sequence, seq)
+	})
+	prefix, wildcard := strings.CutSuffix(f.Type, ".*")
+	var out []domain.Event
+	for ; i < len(p.global); i++ {
+		ev := p.history[p.global[i].id][p.global[i].index]
+		if f.Kind != "" && ev.Kind != f.Kind ||
+			f.Type != "" && !wildcard && string(ev.Type) != f.Type ||
+			wildcard && ev.Type.Prefix() != prefix {
+			continue
+		}
+		out = append(out, ev)
+		if len(out) == f.Limit {
+			break
+		}
+	}
+	return out
 }
 
 // Idempotent returns the result of the append made with key, if any.
@@ -278,6 +385,9 @@ type Filter struct {
 	Limit int
 	// Now is the day statuses are derived for (an agreement past its expiry is expired).
 	Now time.Time
+	// Window, when set, lists the portfolio as it was: each engagement is
+	// folded from its events in the window only, and absent if it did not exist.
+	Window domain.Window
 }
 
 // List returns one page of engagements in id order (creation order) and
@@ -285,13 +395,22 @@ type Filter struct {
 func (p *Projector) List(f Filter) (items []*domain.Engagement, more bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	ids := p.candidates(f)
+	ids := p.order
+	if f.Window.IsZero() {
+		ids = p.candidates(f)
+	}
 	q := strings.ToLower(strings.TrimSpace(f.Q))
 	for _, id := range ids {
 		if id <= f.After {
 			continue
 		}
 		e := p.byID[id]
+		if !f.Window.IsZero() {
+			var ok bool
+			if e, ok = p.replay(id, f.Window); !ok {
+				continue
+			}
+		}
 		if f.Kind != "" && e.Kind != f.Kind ||
 			f.Status != "" && e.StatusAt(f.Now) != f.Status ||
 			f.Party != "" && !containsFold(e.Parties, f.Party) ||

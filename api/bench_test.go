@@ -1,0 +1,159 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The two benchmarks compare what an append costs through the API (decode,
+// domain rules, expected-sequence publish, waiting for the projection) with
+// a bare JetStream publish of a payload the same size, under the same sync
+// policy and the same number of concurrent clients. Each client writes to
+// its own engagement, so there are no conflicts to retry.
+
+// benchNote makes each stored CloudEvent about 380 bytes, through the API
+// and raw alike.
+const benchNote = "Discussed at the annual review."
+
+var syncPolicies = []eventstore.Sync{eventstore.SyncAlways, eventstore.SyncInterval}
+
+// benchClients picks RunParallel's parallelism so that about 32 clients run
+// whatever GOMAXPROCS is; it returns the parallelism and the client count.
+func benchClients() (parallelism, clients int) {
+	procs := runtime.GOMAXPROCS(0)
+	parallelism = max(1, 32/procs)
+	return parallelism, parallelism * procs
+}
+
+// reportRate reports the events stored per second of the timed run.
+func reportRate(b *testing.B) {
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(b.N)/s, "events/s")
+	}
+}
+
+// BenchmarkAppendAPI posts engagement.noted events to the real HTTP API.
+func BenchmarkAppendAPI(b *testing.B) {
+	for _, policy := range syncPolicies {
+		b.Run("sync="+string(policy), func(b *testing.B) {
+			ts := newTestServerWith(b, eventstore.Config{Sync: policy})
+			parallelism, clients := benchClients()
+			ids := make([]string, clients)
+			for i := range ids {
+				ids[i] = ts.create(b, agreement(fmt.Sprintf("Benchmark MOU %d", i)))
+			}
+			tr := &http.Transport{MaxIdleConnsPerHost: clients}
+			b.Cleanup(tr.CloseIdleConnections)
+			client := &http.Client{Transport: tr}
+			body := note(benchNote)
+
+			b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+				var next atomic.Int64
+				b.SetParallelism(parallelism)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					url := ts.URL + "/v1/engagements/" + ids[int(next.Add(1)-1)%len(ids)] + "/events"
+					for pb.Next() {
+						req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						req.Header.Set("Content-Type", "application/json")
+						resp, err := client.Do(req)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != http.StatusCreated {
+							b.Errorf("append answered %d", resp.StatusCode)
+							return
+						}
+					}
+				})
+				reportRate(b)
+			})
+		})
+	}
+}
+
+// BenchmarkPublishRaw publishes CloudEvent payloads straight to JetStream
+// through a nats.go client connected to the store's embedded server.
+func BenchmarkPublishRaw(b *testing.B) {
+	for _, policy := range syncPolicies {
+		b.Run("sync="+string(policy), func(b *testing.B) {
+			store, err := eventstore.Open(context.Background(), eventstore.Config{
+				DataDir: b.TempDir(), NATSListen: "127.0.0.1:-1", Sync: policy,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = store.Close() })
+			nc, err := nats.Connect(store.ClientURL())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(nc.Close)
+			js, err := jetstream.New(nc)
+			if err != nil {
+				b.Fatal(err)
+			}
+
+			parallelism, clients := benchClients()
+			type target struct {
+				subject string
+				payload []byte
+			}
+			targets := make([]target, clients)
+			for i := range targets {
+				ev := domain.Event{
+					ID: newID(), Type: domain.EngagementNoted, EngagementID: newID(), Kind: domain.KindAgreement,
+					Version: 2, OccurredAt: time.Now(), RecordedAt: time.Now(), Actor: "anonymous",
+					Data: []byte(fmt.Sprintf(`{"note":%q}`, benchNote)),
+				}
+				subject, err := eventstore.Subject(ev.Kind, ev.EngagementID, ev.Type)
+				if err != nil {
+					b.Fatal(err)
+				}
+				payload, err := eventstore.Encode(ev)
+				if err != nil {
+					b.Fatal(err)
+				}
+				targets[i] = target{subject, payload}
+			}
+
+			b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+				var next atomic.Int64
+				b.SetParallelism(parallelism)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					t := targets[int(next.Add(1)-1)%len(targets)]
+					ctx := context.Background()
+					for pb.Next() {
+						msg := nats.NewMsg(t.subject)
+						msg.Data = t.payload
+						if _, err := js.PublishMsg(ctx, msg); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				reportRate(b)
+			})
+		})
+	}
+}

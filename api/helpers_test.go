@@ -1,0 +1,305 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/projections"
+)
+
+// testServer is the real API over a real embedded nats-server: store,
+// projector and HTTP server wired as cmd/engagements wires them.
+type testServer struct {
+	*httptest.Server
+	store *eventstore.Store
+	proj  *projections.Projector
+}
+
+// newTestServer starts an embedded nats-server (no client port) on a temp
+// dir, the projector and the API; t.Cleanup stops them in reverse order.
+func newTestServer(t testing.TB) *testServer {
+	t.Helper()
+	return newTestServerWith(t, eventstore.Config{})
+}
+
+// newTestServerWith is newTestServer with store settings such as Sync; the
+// data directory is always a fresh temp dir.
+func newTestServerWith(t testing.TB, cfg eventstore.Config) *testServer {
+	t.Helper()
+	cfg.DataDir = t.TempDir()
+	store, err := eventstore.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open event store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			t.Errorf("close event store: %v", err)
+		}
+	})
+
+	proj := projections.New(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proj.Run(ctx, store) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("projector: %v", err)
+		}
+	})
+
+	srv := httptest.NewServer(api.New(api.NewService(store, proj, nil), proj, nil))
+	t.Cleanup(srv.Close)
+	return &testServer{Server: srv, store: store, proj: proj}
+}
+
+// response is what came back, body read in full.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) String() string {
+	return fmt.Sprintf("%d %s", r.status, r.body)
+}
+
+// newRequest builds a request to path. A non-empty body is sent as
+// application/json unless header (name, value pairs) sets another
+// Content-Type.
+func (ts *testServer) newRequest(method, path string, body io.Reader, header ...string) (*http.Request, error) {
+	req, err := http.NewRequest(method, ts.URL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return req, nil
+}
+
+// send performs req and reads the whole response. It is safe to call from
+// any goroutine.
+func (ts *testServer) send(req *http.Request) (response, error) {
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}
+
+// do sends method path with body (none when empty); it does not fail the
+// test, so goroutines may call it.
+func (ts *testServer) do(method, path, body string, header ...string) (response, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := ts.newRequest(method, path, rd, header...)
+	if err != nil {
+		return response{}, err
+	}
+	return ts.send(req)
+}
+
+// request is do that fails the test on a transport error.
+func (ts *testServer) request(t testing.TB, method, path, body string, header ...string) response {
+	t.Helper()
+	r, err := ts.do(method, path, body, header...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+func (ts *testServer) get(t testing.TB, path string, header ...string) response {
+	t.Helper()
+	return ts.request(t, http.MethodGet, path, "", header...)
+}
+
+func (ts *testServer) post(t testing.TB, path, body string, header ...string) response {
+	t.Helper()
+	return ts.request(t, http.MethodPost, path, body, header...)
+}
+
+// engagement is the state GET /v1/engagements/{id} returns.
+type engagement struct {
+	ID         string    `json:"id"`
+	Kind       string    `json:"kind"`
+	Title      string    `json:"title"`
+	Parties    []string  `json:"parties"`
+	Tags       []string  `json:"tags"`
+	Links      []link    `json:"links"`
+	Status     string    `json:"status"`
+	Version    int       `json:"version"`
+	Instrument string    `json:"instrument"`
+	SignedOn   string    `json:"signed_on"`
+	RenewedOn  string    `json:"renewed_on"`
+	ExpiresOn  string    `json:"expires_on"`
+	Role       string    `json:"role"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+type link struct {
+	TargetID string `json:"target_id"`
+	Relation string `json:"relation"`
+}
+
+// appended is the answer to POST /v1/engagements/{id}/events.
+type appended struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Sequence uint64 `json:"sequence"`
+	Version  int    `json:"version"`
+}
+
+// event is one entry of GET /v1/engagements/{id}/history.
+type event struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Sequence   uint64          `json:"sequence"`
+	Version    int             `json:"version"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	RecordedAt time.Time       `json:"recorded_at"`
+	Actor      string          `json:"actor"`
+	Data       json.RawMessage `json:"data"`
+}
+
+type page struct {
+	Items      []engagement `json:"items"`
+	NextCursor *string      `json:"next_cursor"`
+}
+
+// decode unmarshals a JSON response body, failing the test if it is not
+// application/json or does not decode.
+func decode[T any](t testing.TB, r response) T {
+	t.Helper()
+	var v T
+	if mt := mediaType(r.header); mt != "application/json" {
+		t.Fatalf("Content-Type %q, want application/json; response %s", r.header.Get("Content-Type"), r)
+	}
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode %T: %v; response %s", v, err, r)
+	}
+	return v
+}
+
+func mediaType(h http.Header) string {
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	return mt
+}
+
+// keys are the member names of a JSON object body.
+func keys(t testing.TB, body []byte) []string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %s", err, body)
+	}
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// hasKeys fails unless the JSON object body has every one of want.
+func hasKeys(t testing.TB, body []byte, want ...string) {
+	t.Helper()
+	got := keys(t, body)
+	for _, k := range want {
+		if !slices.Contains(got, k) {
+			t.Errorf("body lacks %q (has %v): %s", k, got, body)
+		}
+	}
+}
+
+// create records an engagement and returns its id; anything but 201 fails.
+func (ts *testServer) create(t testing.TB, body string, header ...string) string {
+	t.Helper()
+	r := ts.post(t, "/v1/engagements", body, header...)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create %s: %s", body, r)
+	}
+	return decode[engagement](t, r).ID
+}
+
+// appendEvent appends an event and returns the answer; anything but 201 fails.
+func (ts *testServer) appendEvent(t testing.TB, id, body string, header ...string) appended {
+	t.Helper()
+	r := ts.post(t, "/v1/engagements/"+id+"/events", body, header...)
+	if r.status != http.StatusCreated {
+		t.Fatalf("append %s to %s: %s", body, id, r)
+	}
+	return decode[appended](t, r)
+}
+
+// state reads the current state; anything but 200 fails.
+func (ts *testServer) state(t testing.TB, id string) engagement {
+	t.Helper()
+	r := ts.get(t, "/v1/engagements/"+id)
+	if r.status != http.StatusOK {
+		t.Fatalf("get %s: %s", id, r)
+	}
+	return decode[engagement](t, r)
+}
+
+// history reads an engagement's events; anything but 200 fails.
+func (ts *testServer) history(t testing.TB, id string) []event {
+	t.Helper()
+	r := ts.get(t, "/v1/engagements/"+id+"/history")
+	if r.status != http.StatusOK {
+		t.Fatalf("history %s: %s", id, r)
+	}
+	return decode[struct {
+		Events []event `json:"events"`
+	}](t, r).Events
+}
+
+// lastSequence is the stream's last sequence: what the store really holds.
+func (ts *testServer) lastSequence(t testing.TB) uint64 {
+	t.Helper()
+	seq, err := ts.store.LastSequence(context.Background())
+	if err != nil {
+		t.Fatalf("last sequence: %v", err)
+	}
+	return seq
+}
+
+// agreement is the body that records a draft agreement between IOM and WHO.
+func agreement(title string) string {
+	return fmt.Sprintf(`{"kind":"agreement","title":%q,"parties":["IOM","WHO"]}`, title)
+}
+
+// note is an engagement.noted event body.
+func note(text string) string {
+	return fmt.Sprintf(`{"type":"engagement.noted","data":{"note":%q}}`, text)
+}
+
+const signed = `{"type":"agreement.signed","data":{"signed_on":"2020-01-15"}}`
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func etag(version int) string { return fmt.Sprintf("%q", fmt.Sprint(version)) }
