@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/iom-who/engagements/domain"
@@ -79,7 +78,7 @@ func (s *Server) events(c echo.Context) error {
 	if f.Kind != "" && !f.Kind.Valid() {
 		bad = append(bad, domain.FieldError{Field: "kind", Message: "must be agreement, policy, initiative or meeting"})
 	}
-	if f.Type != "" && !validTypeFilter(f.Type) {
+	if f.Type != "" && typesFor(f.Type) == nil {
 		bad = append(bad, domain.FieldError{Field: "type", Message: "must be an event type or <prefix>.* (e.g. agreement.*)"})
 	}
 	if len(bad) > 0 {
@@ -93,12 +92,4 @@ func (s *Server) events(c echo.Context) error {
 		resp.Events = []domain.Event{}
 	}
 	return c.JSON(http.StatusOK, resp)
-}
-
-func validTypeFilter(t string) bool {
-	if prefix, ok := strings.CutSuffix(t, ".*"); ok {
-		return prefix == "engagement" || domain.Kind(prefix).Valid()
-	}
-	_, err := domain.ParseEventType(t)
-	return err == nil
 }

@@ -68,6 +68,8 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger) *Server {
 	v1.POST("/engagements/:id/events", s.appendEvent, s.caughtUp)
 	v1.GET("/engagements/:id/history", s.history, s.caughtUp)
 	v1.GET("/events", s.events, s.caughtUp)
+	v1.GET("/events/export", s.export)
+	v1.GET("/verify", s.verify)
 	return s
 }
 

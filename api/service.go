@@ -21,6 +21,9 @@ type Store interface {
 	Append(ctx context.Context, ev domain.Event, expected uint64) (seq uint64, duplicate bool, err error)
 	// LastSequence is the stream's last sequence.
 	LastSequence(ctx context.Context) (uint64, error)
+	// Verify walks the whole stream and checks every event and link.
+	Verify(ctx context.Context, progress func(done, total uint64)) (domain.Report, error)
+	Walker
 }
 
 // Command asks for one event to be appended.
@@ -89,6 +92,11 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 		newID = uuid.Must(uuid.NewV7()).String()
 	}
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 && msgID != "" {
+			if r, ok := s.proj.Idempotent(msgID); ok {
+				return r, nil // a twin of this request won the race
+			}
+		}
 		state, expected := &domain.Engagement{}, uint64(0)
 		id := newID
 		if id == "" {

@@ -17,6 +17,8 @@ import (
 //
 // When ev.IdempotencyKey was already used within DuplicateWindow, nothing new
 // is stored and duplicate is true, with the sequence of the first append.
+// JetStream checks expected before the key, so a retry must read the
+// engagement's sequence afresh: with the stale one it gets ErrConflict.
 // Success means JetStream acknowledged the append under its sync policy.
 func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (seq uint64, duplicate bool, err error) {
 	subject, err := Subject(ev.Kind, ev.EngagementID, ev.Type)
@@ -29,6 +31,12 @@ func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (s
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = payload
+	// The chain: ev.PrevHash is the engagement's head as the caller read it
+	// together with expected, so JetStream's check guards both.
+	if ev.PrevHash != "" {
+		msg.Header.Set(HeaderPrevHash, ev.PrevHash)
+	}
+	msg.Header.Set(HeaderHash, ChainHash(ev.PrevHash, subject, payload))
 	opts := []jetstream.PublishOpt{
 		jetstream.WithExpectStream(StreamName),
 		jetstream.WithExpectLastSequenceForSubject(expected, engagementFilter(ev.EngagementID)),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/iom-who/engagements/domain"
@@ -72,7 +73,8 @@ func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
 	if err := dec.Decode(&ce); err != nil {
 		return fail("%v", err)
 	}
-	if dec.More() {
+	// More would miss a stray '}' or ']'; only the end of input will do.
+	if _, err := dec.Token(); err != io.EOF {
 		return fail("trailing data after the document")
 	}
 	if ce.SpecVersion != "1.0" || ce.Source != Source || ce.DataContentType != "application/json" {
@@ -82,11 +84,15 @@ func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
 	if err != nil {
 		return fail("%v", err)
 	}
-	kind, id, verb, err := parseSubject(subject)
+	// Rebuilding the subject checks the kind and the engagement id as well:
+	// a message published straight to the stream may agree with itself and
+	// still name an unknown kind or a non-canonical id.
+	kind := domain.Kind(ce.Kind)
+	want, err := Subject(kind, ce.Subject, t)
 	if err != nil {
 		return fail("%v", err)
 	}
-	if string(kind) != ce.Kind || id != ce.Subject || verb != t.Verb() {
+	if want != subject {
 		return fail("subject %q does not match the envelope (%s %s %s)", subject, ce.Kind, ce.Subject, ce.Type)
 	}
 	if err := domain.CheckID(ce.ID); err != nil {

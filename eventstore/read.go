@@ -18,9 +18,7 @@ func (s *Store) Event(ctx context.Context, seq uint64) (domain.Event, error) {
 		}
 		return domain.Event{}, fmt.Errorf("event at sequence %d: %w", seq, unavailable(err))
 	}
-	ev, err := Decode(msg.Subject, msg.Data, msg.Sequence)
-	ev.IdempotencyKey = msg.Header.Get(jetstream.MsgIDHeader)
-	return ev, err
+	return decodeMsg(msg.Subject, msg.Header, msg.Data, msg.Sequence)
 }
 
 // Subscribe delivers every message after sequence after, in order, then
@@ -58,10 +56,7 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, h func(seq uint64, 
 		if err != nil {
 			return fmt.Errorf("message metadata: %w", err)
 		}
-		ev, derr := Decode(msg.Subject(), msg.Data(), meta.Sequence.Stream)
-		if derr == nil {
-			ev.IdempotencyKey = msg.Headers().Get(jetstream.MsgIDHeader)
-		}
+		ev, derr := decodeMsg(msg.Subject(), msg.Headers(), msg.Data(), meta.Sequence.Stream)
 		h(meta.Sequence.Stream, ev, derr)
 	}
 }

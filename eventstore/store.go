@@ -58,6 +58,9 @@ type Config struct {
 	Replicas int
 	// Logger receives the store's and the embedded server's logs.
 	Logger *slog.Logger
+	// ReadOnly opens an existing stream as it is, for audits: its
+	// configuration is not created or updated.
+	ReadOnly bool
 }
 
 // Store appends and reads engagement events.
@@ -91,7 +94,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	} else {
 		s.nc, err = nats.Connect(cfg.NATSURL, nats.Name("engagements"), nats.MaxReconnects(-1),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				s.log.Warn("nats disconnected", "err", err)
+				if err != nil { // nil: closed on purpose
+					s.log.Warn("nats disconnected", "err", err)
+				}
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }))
 	}
@@ -103,6 +108,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if cfg.ReadOnly {
+		if s.stream, err = s.js.Stream(ctx, StreamName); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
+		}
+		return s, nil
 	}
 	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,

@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/iom-who/engagements/domain"
 )
@@ -29,13 +28,4 @@ func Subject(kind domain.Kind, id string, t domain.EventType) (string, error) {
 // engagementFilter matches every subject of one engagement, whatever its kind.
 func engagementFilter(id string) string {
 	return subjectRoot + ".*." + id + ".*"
-}
-
-// parseSubject splits a stored subject into its parts.
-func parseSubject(subject string) (kind domain.Kind, id, verb string, err error) {
-	parts := strings.Split(subject, ".")
-	if len(parts) != 4 || parts[0] != subjectRoot {
-		return "", "", "", fmt.Errorf("subject %q is not %s.<kind>.<id>.<verb>", subject, subjectRoot)
-	}
-	return domain.Kind(parts[1]), parts[2], parts[3], nil
 }

@@ -226,6 +226,13 @@ func remove[K comparable](m map[K]set, k K, id string) {
 	}
 }
 
+// Count is the number of engagements.
+func (p *Projector) Count() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.byID)
+}
+
 // Applied is the last stream sequence the projector has handled.
 func (p *Projector) Applied() uint64 {
 	p.mu.RLock()

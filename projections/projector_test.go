@@ -179,7 +179,13 @@ func TestRunFollowsTheStream(t *testing.T) {
 			t.Errorf("Run returned %v", err)
 		}
 	}()
-	seq2, _, err := store.Append(ctx, event(id, domain.KindAgreement, 2, domain.AgreementSigned, `{"signed_on":"2019-01-01"}`), seq)
+	first, err := store.Event(ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := event(id, domain.KindAgreement, 2, domain.AgreementSigned, `{"signed_on":"2019-01-01"}`)
+	signed.PrevHash = first.Hash
+	seq2, _, err := store.Append(ctx, signed, seq)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,14 @@ import (
 const usage = `engagements — event-sourced engagement tracker
 
 Usage:
-  engagements serve [flags]   start the HTTP API (embedded NATS by default)
+  engagements serve [flags]     start the HTTP API (embedded NATS by default)
+  engagements verify [flags]    check every event's hash chain and the stream's completeness
+  engagements export [flags]    write the event log as NDJSON or CSV
+  engagements rebuild [flags]   replay the whole stream through the projections and time it
 
-Run 'engagements serve -h' for the flags. Each flag can also be set with an
+verify, export and rebuild read the stream with --nats-url URL (a running serve
+started with --nats-listen, or a cluster) or --data DIR (a stopped serve's data).
+Run 'engagements COMMAND -h' for the flags. Each flag can also be set with an
 ENGAGEMENTS_* environment variable, e.g. ENGAGEMENTS_NATS_URL for --nats-url.
 `
 
@@ -42,6 +47,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "verify":
+		return verify(args[1:], stdout, stderr)
+	case "export":
+		return export(args[1:], stdout, stderr)
+	case "rebuild":
+		return rebuild(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "engagements: unknown command %q\n\n%s", args[0], usage)
 	return 2

@@ -73,7 +73,9 @@ func postJSON(t *testing.T, url, body string, headers ...string) (int, map[strin
 type list struct {
 	Items []struct {
 		ID, Kind, Title, Status string
-		Links                   []struct{ TargetID string `json:"target_id"` }
+		Links                   []struct {
+			TargetID string `json:"target_id"`
+		}
 	} `json:"items"`
 	NextCursor *string `json:"next_cursor"`
 }

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/projections"
+	"github.com/peterbourgon/ff/v3"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// storeFlags are the flags of the commands that read a stream: verify,
+// export and rebuild.
+type storeFlags struct {
+	natsURL, data string
+}
+
+func (f *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.natsURL, "nats-url", "", "NATS server/cluster holding the stream (e.g. a running serve's --nats-listen)")
+	fs.StringVar(&f.data, "data", "", "data directory of a stopped serve's embedded NATS server")
+}
+
+// open opens the stream as it is, without changing its configuration.
+func (f *storeFlags) open(ctx context.Context, stderr io.Writer) (*eventstore.Store, error) {
+	if (f.natsURL == "") == (f.data == "") {
+		return nil, errors.New("give exactly one of --nats-url URL or --data DIR")
+	}
+	if f.data != "" {
+		if _, err := os.Stat(f.data); err != nil {
+			return nil, fmt.Errorf("--data: %w", err)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return eventstore.Open(ctx, eventstore.Config{DataDir: f.data, NATSURL: f.natsURL, ReadOnly: true, Logger: log})
+}
+
+// parseFlags parses a subcommand's flags with ENGAGEMENTS_* variables.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (ok bool, code int) {
+	fs.SetOutput(stderr)
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, 0
+		}
+		fmt.Fprintf(stderr, "engagements %s: %v\n", fs.Name(), err)
+		return false, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "engagements %s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return false, 2
+	}
+	return true, 0
+}
+
+// bar is a progress bar on stderr when stderr is a terminal, else nothing.
+func bar(stderr io.Writer, total uint64, what string) *progressbar.ProgressBar {
+	if f, ok := stderr.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetDescription(what), progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// verify: engagements verify --nats-url URL | --data DIR.
+func verify(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	var sf storeFlags
+	sf.register(fs)
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	store, err := sf.open(ctx, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
+		return 2
+	}
+	defer store.Close()
+	var pb *progressbar.ProgressBar
+	last := uint64(0)
+	rep, err := store.Verify(ctx, func(done, total uint64) {
+		if pb == nil {
+			if pb = bar(stderr, total, "verifying"); pb == nil {
+				fmt.Fprintf(stderr, "verifying: %d of %d\n", done, total)
+				return
+			}
+		}
+		if pb != nil {
+			_ = pb.Add64(int64(done - last))
+			last = done
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
+		return 2
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(rep)
+	if !rep.OK {
+		fmt.Fprintf(stderr, "verify: %d problem(s) in %d events\n", len(rep.Problems), rep.Events)
+		return 1
+	}
+	fmt.Fprintf(stderr, "verify: ok, %d events, %d engagements, head %s\n", rep.Events, rep.Engagements, rep.Head)
+	return 0
+}
+
+// export: engagements export [--format ndjson|csv] [--from] [--to] [--kind] [--type] [--out FILE].
+func export(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	var sf storeFlags
+	sf.register(fs)
+	vals := map[string]*string{}
+	for _, f := range []struct{ name, def, usage string }{
+		{"format", "ndjson", "ndjson or csv"},
+		{"from", "", "first stream sequence, or earliest occurred_at (RFC 3339 or YYYY-MM-DD)"},
+		{"to", "", "last stream sequence, or latest occurred_at (a date includes that day)"},
+		{"kind", "", "only this kind"},
+		{"type", "", "only this event type, or <prefix>.*"},
+	} {
+		vals[f.name] = fs.String(f.name, f.def, f.usage)
+	}
+	out := fs.String("out", "-", "file to write, - for stdout")
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	o, err := api.ParseExportOptions(func(name string) string { return *vals[name] })
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements export: %v\n", err)
+		return 2
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	store, err := sf.open(ctx, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements export: %v\n", err)
+		return 2
+	}
+	defer store.Close()
+	w := stdout
+	if *out != "-" {
+		f, err := os.Create(*out)
+		if err != nil {
+			fmt.Fprintf(stderr, "engagements export: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		w = f
+	}
+	last, err := store.LastSequence(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements export: %v\n", err)
+		return 1
+	}
+	pb := bar(stderr, last, "exporting")
+	n, err := api.Export(ctx, w, store, o, func(seq uint64) {
+		if pb != nil && seq%1024 == 0 {
+			_ = pb.Set64(int64(seq))
+		}
+	})
+	if pb != nil {
+		_ = pb.Finish()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements export: %v\n", err)
+		return 1
+	}
+	if c, ok := w.(io.Closer); ok && w != stdout {
+		if err := c.Close(); err != nil {
+			fmt.Fprintf(stderr, "engagements export: %v\n", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "exported %d events\n", n)
+	return 0
+}
+
+// rebuild: engagements rebuild --nats-url URL | --data DIR.
+func rebuild(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
+	var sf storeFlags
+	sf.register(fs)
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	store, err := sf.open(ctx, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements rebuild: %v\n", err)
+		return 2
+	}
+	defer store.Close()
+	last, err := store.LastSequence(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements rebuild: %v\n", err)
+		return 1
+	}
+	pb := bar(stderr, last, "rebuilding")
+	st, elapsed, err := Rebuild(ctx, store, func(seq uint64) {
+		if pb != nil && seq%1024 == 0 {
+			_ = pb.Set64(int64(seq))
+		}
+	})
+	if pb != nil {
+		_ = pb.Set64(int64(st.Applied))
+		_ = pb.Finish()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements rebuild: %v\n", err)
+		return 1
+	}
+	rate := float64(st.Events) / max(elapsed.Seconds(), 1e-9)
+	fmt.Fprintf(stdout, "events %d\nengagements %d\nrejected %d\nundecodable %d\nseconds %.3f\nevents/s %.0f\n",
+		st.Events, st.Engagements, st.Rejected, st.Undecodable, elapsed.Seconds(), rate)
+	return 0
+}
+
+// RebuildStats are what a rebuild folded.
+type RebuildStats struct {
+	projections.Stats
+	Engagements int
+}
+
+// Rebuild replays the whole stream into fresh projections.
+func Rebuild(ctx context.Context, store *eventstore.Store, progress func(seq uint64)) (RebuildStats, time.Duration, error) {
+	p := projections.New(nil)
+	start := time.Now()
+	err := store.Walk(ctx, 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
+		p.Handle(seq, ev, err)
+		progress(seq)
+		return nil
+	})
+	elapsed := time.Since(start)
+	return RebuildStats{Stats: p.Stats(), Engagements: p.Count()}, elapsed, err
+}

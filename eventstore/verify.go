@@ -1,0 +1,90 @@
+package eventstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+
+	"github.com/iom-who/engagements/domain"
+)
+
+// Verify walks the whole stream and checks every event: that it decodes,
+// that its hash matches its content, that it links to its engagement's
+// previous event (prev_hash, version) and obeys the domain rules, and that
+// no stream sequence is missing. progress, when not nil, is called now and
+// then with the sequence reached and the last sequence.
+func (s *Store) Verify(ctx context.Context, progress func(done, total uint64)) (domain.Report, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return domain.Report{}, fmt.Errorf("stream info: %w", unavailable(err))
+	}
+	last, first := info.State.LastSeq, info.State.FirstSeq
+	rep := domain.Report{LastSequence: last, Problems: []domain.Problem{}}
+	missing := func(from, to uint64) {
+		rep.Problems = append(rep.Problems, domain.Problem{Sequence: from,
+			Problem: fmt.Sprintf("messages %d to %d are missing from the stream (deleted or purged)", from, to)})
+	}
+	if info.State.Msgs == 0 {
+		first = last + 1
+	}
+	if first > 1 {
+		missing(1, first-1)
+	}
+	states := make(map[string]*domain.Engagement)
+	next := first
+	err = s.Walk(ctx, 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
+		if seq > next {
+			missing(next, seq-1)
+		}
+		next = seq + 1
+		rep.Events++
+		if progress != nil && seq%1000 == 0 {
+			progress(seq, last)
+		}
+		if err != nil {
+			rep.Problems = append(rep.Problems, domain.Problem{Sequence: seq, EngagementID: ev.EngagementID, Problem: err.Error()})
+			return nil
+		}
+		e, ok := states[ev.EngagementID]
+		if !ok {
+			e = &domain.Engagement{}
+		}
+		if err := e.Apply(ev); err != nil {
+			rep.Problems = append(rep.Problems, domain.Problem{Sequence: seq, EngagementID: ev.EngagementID,
+				Problem: "does not continue its engagement: " + err.Error()})
+			return nil
+		}
+		states[ev.EngagementID] = e
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	if next <= last {
+		missing(next, last)
+	}
+	if progress != nil {
+		progress(last, last)
+	}
+	rep.Engagements = len(states)
+	rep.Head = head(states)
+	rep.OK = len(rep.Problems) == 0
+	return rep, nil
+}
+
+// head digests every chain head: SHA-256 over the lines
+// "<engagement id> <hash of its latest valid event>\n", sorted by id.
+func head(states map[string]*domain.Engagement) string {
+	ids := make([]string, 0, len(states))
+	for id := range states {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		fmt.Fprintf(h, "%s %s\n", id, states[id].Hash)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
