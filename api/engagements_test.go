@@ -38,11 +38,14 @@ func TestCorrectionFixesTitleKeepsHistory(t *testing.T) {
 	if err := json.Unmarshal(h[0].Data, &original); err != nil || original.Title != "Helth MOU" {
 		t.Errorf("recorded event's title %q (%v), want the original Helth MOU", original.Title, err)
 	}
-	var correction struct{ Corrects, Reason, Title string }
+	var correction struct {
+		Corrects, Reason string
+		Fields           struct{ Title string }
+	}
 	if err := json.Unmarshal(h[1].Data, &correction); err != nil {
 		t.Fatal(err)
 	}
-	if h[1].Type != "engagement.corrected" || correction.Corrects != recorded.ID || correction.Title != "Health MOU" ||
+	if h[1].Type != "engagement.corrected" || correction.Corrects != recorded.ID || correction.Fields.Title != "Health MOU" ||
 		correction.Reason != "typo in the title" {
 		t.Errorf("correction in the history: %s %s", h[1].Type, h[1].Data)
 	}

@@ -158,6 +158,14 @@ func (e *Engagement) Decide(ev Event) (Event, error) {
 	if err := e.checkEnvelope(ev); err != nil {
 		return ev, err
 	}
+	if ev.Type == EngagementCorrected && isCorrectionV1(ev.Data) {
+		// Writers may still send the v1 shape; it is stored as the current one.
+		data, err := Upcast(ev.Type, 1, ev.Data)
+		if err != nil {
+			return ev, err
+		}
+		ev.Data = data
+	}
 	fields, err := decodeObject(ev.Data)
 	if err != nil {
 		return ev, err
@@ -238,6 +246,21 @@ func (e *Engagement) parseCorrection(fields map[string]json.RawMessage) (map[str
 	rest := maps.Clone(fields)
 	delete(rest, "corrects")
 	delete(rest, "reason")
+	nested, ok := rest["fields"]
+	delete(rest, "fields")
+	if len(rest) > 0 {
+		var bad MalformedError
+		for k := range rest {
+			bad.Fields = append(bad.Fields, FieldError{Field: "data." + truncate(k, 64), Message: "unknown field (corrected fields go under data.fields)"})
+		}
+		sortFields(bad.Fields)
+		return nil, &bad
+	}
+	if ok {
+		if rest, err = decodeObject(nested); err != nil {
+			return nil, &MalformedError{Fields: []FieldError{{Field: "data.fields", Message: "must be a JSON object"}}}
+		}
+	}
 	if len(rest) == 0 {
 		return nil, &ValidationError{Fields: []FieldError{{Field: "data",
 			Message: fmt.Sprintf("must hold at least one corrected field of %s", t)}}}
@@ -249,12 +272,12 @@ func (e *Engagement) parseCorrection(fields map[string]json.RawMessage) (map[str
 	if t == EngagementRecorded {
 		specs = slices.DeleteFunc(specs, func(s fieldSpec) bool { return s.name == "kind" })
 	}
-	corrected, err := parseFields("data.", rest, specs, nil)
+	corrected, err := parseFields("data.fields.", rest, specs, nil)
 	if err != nil {
 		return nil, err
 	}
-	maps.Copy(corrected, base)
-	return corrected, nil
+	base["fields"] = corrected
+	return base, nil
 }
 
 func pick(m map[string]json.RawMessage, names ...string) map[string]json.RawMessage {
@@ -275,8 +298,12 @@ func (e *Engagement) checkRules(ev Event, values map[string]any) error {
 		kind = Kind(values["kind"].(string))
 	}
 	t := ev.Type
+	var target string
 	if t == EngagementCorrected {
-		t = e.events[values["corrects"].(string)]
+		// The rules of the corrected event's type apply to the corrected fields.
+		target = values["corrects"].(string)
+		t = e.events[target]
+		values = values["fields"].(map[string]any)
 	}
 	switch t {
 	case EngagementRecorded, EngagementAmended:
@@ -305,13 +332,17 @@ func (e *Engagement) checkRules(ev Event, values map[string]any) error {
 		}
 		var curStart, curExp string
 		if ev.Type == EngagementCorrected {
-			target := values["corrects"].(string)
 			curStart, curExp = e.dateHeldBy(start, target), e.dateHeldBy("expires_on", target)
 		}
 		checkAfter(&v, values, start, curStart, curExp)
 		// Also for corrections: a renewal cannot precede the signing.
 		if r, ok := values["renewed_on"].(string); ok && r < e.SignedOn {
 			v.add("data.renewed_on", "must not be before signed_on %s", e.SignedOn)
+		}
+	}
+	if ev.Type == EngagementCorrected {
+		for i := range v.Fields {
+			v.Fields[i].Field = strings.Replace(v.Fields[i].Field, "data.", "data.fields.", 1)
 		}
 	}
 	return v.orNil()
@@ -463,9 +494,9 @@ func (e *Engagement) Apply(ev Event) error {
 	if ev.Type == EngagementCorrected {
 		var target string
 		_ = json.Unmarshal(f["corrects"], &target)
-		delete(f, "corrects")
-		delete(f, "reason")
-		e.setFields(e.events[target], target, ev.OccurredAt, f, true)
+		var fields map[string]json.RawMessage
+		_ = json.Unmarshal(f["fields"], &fields)
+		e.setFields(e.events[target], target, ev.OccurredAt, fields, true)
 	} else {
 		e.setFields(ev.Type, ev.ID, ev.OccurredAt, f, false)
 	}

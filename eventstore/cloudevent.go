@@ -17,20 +17,22 @@ const Source = "/engagements"
 // CloudEvent is the structured-mode CloudEvents 1.0 document stored on the
 // stream and delivered to subscribers.
 type CloudEvent struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Source          string          `json:"source"`
-	Type            string          `json:"type"`
-	Subject         string          `json:"subject"`
-	Time            time.Time       `json:"time"`
-	DataContentType string          `json:"datacontenttype"`
-	Data            json.RawMessage `json:"data"`
-	RecordedAt      time.Time       `json:"recordedat"`
-	Actor           string          `json:"actor"`
-	Kind            string          `json:"kind"`
-	Version         int             `json:"version"`
-	CorrelationID   string          `json:"correlationid,omitempty"`
-	CausationID     string          `json:"causationid,omitempty"`
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	// DataSchema names the data's shape and version: /schemas/<type>/v<N>.
+	DataSchema    string          `json:"dataschema,omitempty"`
+	Data          json.RawMessage `json:"data"`
+	RecordedAt    time.Time       `json:"recordedat"`
+	Actor         string          `json:"actor"`
+	Kind          string          `json:"kind"`
+	Version       int             `json:"version"`
+	CorrelationID string          `json:"correlationid,omitempty"`
+	CausationID   string          `json:"causationid,omitempty"`
 }
 
 // Encode turns an event into its CloudEvent JSON.
@@ -47,6 +49,7 @@ func Encode(ev domain.Event) ([]byte, error) {
 		Subject:         ev.EngagementID,
 		Time:            ev.OccurredAt.UTC(),
 		DataContentType: "application/json",
+		DataSchema:      domain.DataSchema(ev.Type),
 		Data:            data,
 		RecordedAt:      ev.RecordedAt.UTC(),
 		Actor:           ev.Actor,
@@ -98,6 +101,22 @@ func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
 	if err := domain.CheckID(ce.ID); err != nil {
 		return fail("event id: %v", err)
 	}
+	// Events stored before dataschema existed are version 1.
+	version := 1
+	if ce.DataSchema != "" {
+		st, v, err := domain.ParseDataSchema(ce.DataSchema)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if st != t {
+			return fail("dataschema %q does not match type %s", ce.DataSchema, t)
+		}
+		version = v
+	}
+	data, err := domain.Upcast(t, version, ce.Data)
+	if err != nil {
+		return fail("%v", err)
+	}
 	return domain.Event{
 		ID:            ce.ID,
 		Type:          t,
@@ -110,6 +129,6 @@ func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
 		Actor:         ce.Actor,
 		CorrelationID: ce.CorrelationID,
 		CausationID:   ce.CausationID,
-		Data:          ce.Data,
+		Data:          data,
 	}, nil
 }
