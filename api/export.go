@@ -170,9 +170,17 @@ func (s *Server) export(c echo.Context) error {
 	return nil
 }
 
-// verify walks and checks the whole stream: GET /v1/verify.
+// verify walks and checks the stream: GET /v1/verify[?until=<seq>].
 func (s *Server) verify(c echo.Context) error {
-	rep, err := s.svc.store.Verify(c.Request().Context(), nil)
+	var until uint64
+	if u := c.QueryParam("until"); u != "" {
+		n, err := strconv.ParseUint(u, 10, 64)
+		if err != nil || n == 0 {
+			return badRequest("until must be a stream sequence", domain.FieldError{Field: "until", Message: "must be a whole number from 1"})
+		}
+		until = n
+	}
+	rep, err := s.svc.store.VerifyUntil(c.Request().Context(), until, nil)
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,9 @@ type Store interface {
 	Append(ctx context.Context, ev domain.Event, expected uint64) (seq uint64, duplicate bool, err error)
 	// LastSequence is the stream's last sequence.
 	LastSequence(ctx context.Context) (uint64, error)
-	// Verify walks the whole stream and checks every event and link.
-	Verify(ctx context.Context, progress func(done, total uint64)) (domain.Report, error)
+	// VerifyUntil walks the stream up to a sequence (0: all) and checks
+	// every event and link.
+	VerifyUntil(ctx context.Context, until uint64, progress func(done, total uint64)) (domain.Report, error)
 	Walker
 }
 

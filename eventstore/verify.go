@@ -16,17 +16,26 @@ import (
 // no stream sequence is missing. progress, when not nil, is called now and
 // then with the sequence reached and the last sequence.
 func (s *Store) Verify(ctx context.Context, progress func(done, total uint64)) (domain.Report, error) {
+	return s.VerifyUntil(ctx, 0, progress)
+}
+
+// VerifyUntil is Verify over the stream up to sequence until only (0: all),
+// so the head an auditor noted at that sequence can be compared later.
+func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(done, total uint64)) (domain.Report, error) {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return domain.Report{}, fmt.Errorf("stream info: %w", unavailable(err))
 	}
 	last, first := info.State.LastSeq, info.State.FirstSeq
+	if until > 0 && until < last {
+		last = until
+	}
 	rep := domain.Report{LastSequence: last, Problems: []domain.Problem{}}
 	missing := func(from, to uint64) {
 		rep.Problems = append(rep.Problems, domain.Problem{Sequence: from,
 			Problem: fmt.Sprintf("messages %d to %d are missing from the stream (deleted or purged)", from, to)})
 	}
-	if info.State.Msgs == 0 {
+	if info.State.Msgs == 0 || first > last {
 		first = last + 1
 	}
 	if first > 1 {
@@ -35,6 +44,9 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total uint64)) (
 	states := make(map[string]*domain.Engagement)
 	next := first
 	err = s.Walk(ctx, 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
+		if seq > last {
+			return ErrStopWalk
+		}
 		if seq > next {
 			missing(next, seq-1)
 		}

@@ -83,6 +83,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	var sf storeFlags
 	sf.register(fs)
+	until := fs.Uint64("until", 0, "verify only up to this stream sequence (compare a head noted earlier)")
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
@@ -96,7 +97,7 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	defer store.Close()
 	var pb *progressbar.ProgressBar
 	last := uint64(0)
-	rep, err := store.Verify(ctx, func(done, total uint64) {
+	rep, err := store.VerifyUntil(ctx, *until, func(done, total uint64) {
 		if pb == nil {
 			if pb = bar(stderr, total, "verifying"); pb == nil {
 				fmt.Fprintf(stderr, "verifying: %d of %d\n", done, total)
