@@ -132,7 +132,9 @@ func (s *Server) command(c echo.Context, m map[string]json.RawMessage) (Command,
 	if len(bad) > 0 {
 		return cmd, badRequest("a request header is not valid", bad...)
 	}
-	if cmd.Actor == "" {
+	if name, ok := actor(c); ok {
+		cmd.Actor = name // with tokens, the token's name is the actor
+	} else if cmd.Actor == "" {
 		cmd.Actor = "anonymous"
 	}
 	return cmd, nil

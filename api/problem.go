@@ -21,6 +21,8 @@ type Problem struct {
 	Errors []domain.FieldError `json:"errors,omitempty"`
 	// retryAfter, in seconds, becomes a Retry-After header.
 	retryAfter string
+	// authenticate becomes a WWW-Authenticate header.
+	authenticate string
 }
 
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
@@ -109,6 +111,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	if p.retryAfter != "" {
 		c.Response().Header().Set("Retry-After", p.retryAfter)
+	}
+	if p.authenticate != "" {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, p.authenticate)
 	}
 	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 	c.Response().WriteHeader(p.Status)

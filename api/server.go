@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -28,14 +29,20 @@ type Server struct {
 	// answers only once the projection has reached it, so a restart never
 	// serves a 404 for an engagement that exists.
 	startSeq atomic.Uint64
+	// tokens, when set, turns on authentication; limits rate-limits tokens.
+	tokens TokenStore
+	limits *limiter
 }
 
 // New builds the API on top of the command path and the projection.
-func New(svc *Service, proj *projections.Projector, log *slog.Logger) *Server {
+func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{echo: echo.New(), svc: svc, proj: proj, log: log, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -59,17 +66,26 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	// caughtUp is added per route: as group middleware echo would answer a
-	// wrong method with 404 instead of 405.
+	// Middleware is added per route: as group middleware echo would answer
+	// a wrong method with 404 instead of 405.
+	write := []echo.MiddlewareFunc{s.allow(domain.RoleCoordinator), s.caughtUp}
+	read := []echo.MiddlewareFunc{s.allow(domain.RoleCoordinator, domain.RoleAuditor), s.caughtUp}
+	audit := []echo.MiddlewareFunc{s.allow(domain.RoleAuditor), s.caughtUp}
 	v1 := e.Group("/v1")
-	v1.POST("/engagements", s.createEngagement, s.caughtUp)
-	v1.GET("/engagements", s.listEngagements, s.caughtUp)
-	v1.GET("/engagements/:id", s.getEngagement, s.caughtUp)
-	v1.POST("/engagements/:id/events", s.appendEvent, s.caughtUp)
-	v1.GET("/engagements/:id/history", s.history, s.caughtUp)
-	v1.GET("/events", s.events, s.caughtUp)
-	v1.GET("/events/export", s.export)
-	v1.GET("/verify", s.verify)
+	v1.POST("/engagements", s.createEngagement, write...)
+	v1.GET("/engagements", s.listEngagements, read...)
+	v1.GET("/engagements/:id", s.getEngagement, read...)
+	v1.POST("/engagements/:id/events", s.appendEvent, write...)
+	v1.GET("/engagements/:id/history", s.history, read...)
+	v1.GET("/events", s.events, audit...)
+	v1.GET("/events/export", s.export, s.allow(domain.RoleAuditor))
+	v1.GET("/verify", s.verify, s.allow(domain.RoleAuditor))
+	if s.tokens != nil {
+		admin := s.allow(domain.RoleAdmin)
+		v1.POST("/tokens", s.createToken, admin)
+		v1.GET("/tokens", s.listTokens, admin)
+		v1.DELETE("/tokens/:name", s.revokeToken, admin)
+	}
 	return s
 }
 

@@ -70,6 +70,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sync, "sync", "always", "always: fsync before an append is acknowledged; interval: faster, may lose the last seconds on power loss")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "load the seed's engagements when the store is empty")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 100, "requests per second per token (0 disables)")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 200, "burst of requests per token above the rate")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -85,6 +87,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	var err error
 	if cfg.Sync, err = eventstore.ParseSync(sync); err != nil {
 		fmt.Fprintf(stderr, "engagements serve: %v\n", err)
+		return 2
+	}
+	if cfg.RateLimit < 0 || cfg.RateBurst < 1 {
+		fmt.Fprintf(stderr, "engagements serve: --rate-limit must be ≥ 0 and --rate-burst ≥ 1\n")
 		return 2
 	}
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {
@@ -107,6 +113,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "engagements: serving on %s\n", m.URL())
+	if m.AdminToken != "" {
+		fmt.Fprintf(stdout, "engagements: admin token (shown once; also in %s): %s\n", m.AdminTokenFile(), m.AdminToken)
+	} else if _, err := os.Stat(m.AdminTokenFile()); err == nil {
+		fmt.Fprintf(stdout, "engagements: the first admin token is in %s\n", m.AdminTokenFile())
+	}
 	<-ctx.Done()
 	cfg.Logger.Info("shutting down")
 	if err := m.Close(); err != nil {

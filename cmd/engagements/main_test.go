@@ -27,6 +27,20 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// testToken is the bearer token the request helpers send: the admin token
+// that the first start wrote to the data directory.
+var testToken string
+
+// readToken loads dir/admin.token into testToken.
+func readToken(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(dir + "/admin.token")
+	if err != nil {
+		t.Fatalf("admin token: %v", err)
+	}
+	testToken = strings.TrimSpace(string(b))
+}
+
 // startMain starts the same Main that serve runs, on a random port.
 func startMain(t *testing.T, dir string, demo bool) *Main {
 	t.Helper()
@@ -35,12 +49,15 @@ func startMain(t *testing.T, dir string, demo bool) *Main {
 		_ = m.Close()
 		t.Fatalf("start: %v", err)
 	}
+	readToken(t, dir)
 	return m
 }
 
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -57,6 +74,7 @@ func postJSON(t *testing.T, url, body string, headers ...string) (int, map[strin
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testToken)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -193,6 +211,11 @@ func startProcess(t *testing.T, args ...string) *process {
 	url, ok := strings.CutPrefix(strings.TrimSpace(line), "engagements: serving on ")
 	if !ok {
 		t.Fatalf("unexpected first line %q", line)
+	}
+	for i, a := range args {
+		if a == "--data" && i+1 < len(args) {
+			readToken(t, args[i+1])
+		}
 	}
 	return &process{cmd: cmd, url: url}
 }

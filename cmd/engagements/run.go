@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 )
@@ -24,7 +27,10 @@ type Config struct {
 	Sync       eventstore.Sync
 	Replicas   int
 	Demo       bool
-	Logger     *slog.Logger
+	// RateLimit is each token's requests per second (0: no limit), with RateBurst.
+	RateLimit float64
+	RateBurst int
+	Logger    *slog.Logger
 }
 
 // Main wires the store, the projector and the API. Tests start the same Main.
@@ -32,8 +38,11 @@ type Main struct {
 	Config Config
 
 	Store     *eventstore.Store
+	Tokens    *eventstore.Tokens
 	Projector *projections.Projector
 	Service   *api.Service
+	// AdminToken is set when this start created the first admin token.
+	AdminToken string
 
 	http     *http.Server
 	listener net.Listener
@@ -59,6 +68,12 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Store = store
 	if u := store.ClientURL(); u != "" {
 		log.Info("embedded NATS server listening for subscribers", "url", u)
+	}
+	if m.Tokens, err = store.Tokens(ctx, m.Config.Replicas); err != nil {
+		return err
+	}
+	if err := m.bootstrapAdmin(ctx); err != nil {
+		return err
 	}
 	m.Projector = projections.New(log.With("component", "projector"))
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -90,7 +105,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.HTTP, err)
 	}
-	handler := api.New(m.Service, m.Projector, log)
+	handler := api.New(m.Service, m.Projector, log, api.WithTokens(m.Tokens),
+		api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst))
 	if last, err = store.LastSequence(ctx); err != nil {
 		return err
 	}
@@ -110,6 +126,32 @@ func (m *Main) Run(ctx context.Context) error {
 			log.Error("http server", "err", err)
 		}
 	}()
+	return nil
+}
+
+// AdminTokenFile is where the first admin token is written.
+func (m *Main) AdminTokenFile() string { return filepath.Join(m.Config.DataDir, "admin.token") }
+
+// bootstrapAdmin creates the first admin token when there is none, writes it
+// to AdminTokenFile (mode 0600) and keeps it in AdminToken to print once.
+func (m *Main) bootstrapAdmin(ctx context.Context) error {
+	if m.Tokens.Len() > 0 {
+		return nil
+	}
+	token, _, err := m.Tokens.Create(ctx, "admin", domain.RoleAdmin)
+	if errors.Is(err, domain.ErrExists) {
+		return nil // another instance made it first
+	}
+	if err != nil {
+		return fmt.Errorf("first admin token: %w", err)
+	}
+	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("first admin token: %w", err)
+	}
+	if err := os.WriteFile(m.AdminTokenFile(), []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("first admin token: %w", err)
+	}
+	m.AdminToken = token
 	return nil
 }
 
@@ -136,6 +178,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.Tokens != nil {
+		m.Tokens.Close()
+	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())
 	}

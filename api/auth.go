@@ -1,0 +1,130 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
+)
+
+// TokenStore is what authentication needs from the token store.
+type TokenStore interface {
+	Create(ctx context.Context, name string, role domain.Role) (string, domain.TokenInfo, error)
+	List() []domain.TokenInfo
+	Revoke(ctx context.Context, name string) error
+	Authenticate(token string) (domain.TokenInfo, bool)
+}
+
+// Option configures the Server.
+type Option func(*Server)
+
+// WithTokens turns on bearer-token authentication and roles. Without it the
+// API is open and X-Actor names the actor (for tests and local experiments).
+func WithTokens(ts TokenStore) Option { return func(s *Server) { s.tokens = ts } }
+
+// WithRateLimit limits each token to perSecond requests with the given
+// burst; perSecond 0 turns the limit off.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(s *Server) { s.limits = newLimiter(perSecond, burst) }
+}
+
+const tokenKey = "token"
+
+// allow authenticates the request and checks that its token's role is one of
+// roles (admin may do everything). It is added to each route.
+func (s *Server) allow(roles ...domain.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if s.tokens == nil {
+				return next(c)
+			}
+			scheme, token, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+			if !strings.EqualFold(scheme, "Bearer") || token == "" {
+				return unauthorized("send Authorization: Bearer <token>")
+			}
+			info, ok := s.tokens.Authenticate(strings.TrimSpace(token))
+			if !ok {
+				return unauthorized("the token is not known or was revoked")
+			}
+			if !permitted(info.Role, roles) {
+				return problem(http.StatusForbidden, "forbidden", "Forbidden",
+					fmt.Sprintf("the %s role may not do this", info.Role))
+			}
+			if err := s.limits.allow(info.Name); err != nil {
+				return err
+			}
+			c.Set(tokenKey, info)
+			return next(c)
+		}
+	}
+}
+
+func permitted(r domain.Role, roles []domain.Role) bool {
+	if r == domain.RoleAdmin {
+		return true
+	}
+	for _, x := range roles {
+		if subtle.ConstantTimeCompare([]byte(x), []byte(r)) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+func unauthorized(detail string) *Problem {
+	p := problem(http.StatusUnauthorized, "unauthorized", "Unauthorized", detail)
+	p.authenticate = `Bearer realm="engagements"`
+	return p
+}
+
+// actor is the token's name when authentication is on.
+func actor(c echo.Context) (string, bool) {
+	info, ok := c.Get(tokenKey).(domain.TokenInfo)
+	return info.Name, ok
+}
+
+// limiter keeps one token bucket per token name.
+type limiter struct {
+	perSecond rate.Limit
+	burst     int
+	mu        sync.Mutex
+	byName    map[string]*rate.Limiter
+}
+
+func newLimiter(perSecond float64, burst int) *limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	return &limiter{perSecond: rate.Limit(perSecond), burst: max(burst, 1), byName: make(map[string]*rate.Limiter)}
+}
+
+func (l *limiter) allow(name string) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	lim, ok := l.byName[name]
+	if !ok {
+		lim = rate.NewLimiter(l.perSecond, l.burst)
+		l.byName[name] = lim
+	}
+	l.mu.Unlock()
+	r := lim.Reserve()
+	delay := r.Delay()
+	if delay == 0 {
+		return nil
+	}
+	r.Cancel()
+	p := problem(http.StatusTooManyRequests, "rate-limited", "Too many requests",
+		fmt.Sprintf("this token may make %g requests per second (burst %d)", float64(l.perSecond), l.burst))
+	p.retryAfter = strconv.Itoa(int(math.Ceil(delay.Seconds())))
+	return p
+}
