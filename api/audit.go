@@ -39,13 +39,13 @@ func parseWindow(c echo.Context) (domain.Window, error) {
 
 func parseBound(v string) (time.Time, error) {
 	if t, err := time.Parse(domain.DateLayout, v); err == nil {
-		return t.Add(24*time.Hour - time.Nanosecond), nil
+		return checkYear(t.Add(24*time.Hour - time.Nanosecond))
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("must be an RFC 3339 time or a date YYYY-MM-DD")
 	}
-	return t.UTC(), nil
+	return checkYear(t.UTC())
 }
 
 // logResponse is a page of the global log. NextAfter is the sequence of the

@@ -158,12 +158,22 @@ func stringField(m map[string]json.RawMessage, name string) (string, bool, error
 // parseTime reads occurred_at: RFC 3339, or a date YYYY-MM-DD (midnight UTC).
 func parseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
+		return checkYear(t.UTC())
 	}
 	if t, err := time.Parse(domain.DateLayout, s); err == nil {
-		return t, nil
+		return checkYear(t)
 	}
 	return time.Time{}, errors.New("must be an RFC 3339 time or a date YYYY-MM-DD")
+}
+
+// checkYear refuses times outside the years the domain accepts. It must run
+// here, not only in the domain: 0001-01-01T00:00:00Z is Go's zero time, which
+// the command path reads as "not given" and would silently replace with now.
+func checkYear(t time.Time) (time.Time, error) {
+	if y := t.Year(); y < domain.MinYear || y > domain.MaxYear {
+		return time.Time{}, fmt.Errorf("year must be between %d and %d", domain.MinYear, domain.MaxYear)
+	}
+	return t, nil
 }
 
 func jsonEncode(w io.Writer, v any) error {

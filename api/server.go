@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,12 @@ type Server struct {
 	// tokens, when set, turns on authentication; limits rate-limits tokens.
 	tokens TokenStore
 	limits *limiter
+	// streams counts open event streams, slowStreams those dropped for
+	// falling behind; closing ends them all at shutdown.
+	streams     atomic.Int64
+	slowStreams atomic.Uint64
+	closing     chan struct{}
+	closeOnce   sync.Once
 }
 
 // New builds the API on top of the command path and the projection.
@@ -39,7 +46,7 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Op
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{echo: echo.New(), svc: svc, proj: proj, log: log, now: time.Now}
+	s := &Server{echo: echo.New(), svc: svc, proj: proj, log: log, now: time.Now, closing: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -79,6 +86,7 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Op
 	v1.GET("/engagements/:id/history", s.history, read...)
 	v1.GET("/events", s.events, audit...)
 	v1.GET("/events/export", s.export, s.allow(domain.RoleAuditor))
+	v1.GET("/events/stream", s.streamEvents, s.allow(domain.RoleSubscriber, domain.RoleAuditor))
 	v1.GET("/verify", s.verify, s.allow(domain.RoleAuditor))
 	if s.tokens != nil {
 		admin := s.allow(domain.RoleAdmin)
@@ -147,5 +155,6 @@ func (s *Server) readyz(c echo.Context) error {
 	}
 	st := s.proj.Stats()
 	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "applied": st.Applied, "stream": last,
-		"rejected": st.Rejected, "undecodable": st.Undecodable})
+		"rejected": st.Rejected, "undecodable": st.Undecodable,
+		"event_streams": s.streams.Load(), "event_streams_dropped_slow": s.slowStreams.Load()})
 }

@@ -25,6 +25,7 @@ type Store interface {
 	// every event and link.
 	VerifyUntil(ctx context.Context, until uint64, progress func(done, total uint64)) (domain.Report, error)
 	Walker
+	Follower
 }
 
 // Command asks for one event to be appended.

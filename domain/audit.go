@@ -23,3 +23,10 @@ type Problem struct {
 	EngagementID string `json:"engagement_id,omitempty"`
 	Problem      string `json:"problem"`
 }
+
+// Selection picks the events a subscriber follows; empty fields match all.
+type Selection struct {
+	Kind         Kind
+	Types        []EventType
+	EngagementID string
+}

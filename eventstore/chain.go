@@ -40,6 +40,9 @@ func ChainHash(prevHash, subject string, payload []byte) string {
 func decodeMsg(subject string, hdr nats.Header, payload []byte, seq uint64) (domain.Event, error) {
 	ev, err := Decode(subject, payload, seq)
 	if err != nil {
+		// Even a message that does not decode moves its engagement's subject
+		// sequence; readers need the id to expect it on the next append.
+		ev.EngagementID = engagementOf(subject)
 		return ev, err
 	}
 	ev.IdempotencyKey = hdr.Get(jetstream.MsgIDHeader)

@@ -58,6 +58,12 @@ type Config struct {
 	Replicas int
 	// Logger receives the store's and the embedded server's logs.
 	Logger *slog.Logger
+	// SubscriberToken and AdminToken guard the embedded server's client port
+	// (NATSListen): the subscriber token may only read the stream and manage
+	// its own consumers; the admin token may do everything. With neither set
+	// the port is open (serve refuses that; tests use it).
+	SubscriberToken string
+	AdminToken      string
 	// ReadOnly opens an existing stream as it is, for audits: its
 	// configuration is not created or updated.
 	ReadOnly bool
@@ -86,13 +92,28 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{log: cfg.Logger}
 	var err error
 	if cfg.NATSURL == "" {
-		s.ns, err = startServer(cfg)
+		var auth *natsAuth
+		if cfg.SubscriberToken != "" || cfg.AdminToken != "" {
+			auth = &natsAuth{admin: cfg.AdminToken, subscriber: cfg.SubscriberToken}
+			if auth.internal, err = randomToken(); err != nil {
+				return nil, err
+			}
+		}
+		s.ns, err = startServer(cfg, auth)
 		if err != nil {
 			return nil, err
 		}
-		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("engagements"))
+		opts := []nats.Option{nats.InProcessServer(s.ns), nats.Name("engagements")}
+		if auth != nil {
+			opts = append(opts, nats.Token(auth.internal))
+		}
+		s.nc, err = nats.Connect("", opts...)
 	} else {
+		// No reconnect buffer: a publish made while disconnected fails at
+		// once (the client gets a 503) instead of waiting for its timeout
+		// and then being sent, and stored, after the reconnect.
 		s.nc, err = nats.Connect(cfg.NATSURL, nats.Name("engagements"), nats.MaxReconnects(-1),
+			nats.ReconnectBufSize(-1),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				if err != nil { // nil: closed on purpose
 					s.log.Warn("nats disconnected", "err", err)
@@ -136,7 +157,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func startServer(cfg Config) (*server.Server, error) {
+func startServer(cfg Config, auth *natsAuth) (*server.Server, error) {
+	for _, t := range []string{cfg.SubscriberToken, cfg.AdminToken} {
+		if t != "" && len(t) < 16 {
+			return nil, errors.New("NATS tokens must be at least 16 characters")
+		}
+	}
+	if cfg.SubscriberToken != "" && cfg.SubscriberToken == cfg.AdminToken {
+		return nil, errors.New("the NATS subscriber and admin tokens must differ")
+	}
 	opts := &server.Options{
 		ServerName: "engagements",
 		JetStream:  true,
@@ -144,6 +173,10 @@ func startServer(cfg Config) (*server.Server, error) {
 		SyncAlways: cfg.Sync == SyncAlways,
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
+	}
+	if auth != nil {
+		// Every connection, the in-process one included, must present a token.
+		opts.CustomClientAuthentication = auth
 	}
 	if cfg.NATSListen == "" {
 		opts.DontListen = true

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/iom-who/engagements/domain"
 )
@@ -28,4 +29,15 @@ func Subject(kind domain.Kind, id string, t domain.EventType) (string, error) {
 // engagementFilter matches every subject of one engagement, whatever its kind.
 func engagementFilter(id string) string {
 	return subjectRoot + ".*." + id + ".*"
+}
+
+// engagementOf is the engagement id that engagementFilter matches subject
+// under, or "" if none: what a stored message counts for in the
+// expected-last-sequence check, whether or not it decodes.
+func engagementOf(subject string) string {
+	tokens := strings.Split(subject, ".")
+	if len(tokens) != 4 || tokens[0] != subjectRoot || domain.CheckID(tokens[2]) != nil {
+		return ""
+	}
+	return tokens[2]
 }

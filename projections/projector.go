@@ -116,6 +116,11 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	}
 	defer p.advance(seq)
 	if err != nil {
+		// A message published around the API still moves its engagement's
+		// subject sequence (the store names the engagement when it can).
+		if domain.CheckID(ev.EngagementID) == nil {
+			p.lastSeq[ev.EngagementID] = seq
+		}
 		p.undecodable.Add(1)
 		p.log.Warn("undecodable event skipped", "sequence", seq, "err", err)
 		return

@@ -67,6 +67,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory of the embedded NATS server (JetStream file store)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use an external NATS server/cluster instead of the embedded one")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "also expose the embedded NATS server for subscribers, e.g. 127.0.0.1:4222")
+	fs.StringVar(&cfg.NATSSubscriberToken, "nats-subscriber-token", "", "token subscribers present on --nats-listen: read the stream, manage their own consumers (required with --nats-listen)")
+	fs.StringVar(&cfg.NATSAdminToken, "nats-admin-token", "", "token for operators on --nats-listen: everything")
 	fs.StringVar(&sync, "sync", "always", "always: fsync before an append is acknowledged; interval: faster, may lose the last seconds on power loss")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "load the seed's engagements when the store is empty")
@@ -87,6 +89,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	var err error
 	if cfg.Sync, err = eventstore.ParseSync(sync); err != nil {
 		fmt.Fprintf(stderr, "engagements serve: %v\n", err)
+		return 2
+	}
+	if cfg.NATSListen != "" && cfg.NATSSubscriberToken == "" {
+		fmt.Fprintf(stderr, "engagements serve: --nats-listen exposes the stream and needs --nats-subscriber-token (at least 16 characters)\n")
 		return 2
 	}
 	if cfg.RateLimit < 0 || cfg.RateBurst < 1 {

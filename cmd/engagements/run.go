@@ -24,9 +24,12 @@ type Config struct {
 	DataDir    string
 	NATSURL    string
 	NATSListen string
-	Sync       eventstore.Sync
-	Replicas   int
-	Demo       bool
+	// NATSSubscriberToken and NATSAdminToken guard NATSListen.
+	NATSSubscriberToken string
+	NATSAdminToken      string
+	Sync                eventstore.Sync
+	Replicas            int
+	Demo                bool
 	// RateLimit is each token's requests per second (0: no limit), with RateBurst.
 	RateLimit float64
 	RateBurst int
@@ -44,6 +47,7 @@ type Main struct {
 	// AdminToken is set when this start created the first admin token.
 	AdminToken string
 
+	api      *api.Server
 	http     *http.Server
 	listener net.Listener
 	cancel   context.CancelFunc
@@ -61,6 +65,7 @@ func (m *Main) Run(ctx context.Context) error {
 	store, err := eventstore.Open(ctx, eventstore.Config{
 		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
 		Sync: m.Config.Sync, Replicas: m.Config.Replicas, Logger: log,
+		SubscriberToken: m.Config.NATSSubscriberToken, AdminToken: m.Config.NATSAdminToken,
 	})
 	if err != nil {
 		return err
@@ -111,6 +116,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	handler.CatchUpTo(last)
+	m.api = handler
 	m.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -168,6 +174,7 @@ func (m *Main) URL() string {
 func (m *Main) Close() error {
 	var errs []error
 	if m.http != nil {
+		m.api.CloseStreams() // event streams never end by themselves
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		errs = append(errs, m.http.Shutdown(ctx))
 		cancel()

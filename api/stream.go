@@ -1,0 +1,149 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/labstack/echo/v4"
+)
+
+// Follower streams stored CloudEvent documents, replay then live.
+type Follower interface {
+	Follow(ctx context.Context, after uint64, sel domain.Selection, fn func(ev domain.Event, payload []byte) error) error
+}
+
+// SSE settings.
+const (
+	heartbeatEvery = 15 * time.Second
+	// streamBuffer bounds what a slow client may fall behind by before it is
+	// disconnected; it never slows writers or other clients, each of which
+	// has its own consumer.
+	streamBuffer = 256
+)
+
+var errSlowClient = errors.New("client too slow: buffer full")
+
+type frame struct {
+	seq     uint64
+	typ     domain.EventType
+	payload []byte
+}
+
+// streamEvents serves GET /v1/events/stream as Server-Sent Events: each
+// event as `id: <sequence>`, `event: <type>`, `data: <CloudEvent JSON>`.
+// Last-Event-ID (or ?after=) replays stored events after it, then goes live;
+// without either the stream starts with the next event appended.
+func (s *Server) streamEvents(c echo.Context) error {
+	q := c.QueryParams()
+	sel := domain.Selection{Kind: domain.Kind(q.Get("kind")), EngagementID: q.Get("engagement")}
+	var bad []domain.FieldError
+	if sel.Kind != "" && !sel.Kind.Valid() {
+		bad = append(bad, domain.FieldError{Field: "kind", Message: "must be agreement, policy, initiative or meeting"})
+	}
+	if t := q.Get("type"); t != "" {
+		if sel.Types = typesFor(t); sel.Types == nil {
+			bad = append(bad, domain.FieldError{Field: "type", Message: "must be an event type or <prefix>.* (e.g. agreement.*)"})
+		}
+	}
+	if sel.EngagementID != "" && domain.CheckID(sel.EngagementID) != nil {
+		bad = append(bad, domain.FieldError{Field: "engagement", Message: "must be a UUID"})
+	}
+	from := c.Request().Header.Get("Last-Event-ID")
+	if from == "" {
+		from = q.Get("after")
+	}
+	var after uint64
+	if from != "" {
+		n, err := strconv.ParseUint(from, 10, 64)
+		if err != nil {
+			bad = append(bad, domain.FieldError{Field: "Last-Event-ID", Message: "must be a stream sequence (a whole number)"})
+		}
+		after = n
+	}
+	if len(bad) > 0 {
+		return badRequest("a stream parameter is not valid", bad...)
+	}
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel()
+	if from == "" {
+		last, err := s.svc.store.LastSequence(ctx)
+		if err != nil {
+			return err
+		}
+		after = last
+	}
+
+	w := c.Response()
+	h := w.Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, ": following after sequence %d\nretry: 2000\n\n", after)
+	w.Flush()
+
+	frames := make(chan frame, streamBuffer)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.svc.store.Follow(ctx, after, sel, func(ev domain.Event, payload []byte) error {
+			select {
+			case frames <- frame{seq: ev.Sequence, typ: ev.Type, payload: payload}:
+				return nil
+			default:
+				return errSlowClient
+			}
+		})
+	}()
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
+	beat := time.NewTicker(heartbeatEvery)
+	defer beat.Stop()
+	for {
+		select {
+		case f := <-frames:
+			fmt.Fprintf(w, "id: %d\nevent: %s\n", f.seq, f.typ)
+			for _, line := range bytes.Split(f.payload, []byte("\n")) {
+				fmt.Fprintf(w, "data: %s\n", line)
+			}
+			if _, err := w.Write([]byte("\n")); err != nil {
+				return nil
+			}
+			w.Flush()
+		case <-beat.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return nil
+			}
+			w.Flush()
+		case err := <-done:
+			cancel()
+			if errors.Is(err, errSlowClient) {
+				s.slowStreams.Add(1)
+				s.log.Warn("event stream client too slow; disconnected", "remote", c.RealIP(), "buffer", streamBuffer)
+			} else if err != nil && ctx.Err() == nil {
+				s.log.Warn("event stream ended", "err", err)
+			}
+			return nil
+		case <-s.closing:
+			cancel()
+			<-done
+			return nil
+		case <-ctx.Done():
+			<-done
+			return nil
+		}
+	}
+}
+
+// CloseStreams ends every open event stream, so a graceful shutdown does not
+// wait for clients that never hang up. Call it before shutting the HTTP
+// server down.
+func (s *Server) CloseStreams() {
+	s.closeOnce.Do(func() { close(s.closing) })
+}
