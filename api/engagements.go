@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
@@ -38,7 +39,7 @@ func (s *Server) createEngagement(c echo.Context) error {
 	delete(m, "occurred_at")
 	cmd.Type = domain.EngagementRecorded
 	cmd.Data, _ = json.Marshal(m)
-	r, err := s.svc.Execute(c.Request().Context(), cmd)
+	r, err := s.execute(c, cmd)
 	if err != nil {
 		return topLevel(err)
 	}
@@ -93,13 +94,25 @@ func (s *Server) appendEvent(c echo.Context) error {
 		return err
 	}
 	cmd.EngagementID, cmd.Type, cmd.Data, cmd.IfMatch = id, t, m["data"], ifMatch
-	r, err := s.svc.Execute(c.Request().Context(), cmd)
+	r, err := s.execute(c, cmd)
 	if err != nil {
 		return err
 	}
 	c.Response().Header().Set("ETag", etag(r.Version))
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+id)
 	return c.JSON(http.StatusCreated, eventResponse{ID: r.EventID, Type: r.Type, Sequence: r.Sequence, Version: r.Version})
+}
+
+// execute runs the command path and times it.
+func (s *Server) execute(c echo.Context, cmd Command) (Result, error) {
+	start := time.Now()
+	r, err := s.svc.Execute(c.Request().Context(), cmd)
+	outcome := "appended"
+	if err != nil {
+		outcome = strconv.Itoa(toProblem(err).Status)
+	}
+	s.metrics.appends.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	return r, err
 }
 
 // command reads what every write shares: occurred_at from the body, and the

@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,12 +35,17 @@ type Server struct {
 	// tokens, when set, turns on authentication; limits rate-limits tokens.
 	tokens TokenStore
 	limits *limiter
+	// subs, when set, serves /v1/subscriptions (webhooks).
+	subs Subscriptions
 	// streams counts open event streams, slowStreams those dropped for
 	// falling behind; closing ends them all at shutdown.
 	streams     atomic.Int64
 	slowStreams atomic.Uint64
 	closing     chan struct{}
 	closeOnce   sync.Once
+
+	metrics      *metrics
+	metricsToken string
 }
 
 // New builds the API on top of the command path and the projection.
@@ -50,6 +57,7 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Op
 	for _, o := range opts {
 		o(s)
 	}
+	s.metrics = s.newMetrics()
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -64,15 +72,17 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Op
 		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogRequestID: true, LogError: true,
 		HandleError: true,
 		LogValuesFunc: func(_ echo.Context, v middleware.RequestLoggerValues) error {
-			log.Debug("request", "method", v.Method, "path", v.URIPath, "status", v.Status,
+			log.Info("request", "method", v.Method, "path", v.URIPath, "status", v.Status,
 				"latency", v.Latency, "request_id", v.RequestID)
 			return nil
 		},
 	}))
 	e.Use(limitBody)
+	e.Use(s.observe)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.serveMetrics)
 	// Middleware is added per route: as group middleware echo would answer
 	// a wrong method with 404 instead of 405.
 	write := []echo.MiddlewareFunc{s.allow(domain.RoleCoordinator), s.caughtUp}
@@ -103,20 +113,46 @@ func (s *Server) CatchUpTo(seq uint64) { s.startSeq.Store(seq) }
 
 func (s *Server) caughtUp(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if seq := s.startSeq.Load(); seq > 0 {
+		min, err := minSequence(c)
+		if err != nil {
+			return err
+		}
+		start := s.startSeq.Load()
+		if seq := max(start, min); seq > 0 {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
 			err := s.proj.WaitFor(ctx, seq)
 			cancel()
 			if err != nil {
 				p := problem(http.StatusServiceUnavailable, "not-ready", "Not ready",
-					"the read models are still catching up with the stream after start-up")
+					fmt.Sprintf("the read models have not reached sequence %d yet", seq))
 				p.retryAfter = "1"
 				return p
 			}
-			s.startSeq.Store(0)
+			if start > 0 {
+				s.startSeq.Store(0)
+			}
 		}
 		return next(c)
 	}
+}
+
+// minSequence reads ?min_sequence= or the Min-Sequence header: a client that
+// wrote through another instance passes the sequence from its 201 to read
+// its own write here (cross-instance read-your-writes).
+func minSequence(c echo.Context) (uint64, error) {
+	v := c.QueryParam("min_sequence")
+	if v == "" {
+		v = c.Request().Header.Get("Min-Sequence")
+	}
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, badRequest("min_sequence must be a stream sequence",
+			domain.FieldError{Field: "min_sequence", Message: "must be a whole number"})
+	}
+	return n, nil
 }
 
 // limitBody caps request bodies at MaxBody; a larger body is a 413 whether

@@ -119,7 +119,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 					s.log.Warn("nats disconnected", "err", err)
 				}
 			}),
-			nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }))
+			nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+			// Without a handler nats.go prints these (e.g. a watch missing
+			// heartbeats during an outage) to stderr.
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				s.log.Warn("nats asynchronous error", "err", err)
+			}))
 	}
 	if err != nil {
 		s.shutdownServer()
@@ -212,6 +217,9 @@ func (s *Store) ClientURL() string {
 	}
 	return s.ns.ClientURL()
 }
+
+// Connected reports whether the NATS connection is up.
+func (s *Store) Connected() bool { return s.nc != nil && s.nc.IsConnected() }
 
 // Ping checks that NATS and the stream answer.
 func (s *Store) Ping(ctx context.Context) error {

@@ -75,6 +75,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 100, "requests per second per token (0 disables)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 200, "burst of requests per token above the rate")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	var format string
+	fs.StringVar(&format, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.MetricsToken, "metrics-token", "", "when set, /metrics needs Authorization: Bearer <this token>")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -108,7 +111,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "engagements serve: --log-level: %v\n", err)
 		return 2
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	hopts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, hopts))
+	case "json":
+		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, hopts))
+	default:
+		fmt.Fprintf(stderr, "engagements serve: --log-format must be text or json, not %q\n", format)
+		return 2
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -272,6 +272,7 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		{"bad replicas", []string{"serve", "--replicas", "0"}, nil, 2},
 		{"unknown flag", []string{"serve", "--nope"}, nil, 2},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, nil, 2},
+		{"bad log format", []string{"serve", "--log-format", "xml"}, nil, 2},
 		{"nats-listen without a subscriber token", []string{"serve", "--nats-listen", "127.0.0.1:0"}, nil, 2},
 	}
 	for _, tt := range tests {

@@ -16,6 +16,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/webhooks"
 )
 
 // Config is everything serve needs.
@@ -33,7 +34,11 @@ type Config struct {
 	// RateLimit is each token's requests per second (0: no limit), with RateBurst.
 	RateLimit float64
 	RateBurst int
-	Logger    *slog.Logger
+	// MetricsToken, when set, guards /metrics.
+	MetricsToken string
+	Logger       *slog.Logger
+	// Webhooks tunes webhook delivery; the zero value is the production one.
+	Webhooks webhooks.Config
 }
 
 // Main wires the store, the projector and the API. Tests start the same Main.
@@ -44,6 +49,7 @@ type Main struct {
 	Tokens    *eventstore.Tokens
 	Projector *projections.Projector
 	Service   *api.Service
+	Webhooks  *webhooks.Manager
 	// AdminToken is set when this start created the first admin token.
 	AdminToken string
 
@@ -80,6 +86,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.bootstrapAdmin(ctx); err != nil {
 		return err
 	}
+	whCfg := m.Config.Webhooks
+	whCfg.Replicas = max(whCfg.Replicas, m.Config.Replicas)
+	if whCfg.Logger == nil {
+		whCfg.Logger = log.With("component", "webhooks")
+	}
+	if m.Webhooks, err = webhooks.Open(ctx, store, whCfg); err != nil {
+		return err
+	}
 	m.Projector = projections.New(log.With("component", "projector"))
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -110,8 +124,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.HTTP, err)
 	}
-	handler := api.New(m.Service, m.Projector, log, api.WithTokens(m.Tokens),
-		api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst))
+	handler := api.New(m.Service, m.Projector, log, api.WithTokens(m.Tokens), api.WithSubscriptions(m.Webhooks),
+		api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst), api.WithMetricsToken(m.Config.MetricsToken))
 	if last, err = store.LastSequence(ctx); err != nil {
 		return err
 	}
@@ -185,6 +199,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.Webhooks != nil {
+		m.Webhooks.Close() // before the store: deliveries ack over its connection
+	}
 	if m.Tokens != nil {
 		m.Tokens.Close()
 	}

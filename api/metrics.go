@@ -1,0 +1,116 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the service's Prometheus metrics, on their own registry.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	appends  *prometheus.HistogramVec
+}
+
+// WithMetricsToken puts /metrics behind `Authorization: Bearer <token>`;
+// without it /metrics is open like /healthz.
+func WithMetricsToken(token string) Option { return func(s *Server) { s.metricsToken = token } }
+
+// Connected reports whether the NATS connection is up; eventstore.Store has it.
+type Connected interface{ Connected() bool }
+
+func (s *Server) newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engagements_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "engagements_http_request_duration_seconds", Help: "HTTP request latency by route and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+		appends: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "engagements_append_duration_seconds", Help: "Time from decision to a projected append, by outcome.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"outcome"}),
+	}
+	stat := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.appends,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		stat("engagements_events_applied_total", "Events folded into the projections.",
+			func() float64 { return float64(s.proj.Stats().Events) }),
+		stat("engagements_events_rejected_total", "Events on the stream that broke the domain rules (not applied).",
+			func() float64 { return float64(s.proj.Stats().Rejected) }),
+		stat("engagements_events_undecodable_total", "Messages on the stream that did not decode or failed their hash check.",
+			func() float64 { return float64(s.proj.Stats().Undecodable) }),
+		stat("engagements_event_streams_dropped_slow_total", "SSE clients disconnected for falling behind.",
+			func() float64 { return float64(s.slowStreams.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "engagements_event_streams",
+			Help: "Open SSE event streams."}, func() float64 { return float64(s.streams.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "engagements_projection_applied_sequence",
+			Help: "Last stream sequence the projections applied."}, func() float64 { return float64(s.proj.Applied()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "engagements_projection_lag",
+			Help: "Stream last sequence minus the sequence the projections applied (-1 when NATS does not answer)."},
+			func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				last, err := s.svc.store.LastSequence(ctx)
+				if err != nil {
+					return -1
+				}
+				return float64(last) - float64(s.proj.Applied())
+			}),
+	)
+	if c, ok := s.svc.store.(Connected); ok {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "engagements_nats_connected",
+			Help: "1 when the NATS connection is up."}, func() float64 {
+			if c.Connected() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	return m
+}
+
+// observe records every request by its route pattern (never the raw path,
+// which would make one series per id).
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		status := c.Response().Status
+		if err != nil {
+			status = toProblem(err).Status
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.metrics.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
+		s.metrics.latency.WithLabelValues(route, c.Request().Method).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+// serveMetrics serves GET /metrics in the Prometheus text format.
+func (s *Server) serveMetrics(c echo.Context) error {
+	if s.metricsToken != "" {
+		got := c.Request().Header.Get(echo.HeaderAuthorization)
+		if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+s.metricsToken)) != 1 {
+			return unauthorized("send Authorization: Bearer <metrics token>")
+		}
+	}
+	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	return nil
+}
