@@ -82,6 +82,7 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Op
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.yaml", s.openAPI)
 	e.GET("/metrics", s.serveMetrics)
 	// Middleware is added per route: as group middleware echo would answer
 	// a wrong method with 404 instead of 405.
@@ -103,6 +104,14 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Op
 		v1.POST("/tokens", s.createToken, admin)
 		v1.GET("/tokens", s.listTokens, admin)
 		v1.DELETE("/tokens/:name", s.revokeToken, admin)
+	}
+	if s.subs != nil {
+		sub := s.allow(domain.RoleSubscriber)
+		v1.POST("/subscriptions", s.createSubscription, sub)
+		v1.GET("/subscriptions", s.listSubscriptions, sub)
+		v1.GET("/subscriptions/:id", s.getSubscription, sub)
+		v1.DELETE("/subscriptions/:id", s.deleteSubscription, sub)
+		v1.GET("/subscriptions/:id/failures", s.subscriptionFailures, sub)
 	}
 	return s
 }

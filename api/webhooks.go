@@ -1,0 +1,172 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/webhooks"
+	"github.com/labstack/echo/v4"
+)
+
+// Subscriptions is what the webhook routes need from the webhook manager.
+type Subscriptions interface {
+	Create(ctx context.Context, owner string, req webhooks.Request) (webhooks.Subscription, error)
+	// List returns owner's subscriptions, or every one when owner is "".
+	List(owner string) []webhooks.Subscription
+	Get(id string) (webhooks.Subscription, error)
+	Delete(ctx context.Context, id string) error
+	Failures(ctx context.Context, id string) ([]webhooks.Failure, error)
+}
+
+// WithSubscriptions turns on the /v1/subscriptions routes (webhooks).
+func WithSubscriptions(x Subscriptions) Option { return func(s *Server) { s.subs = x } }
+
+// subscriber is who asks: the token's name, and whether it may see every
+// subscription (admins; anyone when the API runs without tokens).
+func subscriber(c echo.Context) (owner string, all bool) {
+	info, ok := c.Get(tokenKey).(domain.TokenInfo)
+	if !ok {
+		if owner = c.Request().Header.Get("X-Actor"); owner == "" {
+			owner = "anonymous"
+		}
+		return owner, true
+	}
+	return info.Name, info.Role == domain.RoleAdmin
+}
+
+// createSubscription: POST /v1/subscriptions (subscriber, admin).
+func (s *Server) createSubscription(c echo.Context) error {
+	body, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	m, err := fields(body, "url", "types", "secret", "from_sequence")
+	if err != nil {
+		return err
+	}
+	var req webhooks.Request
+	var missing []domain.FieldError
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"url", &req.URL}, {"secret", &req.Secret}} {
+		v, ok, err := stringField(m, f.name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			missing = append(missing, domain.FieldError{Field: f.name, Message: "is required"})
+		}
+		*f.dst = v
+	}
+	if raw, ok := m["types"]; ok && string(bytes.TrimSpace(raw)) != "null" {
+		if err := json.Unmarshal(raw, &req.Types); err != nil {
+			return badRequest("a field has the wrong type", domain.FieldError{Field: "types", Message: "must be a list of strings"})
+		}
+	} else {
+		missing = append(missing, domain.FieldError{Field: "types", Message: "is required"})
+	}
+	if raw, ok := m["from_sequence"]; ok && string(bytes.TrimSpace(raw)) != "null" {
+		n, err := sequenceField(raw)
+		if err != nil {
+			return err
+		}
+		req.FromSequence = n
+	}
+	if len(missing) > 0 {
+		return &domain.ValidationError{Fields: missing}
+	}
+	owner, _ := subscriber(c)
+	sub, err := s.subs.Create(c.Request().Context(), owner, req)
+	if err != nil {
+		if errors.Is(err, webhooks.ErrTooMany) {
+			return problem(http.StatusConflict, "conflict", "Conflict",
+				"this token has as many subscriptions as allowed; delete one first")
+		}
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/subscriptions/"+sub.ID)
+	return c.JSON(http.StatusCreated, sub)
+}
+
+// sequenceField decodes from_sequence: a JSON number (else 400) that is a
+// whole number of at least 1 (else 422).
+func sequenceField(raw json.RawMessage) (uint64, error) {
+	var num json.Number
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] == '"' || json.Unmarshal(t, &num) != nil {
+		return 0, badRequest("a field has the wrong type", domain.FieldError{Field: "from_sequence", Message: "must be a number"})
+	}
+	n, err := strconv.ParseUint(num.String(), 10, 64)
+	if err != nil || n < 1 {
+		return 0, &domain.ValidationError{Fields: []domain.FieldError{{Field: "from_sequence",
+			Message: "must be a stream sequence, a whole number of at least 1"}}}
+	}
+	return n, nil
+}
+
+// listSubscriptions: GET /v1/subscriptions — the caller's own; admins see all.
+func (s *Server) listSubscriptions(c echo.Context) error {
+	owner, all := subscriber(c)
+	if all {
+		owner = ""
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": s.subs.List(owner)})
+}
+
+// ownSubscription finds the subscription named in the path. Another
+// owner's is a 404, as if it did not exist.
+func (s *Server) ownSubscription(c echo.Context) (webhooks.Subscription, error) {
+	id := c.Param("id")
+	if err := domain.CheckID(id); err != nil {
+		return webhooks.Subscription{}, err
+	}
+	sub, err := s.subs.Get(id)
+	if err != nil {
+		return sub, err
+	}
+	if owner, all := subscriber(c); !all && sub.Owner != owner {
+		return webhooks.Subscription{}, fmt.Errorf("subscription %s: %w", id, domain.ErrNotFound)
+	}
+	return sub, nil
+}
+
+// getSubscription: GET /v1/subscriptions/{id}.
+func (s *Server) getSubscription(c echo.Context) error {
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, sub)
+}
+
+// deleteSubscription: DELETE /v1/subscriptions/{id} — delivery stops.
+func (s *Server) deleteSubscription(c echo.Context) error {
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		return err
+	}
+	if err := s.subs.Delete(c.Request().Context(), sub.ID); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// subscriptionFailures: GET /v1/subscriptions/{id}/failures — dead letters,
+// oldest first.
+func (s *Server) subscriptionFailures(c echo.Context) error {
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		return err
+	}
+	failures, err := s.subs.Failures(c.Request().Context(), sub.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": failures})
+}

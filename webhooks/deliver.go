@@ -1,0 +1,256 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ContentType is the Content-Type of every delivery: the body is the stored
+// structured-mode CloudEvent.
+const ContentType = "application/cloudevents+json"
+
+// newClient makes the HTTP client of every delivery: one timeout per
+// attempt, no redirects (a 3xx is a failed attempt), no proxy, and, unless
+// allowed, no connection to a link-local or metadata address.
+func newClient(cfg Config) *http.Client {
+	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
+	if !cfg.AllowLinkLocal {
+		dialer.Control = guard
+	}
+	return &http.Client{
+		Transport: &http.Transport{
+			// A proxy would connect for us, around the address check.
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConnsPerHost:   2,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   cfg.Timeout,
+			ResponseHeaderTimeout: cfg.Timeout,
+		},
+		Timeout:       cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// guard refuses a connection to a blocked address when it is made, after
+// DNS: a name that resolved to a public address when the subscription was
+// created cannot later be pointed at the metadata service.
+func guard(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return err
+	}
+	if blocked(addr) {
+		return fmt.Errorf("%w: %s", ErrBlockedAddress, addr)
+	}
+	return nil
+}
+
+// ackWait is how long JetStream waits for a verdict on a delivery before it
+// hands the event out again; a delivery in progress says so more often.
+func (m *Manager) ackWait() time.Duration { return max(30*time.Second, 3*m.cfg.Timeout) }
+
+// deliver runs one subscription's deliveries until ctx ends: it takes one
+// event at a time from the durable consumer and POSTs it. When the
+// consumer is missing (being deleted) or NATS is away, it tries again after
+// a pause.
+func (m *Manager) deliver(ctx context.Context, st stored, key []byte) {
+	log := m.log.With("subscription", st.ID)
+	for {
+		err := m.consume(ctx, st, key, log)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			log.Debug("webhook consumer not found; waiting", "err", err)
+		} else {
+			log.Warn("webhook delivery interrupted; retrying", "err", err)
+		}
+		if !sleep(ctx, min(m.cfg.BackoffMax, 5*time.Second)) {
+			return
+		}
+	}
+}
+
+// consume handles the consumer's events one by one. Each is fetched only
+// when the previous one is settled, so none sits unacknowledged in a buffer
+// when the manager stops.
+func (m *Manager) consume(ctx context.Context, st stored, key []byte, log *slog.Logger) error {
+	cons, err := m.stream.Consumer(ctx, consumerName(st.ID))
+	if err != nil {
+		return err
+	}
+	for {
+		msg, err := cons.Next(jetstream.FetchContext(ctx))
+		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		m.handle(ctx, st, key, msg, log)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// handle delivers one event: up to MaxAttempts POSTs with backoff, then a
+// failure record; either way it is acknowledged so delivery goes on. When
+// the manager stops meanwhile, the event is handed back to JetStream.
+func (m *Manager) handle(ctx context.Context, st stored, key []byte, msg jetstream.Msg, log *slog.Logger) {
+	meta, err := msg.Metadata()
+	if err != nil { // not a JetStream message; cannot happen on a consumer
+		log.Warn("webhook message without metadata", "err", err)
+		_ = msg.Term()
+		return
+	}
+	seq := meta.Sequence.Stream
+	ev, err := m.src.DecodeMsg(msg)
+	if err != nil {
+		log.Warn("webhook not delivered: the stored message fails its checks", "sequence", seq, "err", err)
+		m.fail(ctx, st, msg, Failure{Sequence: seq, EventID: ev.ID, Type: string(ev.Type),
+			LastError: "not delivered: " + err.Error()}, log)
+		return
+	}
+	f := Failure{Sequence: seq, EventID: ev.ID, Type: string(ev.Type)}
+	for attempt := 1; ; attempt++ {
+		_ = msg.InProgress()
+		status, err := m.post(ctx, st.URL, key, ev.ID, msg.Data())
+		if err == nil {
+			log.Debug("webhook delivered", "sequence", seq, "event", ev.ID, "type", ev.Type,
+				"attempt", attempt, "status", status)
+			m.settle(ctx, msg, log)
+			return
+		}
+		if ctx.Err() != nil {
+			_ = msg.Nak()
+			return
+		}
+		f.Attempts, f.LastStatus, f.LastError = attempt, status, err.Error()
+		log.Debug("webhook attempt failed", "sequence", seq, "event", ev.ID, "attempt", attempt,
+			"status", status, "err", err)
+		if attempt >= m.cfg.MaxAttempts {
+			break
+		}
+		if !m.wait(ctx, msg, m.backoff(attempt)) {
+			_ = msg.Nak()
+			return
+		}
+	}
+	log.Warn("webhook delivery failed; recorded as a failure", "sequence", seq, "event", ev.ID,
+		"type", ev.Type, "attempts", f.Attempts, "status", f.LastStatus, "err", f.LastError)
+	m.fail(ctx, st, msg, f, log)
+}
+
+// post sends one attempt, signed as Standard Webhooks says, and returns
+// the status (0 without a response) and an error unless it was 2xx.
+func (m *Manager) post(ctx context.Context, url string, key []byte, id string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("User-Agent", "engagements-webhooks/1")
+	req.Header.Set(HeaderID, id)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Signature(key, id, ts, body))
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	// Reading a little of the body lets the connection be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return resp.StatusCode, nil
+}
+
+// settle acknowledges msg and waits for JetStream to confirm, so a
+// delivered event is not delivered again after a restart.
+func (m *Manager) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
+		log.Warn("webhook acknowledgement not confirmed; the event may be delivered again", "err", err)
+	}
+}
+
+// fail records f as a dead letter, then acknowledges msg. If the record
+// cannot be kept, the event goes back to JetStream to be tried again.
+func (m *Manager) fail(ctx context.Context, st stored, msg jetstream.Msg, f Failure, log *slog.Logger) {
+	if err := m.record(ctx, st.ID, f); err != nil {
+		log.Warn("webhook failure not recorded; the event will be tried again", "sequence", f.Sequence, "err", err)
+		_ = msg.NakWithDelay(m.cfg.BackoffMax)
+		return
+	}
+	m.settle(ctx, msg, log)
+}
+
+// backoff is the wait after failed attempt n (1-based): BackoffBase doubled
+// n-1 times, at most BackoffMax, of which a random half ("equal jitter"),
+// so that many subscriptions failing together do not retry together.
+func (m *Manager) backoff(n int) time.Duration {
+	d := m.cfg.BackoffMax
+	if n-1 < 32 {
+		d = min(m.cfg.BackoffBase<<(n-1), m.cfg.BackoffMax)
+	}
+	if d <= 0 { // overflow
+		d = m.cfg.BackoffMax
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// wait sleeps d unless ctx ends first (false), telling JetStream meanwhile
+// that the delivery of msg is still in progress.
+func (m *Manager) wait(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(m.ackWait() / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-tick.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+// sleep waits d unless ctx ends first (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}

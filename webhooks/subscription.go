@@ -1,0 +1,228 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/iom-who/engagements/domain"
+)
+
+// Limits on what a subscription may hold.
+const (
+	// MaxURL is the longest endpoint URL accepted, in bytes.
+	MaxURL = 2048
+	// MaxTypes is the most entries a subscription's types may have.
+	MaxTypes = 20
+	// SecretPrefix starts every signing secret, as in Standard Webhooks.
+	SecretPrefix = "whsec_"
+	// MinSecret and MaxSecret bound the decoded secret's length in bytes.
+	MinSecret, MaxSecret = 24, 64
+)
+
+// Subscription is a subscriber's registration as the API shows it: never
+// with its secret.
+type Subscription struct {
+	// ID is the subscription's UUIDv7.
+	ID string `json:"id"`
+	// Owner is the name of the token that created it.
+	Owner string `json:"owner"`
+	// URL is the endpoint events are POSTed to.
+	URL string `json:"url"`
+	// Types are event types or "<prefix>.*", as given.
+	Types []string `json:"types"`
+	// FromSequence is the first stream sequence the subscription may
+	// receive: the one asked for, or the stream's next one at creation.
+	FromSequence uint64 `json:"from_sequence"`
+	// SecretSet is always true: the secret is kept but never shown again.
+	SecretSet bool      `json:"secret_set"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Request is what a subscriber asks for.
+type Request struct {
+	URL   string
+	Types []string
+	// Secret is "whsec_" and the base64 of 24 to 64 random bytes.
+	Secret string
+	// FromSequence, when not 0, backfills from that stream sequence.
+	FromSequence uint64
+}
+
+// Failure is a dead letter: an event that could not be delivered.
+type Failure struct {
+	// Sequence is the event's stream sequence.
+	Sequence uint64 `json:"sequence"`
+	// EventID and Type name the event (empty if it could not be decoded).
+	EventID string `json:"event_id"`
+	Type    string `json:"type"`
+	// Attempts is how many times it was POSTed (0: never, see LastError).
+	Attempts int `json:"attempts"`
+	// LastStatus is the HTTP status of the last attempt (0 without one).
+	LastStatus int `json:"last_status,omitempty"`
+	// LastError says what went wrong last.
+	LastError string    `json:"last_error,omitempty"`
+	FailedAt  time.Time `json:"failed_at"`
+}
+
+// ErrTooMany means the owner has as many subscriptions as allowed.
+var ErrTooMany = errors.New("too many subscriptions")
+
+// ErrBlockedAddress means an endpoint resolves to a link-local or cloud
+// metadata address, where a webhook must never go.
+var ErrBlockedAddress = errors.New("link-local and metadata addresses are not allowed")
+
+// awsMetadataV6 is the IPv6 address of AWS's instance metadata service; its
+// IPv4 one, 169.254.169.254, is link-local already.
+var awsMetadataV6 = netip.MustParseAddr("fd00:ec2::254")
+
+// blocked reports whether a webhook must not connect to addr: link-local
+// (169.254.0.0/16, fe80::/10, and their multicast ranges) or a metadata
+// service address, IPv4-mapped forms included.
+func blocked(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	return addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() || addr == awsMetadataV6
+}
+
+// checkRequest validates req and returns the subscription's filter subjects
+// and its decoded secret. With allowLinkLocal false it resolves the URL's
+// host and refuses it if any address is link-local or metadata.
+func checkRequest(ctx context.Context, req Request, allowLinkLocal bool, resolver *net.Resolver) ([]string, []byte, error) {
+	var bad domain.ValidationError
+	add := func(field, msg string) {
+		bad.Fields = append(bad.Fields, domain.FieldError{Field: field, Message: msg})
+	}
+	if msg := checkURL(ctx, req.URL, allowLinkLocal, resolver); msg != "" {
+		add("url", msg)
+	}
+	subjects, msg := filterSubjects(req.Types)
+	if msg != "" {
+		add("types", msg)
+	}
+	key, msg := decodeSecret(req.Secret)
+	if msg != "" {
+		add("secret", msg)
+	}
+	if len(bad.Fields) > 0 {
+		return nil, nil, &bad
+	}
+	return subjects, key, nil
+}
+
+// checkURL returns what is wrong with raw as an endpoint, or "".
+func checkURL(ctx context.Context, raw string, allowLinkLocal bool, resolver *net.Resolver) string {
+	if raw == "" {
+		return "is required"
+	}
+	if len(raw) > MaxURL {
+		return fmt.Sprintf("must be at most %d characters", MaxURL)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() {
+		return "must be an absolute http or https URL"
+	}
+	if s := strings.ToLower(u.Scheme); s != "http" && s != "https" {
+		return "must be an http or https URL"
+	}
+	if u.User != nil {
+		return "must not carry credentials; the signature authenticates the sender"
+	}
+	host := u.Hostname()
+	if host == "" {
+		return "must name a host"
+	}
+	if allowLinkLocal {
+		return ""
+	}
+	if addr, err := netip.ParseAddr(host); err == nil {
+		if blocked(addr) {
+			return "must not be a link-local or metadata address (169.254.0.0/16, fe80::/10)"
+		}
+		return ""
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := resolver.LookupNetIP(lctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return "host does not resolve"
+	}
+	if slices.ContainsFunc(addrs, blocked) {
+		return "host resolves to a link-local or metadata address (169.254.0.0/16, fe80::/10)"
+	}
+	return ""
+}
+
+// filterSubjects turns types (event types or "<prefix>.*") into the
+// consumer's filter subjects, engagements.*.*.<verb>, one per matching type,
+// without duplicates (JetStream refuses overlapping filters). A prefix
+// wildcard means the event types of that prefix, as ?type= does on the log:
+// "agreement.*" is agreement.signed, .renewed and .terminated, not an
+// agreement's engagement.* events. Verbs are unique across types, so the
+// verb alone selects the type. It returns what is wrong, or "".
+func filterSubjects(types []string) ([]string, string) {
+	if len(types) == 0 || len(types) > MaxTypes {
+		return nil, fmt.Sprintf("must list 1 to %d event types or <prefix>.* entries", MaxTypes)
+	}
+	want := make(map[domain.EventType]bool)
+	for i, t := range types {
+		matched := typesFor(t)
+		if matched == nil {
+			return nil, fmt.Sprintf("entry %d: must be an event type or <prefix>.* (engagement, agreement, policy, initiative, meeting)", i+1)
+		}
+		if slices.Contains(types[:i], t) {
+			return nil, fmt.Sprintf("entry %d: listed twice", i+1)
+		}
+		for _, m := range matched {
+			want[m] = true
+		}
+	}
+	var out []string
+	for _, t := range domain.EventTypes { // contract order, so the result is stable
+		if want[t] {
+			out = append(out, subjectRoot+".*.*."+t.Verb())
+		}
+	}
+	return out, ""
+}
+
+// typesFor expands an event type or "<prefix>.*"; nil if it names none.
+func typesFor(filter string) []domain.EventType {
+	if prefix, ok := strings.CutSuffix(filter, ".*"); ok {
+		var out []domain.EventType
+		for _, t := range domain.EventTypes {
+			if t.Prefix() == prefix {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	if t, err := domain.ParseEventType(filter); err == nil {
+		return []domain.EventType{t}
+	}
+	return nil
+}
+
+// decodeSecret returns the HMAC key in a "whsec_<base64>" secret, or what
+// is wrong with it (never the secret itself).
+func decodeSecret(secret string) ([]byte, string) {
+	const msg = "must be \"whsec_\" followed by the base64 of 24 to 64 random bytes"
+	b64, ok := strings.CutPrefix(secret, SecretPrefix)
+	if !ok {
+		return nil, msg
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		key, err = base64.RawStdEncoding.DecodeString(b64)
+	}
+	if err != nil || len(key) < MinSecret || len(key) > MaxSecret {
+		return nil, msg
+	}
+	return key, ""
+}
