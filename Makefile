@@ -3,8 +3,11 @@ GO       ?= go
 BIN      := bin/engagements
 DATA     ?= ./data
 HTTP     ?= 127.0.0.1:8080
+CYCLES   ?= 20
+SYNC     ?= always
+FUZZTIME ?= 30s
 
-.PHONY: run build test vet bench fmt clean
+.PHONY: run build test vet bench crash-test fuzz fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/engagements
@@ -21,6 +24,21 @@ test:
 ## bench: API append vs. raw JetStream publish, same sync and concurrency
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./api/
+
+## crash-test: kill -9 serve under concurrent writers CYCLES times (SYNC=always|interval);
+## every acknowledged write must be stored exactly once (`make test` runs 3 cycles)
+crash-test:
+	CRASH_CYCLES=$(CYCLES) CRASH_SYNC=$(SYNC) $(GO) test -race -count=1 -run '^TestCrashSafety$$' -v ./cmd/engagements/
+
+## fuzz: run each fuzz target for FUZZTIME, one after another; new crashers
+## land in the package's testdata/fuzz/ (`make test` runs the seed corpora)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./eventstore/
+	$(GO) test -run '^$$' -fuzz '^FuzzSubject$$' -fuzztime $(FUZZTIME) ./eventstore/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecideApply$$' -fuzztime $(FUZZTIME) ./domain/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestBody$$' -fuzztime $(FUZZTIME) ./api/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTime$$' -fuzztime $(FUZZTIME) ./api/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckJSON$$' -fuzztime $(FUZZTIME) ./api/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,12 +1,14 @@
 package eventstore_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
 
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -62,18 +64,31 @@ func TestAppendThenRead(t *testing.T) {
 				t.Errorf("sequence = %d, want %d", seq, before+1)
 			}
 
+			raw := rawMessage(t, js, seq)
+			if raw.Subject != tt.subject {
+				t.Errorf("NATS subject = %q, want %q", raw.Subject, tt.subject)
+			}
+			// The payload is stored exactly as Encode wrote it, and hashed.
+			payload, err := eventstore.Encode(tt.ev)
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			if !bytes.Equal(raw.Data, payload) {
+				t.Errorf("stored payload =\n  %s\nwant Encode's\n  %s", raw.Data, payload)
+			}
+			hash := eventstore.ChainHash(tt.ev.PrevHash, tt.subject, payload)
+			if got := raw.Header.Get(eventstore.HeaderHash); got != hash {
+				t.Errorf("%s = %q, want %q", eventstore.HeaderHash, got, hash)
+			}
+
 			got, err := s.Event(t.Context(), seq)
 			if err != nil {
 				t.Fatalf("Event %d: %v", seq, err)
 			}
 			want := tt.ev
-			want.Sequence = seq
+			want.Sequence, want.Hash = seq, hash
 			assertEvent(t, got, want)
 
-			raw := rawMessage(t, js, seq)
-			if raw.Subject != tt.subject {
-				t.Errorf("NATS subject = %q, want %q", raw.Subject, tt.subject)
-			}
 			if got := raw.Header.Get("Nats-Msg-Id"); got != tt.ev.IdempotencyKey {
 				t.Errorf("Nats-Msg-Id = %q, want %q", got, tt.ev.IdempotencyKey)
 			}

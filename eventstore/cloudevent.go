@@ -87,6 +87,14 @@ func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
 	if err != nil {
 		return fail("%v", err)
 	}
+	// Encode writes times in UTC, where RFC 3339 has room for years 0000 to
+	// 9999 only: an offset can push a readable time out of them, and such an
+	// event could be decoded but never encoded again.
+	for _, at := range []time.Time{ce.Time, ce.RecordedAt} {
+		if y := at.UTC().Year(); y < 0 || y > 9999 {
+			return fail("time %s lies outside the years 0000 to 9999 in UTC", at.Format(time.RFC3339Nano))
+		}
+	}
 	// Rebuilding the subject checks the kind and the engagement id as well:
 	// a message published straight to the stream may agree with itself and
 	// still name an unknown kind or a non-canonical id.

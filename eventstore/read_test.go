@@ -20,9 +20,11 @@ type delivery struct {
 
 // subscription runs Subscribe in the background.
 type subscription struct {
-	ch     chan delivery
-	cancel context.CancelFunc
-	done   chan error
+	ch      chan delivery
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
+	err     error // what Subscribe returned, once stopped
 }
 
 // subscribe starts s.Subscribe(after); the test cleanup stops it.
@@ -64,11 +66,14 @@ func (sub *subscription) next(t *testing.T) delivery {
 // stop cancels the subscription and returns what Subscribe returned.
 func (sub *subscription) stop(t *testing.T) error {
 	t.Helper()
+	if sub.stopped {
+		return sub.err
+	}
+	sub.stopped = true
 	sub.cancel()
 	select {
-	case err := <-sub.done:
-		sub.done <- err
-		return err
+	case sub.err = <-sub.done:
+		return sub.err
 	case <-time.After(patience):
 		t.Fatal("Subscribe did not return after its context was cancelled")
 		return nil
@@ -176,18 +181,25 @@ func TestUndecodableMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	unhashed, err := eventstore.Encode(newEvent(id))
+	if err != nil {
+		t.Fatal(err)
+	}
 	subject := "engagements.agreement." + id + ".recorded"
 
 	tests := []struct {
 		name    string
 		subject string
 		payload []byte
+		wantErr error
+		wantID  string // the engagement the message counts for, if any
 	}{
-		{"not json", subject, []byte("not json")},
-		{"empty", subject, nil},
-		{"envelope names another engagement", subject, mismatched},
-		{"unknown kind in the subject", "engagements.treaty." + id + ".recorded", mismatched},
-		{"subject with too many tokens", subject + ".x", []byte("{}")},
+		{"not json", subject, []byte("not json"), eventstore.ErrUndecodable, id},
+		{"empty", subject, nil, eventstore.ErrUndecodable, id},
+		{"envelope names another engagement", subject, mismatched, eventstore.ErrUndecodable, id},
+		{"unknown kind in the subject", "engagements.treaty." + id + ".recorded", mismatched, eventstore.ErrUndecodable, id},
+		{"subject with too many tokens", subject + ".x", []byte("{}"), eventstore.ErrUndecodable, ""},
+		{"valid envelope published around Append, without a hash", subject, unhashed, eventstore.ErrUnverified, id},
 	}
 
 	sub := subscribe(t, s, 0)
@@ -202,11 +214,14 @@ func TestUndecodableMessages(t *testing.T) {
 			if d.seq != seq {
 				t.Fatalf("delivery at %d, want %d", d.seq, seq)
 			}
-			if !errors.Is(d.err, eventstore.ErrUndecodable) {
-				t.Errorf("delivery err = %v, want ErrUndecodable", d.err)
+			if !errors.Is(d.err, tt.wantErr) {
+				t.Errorf("delivery err = %v, want %v", d.err, tt.wantErr)
 			}
-			if _, err := s.Event(t.Context(), seq); !errors.Is(err, eventstore.ErrUndecodable) {
-				t.Errorf("Event(%d): err = %v, want ErrUndecodable", seq, err)
+			if d.ev.EngagementID != tt.wantID {
+				t.Errorf("delivered engagement id = %q, want %q", d.ev.EngagementID, tt.wantID)
+			}
+			if _, err := s.Event(t.Context(), seq); !errors.Is(err, tt.wantErr) {
+				t.Errorf("Event(%d): err = %v, want %v", seq, err, tt.wantErr)
 			}
 
 			// The subscription goes on with the next good event.
