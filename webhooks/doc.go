@@ -9,7 +9,7 @@
 // dead letters, and delivery goes on. Delivery is at least once: receivers
 // dedupe by the webhook-id header (the event id).
 //
-// It imports domain and nats.go's jetstream only (not eventstore, api or
-// projections): the event store is the Source interface here, satisfied by
-// eventstore.Store and wired in cmd/engagements.
+// Of this module it imports domain only, besides nats.go: not eventstore,
+// api or projections. The event store is the Source interface here,
+// satisfied by eventstore.Store; cmd/engagements wires them together.
 package webhooks

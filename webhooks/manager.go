@@ -96,8 +96,7 @@ func (c Config) withDefaults() Config {
 // API, and the secret is never shown or logged.
 type stored struct {
 	Subscription
-	Secret   string   `json:"secret"`
-	Subjects []string `json:"subjects"`
+	Secret string `json:"secret"`
 }
 
 // Manager keeps the subscriptions and delivers their events. Every instance
@@ -115,6 +114,9 @@ type Manager struct {
 	mu      sync.Mutex
 	subs    map[string]stored
 	workers map[string]*worker
+	// gone holds deleted ids (UUIDv7s are never reused), so that the
+	// watch's late echo of a subscription's creation cannot revive it.
+	gone map[string]bool
 
 	ctx    context.Context // ends at Close; every worker's parent
 	cancel context.CancelFunc
@@ -135,7 +137,7 @@ func Open(ctx context.Context, src Source, cfg Config) (*Manager, error) {
 	cfg = cfg.withDefaults()
 	js := src.JetStream()
 	m := &Manager{cfg: cfg, src: src, log: cfg.Logger, client: newClient(cfg), resolver: net.DefaultResolver,
-		subs: make(map[string]stored), workers: make(map[string]*worker)}
+		subs: make(map[string]stored), workers: make(map[string]*worker), gone: make(map[string]bool)}
 	var err error
 	if m.stream, err = js.Stream(ctx, streamName); err != nil {
 		return nil, fmt.Errorf("webhooks: stream %s: %w", streamName, unavailable(err))
@@ -211,6 +213,9 @@ func (m *Manager) apply(u jetstream.KeyValueEntry) {
 func (m *Manager) remember(st stored) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.gone[st.ID] {
+		return
+	}
 	m.subs[st.ID] = st
 	if _, ok := m.workers[st.ID]; ok || m.ctx.Err() != nil {
 		return
@@ -235,6 +240,7 @@ func (m *Manager) remember(st stored) {
 func (m *Manager) forget(id string) {
 	m.mu.Lock()
 	delete(m.subs, id)
+	m.gone[id] = true
 	w := m.workers[id]
 	delete(m.workers, id)
 	m.mu.Unlock()
@@ -258,7 +264,7 @@ func (m *Manager) Close() {
 // stores the subscription for owner. It receives the events appended after
 // now, or, with req.FromSequence, those from that sequence on.
 func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscription, error) {
-	subjects, _, err := checkRequest(ctx, req, m.cfg.AllowLinkLocal, m.resolver)
+	subjects, err := checkRequest(ctx, req, m.cfg.AllowLinkLocal, m.resolver)
 	if err != nil {
 		return Subscription{}, err
 	}
@@ -283,7 +289,7 @@ func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscr
 			ID: uuid.Must(uuid.NewV7()).String(), Owner: owner, URL: req.URL,
 			Types: slices.Clone(req.Types), FromSequence: from, SecretSet: true, CreatedAt: time.Now().UTC(),
 		},
-		Secret: req.Secret, Subjects: subjects,
+		Secret: req.Secret,
 	}
 	// The consumer first: once the subscription is in the bucket, any
 	// instance may start delivering it.
@@ -351,15 +357,16 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	if _, err := m.Get(id); err != nil {
 		return err
 	}
-	m.forget(id)
 	// The consumer before the entry: if deleting the entry fails, the
 	// subscription is still listed and a retried DELETE finishes the job.
+	// Meanwhile its worker only finds no consumer.
 	if err := m.stream.DeleteConsumer(ctx, consumerName(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("delete webhook consumer: %w", unavailable(err))
 	}
 	if err := m.kv.Delete(ctx, id); err != nil {
 		return fmt.Errorf("delete webhook subscription: %w", unavailable(err))
 	}
+	m.forget(id)
 	if err := m.failures.Purge(ctx, jetstream.WithPurgeSubject(failureSubject(id))); err != nil {
 		m.log.Warn("webhook failures not purged", "subscription", id, "err", err)
 	}

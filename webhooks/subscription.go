@@ -91,10 +91,10 @@ func blocked(addr netip.Addr) bool {
 	return addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() || addr == awsMetadataV6
 }
 
-// checkRequest validates req and returns the subscription's filter subjects
-// and its decoded secret. With allowLinkLocal false it resolves the URL's
-// host and refuses it if any address is link-local or metadata.
-func checkRequest(ctx context.Context, req Request, allowLinkLocal bool, resolver *net.Resolver) ([]string, []byte, error) {
+// checkRequest validates req and returns the subscription's filter
+// subjects. With allowLinkLocal false it resolves the URL's host and refuses
+// it if any address is link-local or metadata.
+func checkRequest(ctx context.Context, req Request, allowLinkLocal bool, resolver *net.Resolver) ([]string, error) {
 	var bad domain.ValidationError
 	add := func(field, msg string) {
 		bad.Fields = append(bad.Fields, domain.FieldError{Field: field, Message: msg})
@@ -106,14 +106,13 @@ func checkRequest(ctx context.Context, req Request, allowLinkLocal bool, resolve
 	if msg != "" {
 		add("types", msg)
 	}
-	key, msg := decodeSecret(req.Secret)
-	if msg != "" {
+	if _, msg := decodeSecret(req.Secret); msg != "" {
 		add("secret", msg)
 	}
 	if len(bad.Fields) > 0 {
-		return nil, nil, &bad
+		return nil, &bad
 	}
-	return subjects, key, nil
+	return subjects, nil
 }
 
 // checkURL returns what is wrong with raw as an endpoint, or "".

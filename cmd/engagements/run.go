@@ -56,6 +56,7 @@ type Main struct {
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
+	saved    uint64 // sequence of the last checkpoint
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -67,6 +68,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 		m.Config.Logger = log
+	}
+	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
 	}
 	store, err := eventstore.Open(ctx, eventstore.Config{
 		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
@@ -97,10 +101,15 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Projector = projections.New(log.With("component", "projector"))
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.wg.Add(1)
+	m.loadCheckpoint(ctx)
+	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
 		_ = m.Projector.Run(runCtx, store)
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.checkpointEvery(runCtx, checkpointInterval)
 	}()
 	m.Service = api.NewService(store, m.Projector, log)
 
@@ -147,6 +156,61 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// checkpointInterval is how often the projections are saved when they moved.
+const checkpointInterval = 30 * time.Second
+
+// CheckpointFile is where the projections are saved, so a restart applies
+// only the events stored since.
+func (m *Main) CheckpointFile() string {
+	return filepath.Join(m.Config.DataDir, "projections.checkpoint")
+}
+
+// loadCheckpoint fills the projector from the checkpoint file when it is
+// usable for this stream; otherwise the projector starts empty and rebuilds.
+func (m *Main) loadCheckpoint(ctx context.Context) {
+	log := m.Config.Logger
+	start := time.Now()
+	seq, err := m.Projector.LoadCheckpoint(m.CheckpointFile(), func(seq uint64, id string) bool {
+		ev, err := m.Store.Event(ctx, seq)
+		return err == nil && ev.ID == id
+	})
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			log.Warn("projection checkpoint not used; rebuilding from the stream", "err", err)
+		}
+		return
+	}
+	m.saved = seq
+	log.Info("projection checkpoint loaded", "sequence", seq, "engagements", m.Projector.Count(), "took", time.Since(start))
+}
+
+// checkpointEvery saves the projections every interval when they moved.
+func (m *Main) checkpointEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.checkpoint()
+		}
+	}
+}
+
+// checkpoint saves the projections if they moved since the last save.
+func (m *Main) checkpoint() {
+	if m.Projector == nil || m.Projector.Applied() == m.saved {
+		return
+	}
+	seq, err := m.Projector.Checkpoint(m.CheckpointFile())
+	if err != nil {
+		m.Config.Logger.Warn("projection checkpoint failed", "err", err)
+		return
+	}
+	m.saved = seq
 }
 
 // AdminTokenFile is where the first admin token is written.
@@ -199,6 +263,7 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	m.checkpoint() // the projector has stopped: save where it got to
 	if m.Webhooks != nil {
 		m.Webhooks.Close() // before the store: deliveries ack over its connection
 	}

@@ -1,0 +1,126 @@
+package projections_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/projections"
+)
+
+// filled folds a few engagements with corrections, links and a rejected event.
+func filled(t *testing.T) (*projections.Projector, []string) {
+	t.Helper()
+	p := projections.New(nil)
+	var seq uint64
+	add := func(ev domain.Event) {
+		seq++
+		p.Handle(seq, ev, nil)
+	}
+	mou, gap := newID(), newID()
+	rec := recorded(mou, domain.KindAgreement, "IOM-WHO MOU", []string{"IOM", "WHO"}, []string{"mou"})
+	rec.IdempotencyKey = "new:k1"
+	add(rec)
+	add(event(mou, domain.KindAgreement, 2, domain.AgreementSigned, `{"signed_on":"1999-01-01"}`))
+	add(recorded(gap, domain.KindPolicy, "GAP", []string{"IOM"}, nil))
+	add(event(mou, domain.KindAgreement, 3, domain.EngagementCorrected,
+		fmt.Sprintf(`{"corrects":%q,"reason":"dash","fields":{"title":"IOM–WHO MOU"}}`, rec.ID)))
+	add(event(gap, domain.KindPolicy, 2, domain.EngagementLinked, fmt.Sprintf(`{"target_id":%q,"relation":"references"}`, mou)))
+	add(event(gap, domain.KindPolicy, 3, domain.PolicyCommitted, `{"commitment":"too early"}`)) // rejected
+	return p, []string{mou, gap}
+}
+
+func TestCheckpointRestoresEveryReadModel(t *testing.T) {
+	p, ids := filled(t)
+	path := filepath.Join(t.TempDir(), "projections.checkpoint")
+	seq, err := p.Checkpoint(path)
+	if err != nil || seq != 6 {
+		t.Fatalf("checkpoint = %d, %v", seq, err)
+	}
+	q := projections.New(nil)
+	var asked uint64
+	got, err := q.LoadCheckpoint(path, func(seq uint64, id string) bool { asked = seq; return true })
+	if err != nil || got != 6 || asked != 5 {
+		t.Fatalf("load = %d, %v (asked about %d, want the last folded event 5)", got, err, asked)
+	}
+	same := func(what string, a, b any) {
+		t.Helper()
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			t.Errorf("%s differs after restore:\n%s\n%s", what, ja, jb)
+		}
+	}
+	for _, id := range ids {
+		a, sa, _ := p.State(id)
+		b, sb, _ := q.State(id)
+		same("state "+id, a, b)
+		if sa != sb {
+			t.Errorf("expected sequence %d vs %d", sa, sb)
+		}
+		ha, _ := p.History(id)
+		hb, _ := q.History(id)
+		same("history", ha, hb)
+	}
+	f := projections.Filter{Limit: 10, Now: time.Now(), Party: "who"}
+	la, _ := p.List(f)
+	lb, _ := q.List(f)
+	same("list", la, lb)
+	same("log", p.Log(projections.LogFilter{Limit: 10}), q.Log(projections.LogFilter{Limit: 10}))
+	if !reflect.DeepEqual(p.Stats(), q.Stats()) {
+		t.Errorf("stats %+v vs %+v", p.Stats(), q.Stats())
+	}
+	if r, ok := q.Idempotent("new:k1"); !ok || r.EngagementID != ids[0] {
+		t.Errorf("idempotency key lost: %+v %v", r, ok)
+	}
+	// The restored state keeps what corrections need.
+	e, _, _ := q.State(ids[0])
+	if e.Title != "IOM–WHO MOU" {
+		t.Errorf("title %q", e.Title)
+	}
+	// Folding goes on from where the checkpoint was.
+	q.Handle(7, event(ids[0], domain.KindAgreement, 4, domain.AgreementRenewed, `{"renewed_on":"2019-01-01"}`), nil)
+	if e, _, _ := q.State(ids[0]); e.Version != 4 || e.RenewedOn != "2019-01-01" {
+		t.Errorf("after a new event: %+v", e)
+	}
+}
+
+func TestUnusableCheckpointsAreRefused(t *testing.T) {
+	p, _ := filled(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cp")
+	if _, err := p.Checkpoint(path); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage")
+	if err := os.WriteFile(garbage, []byte("not a checkpoint"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		path    string
+		belongs bool
+	}{
+		{"missing file", filepath.Join(dir, "none"), true},
+		{"garbage", garbage, true},
+		{"another stream", path, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := projections.New(nil)
+			_, err := q.LoadCheckpoint(tt.path, func(uint64, string) bool { return tt.belongs })
+			if !errors.Is(err, projections.ErrNoCheckpoint) {
+				t.Errorf("err = %v, want ErrNoCheckpoint", err)
+			}
+			if q.Applied() != 0 || q.Count() != 0 {
+				t.Errorf("projector not left empty: applied %d, %d engagements", q.Applied(), q.Count())
+			}
+		})
+	}
+}
