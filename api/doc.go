@@ -4,6 +4,8 @@
 // sequence, wait for the projection), and problem+json errors. It is the one
 // place that maps errors to HTTP statuses.
 //
-// It imports domain and projections; the event store is an interface here,
-// satisfied by eventstore.Store and wired in cmd/engagements.
+// It imports domain and projections, and webhooks for the subscription types
+// only; the event store, the token store and the webhook manager are
+// interfaces here, satisfied by eventstore and webhooks and wired in
+// cmd/engagements.
 package api
