@@ -1,0 +1,616 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/webhooks"
+)
+
+// fullServer is the API with every optional surface on (tokens, webhooks,
+// a metrics token), as serve runs it, so every route is registered.
+type fullServer struct {
+	*testServer
+	api   *api.Server
+	admin string
+	// hooks receives webhook deliveries: /ok answers 204, /fail 500.
+	hooks *receiver
+}
+
+const metricsToken = "metrics-token-for-tests"
+
+func newFullServer(t *testing.T) *fullServer {
+	t.Helper()
+	ctx := context.Background()
+	store, err := eventstore.Open(ctx, eventstore.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			t.Errorf("close event store: %v", err)
+		}
+	})
+	tokens, err := store.Tokens(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tokens.Close)
+	admin, _, err := tokens.Create(ctx, "admin", domain.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newReceiver(t)
+	hooks, err := webhooks.Open(ctx, store, webhooks.Config{MaxAttempts: 1, BackoffBase: time.Millisecond,
+		BackoffMax: time.Millisecond, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hooks.Close)
+	proj := projections.New(nil)
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- proj.Run(pctx, store) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("projector: %v", err)
+		}
+	})
+	a := api.New(api.NewService(store, proj, nil), proj, nil,
+		api.WithTokens(tokens), api.WithSubscriptions(hooks), api.WithMetricsToken(metricsToken))
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	return &fullServer{testServer: &testServer{Server: srv, store: store, proj: proj}, api: a, admin: admin, hooks: rec}
+}
+
+// receiver is a webhook endpoint that keeps what it was sent.
+type receiver struct {
+	*httptest.Server
+	mu  sync.Mutex
+	got []*http.Request
+}
+
+func newReceiver(t *testing.T) *receiver {
+	rc := &receiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r = r.Clone(context.Background())
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rc.mu.Lock()
+		rc.got = append(rc.got, r)
+		rc.mu.Unlock()
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// first is the first delivery to path, waiting for it up to ten seconds.
+func (rc *receiver) first(t *testing.T, path string) *http.Request {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		rc.mu.Lock()
+		for _, r := range rc.got {
+			if r.URL.Path == path {
+				rc.mu.Unlock()
+				return r
+			}
+		}
+		rc.mu.Unlock()
+	}
+	t.Fatalf("no webhook delivery to %s within 10 s", path)
+	return nil
+}
+
+// loadOpenAPI fetches GET /openapi.yaml from ts, loads it with kin-openapi
+// and validates it as an OpenAPI 3.1 document.
+func loadOpenAPI(t *testing.T, ts *testServer) *openapi3.T {
+	t.Helper()
+	r := ts.get(t, "/openapi.yaml")
+	if r.status != http.StatusOK || mediaType(r.header) != "application/yaml" {
+		t.Fatalf("GET /openapi.yaml: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(r.body)
+	if err != nil {
+		t.Fatalf("load OpenAPI document: %v", err)
+	}
+	if !doc.IsOpenAPI31OrLater() {
+		t.Fatalf("openapi: %s, want 3.1", doc.OpenAPI)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("OpenAPI document is not valid: %v", err)
+	}
+	return doc
+}
+
+// operations are "METHOD /path" of every operation in doc, with {param}s.
+func operations(doc *openapi3.T) []string {
+	var out []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			out = append(out, method+" "+path)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestOpenAPIMatchesRoutes holds the document to the routes the server
+// really registers (with tokens and webhooks on): a route the document
+// lacks, or an operation the server does not have, fails.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	fs := newFullServer(t)
+	doc := loadOpenAPI(t, fs.testServer)
+
+	var routes []string
+	for _, r := range fs.api.Routes() {
+		parts := strings.Split(r.Path, "/")
+		for i, p := range parts {
+			if name, ok := strings.CutPrefix(p, ":"); ok {
+				parts[i] = "{" + name + "}"
+			}
+		}
+		routes = append(routes, r.Method+" "+strings.Join(parts, "/"))
+	}
+	slices.Sort(routes)
+	routes = slices.Compact(routes)
+	documented := operations(doc)
+
+	for _, r := range routes {
+		if !slices.Contains(documented, r) {
+			t.Errorf("route %s is not in api/openapi.yaml", r)
+		}
+	}
+	for _, op := range documented {
+		if !slices.Contains(routes, op) {
+			t.Errorf("api/openapi.yaml documents %s, which the server does not have", op)
+		}
+	}
+}
+
+// contract validates recorded exchanges against the document.
+type contract struct {
+	t      *testing.T
+	fs     *fullServer
+	doc    *openapi3.T
+	router routers.Router
+	opts   *openapi3filter.Options
+	// seen counts validated exchanges per "METHOD /path" operation.
+	seen map[string]int
+}
+
+// verdict is how the document must judge a request.
+type verdict int
+
+const (
+	valid   verdict = iota // the document accepts it
+	invalid                // the document refuses it, as the server does
+	either                 // the point is elsewhere (a body too large)
+)
+
+// check sends one request and checks its status, then validates the
+// request (it must get the verdict req) and the response with the document.
+func (c *contract) check(name string, want int, req verdict, method, path, body string, header ...string) response {
+	c.t.Helper()
+	r := c.fs.request(c.t, method, path, body, header...)
+	if r.status != want {
+		c.t.Errorf("%s: %s %s = %s, want %d", name, method, path, r, want)
+	}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	vreq, err := c.fs.newRequest(method, path, rd, header...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.validate(name, vreq, req, r)
+	return r
+}
+
+func (c *contract) validate(name string, vreq *http.Request, req verdict, r response) {
+	c.t.Helper()
+	route, params, err := c.router.FindRoute(vreq)
+	if err != nil {
+		c.t.Errorf("%s: %s %s: no operation in the document: %v", name, vreq.Method, vreq.URL.Path, err)
+		return
+	}
+	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route, Options: c.opts}
+	err = openapi3filter.ValidateRequest(context.Background(), in)
+	switch {
+	case req == valid && err != nil:
+		c.t.Errorf("%s: the document refuses a request the server accepts: %v", name, err)
+	case req == invalid && err == nil:
+		c.t.Errorf("%s: the document accepts a request the server refuses with %d", name, r.status)
+	}
+	out := (&openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: r.status, Header: r.header,
+		Options: c.opts}).SetBodyBytes(r.body)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		c.t.Errorf("%s: %s %s: the response does not match the document: %v\nresponse: %s", name, vreq.Method,
+			vreq.URL.Path, err, r)
+	}
+	c.seen[route.Method+" "+route.Path]++
+}
+
+func newWebhookSecret(t *testing.T) string {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	return webhooks.SecretPrefix + base64.StdEncoding.EncodeToString(key)
+}
+
+// TestOpenAPIDescribesRealTraffic sends real requests to the real server
+// (embedded nats-server, tokens and webhooks on) and validates every request
+// and response with kin-openapi: successes of every operation and the
+// problem responses users meet. Requests the server refuses for their shape
+// must be refused by the document too, each operation's x-roles must be the
+// roles the server lets through, and a documented operation that no
+// exchange covers fails the test.
+func TestOpenAPIDescribesRealTraffic(t *testing.T) {
+	fs := newFullServer(t)
+	doc := loadOpenAPI(t, fs.testServer)
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &contract{t: t, fs: fs, doc: doc, router: router, seen: make(map[string]int),
+		opts: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+			IncludeResponseStatus: true, MultiError: true}}
+	admin := bearer(fs.admin)
+	with := func(auth []string, more ...string) []string { return append(slices.Clone(auth), more...) }
+
+	// Operations.
+	c.check("liveness", 200, valid, "GET", "/healthz", "")
+	c.check("readiness", 200, valid, "GET", "/readyz", "")
+	c.check("the document itself", 200, valid, "GET", "/openapi.yaml", "")
+	c.check("metrics without the metrics token → 401", 401, valid, "GET", "/metrics", "")
+	c.check("metrics", 200, valid, "GET", "/metrics", "", bearer(metricsToken)...)
+
+	// Tokens.
+	mint := func(name string, role domain.Role) []string {
+		r := c.check("create a "+string(role)+" token", 201, valid, "POST", "/v1/tokens",
+			fmt.Sprintf(`{"name":%q,"role":%q}`, name, role), admin...)
+		return bearer(decode[struct{ Token string }](t, r).Token)
+	}
+	coord := mint("maria", domain.RoleCoordinator)
+	aud := mint("audit-office", domain.RoleAuditor)
+	sub := mint("crm-sync", domain.RoleSubscriber)
+	mint("temp", domain.RoleCoordinator)
+	c.check("a token name twice → 409", 409, valid, "POST", "/v1/tokens", `{"name":"maria","role":"auditor"}`, admin...)
+	c.check("a token without a role → 422", 422, invalid, "POST", "/v1/tokens", `{"name":"x"}`, admin...)
+	c.check("an unknown role → 422", 422, invalid, "POST", "/v1/tokens", `{"name":"x","role":"boss"}`, admin...)
+	c.check("list tokens", 200, valid, "GET", "/v1/tokens", "", admin...)
+	c.check("revoke a token", 204, valid, "DELETE", "/v1/tokens/temp", "", admin...)
+	c.check("revoke an unknown token → 404", 404, valid, "DELETE", "/v1/tokens/nobody", "", admin...)
+	c.check("revoke the last admin token → 409", 409, valid, "DELETE", "/v1/tokens/admin", "", admin...)
+	c.check("a coordinator lists tokens → 403", 403, valid, "GET", "/v1/tokens", "", coord...)
+
+	// Authentication.
+	c.check("no token → 401", 401, valid, "GET", "/v1/engagements", "")
+	c.check("an unknown token → 401", 401, valid, "GET", "/v1/engagements", "", bearer("eng_nope")...)
+	c.check("a subscriber records an engagement → 403", 403, valid, "POST", "/v1/engagements", agreement("x"), sub...)
+
+	// Recording engagements.
+	r := c.check("record an agreement", 201, valid, "POST", "/v1/engagements",
+		`{"kind":"agreement","title":"IOM–UNHCR data-sharing agreement","parties":["IOM","UNHCR"],"tags":["data"],"occurred_at":"2019-01-01"}`,
+		with(coord, "Idempotency-Key", "create-mou", "X-Correlation-ID", "req-1")...)
+	mou := decode[engagement](t, r).ID
+	r = c.check("record a policy", 201, valid, "POST", "/v1/engagements",
+		`{"kind":"policy","title":"Framework","parties":["WHO"],"instrument":"framework","description":"Priorities\nand principles"}`, coord...)
+	framework := decode[engagement](t, r).ID
+	r = c.check("record a meeting without tags", 201, valid, "POST", "/v1/engagements",
+		`{"kind":"meeting","title":"UNGA HLM on TB","parties":["IOM","WHO"],"level":"high","location":"New York","occurred_at":"2018-09-26"}`, coord...)
+	meeting := decode[engagement](t, r).ID
+	r = c.check("record an initiative", 201, valid, "POST", "/v1/engagements",
+		`{"kind":"initiative","title":"Migration health network","parties":["IOM","WHO"]}`, coord...)
+	network := decode[engagement](t, r).ID
+	c.check("malformed JSON → 400", 400, invalid, "POST", "/v1/engagements", `{"kind":`, coord...)
+	c.check("an unknown field → 400", 400, invalid, "POST", "/v1/engagements",
+		`{"kind":"agreement","title":"x","parties":["IOM"],"status":"active"}`, coord...)
+	c.check("a wrong type → 400", 400, invalid, "POST", "/v1/engagements", `{"kind":"agreement","title":7,"parties":["IOM"]}`, coord...)
+	c.check("no title → 422", 422, invalid, "POST", "/v1/engagements", `{"kind":"agreement","parties":["IOM"]}`, coord...)
+	c.check("an unknown kind → 422", 422, invalid, "POST", "/v1/engagements", `{"kind":"treaty","title":"x","parties":["IOM"]}`, coord...)
+	c.check("not JSON → 415", 415, invalid, "POST", "/v1/engagements", agreement("x"), with(coord, "Content-Type", "text/plain")...)
+	big := `{"kind":"agreement","title":"x","parties":["IOM"],"description":"` + strings.Repeat("a", api.MaxBody) + `"}`
+	c.check("over 1 MiB → 413", 413, either, "POST", "/v1/engagements", big, coord...)
+
+	// Reading one.
+	r = c.check("read an engagement", 200, valid, "GET", "/v1/engagements/"+mou, "", coord...)
+	c.check("not modified → 304", 304, valid, "GET", "/v1/engagements/"+mou, "", with(coord, "If-None-Match", r.header.Get("ETag"))...)
+	c.check("as of a date", 200, valid, "GET", "/v1/engagements/"+mou+"?as_of=2019-06-01", "", aud...)
+	c.check("before it began → 404", 404, valid, "GET", "/v1/engagements/"+mou+"?as_of=2018-01-01", "", aud...)
+	c.check("a bad as_of → 400", 400, invalid, "GET", "/v1/engagements/"+mou+"?as_of=yesterday", "", aud...)
+	c.check("a bad UUID → 400", 400, invalid, "GET", "/v1/engagements/not-a-uuid", "", coord...)
+	c.check("an unknown engagement → 404", 404, valid, "GET", "/v1/engagements/"+newID(), "", coord...)
+
+	// Appending events.
+	events := "/v1/engagements/" + mou + "/events"
+	c.check("sign with If-Match", 201, valid, "POST", events,
+		`{"type":"agreement.signed","occurred_at":"2019-02-01","data":{"signed_on":"2019-02-01","expires_on":"2031-01-31"}}`,
+		with(coord, "If-Match", `"1"`, "X-Causation-ID", "req-1")...)
+	c.check("a stale If-Match → 412", 412, valid, "POST", events, note("typo"), with(coord, "If-Match", `"1"`)...)
+	c.check("a bad If-Match → 400", 400, invalid, "POST", events, note("typo"), with(coord, "If-Match", "one")...)
+	c.check("renew", 201, valid, "POST", events, `{"type":"agreement.renewed","data":{"renewed_on":"2020-03-01"}}`, coord...)
+	c.check("terminate", 201, valid, "POST", events, `{"type":"agreement.terminated","data":{"reason":"superseded"}}`, coord...)
+	c.check("renew a terminated MOU → 422", 422, valid, "POST", events, `{"type":"agreement.renewed","data":{"renewed_on":"2020-03-02"}}`, coord...)
+	c.check("an unknown event type → 422", 422, invalid, "POST", events, `{"type":"agreement.torn_up","data":{}}`, coord...)
+	c.check("a missing data field → 422", 422, invalid, "POST", events, `{"type":"agreement.terminated","data":{}}`, coord...)
+	c.check("an unknown data field → 400", 400, invalid, "POST", events, `{"type":"engagement.noted","data":{"note":"x","mood":"happy"}}`, coord...)
+	c.check("a future occurred_at → 422", 422, valid, "POST", events, `{"type":"engagement.noted","occurred_at":"2190-01-01","data":{"note":"x"}}`, coord...)
+	c.check("to an unknown engagement → 404", 404, valid, "POST", "/v1/engagements/"+newID()+"/events", note("x"), coord...)
+	c.check("note", 201, valid, "POST", events, note("kept on file"), with(coord, "Idempotency-Key", "note-1")...)
+	c.check("link", 201, valid, "POST", events,
+		fmt.Sprintf(`{"type":"engagement.linked","data":{"target_id":%q,"relation":"references"}}`, framework), coord...)
+	signedID := ""
+	for _, ev := range fs.historyAs(t, mou, coord) {
+		if ev.Type == "agreement.signed" {
+			signedID = ev.ID
+		}
+	}
+	c.check("correct (v2)", 201, valid, "POST", events,
+		fmt.Sprintf(`{"type":"engagement.corrected","data":{"corrects":%q,"reason":"wrong date","fields":{"signed_on":"2019-01-31"}}}`, signedID), coord...)
+	c.check("correct (v1 shape)", 201, valid, "POST", events,
+		fmt.Sprintf(`{"type":"engagement.corrected","data":{"corrects":%q,"reason":"wrong expiry","expires_on":"2031-01-30"}}`, signedID), coord...)
+	policy := "/v1/engagements/" + framework + "/events"
+	c.check("contribute", 201, valid, "POST", policy, `{"type":"policy.contributed","data":{"contribution":"drafting","role":"co-lead"}}`, coord...)
+	c.check("adopt", 201, valid, "POST", policy, `{"type":"policy.adopted","occurred_at":"2017-05-29","data":{"adopted_by":"WHA"}}`, coord...)
+	c.check("commit", 201, valid, "POST", policy, `{"type":"policy.committed","data":{"commitment":"report yearly"}}`, coord...)
+	c.check("amend", 201, valid, "POST", policy, `{"type":"engagement.amended","data":{"tags":["health","migration"]}}`, coord...)
+	hlm := "/v1/engagements/" + meeting + "/events"
+	c.check("schedule", 201, valid, "POST", hlm, `{"type":"meeting.scheduled","occurred_at":"2018-06-01","data":{"starts_on":"2018-09-26","location":"New York"}}`, coord...)
+	c.check("attend", 201, valid, "POST", hlm, `{"type":"meeting.attended","occurred_at":"2018-09-26","data":{"role":"speaker","delegation":"DG"}}`, coord...)
+	c.check("conclude without data", 201, valid, "POST", hlm, `{"type":"meeting.concluded","occurred_at":"2018-09-27"}`, coord...)
+	net := "/v1/engagements/" + network + "/events"
+	c.check("join", 201, valid, "POST", net, `{"type":"initiative.joined","data":{"role":"member"}}`, coord...)
+	c.check("change role", 201, valid, "POST", net, `{"type":"initiative.role_changed","data":{"role":"co-chair"}}`, coord...)
+	c.check("leave", 201, valid, "POST", net, `{"type":"initiative.left","data":{"reason":"network closed"}}`, coord...)
+
+	// State, history, lists.
+	c.check("a terminated agreement with links and corrections", 200, valid, "GET", "/v1/engagements/"+mou, "", coord...)
+	c.check("an implementing policy", 200, valid, "GET", "/v1/engagements/"+framework, "", coord...)
+	c.check("a concluded meeting", 200, valid, "GET", "/v1/engagements/"+meeting, "", coord...)
+	c.check("history with corrected_by", 200, valid, "GET", "/v1/engagements/"+mou+"/history", "", coord...)
+	c.check("history known at a time", 200, valid, "GET", "/v1/engagements/"+mou+"/history?known_at="+time.Now().UTC().Add(time.Second).Format(time.RFC3339), "", aud...)
+	c.check("history of an unknown engagement → 404", 404, valid, "GET", "/v1/engagements/"+newID()+"/history", "", coord...)
+	r = c.check("a first page", 200, valid, "GET", "/v1/engagements?limit=2", "", coord...)
+	cursor := decode[page](t, r).NextCursor
+	if cursor == nil {
+		t.Fatalf("first page of 4 with limit 2 has no next_cursor: %s", r)
+	}
+	c.check("the last page", 200, valid, "GET", "/v1/engagements?limit=2&cursor="+*cursor, "", coord...)
+	c.check("filters", 200, valid, "GET", "/v1/engagements?kind=agreement&status=terminated&party=iom&tag=data&q=unhcr", "", coord...)
+	c.check("the portfolio as of a date", 200, valid, "GET", "/v1/engagements?as_of=2019-01-01", "", aud...)
+	c.check("limit 0 → 400", 400, invalid, "GET", "/v1/engagements?limit=0", "", coord...)
+	c.check("an unknown kind filter → 400", 400, invalid, "GET", "/v1/engagements?kind=treaty", "", coord...)
+
+	// Audit.
+	r = c.check("the global log", 200, valid, "GET", "/v1/events?limit=5", "", aud...)
+	after := decode[struct {
+		NextAfter uint64 `json:"next_after"`
+	}](t, r).NextAfter
+	c.check("the log read on, filtered", 200, valid, "GET", fmt.Sprintf("/v1/events?after=%d&type=agreement.*&kind=agreement", after), "", aud...)
+	c.check("an empty page of the log", 200, valid, "GET", "/v1/events?after=100000", "", aud...)
+	c.check("a bad after → 400", 400, invalid, "GET", "/v1/events?after=abc", "", aud...)
+	c.check("a coordinator reads the log → 403", 403, valid, "GET", "/v1/events", "", coord...)
+	c.check("export NDJSON", 200, valid, "GET", "/v1/events/export", "", aud...)
+	c.check("export CSV, bounded", 200, valid, "GET", "/v1/events/export?format=csv&from=1&to=2020-12-31&type=agreement.*", "", aud...)
+	c.check("export as XML → 400", 400, invalid, "GET", "/v1/events/export?format=xml", "", aud...)
+	c.check("verify", 200, valid, "GET", "/v1/verify", "", aud...)
+	c.check("verify until", 200, valid, "GET", "/v1/verify?until=3", "", aud...)
+	c.check("verify until 0 → 400", 400, invalid, "GET", "/v1/verify?until=0", "", aud...)
+
+	// Server-Sent Events: headers, and the first replayed frame is a CloudEvent.
+	c.checkStream("replay the stream", "/v1/events/stream?after=0&kind=agreement", sub)
+	c.check("a stream filter on a bad id → 400", 400, invalid, "GET", "/v1/events/stream?engagement=nope", "", sub...)
+	c.check("a coordinator streams → 403", 403, valid, "GET", "/v1/events/stream", "", coord...)
+
+	// Webhooks.
+	r = c.check("subscribe", 201, valid, "POST", "/v1/subscriptions",
+		fmt.Sprintf(`{"url":%q,"types":["agreement.*","engagement.noted"],"secret":%q,"from_sequence":1}`,
+			fs.hooks.URL+"/ok", newWebhookSecret(t)), sub...)
+	okSub := decode[struct{ ID string }](t, r).ID
+	r = c.check("subscribe an endpoint that fails", 201, valid, "POST", "/v1/subscriptions",
+		fmt.Sprintf(`{"url":%q,"types":["meeting.*"],"secret":%q,"from_sequence":1}`, fs.hooks.URL+"/fail", newWebhookSecret(t)), sub...)
+	failSub := decode[struct{ ID string }](t, r).ID
+	c.check("subscribe without a secret → 422", 422, invalid, "POST", "/v1/subscriptions",
+		fmt.Sprintf(`{"url":%q,"types":["agreement.*"]}`, fs.hooks.URL), sub...)
+	c.check("subscribe to an unknown type → 422", 422, invalid, "POST", "/v1/subscriptions",
+		fmt.Sprintf(`{"url":%q,"types":["treaty.*"],"secret":%q}`, fs.hooks.URL, newWebhookSecret(t)), sub...)
+	c.check("types as a string → 400", 400, invalid, "POST", "/v1/subscriptions",
+		fmt.Sprintf(`{"url":%q,"types":"agreement.*","secret":%q}`, fs.hooks.URL, newWebhookSecret(t)), sub...)
+	c.check("list subscriptions", 200, valid, "GET", "/v1/subscriptions", "", sub...)
+	c.check("read a subscription", 200, valid, "GET", "/v1/subscriptions/"+okSub, "", sub...)
+	c.check("an unknown subscription → 404", 404, valid, "GET", "/v1/subscriptions/"+newID(), "", sub...)
+	c.check("an auditor lists subscriptions → 403", 403, valid, "GET", "/v1/subscriptions", "", aud...)
+	c.checkDelivery("a webhook delivery", fs.hooks.first(t, "/ok"))
+	fs.hooks.first(t, "/fail")
+	var failures []json.RawMessage
+	for deadline := time.Now().Add(10 * time.Second); len(failures) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		r = fs.get(t, "/v1/subscriptions/"+failSub+"/failures", sub...)
+		failures = decode[struct{ Items []json.RawMessage }](t, r).Items
+	}
+	c.check("failures", 200, valid, "GET", "/v1/subscriptions/"+failSub+"/failures", "", sub...)
+	if len(failures) == 0 {
+		t.Errorf("no failures recorded for an endpoint answering 500")
+	}
+	c.check("unsubscribe", 204, valid, "DELETE", "/v1/subscriptions/"+okSub, "", sub...)
+	c.check("unsubscribe twice → 404", 404, valid, "DELETE", "/v1/subscriptions/"+okSub, "", sub...)
+
+	c.checkRoles(map[domain.Role][]string{domain.RoleAdmin: admin, domain.RoleCoordinator: coord,
+		domain.RoleAuditor: aud, domain.RoleSubscriber: sub})
+
+	// Every problem response names a documented type: the document's enum
+	// is checked by validation above; here the README's list is checked
+	// against the document's, so neither lacks one.
+	enum := doc.Components.Schemas["Problem"].Value.Properties["type"].Value.Enum
+	for _, want := range []string{"malformed-request", "not-found", "conflict", "version-mismatch", "unauthorized",
+		"forbidden", "body-too-large", "unsupported-media-type", "rate-limited", "validation-error",
+		"invalid-transition", "unknown-event-type", "unavailable", "not-ready"} {
+		if !slices.Contains(enum, any(api.ProblemBase+want)) {
+			t.Errorf("problem type %s%s is not in the document", api.ProblemBase, want)
+		}
+	}
+
+	for _, op := range operations(doc) {
+		if c.seen[op] == 0 {
+			t.Errorf("no real exchange covers %s; add one to this test", op)
+		}
+	}
+}
+
+// historyAs reads an engagement's events with the given credentials.
+func (ts *testServer) historyAs(t *testing.T, id string, header []string) []event {
+	t.Helper()
+	r := ts.get(t, "/v1/engagements/"+id+"/history", header...)
+	if r.status != http.StatusOK {
+		t.Fatalf("history %s: %s", id, r)
+	}
+	return decode[struct {
+		Events []event `json:"events"`
+	}](t, r).Events
+}
+
+// checkStream opens an event stream, validates its status and headers,
+// and validates the first frame's data against the CloudEvent schema.
+func (c *contract) checkStream(name, path string, header []string) {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := c.fs.newRequest(http.MethodGet, path, nil, header...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := c.fs.Client().Do(req.WithContext(ctx))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("%s: %d", name, resp.StatusCode)
+	}
+	var data string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			data = d
+			break
+		}
+	}
+	cancel()
+	vreq, err := c.fs.newRequest(http.MethodGet, path, nil, header...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.validate(name, vreq, valid, response{status: resp.StatusCode, header: resp.Header})
+
+	var ce any
+	if err := json.Unmarshal([]byte(data), &ce); err != nil {
+		c.t.Fatalf("%s: first frame's data is not JSON: %v: %q", name, err, data)
+	}
+	schema := c.doc.Components.Schemas["CloudEvent"].Value
+	if err := schema.VisitJSON(ce, openapi3.EnableJSONSchema2020()); err != nil {
+		c.t.Errorf("%s: the streamed CloudEvent does not match the document: %v\n%s", name, err, data)
+	}
+}
+
+// checkDelivery validates a webhook delivery against the document's
+// webhooks.engagementEvent: signature headers and the CloudEvent body.
+func (c *contract) checkDelivery(name string, delivered *http.Request) {
+	c.t.Helper()
+	item := c.doc.Webhooks["engagementEvent"]
+	if item == nil || item.Post == nil {
+		c.t.Fatal("the document has no webhooks.engagementEvent.post")
+	}
+	route := &routers.Route{Spec: c.doc, Path: "engagementEvent", PathItem: item, Method: http.MethodPost, Operation: item.Post}
+	in := &openapi3filter.RequestValidationInput{Request: delivered, Route: route, Options: c.opts}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		c.t.Errorf("%s: the delivery does not match the document: %v", name, err)
+	}
+}
+
+// checkRoles holds each operation's x-roles to the server: a token of a
+// listed role gets past authorisation, any other gets 403. Requests carry
+// an unknown id and an empty body, so the allowed ones change nothing.
+func (c *contract) checkRoles(tokens map[domain.Role][]string) {
+	c.t.Helper()
+	for path, item := range c.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			raw, ok := op.Extensions["x-roles"].([]any)
+			if !ok {
+				if op.Security == nil { // the document's default: a bearer token
+					c.t.Errorf("%s %s needs a token but has no x-roles", method, path)
+				}
+				continue
+			}
+			var roles []domain.Role
+			for _, r := range raw {
+				roles = append(roles, domain.Role(fmt.Sprint(r)))
+			}
+			if !slices.Contains(roles, domain.RoleAdmin) {
+				c.t.Errorf("%s %s: x-roles %v lacks admin, who may do everything", method, path, roles)
+			}
+			target := strings.NewReplacer("{id}", newID(), "{name}", "nobody").Replace(path)
+			for role, auth := range tokens {
+				body := ""
+				if op.RequestBody != nil {
+					body = "{}"
+				}
+				status := c.statusOf(method, target, body, auth)
+				if allowed := slices.Contains(roles, role); allowed && (status == 401 || status == 403) {
+					c.t.Errorf("%s %s: x-roles %v lists %s, but the server answers %d", method, path, roles, role, status)
+				} else if !allowed && status != 403 {
+					c.t.Errorf("%s %s: x-roles %v leaves out %s, but the server answers %d, not 403", method, path, roles, role, status)
+				}
+			}
+		}
+	}
+}
+
+// statusOf sends a request and returns its status without reading the
+// body, so an event stream ends as soon as it starts.
+func (c *contract) statusOf(method, path, body string, header []string) int {
+	c.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := c.fs.newRequest(method, path, rd, header...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := c.fs.Client().Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
