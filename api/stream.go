@@ -54,15 +54,15 @@ func (s *Server) streamEvents(c echo.Context) error {
 	if sel.EngagementID != "" && domain.CheckID(sel.EngagementID) != nil {
 		bad = append(bad, domain.FieldError{Field: "engagement", Message: "must be a UUID"})
 	}
-	from := c.Request().Header.Get("Last-Event-ID")
+	from, field := c.Request().Header.Get("Last-Event-ID"), "Last-Event-ID"
 	if from == "" {
-		from = q.Get("after")
+		from, field = q.Get("after"), "after"
 	}
 	var after uint64
 	if from != "" {
 		n, err := strconv.ParseUint(from, 10, 64)
 		if err != nil {
-			bad = append(bad, domain.FieldError{Field: "Last-Event-ID", Message: "must be a stream sequence (a whole number)"})
+			bad = append(bad, domain.FieldError{Field: field, Message: "must be a stream sequence (a whole number)"})
 		}
 		after = n
 	}

@@ -55,7 +55,6 @@ func (s *Server) createToken(c echo.Context) error {
 		}
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/v1/tokens/"+info.Name)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusCreated, tokenCreated{TokenInfo: info, Token: token})
 }
