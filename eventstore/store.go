@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -71,6 +72,11 @@ type Config struct {
 
 // Store appends and reads engagement events.
 type Store struct {
+	// onReconnect are run (each in its own goroutine) after the connection
+	// to an external NATS comes back.
+	hooksMu     sync.Mutex
+	onReconnect []func()
+
 	ns     *server.Server
 	nc     *nats.Conn
 	js     jetstream.JetStream
@@ -119,7 +125,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 					s.log.Warn("nats disconnected", "err", err)
 				}
 			}),
-			nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+				s.reconnected()
+			}),
 			// Without a handler nats.go prints these (e.g. a watch missing
 			// heartbeats during an outage) to stderr.
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -216,6 +225,21 @@ func (s *Store) ClientURL() string {
 		return ""
 	}
 	return s.ns.ClientURL()
+}
+
+// OnReconnect registers f to run after the connection to NATS comes back.
+func (s *Store) OnReconnect(f func()) {
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
+	s.onReconnect = append(s.onReconnect, f)
+}
+
+func (s *Store) reconnected() {
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
+	for _, f := range s.onReconnect {
+		go f()
+	}
 }
 
 // Connected reports whether the NATS connection is up.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -39,8 +40,10 @@ type Tokens struct {
 	mu     sync.RWMutex
 	byName map[string]storedToken
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+	restart chan struct{}
+	log     *slog.Logger
 }
 
 // Tokens opens (creating if needed) the token bucket and starts watching it.
@@ -53,51 +56,102 @@ func (s *Store) Tokens(ctx context.Context, replicas int) (*Tokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token bucket: %w", unavailable(err))
 	}
-	t := &Tokens{kv: kv, byName: make(map[string]storedToken), done: make(chan struct{})}
+	t := &Tokens{kv: kv, byName: make(map[string]storedToken), done: make(chan struct{}),
+		restart: make(chan struct{}, 1), log: s.log}
 	wctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
-	w, err := kv.WatchAll(wctx)
+	w, err := t.watch(wctx)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("watch tokens: %w", unavailable(err))
 	}
-	// The watch first replays every current value, then a nil marks the end.
-	for u := range w.Updates() {
-		if u == nil {
-			break
+	// A watch resumes by itself after an outage only once it has missed its
+	// heartbeats (tens of seconds); a revocation made meanwhile on another
+	// instance must not stay unseen that long, so reconnecting restarts it.
+	s.OnReconnect(func() {
+		select {
+		case t.restart <- struct{}{}:
+		default:
 		}
-		t.apply(u)
-	}
-	go func() {
-		defer close(t.done)
-		defer w.Stop()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case u, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if u != nil {
-					t.apply(u)
-				}
-			}
-		}
-	}()
+	})
+	go t.follow(wctx, w)
 	return t, nil
 }
 
-func (t *Tokens) apply(u jetstream.KeyValueEntry) {
+// watch starts a watch of the bucket and replaces the local copy with its
+// replay of every current value (so deletions missed meanwhile count too).
+func (t *Tokens) watch(ctx context.Context) (jetstream.KeyWatcher, error) {
+	w, err := t.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fresh := make(map[string]storedToken)
+	for u := range w.Updates() {
+		if u == nil { // the end of the replay
+			break
+		}
+		apply(fresh, u)
+	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.byName = fresh
+	t.mu.Unlock()
+	return w, nil
+}
+
+// follow applies the watch's updates until ctx ends, restarting the watch
+// when asked to (after a reconnect) or when it ends.
+func (t *Tokens) follow(ctx context.Context, w jetstream.KeyWatcher) {
+	defer close(t.done)
+	for {
+		if w != nil {
+			w = t.drain(ctx, w)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var err error
+		if w, err = t.watch(ctx); err != nil {
+			t.log.Warn("token watch not restarted; trying again", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// drain applies updates until ctx ends or a restart is asked for, then
+// stops the watch.
+func (t *Tokens) drain(ctx context.Context, w jetstream.KeyWatcher) jetstream.KeyWatcher {
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.restart:
+			return nil
+		case u, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if u != nil {
+				t.mu.Lock()
+				apply(t.byName, u)
+				t.mu.Unlock()
+			}
+		}
+	}
+}
+
+func apply(m map[string]storedToken, u jetstream.KeyValueEntry) {
 	if u.Operation() != jetstream.KeyValuePut {
-		delete(t.byName, u.Key())
+		delete(m, u.Key())
 		return
 	}
 	var st storedToken
 	if err := json.Unmarshal(u.Value(), &st); err == nil {
-		t.byName[u.Key()] = st
+		m[u.Key()] = st
 	}
 }
 
