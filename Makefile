@@ -7,7 +7,7 @@ CYCLES   ?= 20
 SYNC     ?= always
 FUZZTIME ?= 30s
 
-.PHONY: run build test vet bench crash-test fuzz fmt clean
+.PHONY: run build test vet bench crash-test test-cluster fuzz fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/engagements
@@ -29,6 +29,11 @@ bench:
 ## every acknowledged write must be stored exactly once (`make test` runs 3 cycles)
 crash-test:
 	CRASH_CYCLES=$(CYCLES) CRASH_SYNC=$(SYNC) $(GO) test -race -count=1 -run '^TestCrashSafety$$' -v ./cmd/engagements/
+
+## test-cluster: two instances on an in-process 3-node nats-server cluster (replicas 3);
+## the stream leader's server is shut down mid-load (`make test` runs it too)
+test-cluster:
+	$(GO) test -race -count=1 -run '^TestClusterFailover$$' -v ./cmd/engagements/
 
 ## fuzz: run each fuzz target for FUZZTIME, one after another; new crashers
 ## land in the package's testdata/fuzz/ (`make test` runs the seed corpora)

@@ -58,7 +58,7 @@ func (s *Store) Follow(ctx context.Context, after uint64, sel domain.Selection, 
 	if err != nil {
 		return fmt.Errorf("ordered consumer: %w", unavailable(err))
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	it, err := cons.Messages(jetstream.PullMaxMessages(256), jetstream.PullHeartbeat(liveHeartbeat))
 	if err != nil {
 		return fmt.Errorf("consume: %w", unavailable(err))
 	}

@@ -92,9 +92,15 @@ func New(log *slog.Logger) *Projector {
 func (p *Projector) Run(ctx context.Context, src Source) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := src.Subscribe(ctx, p.Applied(), p.Handle)
+		after := p.Applied()
+		err := src.Subscribe(ctx, after, p.Handle)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if p.Applied() > after {
+			// It was working (a cluster node left, say): try again soon,
+			// not after the longest wait an earlier outage reached.
+			backoff = 100 * time.Millisecond
 		}
 		p.log.Warn("projection subscription ended; resubscribing", "after", p.Applied(), "err", err, "in", backoff)
 		select {
