@@ -9,6 +9,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
+// statusClientClosed is logged and counted when the client hung up first.
+const statusClientClosed = 499
+
 // ProblemBase prefixes every problem type URI; the README lists them.
 const ProblemBase = "/problems/"
 
@@ -71,6 +74,10 @@ func toProblem(err error) *Problem {
 	case errors.Is(err, domain.ErrConflict):
 		return problem(http.StatusConflict, "conflict", "Conflict",
 			"other writers kept changing the engagement; retry the request")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this, but logs and metrics
+		// should not count it as a server error (nginx's 499 convention).
+		return problem(statusClientClosed, "client-closed", "Client closed the request", "")
 	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		p := problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
 			"the event store cannot be reached right now; retry later")
