@@ -3,5 +3,5 @@
 // It starts an embedded nats-server (or connects to an external cluster),
 // creates the ENGAGEMENTS stream, appends events as CloudEvents 1.0 documents
 // with per-engagement optimistic concurrency, and reads them back by sequence
-// or as an ordered subscription. It imports domain and nothing else of ours.
+// or as a live subscription. It imports domain and nothing else of ours.
 package eventstore

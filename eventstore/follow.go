@@ -2,11 +2,9 @@ package eventstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/iom-who/engagements/domain"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // selectionSubjects builds filter subjects from allow-listed parts only.
@@ -41,49 +39,20 @@ func selectionSubjects(sel domain.Selection) ([]string, error) {
 // Follow delivers the stored CloudEvent documents (the message payloads,
 // byte for byte, with the decoded event) that sel matches, after sequence
 // after, then new ones as they are appended, with no gap and no duplicate
-// (one ordered consumer does both), until ctx ends or fn returns an error,
-// which Follow returns. Messages that do not decode or fail their hash check
+// (one consumer does both), until ctx ends or fn returns an error, which
+// Follow returns, or until the consumer is lost (an error wrapping
+// domain.ErrUnavailable: follow again after the last sequence). Messages that do not decode or fail their hash check
 // are not passed on (verify reports them).
 func (s *Store) Follow(ctx context.Context, after uint64, sel domain.Selection, fn func(ev domain.Event, payload []byte) error) error {
 	subjects, err := selectionSubjects(sel)
 	if err != nil {
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if after > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = after + 1
-	}
-	cons, err := s.stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("ordered consumer: %w", unavailable(err))
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256), jetstream.PullHeartbeat(liveHeartbeat))
-	if err != nil {
-		return fmt.Errorf("consume: %w", unavailable(err))
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return ctx.Err()
-			}
-			return fmt.Errorf("next message: %w", unavailable(err))
+	return s.read(ctx, after, subjects, false, func(m message) error {
+		if m.err != nil {
+			s.log.Warn("not following a message that fails its checks", "sequence", m.seq, "err", m.err)
+			return nil
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
-		}
-		ev, err := decodeMsg(msg.Subject(), msg.Headers(), msg.Data(), meta.Sequence.Stream)
-		if err != nil {
-			s.log.Warn("not following a message that fails its checks", "sequence", meta.Sequence.Stream, "err", err)
-			continue
-		}
-		if err := fn(ev, msg.Data()); err != nil {
-			return err
-		}
-	}
+		return fn(m.ev, m.payload)
+	})
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/iom-who/engagements/domain"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ErrStopWalk, returned by a Walk callback, ends the walk without an error.
@@ -56,61 +54,17 @@ func (s *Store) Walk(ctx context.Context, after uint64, kind domain.Kind, types 
 	if info.State.Msgs == 0 || after >= info.State.LastSeq {
 		return nil
 	}
-	// An ephemeral, unacknowledged consumer in memory: its pending count says
-	// at once whether anything matches, and the server removes it if this
-	// process goes away mid-walk.
-	cfg := jetstream.ConsumerConfig{
-		FilterSubjects:    subjects,
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		InactiveThreshold: time.Minute,
-	}
-	if after > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = after + 1
-	}
-	cons, err := s.stream.CreateConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("create consumer: %w", unavailable(err))
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = s.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
-	}()
-	if cons.CachedInfo().NumPending == 0 {
-		return nil
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		return fmt.Errorf("consume: %w", unavailable(err))
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("next message: %w", unavailable(err))
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
-		}
-		seq := meta.Sequence.Stream
-		ev, derr := decodeMsg(msg.Subject(), msg.Headers(), msg.Data(), seq)
-		if err := fn(seq, ev, derr); err != nil {
+	last := info.State.LastSeq
+	return s.read(ctx, after, subjects, true, func(m message) error {
+		if err := fn(m.seq, m.ev, m.err); err != nil {
 			if errors.Is(err, ErrStopWalk) {
-				return nil
+				return errIdle
 			}
 			return err
 		}
-		if meta.NumPending == 0 || seq >= info.State.LastSeq {
-			return nil
+		if m.seq >= last {
+			return errIdle // the end as it was when the walk began
 		}
-	}
+		return nil
+	})
 }

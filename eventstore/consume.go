@@ -1,0 +1,120 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// liveHeartbeat is the idle heartbeat of the consumers that read the
+// stream. Such a consumer lives on one server: when that server goes away
+// (a cluster node shut down), two missed heartbeats are what tell the
+// client. nats.go's default of 5 s stalled the projection, and with it every
+// write's read-your-writes wait, for 10 s.
+const liveHeartbeat = time.Second
+
+// consumerTimeout bounds creating and deleting a consumer. While a cluster
+// elects a new meta leader nobody answers; failing fast lets the caller try
+// again as soon as there is one.
+const consumerTimeout = 2 * time.Second
+
+// errIdle ends a read that was asked to stop at the end of the stream.
+var errIdle = errors.New("reached the end of the stream")
+
+// message is one stored message as the readers see it.
+type message struct {
+	seq     uint64
+	pending uint64 // messages matching the filter still after this one
+	subject string
+	payload []byte
+	ev      domain.Event
+	err     error // from decoding or the hash check
+}
+
+// read is the one loop every reader of the stream uses. It creates an
+// ephemeral, unacknowledged consumer in memory (the server removes it if
+// this process goes away) for subjects after sequence after, and passes
+// each message, decoded and hash-checked, to fn in stream order. It ends
+// when ctx ends (returning ctx.Err()), when fn returns an error (returned,
+// except errIdle), or when anything goes wrong: the consumer's server gone,
+// missed heartbeats, a delivery lost in transit — then with an error
+// wrapping domain.ErrUnavailable, never with a gap, so the caller can read
+// again after the last sequence it handled. With untilIdle it also ends,
+// returning nil, once nothing matching is left.
+//
+// (nats.go's ordered consumer would recreate itself instead, but it waits up
+// to 10 s for each attempt, which stalled readers for 11 s when a cluster
+// node left.)
+func (s *Store) read(ctx context.Context, after uint64, subjects []string, untilIdle bool, fn func(m message) error) error {
+	cfg := jetstream.ConsumerConfig{
+		FilterSubjects:    subjects,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: time.Minute,
+	}
+	if after > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = after + 1
+	}
+	cctx, cancel := context.WithTimeout(ctx, consumerTimeout)
+	cons, err := s.stream.CreateConsumer(cctx, cfg)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("create consumer: %w", unavailable(err))
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), consumerTimeout)
+		defer cancel()
+		_ = s.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	if untilIdle && cons.CachedInfo().NumPending == 0 {
+		return nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(liveHeartbeat))
+	if err != nil {
+		return fmt.Errorf("consume: %w", unavailable(err))
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	var delivered uint64 // the consumer's own sequence: 1, 2, 3… with no gap
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("next message: %w", unavailable(err))
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		if meta.Sequence.Consumer != delivered+1 {
+			// Unacknowledged deliveries are not sent again: one was lost.
+			return fmt.Errorf("%w: delivery %d after %d (stream sequence %d): one was lost in transit",
+				domain.ErrUnavailable, meta.Sequence.Consumer, delivered, meta.Sequence.Stream)
+		}
+		delivered = meta.Sequence.Consumer
+		m := message{seq: meta.Sequence.Stream, pending: meta.NumPending, subject: msg.Subject(), payload: msg.Data()}
+		m.ev, m.err = decodeMsg(m.subject, msg.Headers(), m.payload, m.seq)
+		if err := fn(m); err != nil {
+			if errors.Is(err, errIdle) {
+				return nil
+			}
+			return err
+		}
+		if untilIdle && m.pending == 0 {
+			return nil
+		}
+	}
+}
