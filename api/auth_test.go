@@ -211,3 +211,23 @@ func TestRateLimitPerToken(t *testing.T) {
 		t.Errorf("another token is limited too: %s", r)
 	}
 }
+
+func TestIdempotencyKeysBelongToTheirToken(t *testing.T) {
+	as := newAuthServer(t, 0, 1)
+	maria := as.mint(t, "maria", domain.RoleCoordinator)
+	ahmed := as.mint(t, "ahmed", domain.RoleCoordinator)
+	body := `{"kind":"meeting","title":"HLM","parties":["IOM"]}`
+	first := as.post(t, "/v1/engagements", body, append(bearer(maria), "Idempotency-Key", "k-1")...)
+	again := as.post(t, "/v1/engagements", body, append(bearer(maria), "Idempotency-Key", "k-1")...)
+	other := as.post(t, "/v1/engagements", body, append(bearer(ahmed), "Idempotency-Key", "k-1")...)
+	id := func(r response) string { return decode[struct{ ID string }](t, r).ID }
+	if first.status != 201 || again.status != 201 || other.status != 201 {
+		t.Fatalf("statuses %d %d %d", first.status, again.status, other.status)
+	}
+	if id(first) != id(again) {
+		t.Error("the same token's retry recorded a second engagement")
+	}
+	if id(first) == id(other) {
+		t.Error("another token's request with the same key got the first token's answer")
+	}
+}

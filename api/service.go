@@ -84,7 +84,9 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 		if scope == "" {
 			scope = "new"
 		}
-		msgID = scope + ":" + cmd.IdempotencyKey
+		// Keys are the client's: scoped to who sent them and to what they
+		// write, so two clients' keys never answer for each other.
+		msgID = cmd.Actor + ":" + scope + ":" + cmd.IdempotencyKey
 		if r, ok := s.proj.Idempotent(msgID); ok {
 			return r, nil
 		}
