@@ -46,7 +46,18 @@ type Server struct {
 
 	metrics      *metrics
 	metricsToken string
+
+	// ui, when set, serves the web pages (WithUI).
+	ui http.Handler
 }
+
+// uiPaths are the paths WithUI hands to the web interface; everything else
+// stays the API's.
+var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*"}
+
+// WithUI mounts a web interface (package webui) on uiPaths. It is an
+// http.Handler so that api does not import the package that imports it.
+func WithUI(h http.Handler) Option { return func(s *Server) { s.ui = h } }
 
 // New builds the API on top of the command path and the projection.
 func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Option) *Server {
@@ -112,6 +123,13 @@ func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Op
 		v1.GET("/subscriptions/:id", s.getSubscription, sub)
 		v1.DELETE("/subscriptions/:id", s.deleteSubscription, sub)
 		v1.GET("/subscriptions/:id/failures", s.subscriptionFailures, sub)
+	}
+	if s.ui != nil {
+		// Pages read the projection too: after a restart they wait for it
+		// like /v1 does, rather than show an engagement as missing.
+		for _, p := range uiPaths {
+			e.Any(p, echo.WrapHandler(s.ui), s.caughtUp)
+		}
 	}
 	return s
 }

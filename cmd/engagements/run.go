@@ -17,6 +17,7 @@ import (
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/webhooks"
+	"github.com/iom-who/engagements/webui"
 )
 
 // Config is everything serve needs.
@@ -133,8 +134,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.HTTP, err)
 	}
+	ui := webui.New(m.Service, m.Projector, m.Tokens, log.With("component", "webui"))
 	handler := api.New(m.Service, m.Projector, log, api.WithTokens(m.Tokens), api.WithSubscriptions(m.Webhooks),
-		api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst), api.WithMetricsToken(m.Config.MetricsToken))
+		api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst), api.WithMetricsToken(m.Config.MetricsToken),
+		api.WithUI(ui))
 	if last, err = store.LastSequence(ctx); err != nil {
 		return err
 	}
@@ -148,6 +151,7 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	m.http.RegisterOnShutdown(ui.Close) // the pages' live streams never end by themselves
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()

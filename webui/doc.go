@@ -1,0 +1,19 @@
+// Package webui serves the engagement tracker's web pages: sign-in, the
+// portfolio with filters and an as-of date, one page per engagement with its
+// timeline and the forms for what may happen next, and a form to record a new
+// engagement.
+//
+// It exists because coordinators and auditors need pages, not curl: the same
+// records and the same rules as the HTTP API, readable and writable from a
+// browser on a laptop or a phone. Pages are rendered on the server with
+// html/template and work without JavaScript; the small script in assets/
+// only adds live updates (Server-Sent Events from the projection) and hides
+// form fields that do not apply to the chosen kind.
+//
+// The package reads the projections and writes through api.Service.Execute,
+// the command path the API uses; it never calls the API over HTTP and holds no
+// rules of its own. Which forms a page offers, which fields are required and
+// which apply to a kind are all answered by domain.Decide; validation messages
+// are the domain's. It imports api, projections and domain; api must not
+// import it (cmd/engagements mounts it with api.WithUI).
+package webui

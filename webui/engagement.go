@@ -1,0 +1,719 @@
+package webui
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/projections"
+)
+
+// fact is one labelled value on a page; Href makes it a link, Day a date,
+// Wide a long text that takes the whole row.
+type fact struct {
+	Label, Value, Href string
+	Day, Wide          bool
+}
+
+// related is another engagement linked to or from this one.
+type related struct {
+	Relation string
+	ID       string
+	Title    string
+	Kind     domain.Kind
+	Status   domain.Status
+}
+
+// correction is a correction shown beside the entry it corrects.
+type correction struct {
+	ID       string
+	Actor    string
+	Recorded time.Time
+	Reason   string
+	Facts    []fact
+}
+
+// entry is one event of the timeline.
+type entry struct {
+	ID       string
+	Type     domain.EventType
+	Title    string
+	Occurred time.Time
+	Recorded time.Time
+	Actor    string
+	Version  int
+	Facts    []fact
+	// Corrects and CorrectsTitle point a correction at what it corrects.
+	Corrects      string
+	CorrectsTitle string
+	Reason        string
+	CorrectedBy   []correction
+	// Correct is the form to correct this entry (writers only).
+	Correct *formView
+}
+
+// option is one choice of a select.
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
+// fieldView is one input of a form as rendered.
+type fieldView struct {
+	ID, Name, Label, Hint, Value, Error string
+	Input                               string // text, textarea, date, select
+	Options                             []option
+	Required                            bool
+	// Kinds lists the kinds a field applies to when not all (new engagements).
+	Kinds string
+}
+
+// formView is one form as rendered.
+type formView struct {
+	ID       string
+	Title    string
+	Type     domain.EventType
+	Action   string
+	Version  int
+	Key      string // idempotency key: a double submit records once
+	Corrects string
+	Fields   []fieldView
+	Occurred fieldView
+	Errors   []string
+	Open     bool
+}
+
+// conflict explains a stale form: what others recorded since the version
+// the user saw.
+type conflict struct {
+	Since   []entry
+	Allowed bool // the user's event is still possible in the new state
+}
+
+type engagementData struct {
+	base
+	E             *domain.Engagement
+	Status        domain.Status
+	AsOf          string
+	Facts         []fact
+	Contributions []domain.Contribution
+	Commitments   []domain.Commitment
+	Outgoing      []related
+	Incoming      []related
+	Timeline      []entry
+	Forms         []formView
+	Conflict      *conflict
+	CanWrite      bool
+	// Refused holds the domain's messages about a submitted event that no
+	// form on the page shows.
+	Refused []string
+}
+
+// showsForm reports whether a form the user submitted is shown (open).
+func (d engagementData) showsForm() bool {
+	for _, f := range d.Forms {
+		if f.Open {
+			return true
+		}
+	}
+	for _, en := range d.Timeline {
+		if en.Correct != nil && en.Correct.Open {
+			return true
+		}
+	}
+	return false
+}
+
+// submitted is a form the user sent back, to show again with the domain's
+// messages or after a conflict.
+type submitted struct {
+	typ      domain.EventType
+	corrects string
+	values   map[string]string
+	errs     formError
+}
+
+// engagement: GET /engagements/{id}, optionally ?as_of=YYYY-MM-DD.
+func (u *UI) engagement(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	if err := domain.CheckID(id); err != nil {
+		u.failed(w, r, s, err)
+		return
+	}
+	asOf := strings.TrimSpace(r.URL.Query().Get("as_of"))
+	var win domain.Window
+	if asOf != "" {
+		t, err := domain.ParseDate(asOf)
+		if err != nil {
+			u.errorPage(w, r, s, http.StatusBadRequest, "That date is not valid", "as of: "+err.Error()+".")
+			return
+		}
+		win.AsOf = endOfDay(t)
+	}
+	d, ok := u.engagementData(s, id, win, nil)
+	if !ok {
+		if asOf != "" {
+			u.errorPage(w, r, s, http.StatusNotFound, "Not recorded yet on that date",
+				"This engagement had not begun by "+dayText(asOf)+".")
+			return
+		}
+		u.failed(w, r, s, domain.ErrNotFound)
+		return
+	}
+	d.AsOf = asOf
+	u.render(w, http.StatusOK, "engagement", d)
+}
+
+func endOfDay(t time.Time) time.Time { return t.Add(24*time.Hour - time.Nanosecond) }
+
+// engagementData builds the page of engagement id within win (zero: now).
+// sub, when set, is a form the user sent that is shown again.
+func (u *UI) engagementData(s *session, id string, win domain.Window, sub *submitted) (engagementData, bool) {
+	e, ok := u.proj.GetAt(id, win)
+	if !ok {
+		return engagementData{}, false
+	}
+	history, _ := u.proj.HistoryAt(id, win)
+	now := u.now()
+	day := win.Day(now)
+	d := engagementData{base: u.base(s, e.Title, "portfolio"), E: e, Status: e.StatusAt(day),
+		Contributions: e.Contributions, Commitments: e.Commitments,
+		CanWrite: s.user.CanWrite() && win.IsZero()}
+	d.Facts = stateFacts(e)
+	d.Outgoing, d.Incoming = u.related(e, win, day)
+	titles := u.titles()
+	for _, ev := range history {
+		d.Timeline = append(d.Timeline, u.entry(ev, history, titles))
+	}
+	if !d.CanWrite {
+		return d, true
+	}
+	version := e.Version
+	for _, t := range u.eventTypes(e.Kind) {
+		f := u.eventForm(e, t)
+		fv, ok := u.offer(e, f, formID(t, ""), version, titles, sub)
+		if ok {
+			d.Forms = append(d.Forms, fv)
+		}
+	}
+	for i, en := range d.Timeline {
+		if en.Type == domain.EngagementCorrected {
+			continue
+		}
+		f := u.correctionForm(e, history, history[i])
+		if fv, ok := u.offer(e, f, formID(domain.EngagementCorrected, en.ID), version, titles, sub); ok {
+			d.Timeline[i].Correct = &fv
+		}
+	}
+	return d, true
+}
+
+// offer asks the domain whether f may be recorded now and, if so, renders
+// it, with the user's values and the domain's messages when sub is this form.
+func (u *UI) offer(e *domain.Engagement, f *form, id string, version int, titles map[string]string, sub *submitted) (formView, bool) {
+	required, err := probe(e, f, nil, u.now())
+	mine := sub != nil && sub.typ == f.typ && (f.corrects == nil || f.corrects.ID == sub.corrects)
+	// A form the domain just refused is shown with its messages even when
+	// the event is not possible now (say, an occurred_at before signing);
+	// otherwise only forms for events that may happen now are offered.
+	complained := mine && (len(sub.errs.fields) > 0 || len(sub.errs.general) > 0)
+	if err != nil && !complained {
+		return formView{}, false
+	}
+	var values map[string]string
+	var errs formError
+	if mine {
+		values, errs = sub.values, sub.errs
+	}
+	fv := u.formView(f, id, values, errs, required, e.ID, titles)
+	fv.Version = version
+	fv.Action = "/engagements/" + e.ID + "/events"
+	if f.corrects != nil {
+		fv.Corrects = f.corrects.ID
+	}
+	fv.Open = mine
+	return fv, true
+}
+
+func formID(t domain.EventType, corrects string) string {
+	id := "form-" + strings.ReplaceAll(string(t), ".", "-")
+	if corrects != "" {
+		id += "-" + corrects
+	}
+	return id
+}
+
+// eventTypes lists the types a form could record for kind k: the kind's own
+// first, then the engagement.* ones; never recorded (new engagements have
+// their own page) nor corrected (offered on each timeline entry).
+func (u *UI) eventTypes(k domain.Kind) []domain.EventType {
+	var own, common []domain.EventType
+	for _, t := range domain.EventTypes {
+		switch {
+		case t == domain.EngagementRecorded || t == domain.EngagementCorrected || !t.AppliesTo(k):
+		case t.Prefix() == string(k):
+			own = append(own, t)
+		default:
+			common = append(common, t)
+		}
+	}
+	return append(own, common...)
+}
+
+// eventForm is the form of an event of type t for e. An amendment starts
+// from the current values.
+func (u *UI) eventForm(e *domain.Engagement, t domain.EventType) *form {
+	f := &form{typ: t, fields: fieldDefs[t]}
+	if t == domain.EngagementAmended {
+		f.fields = u.fieldsFor(e.Kind, f.fields)
+		f.baseline = stateValues(e)
+	}
+	return f
+}
+
+// correctionForm corrects ev, starting from what ev says now (with earlier
+// corrections applied). The kind is never corrected.
+func (u *UI) correctionForm(e *domain.Engagement, history []domain.Event, ev domain.Event) *form {
+	defs := slices.DeleteFunc(slices.Clone(fieldDefs[ev.Type]), func(d fieldDef) bool { return d.name == "kind" })
+	if ev.Type == domain.EngagementRecorded {
+		defs = u.fieldsFor(e.Kind, defs)
+	}
+	f := &form{typ: domain.EngagementCorrected, fields: defs, corrects: &ev, baseline: dataValues(ev.Data)}
+	for _, c := range history {
+		if c.Type != domain.EngagementCorrected || !slices.Contains(ev.CorrectedBy, c.ID) {
+			continue
+		}
+		var cd struct {
+			Fields json.RawMessage `json:"fields"`
+		}
+		if json.Unmarshal(c.Data, &cd) == nil {
+			for k, v := range dataValues(cd.Fields) {
+				f.baseline[k] = v
+			}
+		}
+	}
+	return f
+}
+
+// dataValues turns event data into form values: strings as they are, lists
+// joined by ", ".
+func dataValues(raw json.RawMessage) map[string]string {
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = valueText(v)
+	}
+	return out
+}
+
+func valueText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, p := range x {
+			if s, ok := p.(string); ok {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, ", ")
+	case nil:
+		return ""
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// stateValues are the engagement's current values by data field name (its
+// JSON names are the event data's).
+func stateValues(e *domain.Engagement) map[string]string {
+	raw, _ := json.Marshal(e)
+	return dataValues(raw)
+}
+
+// stateFacts are the engagement's current values worth showing, in order.
+func stateFacts(e *domain.Engagement) []fact {
+	v := stateValues(e)
+	var out []fact
+	for _, x := range []struct {
+		name, label string
+		day         bool
+	}{
+		{"parties", "Parties", false}, {"instrument", "Instrument", false}, {"level", "Level", false},
+		{"location", "Location", false}, {"signed_on", "Signed on", true}, {"renewed_on", "Renewed on", true},
+		{"expires_on", "Expires on", true}, {"termination_reason", "Reason for termination", false},
+		{"adopted_by", "Adopted by", false}, {"starts_on", "Starts on", true}, {"role", "Role", false},
+		{"delegation", "Delegation", false}, {"outcome", "Outcome", false},
+		{"left_reason", "Reason for leaving", false}, {"tags", "Tags", false},
+	} {
+		if val := v[x.name]; val != "" {
+			if x.name == "instrument" {
+				val = words(val)
+			}
+			out = append(out, fact{Label: x.label, Value: val, Day: x.day})
+		}
+	}
+	return out
+}
+
+// titles maps every engagement id to its title, for links.
+func (u *UI) titles() map[string]string {
+	all, _ := u.proj.List(projections.Filter{Limit: u.proj.Count() + 1})
+	out := make(map[string]string, len(all))
+	for _, e := range all {
+		out[e.ID] = e.Title
+	}
+	return out
+}
+
+// related lists the engagements e links to and those that link to it
+// (found by scanning the portfolio, as it was within win).
+func (u *UI) related(e *domain.Engagement, win domain.Window, day time.Time) (out, in []related) {
+	all, _ := u.proj.List(projections.Filter{Limit: u.proj.Count() + 1, Window: win, Now: day})
+	byID := make(map[string]*domain.Engagement, len(all))
+	for _, x := range all {
+		byID[x.ID] = x
+	}
+	for _, l := range e.Links {
+		r := related{Relation: l.Relation, ID: l.TargetID, Title: l.TargetID}
+		if t, ok := byID[l.TargetID]; ok {
+			r.Title, r.Kind, r.Status = t.Title, t.Kind, t.StatusAt(day)
+		}
+		out = append(out, r)
+	}
+	for _, x := range all {
+		for _, l := range x.Links {
+			if l.TargetID == e.ID {
+				in = append(in, related{Relation: l.Relation, ID: x.ID, Title: x.Title, Kind: x.Kind, Status: x.StatusAt(day)})
+			}
+		}
+	}
+	return out, in
+}
+
+// entry renders one event of history.
+func (u *UI) entry(ev domain.Event, history []domain.Event, titles map[string]string) entry {
+	en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt,
+		Recorded: ev.RecordedAt, Actor: ev.Actor, Version: ev.Version}
+	if ev.Type == domain.EngagementCorrected {
+		var c struct {
+			Corrects string          `json:"corrects"`
+			Reason   string          `json:"reason"`
+			Fields   json.RawMessage `json:"fields"`
+		}
+		_ = json.Unmarshal(ev.Data, &c)
+		en.Corrects, en.Reason = c.Corrects, c.Reason
+		if i := slices.IndexFunc(history, func(x domain.Event) bool { return x.ID == c.Corrects }); i >= 0 {
+			en.CorrectsTitle = pastLabel(history[i].Type) + " (" + when(history[i].OccurredAt) + ")"
+			en.Facts = facts(history[i].Type, c.Fields, titles)
+		}
+		return en
+	}
+	en.Facts = facts(ev.Type, ev.Data, titles)
+	for _, id := range ev.CorrectedBy {
+		i := slices.IndexFunc(history, func(x domain.Event) bool { return x.ID == id })
+		if i < 0 {
+			continue // outside the window shown
+		}
+		c := history[i]
+		var cd struct {
+			Reason string          `json:"reason"`
+			Fields json.RawMessage `json:"fields"`
+		}
+		_ = json.Unmarshal(c.Data, &cd)
+		en.CorrectedBy = append(en.CorrectedBy, correction{ID: c.ID, Actor: c.Actor, Recorded: c.RecordedAt,
+			Reason: cd.Reason, Facts: facts(ev.Type, cd.Fields, titles)})
+	}
+	return en
+}
+
+// facts labels the data of an event of type t, in the order of its form.
+func facts(t domain.EventType, data json.RawMessage, titles map[string]string) []fact {
+	var m map[string]any
+	_ = json.Unmarshal(data, &m)
+	var out []fact
+	for _, d := range fieldDefs[t] {
+		v, ok := m[d.name]
+		if !ok {
+			continue
+		}
+		f := fact{Label: d.label, Value: valueText(v), Day: d.input == inputDate, Wide: d.input == inputTextarea}
+		switch d.input {
+		case inputEngagement:
+			f.Href = "/engagements/" + f.Value
+			if title, ok := titles[f.Value]; ok {
+				f.Value = title
+			}
+		case inputSelect:
+			f.Value = words(f.Value)
+		}
+		out = append(out, f)
+		delete(m, d.name)
+	}
+	for k, v := range m { // fields no form knows (not expected): shown as they are
+		out = append(out, fact{Label: words(k), Value: valueText(v)})
+	}
+	return out
+}
+
+// formView renders f. values are what the user typed (nil: the baseline).
+func (u *UI) formView(f *form, id string, values map[string]string, errs formError, required map[string]bool,
+	self string, titles map[string]string) formView {
+	if values == nil {
+		values = f.baseline
+	}
+	fv := formView{ID: id, Type: f.typ, Title: eventLabels[f.typ].action, Key: randomToken(), Errors: errs.general}
+	if f.corrects != nil {
+		fv.Fields = append(fv.Fields, fieldView{ID: id + "-" + correctionReason, Name: correctionReason,
+			Label: "Why is it wrong?", Input: "textarea", Value: values[correctionReason],
+			Error: errs.fields[correctionReason], Required: required[correctionReason],
+			Hint: "The entry stays in the history; the correction is shown beside it."})
+	}
+	for _, d := range f.fields {
+		fv.Fields = append(fv.Fields, u.fieldView(d, id, values[d.name], errs.fields[d.name], required[d.name], self, titles))
+	}
+	if f.corrects == nil {
+		fv.Occurred = fieldView{ID: id + "-" + occurredAt, Name: occurredAt, Label: "When did it happen?",
+			Hint: "Leave empty for now", Input: "date", Value: values[occurredAt], Error: errs.fields[occurredAt]}
+	}
+	return fv
+}
+
+func (u *UI) fieldView(d fieldDef, formID, value, msg string, required bool, self string, titles map[string]string) fieldView {
+	fv := fieldView{ID: formID + "-" + d.name, Name: d.name, Label: d.label, Hint: d.hint, Value: value,
+		Error: msg, Required: required}
+	switch d.input {
+	case inputTextarea:
+		fv.Input = "textarea"
+	case inputDate:
+		fv.Input = "date"
+	case inputSelect:
+		fv.Input = "select"
+		fv.Options = append(fv.Options, option{Value: "", Label: "Choose…", Selected: value == ""})
+		for _, o := range d.options {
+			fv.Options = append(fv.Options, option{Value: o, Label: words(o), Selected: o == value})
+		}
+	case inputEngagement:
+		fv.Input = "select"
+		fv.Options = append(fv.Options, option{Value: "", Label: "Choose an engagement…", Selected: value == ""})
+		all, _ := u.proj.List(projections.Filter{Limit: u.proj.Count() + 1})
+		for _, e := range all {
+			if e.ID != self {
+				fv.Options = append(fv.Options, option{Value: e.ID, Label: e.Title + " (" + string(e.Kind) + ")",
+					Selected: e.ID == value})
+			}
+		}
+	default:
+		fv.Input = "text"
+	}
+	return fv
+}
+
+// formValues collects what the browser sent for f's fields.
+func formValues(r *http.Request, f *form) map[string]string {
+	v := map[string]string{occurredAt: r.PostForm.Get(occurredAt), correctionReason: r.PostForm.Get(correctionReason)}
+	for _, d := range f.fields {
+		v[d.name] = r.PostForm.Get(d.name)
+	}
+	return v
+}
+
+// idempotencyKey is the form's key, scoped to the web UI; one that is not
+// 1–100 visible ASCII characters is ignored.
+func idempotencyKey(r *http.Request) string {
+	k := r.PostForm.Get("_key")
+	if k == "" || len(k) > 100 {
+		return ""
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return ""
+		}
+	}
+	return "ui-" + k
+}
+
+// appendEvent: POST /engagements/{id}/events from one of the page's forms.
+func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	if err := domain.CheckID(id); err != nil {
+		u.failed(w, r, s, err)
+		return
+	}
+	e, history, ok := u.current(id)
+	if !ok {
+		u.failed(w, r, s, domain.ErrNotFound)
+		return
+	}
+	typ, err := domain.ParseEventType(r.PostForm.Get("type"))
+	if err != nil || typ == domain.EngagementRecorded {
+		u.errorPage(w, r, s, http.StatusBadRequest, "The form could not be read",
+			"It did not say what to record. Go back, reload the page and try again.")
+		return
+	}
+	version, err := strconv.Atoi(r.PostForm.Get("version"))
+	if err != nil || version < 1 {
+		u.errorPage(w, r, s, http.StatusBadRequest, "The form could not be read",
+			"It did not say which version of the engagement it was filled in for. Reload the page and try again.")
+		return
+	}
+	f := u.eventForm(e, typ)
+	sub := &submitted{typ: typ}
+	if typ == domain.EngagementCorrected {
+		sub.corrects = r.PostForm.Get("corrects")
+		i := slices.IndexFunc(history, func(ev domain.Event) bool { return ev.ID == sub.corrects })
+		if i < 0 {
+			u.errorPage(w, r, s, http.StatusBadRequest, "The form could not be read",
+				"The entry to correct is not part of this engagement's history.")
+			return
+		}
+		f = u.correctionForm(e, history, history[i])
+	}
+	sub.values = formValues(r, f)
+	occurred, err := parseOccurred(sub.values[occurredAt])
+	if err == nil {
+		_, err = u.svc.Execute(r.Context(), api.Command{EngagementID: id, Type: typ, OccurredAt: occurred,
+			Data: f.data(sub.values), Actor: s.user.Name, IfMatch: version, IdempotencyKey: idempotencyKey(r)})
+	}
+	if err == nil {
+		u.sessions.setFlash(s, "Saved: "+strings.ToLower(pastLabel(typ))+".")
+		seeOther(w, r, "/engagements/"+id)
+		return
+	}
+	if errors.Is(err, domain.ErrPreconditionFailed) {
+		u.conflict(w, r, s, id, version, sub)
+		return
+	}
+	fe, ok := explain(f, err)
+	if !ok {
+		u.failed(w, r, s, err)
+		return
+	}
+	sub.errs = fe
+	d, ok := u.engagementData(s, id, domain.Window{}, sub)
+	if !ok {
+		u.failed(w, r, s, domain.ErrNotFound)
+		return
+	}
+	d.Title = "Check the form: " + d.E.Title
+	if !d.showsForm() {
+		// The refused event has no form on the page (a type this kind never
+		// has): say why at the top instead.
+		for _, fd := range f.fields {
+			if m := fe.fields[fd.name]; m != "" {
+				d.Refused = append(d.Refused, fd.label+": "+m)
+			}
+		}
+		d.Refused = append(d.Refused, fe.general...)
+	}
+	u.render(w, statusOf(err), "engagement", d)
+}
+
+// current is the engagement's state and history now.
+func (u *UI) current(id string) (*domain.Engagement, []domain.Event, bool) {
+	e, ok := u.proj.Get(id)
+	if !ok {
+		return nil, nil, false
+	}
+	h, _ := u.proj.History(id)
+	return e, h, true
+}
+
+// conflict shows the engagement as it is now, what changed since the
+// version the user saw, and their form filled in again. Nothing was stored.
+func (u *UI) conflict(w http.ResponseWriter, r *http.Request, s *session, id string, seen int, sub *submitted) {
+	d, ok := u.engagementData(s, id, domain.Window{}, sub)
+	if !ok {
+		u.failed(w, r, s, domain.ErrNotFound)
+		return
+	}
+	c := &conflict{Allowed: d.showsForm()}
+	for _, en := range d.Timeline {
+		if en.Version > seen {
+			c.Since = append(c.Since, en)
+		}
+	}
+	d.Conflict = c
+	d.Title = "Changed meanwhile: " + d.E.Title
+	u.render(w, http.StatusConflict, "engagement", d)
+}
+
+func statusOf(err error) int {
+	var m *domain.MalformedError
+	if errors.As(err, &m) {
+		return http.StatusBadRequest
+	}
+	return http.StatusUnprocessableEntity
+}
+
+type newData struct {
+	base
+	Form formView
+}
+
+// recordForm is the form of a new engagement.
+func (u *UI) recordForm() *form {
+	return &form{typ: domain.EngagementRecorded, fields: fieldDefs[domain.EngagementRecorded]}
+}
+
+// newPage: GET /engagements/new.
+func (u *UI) newPage(w http.ResponseWriter, r *http.Request, s *session) {
+	u.renderNew(w, s, http.StatusOK, nil, formError{})
+}
+
+func (u *UI) renderNew(w http.ResponseWriter, s *session, status int, values map[string]string, errs formError) {
+	f := u.recordForm()
+	required, _ := probe(&domain.Engagement{}, f, nil, u.now())
+	fv := u.formView(f, "record", values, errs, required, "", nil)
+	fv.Action = "/engagements/new"
+	fv.Title = "Record an engagement"
+	fv.Occurred.Label, fv.Occurred.Hint = "When did it begin?", "Leave empty for today; it may be decades back"
+	for i, fd := range fv.Fields {
+		var kinds []string
+		for _, k := range domain.Kinds {
+			if applies, known := u.applies[k][fd.Name]; !known || applies {
+				kinds = append(kinds, string(k))
+			}
+		}
+		if len(kinds) < len(domain.Kinds) {
+			fv.Fields[i].Kinds = strings.Join(kinds, " ")
+			fv.Fields[i].Hint = strings.TrimSpace(kindLabel(domain.Kind(kinds[0])) + " only. " + fd.Hint)
+			if len(kinds) > 1 {
+				fv.Fields[i].Hint = strings.TrimSpace("For " + strings.Join(kinds, ", ") + ". " + fd.Hint)
+			}
+		}
+	}
+	u.render(w, status, "new", newData{base: u.base(s, "Record an engagement", "new"), Form: fv})
+}
+
+// create: POST /engagements/new.
+func (u *UI) create(w http.ResponseWriter, r *http.Request, s *session) {
+	f := u.recordForm()
+	values := formValues(r, f)
+	occurred, err := parseOccurred(values[occurredAt])
+	var res api.Result
+	if err == nil {
+		res, err = u.svc.Execute(r.Context(), api.Command{Type: domain.EngagementRecorded, OccurredAt: occurred,
+			Data: f.data(values), Actor: s.user.Name, IdempotencyKey: idempotencyKey(r)})
+	}
+	if err == nil {
+		u.sessions.setFlash(s, "Recorded. Add what has happened since with the forms on this page.")
+		seeOther(w, r, "/engagements/"+url.PathEscape(res.EngagementID))
+		return
+	}
+	fe, ok := explain(f, err)
+	if !ok {
+		u.failed(w, r, s, err)
+		return
+	}
+	u.renderNew(w, s, statusOf(err), values, fe)
+}

@@ -1,0 +1,100 @@
+package webui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/iom-who/engagements/projections"
+)
+
+// liveBeat is how often an idle live stream sends a comment, and re-checks
+// that the session's token still holds.
+const liveBeat = 15 * time.Second
+
+// change is what a live update says: enough for a page to decide to refresh
+// or to tell the reader; the page itself is fetched again to see the rest.
+type change struct {
+	Sequence     uint64 `json:"sequence"`
+	EngagementID string `json:"engagement_id"`
+	Type         string `json:"type"`
+	Title        string `json:"title"`
+	Actor        string `json:"actor"`
+}
+
+// live: GET /engagements/live[?engagement=id] is a Server-Sent Events stream
+// of the changes the projection applies, for the pages' script. It follows
+// the projection, not NATS: pages show the projection, so a change is
+// announced exactly when a reload would show it. Last-Event-ID resumes after
+// a sequence. The session's cookie authenticates it (EventSource cannot send
+// an Authorization header), and a revoked token ends it.
+func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
+	only := r.URL.Query().Get("engagement")
+	after := u.proj.Applied()
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil && n <= after {
+			after = n
+		}
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(u.ctx, cancel) // Close ends the stream
+	defer stop()
+
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(format string, args ...any) bool {
+		// A stream outlives the server's write timeout; each write gets its own.
+		_ = rc.SetWriteDeadline(time.Now().Add(2 * liveBeat))
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send("retry: 3000\n: following after sequence %d\n\n", after) {
+		return
+	}
+	for {
+		applied := u.proj.Applied()
+		events := u.proj.Log(projections.LogFilter{After: after, Limit: 200})
+		for _, ev := range events {
+			after = max(after, ev.Sequence)
+			if only != "" && ev.EngagementID != only {
+				continue
+			}
+			c := change{Sequence: ev.Sequence, EngagementID: ev.EngagementID, Type: string(ev.Type),
+				Title: pastLabel(ev.Type), Actor: ev.Actor}
+			b, _ := json.Marshal(c)
+			if !send("id: %d\nevent: change\ndata: %s\n\n", ev.Sequence, b) {
+				return
+			}
+		}
+		if len(events) == 200 {
+			continue // more are waiting
+		}
+		// Messages the projection skipped (rejected, undecodable) are not in
+		// the log but move the sequence too.
+		after = max(after, applied)
+		wait, done := context.WithTimeout(ctx, liveBeat)
+		err := u.proj.WaitFor(wait, after+1)
+		done()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if _, ok := u.tokens.Authenticate(s.token); !ok {
+				return
+			}
+			if !send(": heartbeat\n\n") {
+				return
+			}
+		}
+	}
+}

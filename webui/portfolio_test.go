@@ -1,0 +1,128 @@
+package webui_test
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/iom-who/engagements/domain"
+)
+
+// seed records a small portfolio with dates from the public record.
+type seeded struct{ mou, framework, gcm, unhcr, uhc string }
+
+func seed(t *testing.T, te *testEnv) seeded {
+	t.Helper()
+	var s seeded
+	s.mou = te.record(t, "1999-01-01", map[string]any{"kind": "agreement", "title": "IOM–WHO MOU",
+		"parties": []string{"IOM", "WHO"}, "tags": []string{"mou"}})
+	te.append(t, s.mou, domain.AgreementSigned, "1999-05-01", map[string]any{"signed_on": "1999-05-01"})
+	te.append(t, s.mou, domain.AgreementRenewed, "2019-01-15", map[string]any{"renewed_on": "2019-01-15"})
+	s.framework = te.record(t, "2017-05-01", map[string]any{"kind": "policy", "title": "Framework of priorities",
+		"parties": []string{"IOM", "WHO"}, "instrument": "framework"})
+	te.append(t, s.framework, domain.PolicyAdopted, "2017-05-29", map[string]any{"adopted_by": "WHA"})
+	s.gcm = te.record(t, "2018-12-10", map[string]any{"kind": "policy", "title": "Global Compact for Migration",
+		"parties": []string{"IOM", "WHO"}, "instrument": "compact"})
+	te.append(t, s.gcm, domain.EngagementLinked, "2018-12-10", map[string]any{"target_id": s.framework, "relation": "references"})
+	s.unhcr = te.record(t, "2020-03-01", map[string]any{"kind": "agreement", "title": "IOM–UNHCR data-sharing agreement",
+		"parties": []string{"IOM", "UNHCR"}, "tags": []string{"data"}})
+	s.uhc = te.record(t, "2019-09-01", map[string]any{"kind": "meeting", "title": "UHC high-level meeting",
+		"parties": []string{"IOM", "WHO"}, "level": "UNGA high-level meeting"})
+	te.append(t, s.uhc, domain.MeetingScheduled, "2019-09-02", map[string]any{"starts_on": "2019-09-23"})
+	return s
+}
+
+var titles = []string{"IOM–WHO MOU", "Framework of priorities", "Global Compact for Migration",
+	"IOM–UNHCR data-sharing agreement", "UHC high-level meeting"}
+
+func TestPortfolio(t *testing.T) {
+	te := newTestEnv(t)
+	seed(t, te)
+	b := te.browser(t)
+	b.mustLogin(te.token(t, "audit-office", domain.RoleAuditor))
+
+	for _, tc := range []struct {
+		name  string
+		query url.Values
+		shows []string
+		says  []string
+	}{
+		{"everything", nil, titles, []string{"5 engagements", "2 Agreements", "2 Policies", "0 Initiatives", "1 Meeting",
+			"Renewed 15 Jan 2019", "draft 1", "active 1", "adopted 1", "in progress 1", "scheduled 1"}},
+		{"kind agreement", url.Values{"kind": {"agreement"}}, []string{"IOM–WHO MOU", "IOM–UNHCR data-sharing agreement"},
+			[]string{"2 of 5 engagements"}},
+		{"status draft", url.Values{"status": {"draft"}}, []string{"IOM–UNHCR data-sharing agreement"}, nil},
+		{"status adopted", url.Values{"status": {"adopted"}}, []string{"Framework of priorities"}, nil},
+		{"party UNHCR, any case", url.Values{"party": {"unhcr"}}, []string{"IOM–UNHCR data-sharing agreement"},
+			[]string{"1 engagement", "1 Agreement"}},
+		{"text in the title", url.Values{"q": {"compact"}}, []string{"Global Compact for Migration"}, nil},
+		{"text in a tag", url.Values{"q": {"mou"}}, []string{"IOM–WHO MOU"}, nil},
+		{"kind and status together", url.Values{"kind": {"meeting"}, "status": {"scheduled"}}, []string{"UHC high-level meeting"}, nil},
+		{"nothing matches", url.Values{"q": {"nothing like this"}}, nil, []string{"No engagements match"}},
+		{"an unknown kind is explained and ignored", url.Values{"kind": {"treaty"}}, titles,
+			[]string{"must be agreement, policy, initiative or meeting"}},
+		{"an unknown status is explained", url.Values{"status": {"signed"}}, titles, []string{"is not a status of any kind"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := b.get("/?" + tc.query.Encode())
+			if p.status != http.StatusOK {
+				t.Fatalf("status %d", p.status)
+			}
+			mustContain(t, p, tc.shows...)
+			mustContain(t, p, tc.says...)
+			for _, title := range titles {
+				if !contains(tc.shows, title) {
+					mustNotContain(t, p, title)
+				}
+			}
+		})
+	}
+}
+
+func TestPortfolioAsOf(t *testing.T) {
+	te := newTestEnv(t)
+	s := seed(t, te)
+	b := te.browser(t)
+	b.mustLogin(te.token(t, "audit-office", domain.RoleAuditor))
+
+	p := b.get("/?as_of=2018-01-01")
+	if p.status != http.StatusOK {
+		t.Fatalf("status %d", p.status)
+	}
+	mustContain(t, p, "Portfolio as of 1 Jan 2018", "IOM–WHO MOU", "Framework of priorities", "2 engagements",
+		"Signed 1 May 1999", "Adopted 29 May 2017")
+	mustNotContain(t, p, "Global Compact for Migration", "IOM–UNHCR", "UHC high-level meeting", "Renewed")
+
+	// The day before adoption, the framework was still in progress.
+	p = b.get("/?as_of=2017-05-28&status=in_progress")
+	mustContain(t, p, "Framework of priorities")
+
+	// The engagement page as of a date: its state then, no forms.
+	p = b.get("/engagements/" + s.mou + "?as_of=2018-01-01")
+	if p.status != http.StatusOK {
+		t.Fatalf("engagement as of: %d", p.status)
+	}
+	mustContain(t, p, "as it was on 1 Jan 2018", "Signed")
+	mustNotContain(t, p, "Renewed")
+	if got := offered(p.body); len(got) != 0 {
+		t.Errorf("forms on a past state: %v", got)
+	}
+	if p := b.get("/engagements/" + s.unhcr + "?as_of=2018-01-01"); p.status != http.StatusNotFound {
+		t.Errorf("engagement before it began: %d, want 404", p.status)
+	}
+	// A date that is not one is explained; the portfolio shows today's.
+	p = b.get("/?as_of=20180101")
+	if p.status != http.StatusOK {
+		t.Errorf("bad date: %d", p.status)
+	}
+	mustContain(t, p, "must be a date as YYYY-MM-DD", "Global Compact for Migration")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,228 @@
+package webui
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"time"
+
+	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/projections"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed assets
+var assetFS embed.FS
+
+// UI is the web interface, an http.Handler for the paths /, /login, /logout,
+// /engagements/… and /assets/…. Its zero value is not usable; call New.
+type UI struct {
+	svc    *api.Service
+	proj   *projections.Projector
+	tokens api.TokenStore
+	log    *slog.Logger
+	now    func() time.Time
+
+	mux      *http.ServeMux
+	pages    map[string]*template.Template
+	assets   fs.FS
+	version  string // digest of the assets, for cache busting
+	sessions *sessions
+	// applies[kind][field] says whether a descriptive field of
+	// engagement.recorded applies to engagements of that kind, as the
+	// domain answered when New asked it.
+	applies map[domain.Kind]map[string]bool
+
+	// ctx ends live-update streams when Close is called.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New builds the web interface on the command path, the projection and the
+// token store (which must not be nil: every page needs a signed-in token).
+func New(svc *api.Service, proj *projections.Projector, tokens api.TokenStore, log *slog.Logger) *UI {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	u := &UI{svc: svc, proj: proj, tokens: tokens, log: log, now: time.Now, sessions: newSessions()}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.pages = parsePages()
+	u.assets, u.version = loadAssets()
+	u.applies = descriptiveFields(u.now())
+
+	m := http.NewServeMux()
+	m.HandleFunc("GET /login", u.loginPage)
+	m.HandleFunc("POST /login", u.login)
+	m.HandleFunc("POST /logout", u.signedIn(readers, u.logout))
+	m.HandleFunc("GET /{$}", u.signedIn(readers, u.portfolio))
+	m.HandleFunc("GET /engagements/new", u.signedIn(writers, u.newPage))
+	m.HandleFunc("POST /engagements/new", u.signedIn(writers, u.create))
+	m.HandleFunc("GET /engagements/live", u.signedIn(readers, u.live))
+	m.HandleFunc("GET /engagements/{id}", u.signedIn(readers, u.engagement))
+	m.HandleFunc("POST /engagements/{id}/events", u.signedIn(writers, u.appendEvent))
+	m.HandleFunc("GET /assets/{file...}", u.asset)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		u.errorPage(w, r, nil, http.StatusNotFound, "Page not found", "There is no page at this address.")
+	})
+	u.mux = m
+	return u
+}
+
+// ServeHTTP serves the pages with security headers that suit them: no
+// framing, only this origin's scripts and styles, nothing cached.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	u.mux.ServeHTTP(w, r)
+}
+
+// Close ends every open live-update stream, so a graceful shutdown does not
+// wait for browsers that keep them open. Pages keep working.
+func (u *UI) Close() { u.cancel() }
+
+// parsePages parses each page template with the shared layout and partials.
+func parsePages() map[string]*template.Template {
+	pages := make(map[string]*template.Template)
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error"} {
+		t := template.New(name).Funcs(funcs)
+		pages[name] = template.Must(t.ParseFS(templateFS,
+			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
+	}
+	return pages
+}
+
+// loadAssets returns the embedded assets and a digest of them: asset URLs
+// carry it, so browsers may cache them for good and still see new ones.
+func loadAssets() (fs.FS, string) {
+	sub, err := fs.Sub(assetFS, "assets")
+	if err != nil {
+		panic(err)
+	}
+	sum := sha256.New()
+	err = fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(sub, p)
+		sum.Write([]byte(p))
+		sum.Write(b)
+		return err
+	})
+	if err != nil {
+		panic(err)
+	}
+	return sub, hex.EncodeToString(sum.Sum(nil))[:12]
+}
+
+func (u *UI) asset(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	b, err := fs.ReadFile(u.assets, name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	types := map[string]string{".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+		".svg": "image/svg+xml"}
+	if ct, ok := types[path.Ext(name)]; ok {
+		w.Header().Set("Content-Type", ct)
+	}
+	if r.URL.Query().Get("v") == u.version {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+}
+
+// base is what every page's layout needs.
+type base struct {
+	Title   string
+	Nav     string // "portfolio" or "new": the current section
+	User    *user  // nil on the sign-in page
+	CSRF    string
+	Flash   string
+	Version string // of the assets
+}
+
+// render executes page into a buffer first, so a template error never sends
+// half a page.
+func (u *UI) render(w http.ResponseWriter, status int, page string, data any) {
+	var buf bytes.Buffer
+	if err := u.pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
+		u.log.Error("render page", "page", page, "err", err)
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// base fills in what every page shows for the signed-in user s (nil when
+// nobody is signed in).
+func (u *UI) base(s *session, title, nav string) base {
+	b := base{Title: title, Nav: nav, Version: u.version}
+	if s != nil {
+		b.User, b.CSRF, b.Flash = &s.user, s.csrf, u.sessions.takeFlash(s)
+	}
+	return b
+}
+
+type errorData struct {
+	base
+	Status  int
+	Heading string
+	Message string
+}
+
+// errorPage answers with a page that says what went wrong in plain words.
+func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, s *session, status int, heading, message string) {
+	u.render(w, status, "error", errorData{base: u.base(s, heading, ""), Status: status, Heading: heading, Message: message})
+}
+
+// failed shows the page for an error of the command path or the projection
+// that is not about the form's content.
+func (u *UI) failed(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	switch {
+	case errors.Is(err, domain.ErrNotFound), errors.Is(err, domain.ErrInvalidID):
+		u.errorPage(w, r, s, http.StatusNotFound, "Engagement not found",
+			"No engagement has this address. It may have been mistyped; the portfolio lists every engagement.")
+	case errors.Is(err, domain.ErrConflict):
+		u.errorPage(w, r, s, http.StatusConflict, "Too many changes at once",
+			"Others kept changing this engagement while yours was being saved, so nothing was saved. Please try again.")
+	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Retry-After", "2")
+		u.errorPage(w, r, s, http.StatusServiceUnavailable, "Temporarily unavailable",
+			"The event store cannot be reached right now. Nothing is lost; please try again in a moment.")
+	default:
+		u.log.Error("web page failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		u.errorPage(w, r, s, http.StatusInternalServerError, "Something went wrong",
+			"The request could not be completed. It has been logged; please try again.")
+	}
+}
+
+// seeOther redirects after a successful POST, so reloading does not post again.
+func seeOther(w http.ResponseWriter, r *http.Request, to string) {
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// Asset is the cache-busting address of an embedded asset.
+func (b base) Asset(name string) string { return fmt.Sprintf("/assets/%s?v=%s", name, b.Version) }
