@@ -7,7 +7,7 @@ CYCLES   ?= 20
 SYNC     ?= always
 FUZZTIME ?= 30s
 
-.PHONY: run build test vet bench crash-test test-cluster fuzz fmt clean
+.PHONY: run build test vet bench crash-test test-cluster test-browser fuzz fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/engagements
@@ -34,6 +34,12 @@ crash-test:
 ## the stream leader's server is shut down mid-load (`make test` runs it too)
 test-cluster:
 	$(GO) test -race -count=1 -run '^TestClusterFailover$$' -v ./cmd/engagements/
+
+## test-browser: the web UI in headless Chromium (installs Debian's chromium when missing;
+## `make test` runs it too, and skips it without chromium except in CI); logs where the screenshots are
+test-browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(GO) test -race -count=1 -run '^TestBrowser$$' -v ./cmd/engagements/
 
 ## fuzz: run each fuzz target for FUZZTIME, one after another; new crashers
 ## land in the package's testdata/fuzz/ (`make test` runs the seed corpora)

@@ -25,6 +25,8 @@ const (
 	// disconnected; it never slows writers or other clients, each of which
 	// has its own consumer.
 	streamBuffer = 256
+	// streamWriteTimeout bounds one write to an event stream client.
+	streamWriteTimeout = 10 * time.Second
 )
 
 var errSlowClient = errors.New("client too slow: buffer full")
@@ -91,8 +93,9 @@ func (s *Server) streamEvents(c echo.Context) error {
 
 	frames := make(chan frame, streamBuffer)
 	done := make(chan error, 1)
+	remote := c.RealIP()
 	go func() {
-		done <- s.svc.store.Follow(ctx, after, sel, func(ev domain.Event, payload []byte) error {
+		err := s.svc.store.Follow(ctx, after, sel, func(ev domain.Event, payload []byte) error {
 			select {
 			case frames <- frame{seq: ev.Sequence, typ: ev.Type, payload: payload}:
 				return nil
@@ -100,7 +103,20 @@ func (s *Server) streamEvents(c echo.Context) error {
 				return errSlowClient
 			}
 		})
+		// Counted here, not by the handler: its write may be the very thing
+		// that is stuck (the write deadline ends that).
+		if errors.Is(err, errSlowClient) {
+			s.slowStreams.Add(1)
+			s.log.Warn("event stream client too slow; disconnected", "remote", remote, "buffer", streamBuffer)
+		}
+		cancel()
+		done <- err
 	}()
+	// http.Server's WriteTimeout would cut every stream after a minute;
+	// instead each write gets its own deadline, so a client that stops
+	// reading is let go and a healthy stream lasts as long as it likes.
+	rc := http.NewResponseController(w.Writer)
+	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) }
 	s.streams.Add(1)
 	defer s.streams.Add(-1)
 	beat := time.NewTicker(heartbeatEvery)
@@ -108,6 +124,7 @@ func (s *Server) streamEvents(c echo.Context) error {
 	for {
 		select {
 		case f := <-frames:
+			deadline()
 			fmt.Fprintf(w, "id: %d\nevent: %s\n", f.seq, f.typ)
 			for _, line := range bytes.Split(f.payload, []byte("\n")) {
 				fmt.Fprintf(w, "data: %s\n", line)
@@ -117,16 +134,13 @@ func (s *Server) streamEvents(c echo.Context) error {
 			}
 			w.Flush()
 		case <-beat.C:
+			deadline()
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
 				return nil
 			}
 			w.Flush()
 		case err := <-done:
-			cancel()
-			if errors.Is(err, errSlowClient) {
-				s.slowStreams.Add(1)
-				s.log.Warn("event stream client too slow; disconnected", "remote", c.RealIP(), "buffer", streamBuffer)
-			} else if err != nil && ctx.Err() == nil {
+			if err != nil && !errors.Is(err, errSlowClient) && !errors.Is(err, context.Canceled) {
 				s.log.Warn("event stream ended", "err", err)
 			}
 			return nil

@@ -111,6 +111,9 @@ type engagementData struct {
 	Forms         []formView
 	Conflict      *conflict
 	CanWrite      bool
+	// Seen is the stream sequence the page was built at: live updates
+	// start after it.
+	Seen uint64
 	// Refused holds the domain's messages about a submitted event that no
 	// form on the page shows.
 	Refused []string
@@ -176,6 +179,7 @@ func endOfDay(t time.Time) time.Time { return t.Add(24*time.Hour - time.Nanoseco
 // engagementData builds the page of engagement id within win (zero: now).
 // sub, when set, is a form the user sent that is shown again.
 func (u *UI) engagementData(s *session, id string, win domain.Window, sub *submitted) (engagementData, bool) {
+	seen := u.proj.Applied() // first: live updates start after what the page shows
 	e, ok := u.proj.GetAt(id, win)
 	if !ok {
 		return engagementData{}, false
@@ -185,7 +189,7 @@ func (u *UI) engagementData(s *session, id string, win domain.Window, sub *submi
 	day := win.Day(now)
 	d := engagementData{base: u.base(s, e.Title, "portfolio"), E: e, Status: e.StatusAt(day),
 		Contributions: e.Contributions, Commitments: e.Commitments,
-		CanWrite: s.user.CanWrite() && win.IsZero()}
+		CanWrite: s.user.CanWrite() && win.IsZero(), Seen: seen}
 	d.Facts = stateFacts(e)
 	d.Outgoing, d.Incoming = u.related(e, win, day)
 	titles := u.titles()

@@ -25,19 +25,23 @@ type change struct {
 	Actor        string `json:"actor"`
 }
 
-// live: GET /engagements/live[?engagement=id] is a Server-Sent Events stream
-// of the changes the projection applies, for the pages' script. It follows
-// the projection, not NATS: pages show the projection, so a change is
-// announced exactly when a reload would show it. Last-Event-ID resumes after
-// a sequence. The session's cookie authenticates it (EventSource cannot send
-// an Authorization header), and a revoked token ends it.
+// live: GET /engagements/live[?engagement=id][&after=seq] is a Server-Sent
+// Events stream of the changes the projection applies, for the pages' script.
+// It follows the projection, not NATS: pages show the projection, so a change
+// is announced exactly when a reload would show it. A page asks for the
+// changes after the sequence it was rendered at (after), so nothing recorded
+// while it loaded is missed; Last-Event-ID, sent when the browser reconnects,
+// is newer and wins. The session's cookie authenticates it (EventSource
+// cannot send an Authorization header), and a revoked token ends it.
 func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
 	only := r.URL.Query().Get("engagement")
 	after := u.proj.Applied()
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil && n <= after {
-			after = n
-		}
+	from := r.Header.Get("Last-Event-ID")
+	if from == "" {
+		from = r.URL.Query().Get("after")
+	}
+	if n, err := strconv.ParseUint(from, 10, 64); err == nil && n <= after {
+		after = n
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -88,6 +89,8 @@ type portfolioData struct {
 
 // portfolio: GET / with kind, status, party, q, as_of and after.
 func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
+	// Read first: live updates start after what the page shows.
+	shown := u.proj.Applied()
 	q := r.URL.Query()
 	f := filter{Kind: q.Get("kind"), Status: q.Get("status"), Party: strings.TrimSpace(q.Get("party")),
 		Q: strings.TrimSpace(q.Get("q")), AsOf: strings.TrimSpace(q.Get("as_of")), After: q.Get("after")}
@@ -213,7 +216,7 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		d.Next = f.query("after", items[len(items)-1].ID)
 	}
 	d.Filtered = f.Kind != "" || f.Status != "" || f.Party != "" || f.Q != "" || f.AsOf != ""
-	d.Live = "/engagements/live"
+	d.Live = "/engagements/live?after=" + strconv.FormatUint(shown, 10)
 	if f.AsOf != "" {
 		d.Title = "Portfolio as of " + dayText(f.AsOf)
 	}

@@ -32,7 +32,8 @@
   function notice(el, c) {
     el.textContent = "";
     var p = document.createElement("span");
-    p.textContent = (c.actor ? c.actor + " recorded " : "Recorded: ") + c.title.toLowerCase() + " just now.";
+    // "admin just recorded “Renewed”.": the title is the timeline's name of the entry.
+    p.textContent = (c.actor || "Someone") + " just recorded \u201c" + c.title + "\u201d.";
     var a = document.createElement("a");
     a.href = location.pathname + location.search;
     a.className = "button";

@@ -1,0 +1,446 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// Safety limits, not assertions on speed: a step that hangs fails the test
+// instead of holding it until go test's own timeout.
+const (
+	browserTimeout = 2 * time.Minute  // the whole browser session
+	stepTimeout    = 20 * time.Second // one navigation, form or wait
+)
+
+// TestBrowser drives the web UI as a coordinator does, in headless Chromium,
+// against the same Main that serve runs, with the demo data: sign in, the
+// portfolio and its filters, the MOU's history, recording and signing an
+// agreement, a second tab that sees the signing live, and a stale form that
+// is refused with the page saying what changed. Every page is saved as a
+// screenshot in a directory the test logs, to look at.
+func TestBrowser(t *testing.T) {
+	chromium := findChromium(t)
+	m := startMain(t, t.TempDir(), true)
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	shots, err := os.MkdirTemp("", "engagements-browser-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots: %s", shots)
+	a := newBrowser(t, chromium, m.URL(), shots) // tab A
+
+	// Sign in with the admin token.
+	a.open("/login")
+	a.mustSee("sign-in page", "Sign in", "Access token")
+	a.screenshot("login")
+	a.do("type the token", chromedp.SendKeys(chromedp.ID("token"), testToken))
+	if code := a.submit("sign in", "form[action='/login'] button[type=submit]"); code != 200 {
+		a.fatalf("sign in: status %d, want 200", code)
+	}
+
+	// The portfolio: the 16 seed engagements.
+	a.mustSee("portfolio", "Portfolio", "16 engagements", "admin", "Sign out")
+	if n := rows(a); n != 16 {
+		a.fatalf("portfolio: %d rows, want 16", n)
+	}
+	a.screenshot("portfolio")
+
+	// Filter to meetings.
+	a.do("choose meetings", chromedp.SetValue(chromedp.ID("f-kind"), "meeting"))
+	if code := a.submit("apply the filter", "form.filters button[type=submit]"); code != 200 {
+		a.fatalf("filter: status %d, want 200", code)
+	}
+	a.mustSee("meetings", "4 of 16 engagements")
+	if n := rows(a); n != 4 {
+		a.fatalf("meetings: %d rows, want 4", n)
+	}
+	kinds := evaluate[[]string](a, "kinds shown",
+		`[...document.querySelectorAll('table.portfolio tbody td[data-label=Kind]')].map(td => td.textContent.trim())`)
+	if slices.ContainsFunc(kinds, func(k string) bool { return k != "Meeting" }) {
+		a.fatalf("meetings filter shows kinds %v", kinds)
+	}
+	a.screenshot("meetings")
+
+	// The MOU's timeline: signed in 1999, renewed in 2019.
+	a.open("/")
+	if code := a.submit("open the MOU", `//a[normalize-space()='IOM–WHO Memorandum of Understanding']`); code != 200 {
+		a.fatalf("MOU: status %d, want 200", code)
+	}
+	a.mustSee("MOU", "IOM–WHO Memorandum of Understanding", "History", "Signed", "Renewed")
+	dates := evaluate[[]string](a, "timeline dates",
+		`[...document.querySelectorAll('.timeline .entry-when time')].map(t => t.textContent.trim())`)
+	for _, year := range []string{"1999", "2019"} {
+		if !slices.ContainsFunc(dates, func(d string) bool { return strings.HasSuffix(d, year) }) {
+			a.fatalf("MOU timeline %v has no date in %s", dates, year)
+		}
+	}
+	a.screenshot("mou")
+
+	// Record a new agreement.
+	if code := a.submit("open the new-engagement page", "nav a[href='/engagements/new']"); code != 200 {
+		a.fatalf("new-engagement page: status %d, want 200", code)
+	}
+	a.mustSee("new-engagement page", "Record an engagement")
+	a.do("choose agreement", chromedp.SetValue(chromedp.ID("record-kind"), "agreement"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('record-kind').dispatchEvent(new Event('change'))`))
+	if !evaluate[bool](a, "fields that do not apply",
+		`(() => { const other = [...document.querySelectorAll('#record [data-kinds]')]
+			.filter(f => !f.dataset.kinds.split(' ').includes('agreement'));
+			return other.length > 0 && other.every(f => f.hidden); })()`) {
+		a.fatalf("fields for other kinds are shown for an agreement")
+	}
+	const title = "IOM–UNHCR data-sharing agreement"
+	a.do("fill in the agreement",
+		chromedp.SendKeys(chromedp.ID("record-title"), title),
+		chromedp.SendKeys(chromedp.ID("record-parties"), "IOM, UNHCR"),
+		chromedp.SendKeys(chromedp.ID("record-tags"), "data"),
+		chromedp.SetValue(chromedp.ID("record-occurred_at"), "2024-10-01"))
+	a.screenshot("new")
+	if code := a.submit("record", "form#record button[type=submit]"); code != 200 {
+		a.fatalf("record: status %d, want 200", code)
+	}
+	a.mustSee("new agreement", title, "Recorded. Add what has happened since", "draft", "IOM · UNHCR")
+	id := evaluate[string](a, "engagement id", `location.pathname.split('/').pop()`)
+	a.screenshot("recorded")
+
+	// A second tab on the portfolio sees the signing live, without a reload.
+	b := a.newTab("B")
+	b.open("/?kind=agreement")
+	rowStatus := `(document.querySelector('a[href="/engagements/` + id + `"]')?.closest('tr').querySelector('.badge').textContent.trim() ?? '')`
+	if st := evaluate[string](b, "status in the portfolio", rowStatus); st != "draft" {
+		b.fatalf("new agreement in the portfolio: status %q, want draft", st)
+	}
+	b.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.sameDocument = true`))
+
+	// Sign it on its page (tab A).
+	a.do("open the signing form", chromedp.Click(chromedp.CSS("#form-agreement-signed > summary")),
+		chromedp.SetValue(chromedp.ID("form-agreement-signed-signed_on"), "2024-11-02"),
+		chromedp.SetValue(chromedp.ID("form-agreement-signed-expires_on"), "2029-11-01"),
+		chromedp.SetValue(chromedp.ID("form-agreement-signed-occurred_at"), "2024-11-02"))
+	if code := a.submit("sign", "#form-agreement-signed button[type=submit]"); code != 200 {
+		a.fatalf("sign: status %d, want 200", code)
+	}
+	a.mustSee("signed agreement", "Saved: signed.", "active", "2 Nov 2024", "1 Nov 2029")
+	a.screenshot("signed")
+
+	b.waitFor("the portfolio to show the signing", rowStatus+` === 'active' && document.getElementById('live-status').textContent.startsWith('Updated')`)
+	if !evaluate[bool](b, "same document", `window.sameDocument === true`) {
+		b.fatalf("the portfolio was reloaded, not updated in place")
+	}
+	b.screenshot("portfolio-live")
+
+	// A stale form: tab A starts a note, tab B renews meanwhile, tab A saves.
+	const note = "Checked the annex with the legal office"
+	a.do("start a note", chromedp.Click(chromedp.CSS("#form-engagement-noted > summary")),
+		chromedp.SendKeys(chromedp.ID("form-engagement-noted-note"), note))
+	b.open("/engagements/" + id)
+	b.do("renew", chromedp.Click(chromedp.CSS("#form-agreement-renewed > summary")),
+		chromedp.SetValue(chromedp.ID("form-agreement-renewed-renewed_on"), "2025-01-15"),
+		chromedp.SetValue(chromedp.ID("form-agreement-renewed-occurred_at"), "2025-01-15"))
+	if code := b.submit("renew", "#form-agreement-renewed button[type=submit]"); code != 200 {
+		b.fatalf("renew: status %d, want 200", code)
+	}
+	b.mustSee("renewed agreement", "Saved: renewed.")
+	b.screenshot("renewed")
+
+	// Tab A hears of it and keeps what was typed.
+	a.waitFor("the engagement page to announce the renewal",
+		`!document.getElementById('live-notice').hidden && document.getElementById('live-notice').textContent.includes('admin just recorded “Renewed”')`)
+	if got := evaluate[string](a, "typed note", `document.getElementById('form-engagement-noted-note').value`); got != note {
+		a.fatalf("the live notice changed the note being typed: %q", got)
+	}
+	a.screenshot("live-notice")
+
+	if code := a.submit("save the stale note", "#form-engagement-noted button[type=submit]"); code != 409 {
+		a.fatalf("stale form: status %d, want 409", code)
+	}
+	a.mustSee("conflict", "Someone changed this engagement meanwhile", "not saved", "admin recorded Renewed (15 Jan 2025)",
+		"Your values are still in the form")
+	if got := evaluate[string](a, "note kept", `document.getElementById('form-engagement-noted-note').value`); got != note {
+		a.fatalf("the conflict page lost the note: %q", got)
+	}
+	a.screenshot("conflict")
+
+	// Saving again, now for the current version, works.
+	if code := a.submit("save the note again", "#form-engagement-noted button[type=submit]"); code != 200 {
+		a.fatalf("save again: status %d, want 200", code)
+	}
+	a.mustSee("note saved", "Saved: note.", note)
+	a.screenshot("noted")
+
+	// The portfolio on a phone.
+	a.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	a.open("/")
+	a.mustSee("portfolio on a phone", "17 engagements")
+	a.screenshot("portfolio-phone")
+}
+
+// findChromium returns Chromium's path. Without it the test is skipped,
+// except in CI, which must run it.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/bin/chromium"); statErr == nil {
+			return "/usr/bin/chromium"
+		}
+		const msg = "chromium not installed: run `make test-browser` or apt-get install chromium"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: CI must run the browser tests; .ci/run installs it)")
+		}
+		t.Skip(msg)
+	}
+	return path
+}
+
+// tab is one browser tab, a chromedp context on the test's browser.
+type tab struct {
+	t     *testing.T
+	name  string
+	ctx   context.Context
+	base  string // the server's URL
+	shots string // where screenshots go
+	n     *int   // screenshots taken, across tabs
+	// console collects what the page logged as an error or exception.
+	console *consoleLog
+}
+
+// newBrowser starts Chromium and returns its first tab. Cleanup closes the
+// tabs and the browser and waits for it to exit, so no goroutine is left.
+func newBrowser(t *testing.T, chromium, base, shots string) *tab {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	var out syncWriter
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests run as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+		chromedp.CombinedOutput(&out),
+	)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	a := &tab{t: t, name: "A", ctx: browserCtx, base: base, shots: shots, n: new(int), console: &consoleLog{}}
+	t.Cleanup(func() {
+		// The first tab's context owns the browser: closing it closes the
+		// browser, and cancelAlloc waits until the process has exited.
+		_ = chromedp.Cancel(browserCtx)
+		cancelBrowser()
+		cancelAlloc()
+		cancel()
+		a.console.wait()
+		if t.Failed() {
+			t.Logf("chromium's output:\n%s", out.String())
+		}
+		for _, m := range a.console.errors() {
+			t.Errorf("browser console: %s", m)
+		}
+	})
+	// The first Do starts the browser; its life is bound to browserCtx, not
+	// to a step's timeout.
+	if err := chromedp.Do(browserCtx); err != nil {
+		t.Fatalf("start chromium: %v\n%s", err, out.String())
+	}
+	a.console.follow(browserCtx, "A")
+	return a
+}
+
+// newTab opens another tab on the same browser, with the same cookies: it
+// is signed in as well.
+func (tb *tab) newTab(name string) *tab {
+	tb.t.Helper()
+	ctx, cancel := chromedp.NewContext(tb.ctx)
+	tb.t.Cleanup(func() { _ = chromedp.Cancel(ctx); cancel() }) // before the browser closes
+	if err := chromedp.Do(ctx); err != nil {
+		tb.t.Fatalf("open tab %s: %v", name, err)
+	}
+	nt := *tb
+	nt.name, nt.ctx = name, ctx
+	nt.console.follow(ctx, name)
+	return &nt
+}
+
+// do runs steps within stepTimeout.
+func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		tb.fatalf("%s: %v", what, err)
+	}
+}
+
+// evaluate returns the value of a JavaScript expression in tb's page.
+func evaluate[T any](tb *tab, what, expr string) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		tb.fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// open loads path and fails unless it answers 200.
+func (tb *tab) open(path string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	defer cancel()
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(tb.base+path))
+	if err != nil {
+		tb.fatalf("open %s: %v", path, err)
+	}
+	if resp.Status != 200 {
+		tb.fatalf("open %s: status %d", path, resp.Status)
+	}
+}
+
+// submit clicks what sel finds (CSS, or XPath when it starts with /), waits
+// for the page it leads to and returns that page's status.
+func (tb *tab) submit(what, sel string) int {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	defer cancel()
+	click := chromedp.Click(chromedp.CSS(sel))
+	if strings.HasPrefix(sel, "/") {
+		click = chromedp.Click(chromedp.Search(sel))
+	}
+	resp, err := chromedp.RunResponse(ctx, click)
+	if err != nil {
+		tb.fatalf("%s: %v", what, err)
+	}
+	return int(resp.Status)
+}
+
+// waitFor waits until a JavaScript expression is true, without reloading.
+func (tb *tab) waitFor(what, expr string) {
+	tb.t.Helper()
+	tb.do("wait for "+what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond),
+		chromedp.WithPollingTimeout(stepTimeout)))
+}
+
+// mustSee fails unless the page holds every text.
+func (tb *tab) mustSee(what string, texts ...string) {
+	tb.t.Helper()
+	body := evaluate[string](tb, what, `document.body.textContent.replace(/\s+/g, ' ')`)
+	for _, s := range texts {
+		if !strings.Contains(body, s) {
+			tb.fatalf("%s: the page does not say %q", what, s)
+		}
+	}
+}
+
+// screenshot saves the whole page as NN-tab-name.png.
+func (tb *tab) screenshot(name string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	*tb.n++
+	file := filepath.Join(tb.shots, fmt.Sprintf("%02d-%s-%s.png", *tb.n, tb.name, name))
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+// fatalf fails with where the tab is and what its page says, and keeps a
+// screenshot of it.
+func (tb *tab) fatalf(format string, args ...any) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
+	defer cancel()
+	where, _ := chromedp.Run(ctx, chromedp.Location())
+	text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`))
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		_ = os.WriteFile(filepath.Join(tb.shots, "failure-"+tb.name+".png"), png, 0o644)
+	}
+	tb.t.Fatalf("tab %s: %s\nat %s; the page says:\n%s", tb.name, fmt.Sprintf(format, args...), where, text)
+}
+
+// rows is how many engagements the portfolio table shows.
+func rows(tb *tab) int {
+	return evaluate[int](tb, "rows", `document.querySelectorAll('table.portfolio tbody tr').length`)
+}
+
+// consoleLog gathers the errors and exceptions pages log, from every tab.
+type consoleLog struct {
+	mu   sync.Mutex
+	msgs []string
+	wg   sync.WaitGroup
+}
+
+// follow reads ctx's console until its tab closes.
+func (c *consoleLog) follow(ctx context.Context, name string) {
+	messages := chromedp.Console(ctx)
+	c.wg.Go(func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type != chromedp.ConsoleError && m.Type != chromedp.ConsoleException {
+				continue
+			}
+			// The stale form is answered 409 on purpose.
+			if strings.Contains(m.Text, "status of 409") {
+				continue
+			}
+			c.mu.Lock()
+			c.msgs = append(c.msgs, fmt.Sprintf("tab %s: %s (%s)", name, m.Text, m.URL))
+			c.mu.Unlock()
+		}
+	})
+}
+
+func (c *consoleLog) wait() { c.wg.Wait() }
+
+func (c *consoleLog) errors() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.msgs)
+}
+
+// syncWriter is a buffer that Chromium's output goroutine and the test may
+// share.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
