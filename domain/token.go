@@ -34,6 +34,20 @@ func (r Role) Valid() bool {
 	return false
 }
 
+// Allowed reports whether a token of role r may do what roles may: admin
+// may do everything.
+func (r Role) Allowed(roles ...Role) bool {
+	if r == RoleAdmin {
+		return true
+	}
+	for _, x := range roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
 // TokenInfo describes a token; the token itself is shown only once.
 type TokenInfo struct {
 	Name      string    `json:"name"`

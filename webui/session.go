@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +35,7 @@ type user struct {
 }
 
 // CanWrite reports whether the user may record engagements and events.
-func (u user) CanWrite() bool { return permitted(u.Role, writers) }
+func (u user) CanWrite() bool { return u.Role.Allowed(writers...) }
 
 // session maps a random id (the cookie) to the token it was opened with. The
 // token is kept so that every request can ask the token store again:
@@ -143,11 +142,6 @@ var (
 	writers = []domain.Role{domain.RoleCoordinator}
 )
 
-// permitted mirrors the API's rule: admin may do everything.
-func permitted(r domain.Role, roles []domain.Role) bool {
-	return r == domain.RoleAdmin || slices.Contains(roles, r)
-}
-
 type handler func(w http.ResponseWriter, r *http.Request, s *session)
 
 // signedIn runs h for a live session whose token is still valid and whose
@@ -169,13 +163,13 @@ func (u *UI) signedIn(roles []domain.Role, h handler) http.HandlerFunc {
 			seeOther(w, r, to)
 			return
 		}
-		if !permitted(s.user.Role, readers) {
+		if !s.user.Role.Allowed(readers...) {
 			u.errorPage(w, r, s, http.StatusForbidden, "These pages are not for subscriber tokens",
 				"A subscriber token reads the event stream and manages webhooks through the API. "+
 					"Ask an admin for a coordinator or auditor token to use these pages.")
 			return
 		}
-		if !permitted(s.user.Role, roles) {
+		if !s.user.Role.Allowed(roles...) {
 			u.errorPage(w, r, s, http.StatusForbidden, "Read-only access",
 				"Your role ("+string(s.user.Role)+") may read every engagement and its history, but not record changes. "+
 					"Coordinators and admins record them.")
@@ -283,7 +277,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 			Error: "That token is not known or was revoked. Check that you pasted all of it (it starts with eng_)."})
 		return
 	}
-	if !permitted(info.Role, readers) {
+	if !info.Role.Allowed(readers...) {
 		u.errorPage(w, r, nil, http.StatusForbidden, "These pages are not for subscriber tokens",
 			"A subscriber token reads the event stream and manages webhooks through the API. "+
 				"Ask an admin for a coordinator or auditor token to use these pages.")
