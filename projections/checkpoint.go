@@ -16,7 +16,7 @@ import (
 // CheckpointVersion is the checkpoint file's schema version. Bump it when the
 // read models or the domain state change shape: an older file is then
 // ignored and the projections are rebuilt from the stream.
-const CheckpointVersion = 1
+const CheckpointVersion = 2
 
 // checkpoint is what a checkpoint file holds.
 type checkpoint struct {

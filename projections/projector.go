@@ -29,7 +29,18 @@ type Result struct {
 	Type         domain.EventType
 	Sequence     uint64
 	Version      int
+	// RecordedAt is when the first append was stored; keys are forgotten
+	// some time after JetStream's duplicate window has passed.
+	RecordedAt time.Time
 }
+
+// IdempotencyMemory is how long the projection remembers idempotency keys:
+// longer than JetStream's 24 h duplicate window, so a key JetStream still
+// knows is never one the projection has forgotten.
+const IdempotencyMemory = 25 * time.Hour
+
+// pruneEvery is how many folded events pass between prunings of old keys.
+const pruneEvery = 4096
 
 // Stats counts what the projector has seen.
 type Stats struct {
@@ -168,9 +179,21 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	}
 	if ev.IdempotencyKey != "" {
 		p.idem[ev.IdempotencyKey] = Result{EngagementID: ev.EngagementID, EventID: ev.ID, Type: ev.Type,
-			Sequence: seq, Version: ev.Version}
+			Sequence: seq, Version: ev.Version, RecordedAt: ev.RecordedAt}
 	}
-	p.events.Add(1)
+	if p.events.Add(1)%pruneEvery == 0 {
+		p.pruneKeys(ev.RecordedAt.Add(-IdempotencyMemory))
+	}
+}
+
+// pruneKeys forgets idempotency keys first used before cutoff, so the map
+// stays as large as a day's keyed writes, not all of history's.
+func (p *Projector) pruneKeys(cutoff time.Time) {
+	for k, r := range p.idem {
+		if r.RecordedAt.Before(cutoff) {
+			delete(p.idem, k)
+		}
+	}
 }
 
 // markCorrected adds the correction's id to the corrected event's

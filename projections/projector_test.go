@@ -199,3 +199,30 @@ func TestRunFollowsTheStream(t *testing.T) {
 		t.Errorf("state = %s at %d, want active at %d", e.Status, e.Sequence, seq2)
 	}
 }
+
+func TestIdempotencyKeysAreForgottenAfterTheDuplicateWindow(t *testing.T) {
+	p := projections.New(nil)
+	old, recent := newID(), newID()
+	first := recorded(old, domain.KindInitiative, "Old", []string{"IOM"}, nil)
+	first.RecordedAt, first.IdempotencyKey = time.Now().Add(-48*time.Hour), "maria:new:old-key"
+	p.Handle(1, first, nil)
+	second := recorded(recent, domain.KindInitiative, "Recent", []string{"IOM"}, nil)
+	second.IdempotencyKey = "maria:new:recent-key"
+	p.Handle(2, second, nil)
+	if _, ok := p.Idempotent("maria:new:old-key"); !ok {
+		t.Fatal("a key is forgotten before any pruning")
+	}
+	// Pruning runs every few thousand folded events.
+	for v := 2; v <= 4095; v++ {
+		p.Handle(uint64(v+1), event(recent, domain.KindInitiative, v, domain.EngagementNoted, `{"note":"n"}`), nil)
+	}
+	if st := p.Stats(); st.Events != 4096 {
+		t.Fatalf("folded %d events, want 4096", st.Events)
+	}
+	if _, ok := p.Idempotent("maria:new:old-key"); ok {
+		t.Error("a key from two days ago is still remembered")
+	}
+	if _, ok := p.Idempotent("maria:new:recent-key"); !ok {
+		t.Error("a key from today was forgotten")
+	}
+}
