@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/iom-who/engagements/api"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
-	"github.com/iom-who/engagements/projections"
 )
 
 // authServer is the API with tokens and roles on, as serve runs it.
@@ -23,30 +21,8 @@ type authServer struct {
 
 func newAuthServer(t *testing.T, perSecond float64, burst int) *authServer {
 	t.Helper()
-	ctx := context.Background()
-	store, err := eventstore.Open(ctx, eventstore.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	tokens, err := store.Tokens(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tokens.Close)
-	admin, _, err := tokens.Create(ctx, "admin", domain.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proj := projections.New(nil)
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- proj.Run(pctx, store) }()
-	t.Cleanup(func() { cancel(); <-done })
-	srv := httptest.NewServer(api.New(api.NewService(store, proj, nil), proj, nil,
-		api.WithTokens(tokens), api.WithRateLimit(perSecond, burst)))
-	t.Cleanup(srv.Close)
-	return &authServer{testServer: &testServer{Server: srv, store: store, proj: proj}, tokens: tokens, admin: admin}
+	b := buildServer(t, setup{tokens: true, options: []api.Option{api.WithRateLimit(perSecond, burst)}})
+	return &authServer{testServer: b.testServer, tokens: b.tokens, admin: b.admin}
 }
 
 func bearer(token string) []string { return []string{"Authorization", "Bearer " + token} }

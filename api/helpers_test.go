@@ -15,8 +15,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/webhooks"
 )
 
 // testServer is the real API over a real embedded nats-server: store,
@@ -38,8 +40,37 @@ func newTestServer(t testing.TB) *testServer {
 // data directory is always a fresh temp dir.
 func newTestServerWith(t testing.TB, cfg eventstore.Config) *testServer {
 	t.Helper()
-	cfg.DataDir = t.TempDir()
-	store, err := eventstore.Open(context.Background(), cfg)
+	return buildServer(t, setup{store: cfg}).testServer
+}
+
+// setup says which optional parts a test server has.
+type setup struct {
+	store eventstore.Config
+	// tokens turns authentication on, with an "admin" token.
+	tokens bool
+	// webhooks, when set, starts webhook delivery with these settings.
+	webhooks *webhooks.Config
+	// options are further api options.
+	options []api.Option
+}
+
+// built is a test server with its optional parts.
+type built struct {
+	*testServer
+	api    *api.Server
+	tokens *eventstore.Tokens
+	admin  string
+	hooks  *webhooks.Manager
+}
+
+// buildServer wires store, projector, the optional parts and the API as
+// cmd/engagements does, on a fresh temp dir; t.Cleanup stops them in
+// reverse order.
+func buildServer(t testing.TB, su setup) *built {
+	t.Helper()
+	ctx := context.Background()
+	su.store.DataDir = t.TempDir()
+	store, err := eventstore.Open(ctx, su.store)
 	if err != nil {
 		t.Fatalf("open event store: %v", err)
 	}
@@ -48,11 +79,30 @@ func newTestServerWith(t testing.TB, cfg eventstore.Config) *testServer {
 			t.Errorf("close event store: %v", err)
 		}
 	})
+	b := &built{}
+	opts := su.options
+	if su.tokens {
+		if b.tokens, err = store.Tokens(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.tokens.Close)
+		if b.admin, _, err = b.tokens.Create(ctx, "admin", domain.RoleAdmin); err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, api.WithTokens(b.tokens))
+	}
+	if su.webhooks != nil {
+		if b.hooks, err = webhooks.Open(ctx, store, *su.webhooks); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.hooks.Close)
+		opts = append(opts, api.WithSubscriptions(b.hooks))
+	}
 
 	proj := projections.New(nil)
-	ctx, cancel := context.WithCancel(context.Background())
+	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- proj.Run(ctx, store) }()
+	go func() { done <- proj.Run(pctx, store) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -60,9 +110,11 @@ func newTestServerWith(t testing.TB, cfg eventstore.Config) *testServer {
 		}
 	})
 
-	srv := httptest.NewServer(api.New(api.NewService(store, proj, nil), proj, nil))
+	b.api = api.New(api.NewService(store, proj, nil), proj, nil, opts...)
+	srv := httptest.NewServer(b.api)
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, store: store, proj: proj}
+	b.testServer = &testServer{Server: srv, store: store, proj: proj}
+	return b
 }
 
 // response is what came back, body read in full.

@@ -23,8 +23,6 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/iom-who/engagements/api"
 	"github.com/iom-who/engagements/domain"
-	"github.com/iom-who/engagements/eventstore"
-	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/webhooks"
 )
 
@@ -42,47 +40,12 @@ const metricsToken = "metrics-token-for-tests"
 
 func newFullServer(t *testing.T) *fullServer {
 	t.Helper()
-	ctx := context.Background()
-	store, err := eventstore.Open(ctx, eventstore.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := store.Close(); err != nil {
-			t.Errorf("close event store: %v", err)
-		}
-	})
-	tokens, err := store.Tokens(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tokens.Close)
-	admin, _, err := tokens.Create(ctx, "admin", domain.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := newReceiver(t)
-	hooks, err := webhooks.Open(ctx, store, webhooks.Config{MaxAttempts: 1, BackoffBase: time.Millisecond,
-		BackoffMax: time.Millisecond, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hooks.Close)
-	proj := projections.New(nil)
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- proj.Run(pctx, store) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("projector: %v", err)
-		}
-	})
-	a := api.New(api.NewService(store, proj, nil), proj, nil,
-		api.WithTokens(tokens), api.WithSubscriptions(hooks), api.WithMetricsToken(metricsToken))
-	srv := httptest.NewServer(a)
-	t.Cleanup(srv.Close)
-	return &fullServer{testServer: &testServer{Server: srv, store: store, proj: proj}, api: a, admin: admin, hooks: rec}
+	rec := newReceiver(t) // first, so it is closed after the deliveries stop
+	b := buildServer(t, setup{tokens: true,
+		webhooks: &webhooks.Config{MaxAttempts: 1, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+			Timeout: 2 * time.Second},
+		options: []api.Option{api.WithMetricsToken(metricsToken)}})
+	return &fullServer{testServer: b.testServer, api: b.api, admin: b.admin, hooks: rec}
 }
 
 // receiver is a webhook endpoint that keeps what it was sent.

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -13,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iom-who/engagements/api"
 	"github.com/iom-who/engagements/domain"
-	"github.com/iom-who/engagements/eventstore"
-	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/webhooks"
 )
 
@@ -31,38 +27,11 @@ const webhookAttempts = 2
 
 func newWebhookServer(t *testing.T) *webhookServer {
 	t.Helper()
-	ctx := context.Background()
-	store, err := eventstore.Open(ctx, eventstore.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	tokens, err := store.Tokens(ctx, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tokens.Close)
-	admin, _, err := tokens.Create(ctx, "admin", domain.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hooks, err := webhooks.Open(ctx, store, webhooks.Config{MaxAttempts: webhookAttempts,
-		BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hooks.Close)
-	proj := projections.New(nil)
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- proj.Run(pctx, store) }()
-	t.Cleanup(func() { cancel(); <-done })
-	srv := httptest.NewServer(api.New(api.NewService(store, proj, nil), proj, nil,
-		api.WithTokens(tokens), api.WithSubscriptions(hooks)))
-	t.Cleanup(srv.Close)
+	b := buildServer(t, setup{tokens: true, webhooks: &webhooks.Config{MaxAttempts: webhookAttempts,
+		BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond}})
 	return &webhookServer{
-		authServer: &authServer{testServer: &testServer{Server: srv, store: store, proj: proj}, tokens: tokens, admin: admin},
-		hooks:      hooks,
+		authServer: &authServer{testServer: b.testServer, tokens: b.tokens, admin: b.admin},
+		hooks:      b.hooks,
 	}
 }
 
