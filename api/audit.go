@@ -84,7 +84,10 @@ func (s *Server) events(c echo.Context) error {
 	if len(bad) > 0 {
 		return badRequest("a query parameter is not valid", bad...)
 	}
-	events := s.proj.Log(f)
+	events, err := s.proj.Log(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
 	resp := logResponse{Events: events, NextAfter: f.After}
 	if len(events) > 0 {
 		resp.NextAfter = events[len(events)-1].Sequence

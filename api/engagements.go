@@ -194,9 +194,9 @@ func (s *Server) getEngagement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e, ok := s.proj.GetAt(id, w)
-	if !ok {
-		return fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+	e, err := s.proj.GetAt(c.Request().Context(), id, w)
+	if err != nil {
+		return err
 	}
 	if !w.IsZero() {
 		e.Status = e.StatusAt(w.Day(s.now()))
@@ -263,7 +263,10 @@ func (s *Server) listEngagements(c echo.Context) error {
 	if len(bad) > 0 {
 		return badRequest("a query parameter is not valid", bad...)
 	}
-	items, more := s.proj.List(f)
+	items, more, err := s.proj.ListAt(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
 	resp := listResponse{Items: make([]*domain.Engagement, 0, len(items))}
 	for _, e := range items {
 		e.Status = e.StatusAt(f.Now)
@@ -290,9 +293,9 @@ func (s *Server) history(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	events, ok := s.proj.HistoryAt(id, w)
-	if !ok {
-		return fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+	events, err := s.proj.HistoryAt(c.Request().Context(), id, w)
+	if err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, historyResponse{Events: events})
 }

@@ -100,6 +100,7 @@ func buildServer(t testing.TB, su setup) *built {
 	}
 
 	proj := projections.New(nil)
+	proj.UseReader(store)
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- proj.Run(pctx, store) }()

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"bufio"
-	"cmp"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -16,7 +15,7 @@ import (
 // CheckpointVersion is the checkpoint file's schema version. Bump it when the
 // read models or the domain state change shape: an older file is then
 // ignored and the projections are rebuilt from the stream.
-const CheckpointVersion = 2
+const CheckpointVersion = 3
 
 // checkpoint is what a checkpoint file holds.
 type checkpoint struct {
@@ -27,7 +26,9 @@ type checkpoint struct {
 	LastEventSeq uint64
 	LastEventID  string
 	Engagements  []domain.EngagementSnapshot
-	History      map[string][]domain.Event
+	History      map[string][]uint64
+	Global       []Entry
+	CorrectedBy  map[string][]string
 	Idempotency  map[string]Result
 	LastSeq      map[string]uint64
 	Events       uint64
@@ -45,13 +46,12 @@ var ErrNoCheckpoint = errors.New("no usable checkpoint")
 func (p *Projector) Checkpoint(path string) (uint64, error) {
 	p.mu.RLock()
 	cp := checkpoint{
-		Version: CheckpointVersion, Applied: p.applied, History: p.history, Idempotency: p.idem,
+		Version: CheckpointVersion, Applied: p.applied, History: p.history, Global: p.global,
+		CorrectedBy: p.correctedBy, Idempotency: p.idem,
 		LastSeq: p.lastSeq, Events: p.events.Load(), Rejected: p.rejected.Load(), Undecodable: p.undecodable.Load(),
 	}
 	if n := len(p.global); n > 0 {
-		last := p.global[n-1]
-		cp.LastEventID = p.history[last.id][last.index].ID
-		cp.LastEventSeq = p.history[last.id][last.index].Sequence
+		cp.LastEventID, cp.LastEventSeq = p.lastEventID, p.global[n-1].Sequence
 	}
 	cp.Engagements = make([]domain.EngagementSnapshot, 0, len(p.byID))
 	for _, id := range p.order {
@@ -132,17 +132,11 @@ func (p *Projector) LoadCheckpoint(path string, belongs func(seq uint64, eventID
 	}
 	slices.Sort(p.order)
 	p.history = orEmpty(cp.History)
+	p.global = cp.Global
+	p.correctedBy = orEmpty(cp.CorrectedBy)
+	p.lastEventID = cp.LastEventID
 	p.idem = orEmpty(cp.Idempotency)
 	p.lastSeq = orEmpty(cp.LastSeq)
-	for id, h := range p.history {
-		for i := range h {
-			p.global = append(p.global, ref{id, i})
-		}
-	}
-	slices.SortFunc(p.global, func(a, b ref) int {
-		sa, sb := p.history[a.id][a.index].Sequence, p.history[b.id][b.index].Sequence
-		return cmp.Compare(sa, sb)
-	})
 	p.events.Store(cp.Events)
 	p.rejected.Store(cp.Rejected)
 	p.undecodable.Store(cp.Undecodable)

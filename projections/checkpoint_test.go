@@ -1,6 +1,7 @@
 package projections_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,9 +16,9 @@ import (
 )
 
 // filled folds a few engagements with corrections, links and a rejected event.
-func filled(t *testing.T) (*projections.Projector, []string) {
+func filled(t *testing.T) (*testProjector, []string) {
 	t.Helper()
-	p := projections.New(nil)
+	p := newTestProjector()
 	var seq uint64
 	add := func(ev domain.Event) {
 		seq++
@@ -44,6 +45,7 @@ func TestCheckpointRestoresEveryReadModel(t *testing.T) {
 		t.Fatalf("checkpoint = %d, %v", seq, err)
 	}
 	q := projections.New(nil)
+	q.UseReader(p.mem)
 	var asked uint64
 	got, err := q.LoadCheckpoint(path, func(seq uint64, id string) bool { asked = seq; return true })
 	if err != nil || got != 6 || asked != 5 {
@@ -64,15 +66,20 @@ func TestCheckpointRestoresEveryReadModel(t *testing.T) {
 		if sa != sb {
 			t.Errorf("expected sequence %d vs %d", sa, sb)
 		}
-		ha, _ := p.History(id)
-		hb, _ := q.History(id)
+		ha, _ := p.History(context.Background(), id)
+		hb, _ := q.History(context.Background(), id)
 		same("history", ha, hb)
 	}
 	f := projections.Filter{Limit: 10, Now: time.Now(), Party: "who"}
 	la, _ := p.List(f)
 	lb, _ := q.List(f)
 	same("list", la, lb)
-	same("log", p.Log(projections.LogFilter{Limit: 10}), q.Log(projections.LogFilter{Limit: 10}))
+	loga, _ := p.Log(context.Background(), projections.LogFilter{Limit: 10})
+	logb, _ := q.Log(context.Background(), projections.LogFilter{Limit: 10})
+	if len(loga) != 5 {
+		t.Errorf("log has %d events, want the 5 folded", len(loga))
+	}
+	same("log", loga, logb)
 	if !reflect.DeepEqual(p.Stats(), q.Stats()) {
 		t.Errorf("stats %+v vs %+v", p.Stats(), q.Stats())
 	}

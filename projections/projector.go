@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
@@ -52,10 +54,19 @@ type Stats struct {
 
 type set map[string]struct{}
 
-// ref points at one event in history: history[id][index].
-type ref struct {
-	id    string
-	index int
+// Entry is what the projection keeps of one folded event: enough to filter
+// the global log and to find the event on the stream, not the event itself,
+// so memory grows with the number of engagements, not of events.
+type Entry struct {
+	Sequence     uint64
+	EngagementID string
+	Kind         domain.Kind
+	Type         domain.EventType
+}
+
+// Reader fetches stored events by stream sequence; eventstore.Store is one.
+type Reader interface {
+	Event(ctx context.Context, seq uint64) (domain.Event, error)
 }
 
 // Projector holds the read models. Its zero value is not usable; call New.
@@ -64,17 +75,21 @@ type Projector struct {
 
 	mu       sync.RWMutex
 	byID     map[string]*domain.Engagement
-	history  map[string][]domain.Event
-	order    []string // engagement ids, sorted (UUIDv7: creation order)
+	history  map[string][]uint64 // engagement id → sequences of its folded events
+	order    []string            // engagement ids, sorted (UUIDv7: creation order)
 	byKind   map[domain.Kind]set
 	byStatus map[domain.Status]set
 	byParty  map[string]set
 	byTag    map[string]set
 	idem     map[string]Result
 	lastSeq  map[string]uint64 // engagement id → sequence of its latest message
-	global   []ref             // every folded event, in stream order
-	applied  uint64
-	advanced chan struct{} // closed and replaced whenever applied moves
+	global   []Entry           // every folded event, in stream order
+	// correctedBy maps an event id to the ids of the corrections of it.
+	correctedBy map[string][]string
+	lastEventID string // id of the last folded event (checkpoints check it)
+	reader      Reader
+	applied     uint64
+	advanced    chan struct{} // closed and replaced whenever applied moves
 
 	events, rejected, undecodable atomic.Uint64
 }
@@ -85,17 +100,25 @@ func New(log *slog.Logger) *Projector {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Projector{
-		log:      log,
-		byID:     make(map[string]*domain.Engagement),
-		history:  make(map[string][]domain.Event),
-		byKind:   make(map[domain.Kind]set),
-		byStatus: make(map[domain.Status]set),
-		byParty:  make(map[string]set),
-		byTag:    make(map[string]set),
-		idem:     make(map[string]Result),
-		lastSeq:  make(map[string]uint64),
-		advanced: make(chan struct{}),
+		log:         log,
+		byID:        make(map[string]*domain.Engagement),
+		history:     make(map[string][]uint64),
+		correctedBy: make(map[string][]string),
+		byKind:      make(map[domain.Kind]set),
+		byStatus:    make(map[domain.Status]set),
+		byParty:     make(map[string]set),
+		byTag:       make(map[string]set),
+		idem:        make(map[string]Result),
+		lastSeq:     make(map[string]uint64),
+		advanced:    make(chan struct{}),
 	}
+}
+
+// UseReader sets where history and log reads fetch the events from.
+func (p *Projector) UseReader(r Reader) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reader = r
 }
 
 // Run follows src from the start until ctx ends, resubscribing after errors
@@ -171,9 +194,9 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	p.index(e)
 	// Keep the normalised copy of data that Apply checked; the stored bytes
 	// are identical for events written through the API.
-	h := p.history[ev.EngagementID]
-	p.global = append(p.global, ref{ev.EngagementID, len(h)})
-	p.history[ev.EngagementID] = append(h, ev)
+	p.lastEventID = ev.ID
+	p.global = append(p.global, Entry{Sequence: seq, EngagementID: e.ID, Kind: e.Kind, Type: ev.Type}) // e.ID: one string per engagement
+	p.history[ev.EngagementID] = append(p.history[ev.EngagementID], seq)
 	if ev.Type == domain.EngagementCorrected {
 		p.markCorrected(ev)
 	}
@@ -196,8 +219,8 @@ func (p *Projector) pruneKeys(cutoff time.Time) {
 	}
 }
 
-// markCorrected adds the correction's id to the corrected event's
-// corrected_by, so history shows the two side by side.
+// markCorrected notes the correction's id against the corrected event, so
+// history shows the two side by side.
 func (p *Projector) markCorrected(correction domain.Event) {
 	var d struct {
 		Corrects string `json:"corrects"`
@@ -205,13 +228,7 @@ func (p *Projector) markCorrected(correction domain.Event) {
 	if err := json.Unmarshal(correction.Data, &d); err != nil {
 		return
 	}
-	h := p.history[correction.EngagementID]
-	for i := range h {
-		if h[i].ID == d.Corrects {
-			// A new backing array: readers may hold the old slice.
-			h[i].CorrectedBy = append(slices.Clip(h[i].CorrectedBy), correction.ID)
-		}
-	}
+	p.correctedBy[d.Corrects] = append(p.correctedBy[d.Corrects], correction.ID)
 }
 
 func (p *Projector) advance(seq uint64) {
@@ -321,52 +338,85 @@ func (p *Projector) State(id string) (*domain.Engagement, uint64, bool) {
 	return e.Clone(), p.lastSeq[id], true
 }
 
-// History returns the engagement's events, oldest first.
-func (p *Projector) History(id string) ([]domain.Event, bool) {
-	return p.HistoryAt(id, domain.Window{})
+// History returns the engagement's events, oldest first, read from the
+// stream. domain.ErrNotFound if there is no such engagement.
+func (p *Projector) History(ctx context.Context, id string) ([]domain.Event, error) {
+	return p.HistoryAt(ctx, id, domain.Window{})
 }
 
 // HistoryAt returns the engagement's events that fall in w, oldest first;
-// false if none do (the engagement did not exist yet).
-func (p *Projector) HistoryAt(id string, w domain.Window) ([]domain.Event, bool) {
+// domain.ErrNotFound if none do (the engagement did not exist yet). Only
+// the sequences are kept in memory; the events are fetched from the stream.
+func (p *Projector) HistoryAt(ctx context.Context, id string, w domain.Window) ([]domain.Event, error) {
 	p.mu.RLock()
-	defer p.mu.RUnlock()
-	h, ok := p.history[id]
+	seqs, ok := p.history[id]
+	seqs = slices.Clone(seqs)
+	r := p.reader
+	p.mu.RUnlock()
 	if !ok {
-		return nil, false
+		return nil, fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+	}
+	events, err := p.fetch(ctx, r, seqs)
+	if err != nil {
+		return nil, err
 	}
 	if w.IsZero() {
-		return slices.Clone(h), true
+		return events, nil
 	}
-	out := make([]domain.Event, 0, len(h))
-	for _, ev := range h {
+	out := events[:0]
+	for _, ev := range events {
 		if w.Contains(ev) {
 			out = append(out, ev)
 		}
 	}
 	if len(out) == 0 || out[0].Type != domain.EngagementRecorded {
-		return nil, false
+		return nil, fmt.Errorf("engagement %s within the window: %w", id, domain.ErrNotFound)
 	}
-	return out, true
+	return out, nil
+}
+
+// fetch reads events by sequence and adds corrected_by.
+func (p *Projector) fetch(ctx context.Context, r Reader, seqs []uint64) ([]domain.Event, error) {
+	if r == nil {
+		return nil, errors.New("projections: no reader to fetch events from")
+	}
+	out := make([]domain.Event, 0, len(seqs))
+	for _, seq := range seqs {
+		ev, err := r.Event(ctx, seq)
+		if err != nil {
+			return nil, fmt.Errorf("event at sequence %d: %w", seq, err)
+		}
+		out = append(out, ev)
+	}
+	p.mu.RLock()
+	for i := range out {
+		if c := p.correctedBy[out[i].ID]; len(c) > 0 {
+			out[i].CorrectedBy = slices.Clone(c)
+		}
+	}
+	p.mu.RUnlock()
+	return out, nil
 }
 
 // GetAt returns the engagement as it was within w: only the events in the
-// window are folded. False if it did not exist then.
-func (p *Projector) GetAt(id string, w domain.Window) (*domain.Engagement, bool) {
+// window are folded. domain.ErrNotFound if it did not exist then.
+func (p *Projector) GetAt(ctx context.Context, id string, w domain.Window) (*domain.Engagement, error) {
 	if w.IsZero() {
-		return p.Get(id)
+		e, ok := p.Get(id)
+		if !ok {
+			return nil, fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+		}
+		return e, nil
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.replay(id, w)
-}
-
-func (p *Projector) replay(id string, w domain.Window) (*domain.Engagement, bool) {
-	h, ok := p.history[id]
+	h, err := p.History(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := domain.Replay(h, w)
 	if !ok {
-		return nil, false
+		return nil, fmt.Errorf("engagement %s within the window: %w", id, domain.ErrNotFound)
 	}
-	return domain.Replay(h, w)
+	return e, nil
 }
 
 // LogFilter selects events of the global log.
@@ -380,28 +430,40 @@ type LogFilter struct {
 	Kind domain.Kind
 }
 
-// Log returns up to f.Limit folded events in stream order after f.After.
-func (p *Projector) Log(f LogFilter) []domain.Event {
+// Entries returns up to f.Limit folded events' entries in stream order after
+// f.After, from memory.
+func (p *Projector) Entries(f LogFilter) []Entry {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	i, _ := slices.BinarySearchFunc(p.global, f.After+1, func(r ref, seq uint64) int {
-		return cmp.Compare(p.history[r.id][r.index].Sequence, seq)
+	i, _ := slices.BinarySearchFunc(p.global, f.After+1, func(e Entry, seq uint64) int {
+		return cmp.Compare(e.Sequence, seq)
 	})
 	prefix, wildcard := strings.CutSuffix(f.Type, ".*")
-	var out []domain.Event
-	for ; i < len(p.global); i++ {
-		ev := p.history[p.global[i].id][p.global[i].index]
-		if f.Kind != "" && ev.Kind != f.Kind ||
-			f.Type != "" && !wildcard && string(ev.Type) != f.Type ||
-			wildcard && ev.Type.Prefix() != prefix {
+	var out []Entry
+	for ; i < len(p.global) && len(out) < f.Limit; i++ {
+		e := p.global[i]
+		if f.Kind != "" && e.Kind != f.Kind ||
+			f.Type != "" && !wildcard && string(e.Type) != f.Type ||
+			wildcard && e.Type.Prefix() != prefix {
 			continue
 		}
-		out = append(out, ev)
-		if len(out) == f.Limit {
-			break
-		}
+		out = append(out, e)
 	}
 	return out
+}
+
+// Log returns up to f.Limit folded events in stream order after f.After,
+// read from the stream.
+func (p *Projector) Log(ctx context.Context, f LogFilter) ([]domain.Event, error) {
+	entries := p.Entries(f)
+	seqs := make([]uint64, len(entries))
+	for i, e := range entries {
+		seqs[i] = e.Sequence
+	}
+	p.mu.RLock()
+	r := p.reader
+	p.mu.RUnlock()
+	return p.fetch(ctx, r, seqs)
 }
 
 // Idempotent returns the result of the append made with key, if any.
@@ -432,31 +494,16 @@ type Filter struct {
 }
 
 // List returns one page of engagements in id order (creation order) and
-// whether more follow.
+// whether more follow, from memory; it ignores f.Window (see ListAt).
 func (p *Projector) List(f Filter) (items []*domain.Engagement, more bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	ids := p.order
-	if f.Window.IsZero() {
-		ids = p.candidates(f)
-	}
-	q := strings.ToLower(strings.TrimSpace(f.Q))
-	for _, id := range ids {
+	for _, id := range p.candidates(f) {
 		if id <= f.After {
 			continue
 		}
 		e := p.byID[id]
-		if !f.Window.IsZero() {
-			var ok bool
-			if e, ok = p.replay(id, f.Window); !ok {
-				continue
-			}
-		}
-		if f.Kind != "" && e.Kind != f.Kind ||
-			f.Status != "" && e.StatusAt(f.Now) != f.Status ||
-			f.Party != "" && !containsFold(e.Parties, f.Party) ||
-			f.Tag != "" && !containsFold(e.Tags, f.Tag) ||
-			q != "" && !matches(e, q) {
+		if !f.matches(e) {
 			continue
 		}
 		if len(items) == f.Limit {
@@ -465,6 +512,48 @@ func (p *Projector) List(f Filter) (items []*domain.Engagement, more bool) {
 		items = append(items, e.Clone())
 	}
 	return items, false
+}
+
+// ListAt is List that also honours f.Window: each engagement is then folded
+// from its events in the window, read from the stream.
+func (p *Projector) ListAt(ctx context.Context, f Filter) (items []*domain.Engagement, more bool, err error) {
+	if f.Window.IsZero() {
+		items, more = p.List(f)
+		return items, more, nil
+	}
+	p.mu.RLock()
+	ids := slices.Clone(p.order)
+	p.mu.RUnlock()
+	for _, id := range ids {
+		if id <= f.After {
+			continue
+		}
+		e, err := p.GetAt(ctx, id, f.Window)
+		if errors.Is(err, domain.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if !f.matches(e) {
+			continue
+		}
+		if len(items) == f.Limit {
+			return items, true, nil
+		}
+		items = append(items, e)
+	}
+	return items, false, nil
+}
+
+// matches applies the filter's predicates to one engagement.
+func (f Filter) matches(e *domain.Engagement) bool {
+	q := strings.ToLower(strings.TrimSpace(f.Q))
+	return !(f.Kind != "" && e.Kind != f.Kind ||
+		f.Status != "" && e.StatusAt(f.Now) != f.Status ||
+		f.Party != "" && !containsFold(e.Parties, f.Party) ||
+		f.Tag != "" && !containsFold(e.Tags, f.Tag) ||
+		q != "" && !matches(e, q))
 }
 
 // candidates picks the smallest index that a filter names, sorted.

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -177,14 +178,24 @@ func (u *UI) engagement(w http.ResponseWriter, r *http.Request, s *session) {
 func endOfDay(t time.Time) time.Time { return t.Add(24*time.Hour - time.Nanosecond) }
 
 // engagementData builds the page of engagement id within win (zero: now).
+// readTimeout bounds reading an engagement's history from the stream.
+const readTimeout = 5 * time.Second
+
 // sub, when set, is a form the user sent that is shown again.
 func (u *UI) engagementData(s *session, id string, win domain.Window, sub *submitted) (engagementData, bool) {
 	seen := u.proj.Applied() // first: live updates start after what the page shows
-	e, ok := u.proj.GetAt(id, win)
-	if !ok {
+	// History is read from the stream; a page that cannot read it is shown
+	// as unavailable like a missing one (the API answers 503 instead).
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	e, err := u.proj.GetAt(ctx, id, win)
+	if err != nil {
 		return engagementData{}, false
 	}
-	history, _ := u.proj.HistoryAt(id, win)
+	history, err := u.proj.HistoryAt(ctx, id, win)
+	if err != nil {
+		return engagementData{}, false
+	}
 	now := u.now()
 	day := win.Day(now)
 	d := engagementData{base: u.base(s, e.Title, "portfolio"), E: e, Status: e.StatusAt(day),
@@ -628,7 +639,12 @@ func (u *UI) current(id string) (*domain.Engagement, []domain.Event, bool) {
 	if !ok {
 		return nil, nil, false
 	}
-	h, _ := u.proj.History(id)
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	h, err := u.proj.History(ctx, id)
+	if err != nil {
+		return nil, nil, false
+	}
 	return e, h, true
 }
 

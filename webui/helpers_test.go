@@ -49,6 +49,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	t.Cleanup(tokens.Close)
 	proj := projections.New(nil)
+	proj.UseReader(store)
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- proj.Run(pctx, store) }()
@@ -101,9 +102,9 @@ func (te *testEnv) exec(t *testing.T, cmd api.Command) api.Result {
 
 func (te *testEnv) history(t *testing.T, id string) []domain.Event {
 	t.Helper()
-	h, ok := te.proj.History(id)
-	if !ok {
-		t.Fatalf("no history for %s", id)
+	h, err := te.proj.History(context.Background(), id)
+	if err != nil {
+		t.Fatalf("no history for %s: %v", id, err)
 	}
 	return h
 }

@@ -67,7 +67,10 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	for {
 		applied := u.proj.Applied()
-		events := u.proj.Log(projections.LogFilter{After: after, Limit: 200})
+		events, err := u.proj.Log(ctx, projections.LogFilter{After: after, Limit: 200})
+		if err != nil {
+			return // the browser reconnects with Last-Event-ID
+		}
 		for _, ev := range events {
 			after = max(after, ev.Sequence)
 			if only != "" && ev.EngagementID != only {
@@ -87,7 +90,7 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
 		// the log but move the sequence too.
 		after = max(after, applied)
 		wait, done := context.WithTimeout(ctx, liveBeat)
-		err := u.proj.WaitFor(wait, after+1)
+		err = u.proj.WaitFor(wait, after+1)
 		done()
 		if ctx.Err() != nil {
 			return

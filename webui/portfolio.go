@@ -134,8 +134,12 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 
 	// Counts per kind and status: the text, party and date filters apply,
 	// so the counts say what choosing a kind or status would show.
-	all, _ := u.proj.List(projections.Filter{Party: pf.Party, Q: pf.Q, Window: pf.Window, Now: pf.Now,
+	all, _, err := u.proj.ListAt(r.Context(), projections.Filter{Party: pf.Party, Q: pf.Q, Window: pf.Window, Now: pf.Now,
 		Limit: u.proj.Count() + 1})
+	if err != nil {
+		u.failed(w, r, s, err)
+		return
+	}
 	d.Total = len(all)
 	parties := make(map[string]bool)
 	for _, k := range domain.Kinds {
@@ -191,14 +195,18 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 
 	pf.Limit = pageSize
-	items, more := u.proj.List(pf)
+	items, more, err := u.proj.ListAt(r.Context(), pf)
+	if err != nil {
+		u.failed(w, r, s, err)
+		return
+	}
 	for _, e := range items {
 		rw := row{ID: e.ID, Title: e.Title, Kind: e.Kind, Parties: e.Parties, Status: e.StatusAt(pf.Now),
 			Href: "/engagements/" + e.ID}
 		if f.AsOf != "" {
 			rw.Href += "?as_of=" + url.QueryEscape(f.AsOf)
 		}
-		if h, ok := u.proj.HistoryAt(e.ID, pf.Window); ok {
+		if h, err := u.proj.HistoryAt(r.Context(), e.ID, pf.Window); err == nil {
 			// The latest in the world; of several on one day a note, which
 			// usually explains another event, yields to that event.
 			last := h[0]

@@ -467,6 +467,7 @@ func (c *crashRun) compareWithRebuild(served map[string]servedEngagement) uint64
 	// Rebuild keeps its projections to itself; fold once more to compare
 	// each engagement.
 	p := projections.New(nil)
+	p.UseReader(store)
 	if err := store.Walk(ctx, 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
 		p.Handle(seq, ev, err)
 		return nil
@@ -487,7 +488,10 @@ func (c *crashRun) compareWithRebuild(served map[string]servedEngagement) uint64
 			t.Errorf("engagement %s: served %s v%d %q seq %d, rebuilt %s v%d %q seq %d",
 				id, s.Status, s.Version, s.Title, s.Sequence, e.StatusAt(now), e.Version, e.Title, e.Sequence)
 		}
-		h, _ := p.History(id)
+		h, err := p.History(ctx, id)
+		if err != nil {
+			t.Errorf("engagement %s: rebuilt history: %v", id, err)
+		}
 		for i := range min(len(h), len(s.history)) {
 			if h[i].ID != s.history[i].ID || h[i].Sequence != s.history[i].Sequence {
 				t.Errorf("engagement %s: history[%d] served %s@%d, rebuilt %s@%d",

@@ -100,6 +100,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Projector = projections.New(log.With("component", "projector"))
+	m.Projector.UseReader(store)
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.loadCheckpoint(ctx)
