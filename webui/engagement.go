@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -161,14 +162,14 @@ func (u *UI) engagement(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		win.AsOf = endOfDay(t)
 	}
-	d, ok := u.engagementData(s, id, win, nil)
-	if !ok {
-		if asOf != "" {
+	d, err := u.engagementData(r.Context(), s, id, win, nil)
+	if err != nil {
+		if asOf != "" && errors.Is(err, domain.ErrNotFound) {
 			u.errorPage(w, r, s, http.StatusNotFound, "Not recorded yet on that date",
 				"This engagement had not begun by "+dayText(asOf)+".")
 			return
 		}
-		u.failed(w, r, s, domain.ErrNotFound)
+		u.failed(w, r, s, err)
 		return
 	}
 	d.AsOf = asOf
@@ -182,19 +183,17 @@ func endOfDay(t time.Time) time.Time { return t.Add(24*time.Hour - time.Nanoseco
 const readTimeout = 5 * time.Second
 
 // sub, when set, is a form the user sent that is shown again.
-func (u *UI) engagementData(s *session, id string, win domain.Window, sub *submitted) (engagementData, bool) {
+func (u *UI) engagementData(ctx context.Context, s *session, id string, win domain.Window, sub *submitted) (engagementData, error) {
 	seen := u.proj.Applied() // first: live updates start after what the page shows
-	// History is read from the stream; a page that cannot read it is shown
-	// as unavailable like a missing one (the API answers 503 instead).
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	e, err := u.proj.GetAt(ctx, id, win)
 	if err != nil {
-		return engagementData{}, false
+		return engagementData{}, err
 	}
-	history, err := u.proj.HistoryAt(ctx, id, win)
+	history, err := u.proj.HistoryAt(ctx, id, win) // read from the stream
 	if err != nil {
-		return engagementData{}, false
+		return engagementData{}, err
 	}
 	now := u.now()
 	day := win.Day(now)
@@ -208,7 +207,7 @@ func (u *UI) engagementData(s *session, id string, win domain.Window, sub *submi
 		d.Timeline = append(d.Timeline, u.entry(ev, history, titles))
 	}
 	if !d.CanWrite {
-		return d, true
+		return d, nil
 	}
 	version := e.Version
 	for _, t := range u.eventTypes(e.Kind) {
@@ -227,7 +226,7 @@ func (u *UI) engagementData(s *session, id string, win domain.Window, sub *submi
 			d.Timeline[i].Correct = &fv
 		}
 	}
-	return d, true
+	return d, nil
 }
 
 // offer asks the domain whether f may be recorded now and, if so, renders
@@ -564,9 +563,9 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 		u.failed(w, r, s, err)
 		return
 	}
-	e, history, ok := u.current(id)
-	if !ok {
-		u.failed(w, r, s, domain.ErrNotFound)
+	e, history, err := u.current(r.Context(), id)
+	if err != nil {
+		u.failed(w, r, s, err)
 		return
 	}
 	typ, err := domain.ParseEventType(r.PostForm.Get("type"))
@@ -614,9 +613,9 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	sub.errs = fe
-	d, ok := u.engagementData(s, id, domain.Window{}, sub)
-	if !ok {
-		u.failed(w, r, s, domain.ErrNotFound)
+	d, err := u.engagementData(r.Context(), s, id, domain.Window{}, sub)
+	if err != nil {
+		u.failed(w, r, s, err)
 		return
 	}
 	d.Title = "Check the form: " + d.E.Title
@@ -634,26 +633,26 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // current is the engagement's state and history now.
-func (u *UI) current(id string) (*domain.Engagement, []domain.Event, bool) {
+func (u *UI) current(ctx context.Context, id string) (*domain.Engagement, []domain.Event, error) {
 	e, ok := u.proj.Get(id)
 	if !ok {
-		return nil, nil, false
+		return nil, nil, fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	h, err := u.proj.History(ctx, id)
 	if err != nil {
-		return nil, nil, false
+		return nil, nil, err
 	}
-	return e, h, true
+	return e, h, nil
 }
 
 // conflict shows the engagement as it is now, what changed since the
 // version the user saw, and their form filled in again. Nothing was stored.
 func (u *UI) conflict(w http.ResponseWriter, r *http.Request, s *session, id string, seen int, sub *submitted) {
-	d, ok := u.engagementData(s, id, domain.Window{}, sub)
-	if !ok {
-		u.failed(w, r, s, domain.ErrNotFound)
+	d, err := u.engagementData(r.Context(), s, id, domain.Window{}, sub)
+	if err != nil {
+		u.failed(w, r, s, err)
 		return
 	}
 	c := &conflict{Allowed: d.showsForm()}
