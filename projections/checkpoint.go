@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,7 +16,7 @@ import (
 // CheckpointVersion is the checkpoint file's schema version. Bump it when the
 // read models or the domain state change shape: an older file is then
 // ignored and the projections are rebuilt from the stream.
-const CheckpointVersion = 3
+const CheckpointVersion = 4
 
 // checkpoint is what a checkpoint file holds.
 type checkpoint struct {
@@ -27,7 +28,7 @@ type checkpoint struct {
 	LastEventID  string
 	Engagements  []domain.EngagementSnapshot
 	History      map[string][]uint64
-	Global       []Entry
+	RejectedSeqs []uint64
 	CorrectedBy  map[string][]string
 	Idempotency  map[string]Result
 	LastSeq      map[string]uint64
@@ -46,13 +47,11 @@ var ErrNoCheckpoint = errors.New("no usable checkpoint")
 func (p *Projector) Checkpoint(path string) (uint64, error) {
 	p.mu.RLock()
 	cp := checkpoint{
-		Version: CheckpointVersion, Applied: p.applied, History: p.history, Global: p.global,
+		Version: CheckpointVersion, Applied: p.applied, History: p.history, RejectedSeqs: slices.Collect(maps.Keys(p.rejectedSeqs)),
 		CorrectedBy: p.correctedBy, Idempotency: p.idem,
 		LastSeq: p.lastSeq, Events: p.events.Load(), Rejected: p.rejected.Load(), Undecodable: p.undecodable.Load(),
 	}
-	if n := len(p.global); n > 0 {
-		cp.LastEventID, cp.LastEventSeq = p.lastEventID, p.global[n-1].Sequence
-	}
+	cp.LastEventID, cp.LastEventSeq = p.lastEventID, p.lastEventSeq
 	cp.Engagements = make([]domain.EngagementSnapshot, 0, len(p.byID))
 	for _, id := range p.order {
 		cp.Engagements = append(cp.Engagements, p.byID[id].Snapshot())
@@ -132,7 +131,10 @@ func (p *Projector) LoadCheckpoint(path string, belongs func(seq uint64, eventID
 	}
 	slices.Sort(p.order)
 	p.history = orEmpty(cp.History)
-	p.global = cp.Global
+	for _, seq := range cp.RejectedSeqs {
+		p.rejectedSeqs[seq] = struct{}{}
+	}
+	p.lastEventSeq = cp.LastEventSeq
 	p.correctedBy = orEmpty(cp.CorrectedBy)
 	p.lastEventID = cp.LastEventID
 	p.idem = orEmpty(cp.Idempotency)

@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,19 +53,12 @@ type Stats struct {
 
 type set map[string]struct{}
 
-// Entry is what the projection keeps of one folded event: enough to filter
-// the global log and to find the event on the stream, not the event itself,
-// so memory grows with the number of engagements, not of events.
-type Entry struct {
-	Sequence     uint64
-	EngagementID string
-	Kind         domain.Kind
-	Type         domain.EventType
-}
-
-// Reader fetches stored events by stream sequence; eventstore.Store is one.
+// Reader fetches stored events by stream sequence, and walks the stream for
+// the global log; eventstore.Store is one.
 type Reader interface {
 	Event(ctx context.Context, seq uint64) (domain.Event, error)
+	Walk(ctx context.Context, after uint64, kind domain.Kind, types []domain.EventType,
+		fn func(seq uint64, ev domain.Event, err error) error) error
 }
 
 // Projector holds the read models. Its zero value is not usable; call New.
@@ -83,13 +75,17 @@ type Projector struct {
 	byTag    map[string]set
 	idem     map[string]Result
 	lastSeq  map[string]uint64 // engagement id → sequence of its latest message
-	global   []Entry           // every folded event, in stream order
+	// rejectedSeqs are the decodable messages the rules refused: the global
+	// log, read from the stream, leaves them out (there are few).
+	rejectedSeqs map[uint64]struct{}
 	// correctedBy maps an event id to the ids of the corrections of it.
 	correctedBy map[string][]string
-	lastEventID string // id of the last folded event (checkpoints check it)
-	reader      Reader
-	applied     uint64
-	advanced    chan struct{} // closed and replaced whenever applied moves
+	// lastEventID and lastEventSeq name the last folded event (checkpoints check it).
+	lastEventID  string
+	lastEventSeq uint64
+	reader       Reader
+	applied      uint64
+	advanced     chan struct{} // closed and replaced whenever applied moves
 
 	events, rejected, undecodable atomic.Uint64
 }
@@ -100,17 +96,18 @@ func New(log *slog.Logger) *Projector {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Projector{
-		log:         log,
-		byID:        make(map[string]*domain.Engagement),
-		history:     make(map[string][]uint64),
-		correctedBy: make(map[string][]string),
-		byKind:      make(map[domain.Kind]set),
-		byStatus:    make(map[domain.Status]set),
-		byParty:     make(map[string]set),
-		byTag:       make(map[string]set),
-		idem:        make(map[string]Result),
-		lastSeq:     make(map[string]uint64),
-		advanced:    make(chan struct{}),
+		log:          log,
+		byID:         make(map[string]*domain.Engagement),
+		history:      make(map[string][]uint64),
+		correctedBy:  make(map[string][]string),
+		rejectedSeqs: make(map[uint64]struct{}),
+		byKind:       make(map[domain.Kind]set),
+		byStatus:     make(map[domain.Status]set),
+		byParty:      make(map[string]set),
+		byTag:        make(map[string]set),
+		idem:         make(map[string]Result),
+		lastSeq:      make(map[string]uint64),
+		advanced:     make(chan struct{}),
 	}
 }
 
@@ -182,6 +179,7 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 			p.index(e)
 		}
 		p.rejected.Add(1)
+		p.rejectedSeqs[seq] = struct{}{}
 		p.log.Warn("event rejected by the domain rules", "sequence", seq, "type", ev.Type,
 			"engagement", ev.EngagementID, "err", err)
 		return
@@ -192,10 +190,7 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 		p.order = slices.Insert(p.order, i, ev.EngagementID)
 	}
 	p.index(e)
-	// Keep the normalised copy of data that Apply checked; the stored bytes
-	// are identical for events written through the API.
-	p.lastEventID = ev.ID
-	p.global = append(p.global, Entry{Sequence: seq, EngagementID: e.ID, Kind: e.Kind, Type: ev.Type}) // e.ID: one string per engagement
+	p.lastEventID, p.lastEventSeq = ev.ID, seq
 	p.history[ev.EngagementID] = append(p.history[ev.EngagementID], seq)
 	if ev.Type == domain.EngagementCorrected {
 		p.markCorrected(ev)
@@ -430,40 +425,59 @@ type LogFilter struct {
 	Kind domain.Kind
 }
 
-// Entries returns up to f.Limit folded events' entries in stream order after
-// f.After, from memory.
-func (p *Projector) Entries(f LogFilter) []Entry {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	i, _ := slices.BinarySearchFunc(p.global, f.After+1, func(e Entry, seq uint64) int {
-		return cmp.Compare(e.Sequence, seq)
-	})
-	prefix, wildcard := strings.CutSuffix(f.Type, ".*")
-	var out []Entry
-	for ; i < len(p.global) && len(out) < f.Limit; i++ {
-		e := p.global[i]
-		if f.Kind != "" && e.Kind != f.Kind ||
-			f.Type != "" && !wildcard && string(e.Type) != f.Type ||
-			wildcard && e.Type.Prefix() != prefix {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
-}
+// errPageFull ends a log walk once the page is full.
+var errPageFull = errors.New("page full")
 
 // Log returns up to f.Limit folded events in stream order after f.After,
-// read from the stream.
+// read from the stream (nothing of them is kept in memory): messages that did
+// not decode or that the rules refused are left out, and so is anything the
+// projection has not applied yet.
 func (p *Projector) Log(ctx context.Context, f LogFilter) ([]domain.Event, error) {
-	entries := p.Entries(f)
-	seqs := make([]uint64, len(entries))
-	for i, e := range entries {
-		seqs[i] = e.Sequence
-	}
 	p.mu.RLock()
-	r := p.reader
+	r, applied := p.reader, p.applied
 	p.mu.RUnlock()
-	return p.fetch(ctx, r, seqs)
+	if r == nil {
+		return nil, errors.New("projections: no reader to fetch events from")
+	}
+	var types []domain.EventType
+	if f.Type != "" {
+		prefix, wildcard := strings.CutSuffix(f.Type, ".*")
+		for _, t := range domain.EventTypes {
+			if wildcard && t.Prefix() == prefix || !wildcard && string(t) == f.Type {
+				types = append(types, t)
+			}
+		}
+		if types == nil {
+			return nil, nil
+		}
+	}
+	var out []domain.Event
+	if f.After >= applied {
+		return out, nil
+	}
+	err := r.Walk(ctx, f.After, f.Kind, types, func(seq uint64, ev domain.Event, err error) error {
+		if seq > applied {
+			return errPageFull
+		}
+		p.mu.RLock()
+		_, rejected := p.rejectedSeqs[seq]
+		if c := p.correctedBy[ev.ID]; err == nil && len(c) > 0 {
+			ev.CorrectedBy = slices.Clone(c)
+		}
+		p.mu.RUnlock()
+		if err != nil || rejected {
+			return nil
+		}
+		out = append(out, ev)
+		if len(out) == f.Limit {
+			return errPageFull
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errPageFull) {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Idempotent returns the result of the append made with key, if any.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -28,6 +30,22 @@ func (m memReader) Event(_ context.Context, seq uint64) (domain.Event, error) {
 	}
 	ev.Sequence = seq
 	return ev, nil
+}
+
+func (m memReader) Walk(_ context.Context, after uint64, kind domain.Kind, types []domain.EventType,
+	fn func(seq uint64, ev domain.Event, err error) error) error {
+	seqs := slices.Sorted(maps.Keys(m))
+	for _, seq := range seqs {
+		ev := m[seq]
+		if seq <= after || kind != "" && ev.Kind != kind || len(types) > 0 && !slices.Contains(types, ev.Type) {
+			continue
+		}
+		ev.Sequence = seq
+		if err := fn(seq, ev, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // testProjector records what it is handed, so history can be read back.
