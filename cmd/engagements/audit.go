@@ -64,6 +64,21 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (ok bool, cod
 	return true, 0
 }
 
+// withStore opens the stream for the command called name (cancelled by
+// SIGINT/SIGTERM), runs it and closes the store; failing to open is a usage
+// error (exit 2).
+func (f *storeFlags) withStore(name string, stderr io.Writer, run func(ctx context.Context, store *eventstore.Store) int) int {
+	ctx, cancel := signalContext()
+	defer cancel()
+	store, err := f.open(ctx, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements %s: %v\n", name, err)
+		return 2
+	}
+	defer store.Close()
+	return run(ctx, store)
+}
+
 // bar is a progress bar on stderr when stderr is a terminal, else nothing.
 func bar(stderr io.Writer, total uint64, what string) *progressbar.ProgressBar {
 	if f, ok := stderr.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
@@ -87,27 +102,23 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	store, err := sf.open(ctx, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
-		return 2
-	}
-	defer store.Close()
+	return sf.withStore("verify", stderr, func(ctx context.Context, store *eventstore.Store) int {
+		return runVerify(ctx, store, *until, stdout, stderr)
+	})
+}
+
+func runVerify(ctx context.Context, store *eventstore.Store, until uint64, stdout, stderr io.Writer) int {
 	var pb *progressbar.ProgressBar
 	last := uint64(0)
-	rep, err := store.VerifyUntil(ctx, *until, func(done, total uint64) {
+	rep, err := store.VerifyUntil(ctx, until, func(done, total uint64) {
 		if pb == nil {
 			if pb = bar(stderr, total, "verifying"); pb == nil {
 				fmt.Fprintf(stderr, "verifying: %d of %d\n", done, total)
 				return
 			}
 		}
-		if pb != nil {
-			_ = pb.Add64(int64(done - last))
-			last = done
-		}
+		_ = pb.Add64(int64(done - last))
+		last = done
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
@@ -148,26 +159,24 @@ func export(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "engagements export: %v\n", err)
 		return 2
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	store, err := sf.open(ctx, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "engagements export: %v\n", err)
-		return 2
-	}
-	defer store.Close()
-	w := stdout
-	if *out != "-" {
-		f, err := os.Create(*out)
+	return sf.withStore("export", stderr, func(ctx context.Context, store *eventstore.Store) int {
+		return runExport(ctx, store, o, *out, stdout, stderr)
+	})
+}
+
+func runExport(ctx context.Context, store *eventstore.Store, o api.ExportOptions, out string, stdout, stderr io.Writer) int {
+	w, finish := stdout, func() error { return nil }
+	if out != "-" {
+		f, err := os.Create(out)
 		if err != nil {
 			fmt.Fprintf(stderr, "engagements export: %v\n", err)
 			return 2
 		}
-		defer f.Close()
-		w = f
+		w, finish = f, f.Close
 	}
 	last, err := store.LastSequence(ctx)
 	if err != nil {
+		_ = finish()
 		fmt.Fprintf(stderr, "engagements export: %v\n", err)
 		return 1
 	}
@@ -180,15 +189,12 @@ func export(args []string, stdout, stderr io.Writer) int {
 	if pb != nil {
 		_ = pb.Finish()
 	}
+	if cerr := finish(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "engagements export: %v\n", err)
 		return 1
-	}
-	if c, ok := w.(io.Closer); ok && w != stdout {
-		if err := c.Close(); err != nil {
-			fmt.Fprintf(stderr, "engagements export: %v\n", err)
-			return 1
-		}
 	}
 	fmt.Fprintf(stderr, "exported %d events\n", n)
 	return 0
@@ -202,14 +208,12 @@ func rebuild(args []string, stdout, stderr io.Writer) int {
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	store, err := sf.open(ctx, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "engagements rebuild: %v\n", err)
-		return 2
-	}
-	defer store.Close()
+	return sf.withStore("rebuild", stderr, func(ctx context.Context, store *eventstore.Store) int {
+		return runRebuild(ctx, store, stdout, stderr)
+	})
+}
+
+func runRebuild(ctx context.Context, store *eventstore.Store, stdout, stderr io.Writer) int {
 	last, err := store.LastSequence(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "engagements rebuild: %v\n", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -48,8 +47,8 @@ func TestClusterFailover(t *testing.T) {
 	token := clusterAdminToken(t, mains[0].Config.DataDir)
 	var clients []*clusterClient
 	for _, m := range mains {
-		c := &clusterClient{base: m.URL(), token: token,
-			http: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
+		c := &clusterClient{&opsClient{base: m.URL(), token: token,
+			http: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}}
 		t.Cleanup(c.http.CloseIdleConnections)
 		clients = append(clients, c)
 	}
@@ -74,7 +73,7 @@ func TestClusterFailover(t *testing.T) {
 		wg.Go(func() { load.ifMatchWriter(ctx, clients[i%2], i, shared[i/2]) })
 	}
 
-	clusterWaitUntil(t, 30*time.Second, "120 acknowledged writes before the kill", func() bool { return load.count() >= 120 })
+	waitUntil(t, 30*time.Second, "120 acknowledged writes before the kill", func() bool { return load.count() >= 120 })
 	leader := clusterStreamLeader(t, natsURL)
 	ackedBefore := load.count()
 	killed := time.Now()
@@ -90,7 +89,7 @@ func TestClusterFailover(t *testing.T) {
 	// Idempotency-Key is retried until it is acknowledged.
 	for i, c := range clients {
 		key := fmt.Sprintf("probe-%d", i)
-		clusterWaitUntil(t, 30*time.Second, fmt.Sprintf("a write through instance %d after the kill", i+1), func() bool {
+		waitUntil(t, 30*time.Second, fmt.Sprintf("a write through instance %d after the kill", i+1), func() bool {
 			r, err := c.do(http.MethodPost, "/v1/engagements/"+shared[i]+"/events",
 				`{"type":"engagement.noted","data":{"note":"`+key+`"}}`, "Idempotency-Key", key)
 			switch {
@@ -104,14 +103,14 @@ func TestClusterFailover(t *testing.T) {
 		})
 		t.Logf("instance %d: writes resumed %v after the leader was shut down", i+1, time.Since(killed).Round(time.Millisecond))
 	}
-	clusterWaitUntil(t, 30*time.Second, "80 more acknowledged writes after the kill", func() bool { return load.count() >= ackedBefore+80 })
+	waitUntil(t, 30*time.Second, "80 more acknowledged writes after the kill", func() bool { return load.count() >= ackedBefore+80 })
 	stop()
 	wg.Wait()
 
 	// Both instances converge: same last applied sequence (the stream's),
 	// same engagements at the same versions.
 	var states [2]clusterState
-	clusterWaitUntil(t, 30*time.Second, "both instances to converge", func() bool {
+	waitUntil(t, 30*time.Second, "both instances to converge", func() bool {
 		for i, c := range clients {
 			states[i] = c.state(t)
 		}
@@ -242,7 +241,7 @@ func startCluster(t *testing.T, size int) []*clusterNode {
 			t.Fatalf("nats server %s not ready", n.opts.ServerName)
 		}
 	}
-	clusterWaitUntil(t, 30*time.Second, "a JetStream meta leader with every peer", func() bool {
+	waitUntil(t, 30*time.Second, "a JetStream meta leader with every peer", func() bool {
 		leaders := 0
 		for _, n := range nodes {
 			if !n.ns.JetStreamIsCurrent() {
@@ -338,8 +337,8 @@ func clusterStreamLeader(t *testing.T, natsURL string) string {
 	return info.Cluster.Leader
 }
 
-// clusterWaitUntil polls cond until it holds, failing the test after limit.
-func clusterWaitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+// waitUntil polls cond until it holds, failing the test after limit.
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -348,50 +347,12 @@ func clusterWaitUntil(t *testing.T, limit time.Duration, what string, cond func(
 	}
 }
 
-// clusterClient sends requests to one instance with the admin token.
-type clusterClient struct {
-	base, token string
-	http        *http.Client
-}
+// clusterClient sends requests to one instance with the admin token; its
+// requests are never abandoned half-way, so a write the server stored is
+// always answered and the test knows every acknowledged one.
+type clusterClient struct{ *opsClient }
 
-type clusterReply struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r clusterReply) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
-
-// do sends one request; headers are name, value pairs.
-// Requests are never abandoned half-way: a write the server stored is
-// always answered, so the test knows every acknowledged one.
-func (c *clusterClient) do(method, path, body string, headers ...string) (clusterReply, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		return clusterReply{}, err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return clusterReply{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return clusterReply{}, err
-	}
-	return clusterReply{status: resp.StatusCode, header: resp.Header, body: b}, nil
-}
+type clusterReply = opsReply
 
 // get reads path into v, failing the test on anything but 200.
 func (c *clusterClient) get(t *testing.T, path string, v any) {

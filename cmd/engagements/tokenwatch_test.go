@@ -19,15 +19,15 @@ func TestRevocationReachesAnInstanceRightAfterAnOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "instance b learns the new token", func() bool { _, ok := b.Tokens.Authenticate(token); return ok })
+	waitUntil(t, 30*time.Second, "instance b learns the new token", func() bool { _, ok := b.Tokens.Authenticate(token); return ok })
 
 	ns.stop()
-	eventually(t, "both instances notice the outage", func() bool { return !a.Store.Connected() && !b.Store.Connected() })
+	waitUntil(t, 30*time.Second, "both instances notice the outage", func() bool { return !a.Store.Connected() && !b.Store.Connected() })
 	ns.start()
-	eventually(t, "both instances reconnect", func() bool { return a.Store.Connected() && b.Store.Connected() })
+	waitUntil(t, 30*time.Second, "both instances reconnect", func() bool { return a.Store.Connected() && b.Store.Connected() })
 
 	// Revoke as soon as the revocation can be stored.
-	eventually(t, "the revocation is stored", func() bool {
+	waitUntil(t, 30*time.Second, "the revocation is stored", func() bool {
 		return a.Tokens.Revoke(context.Background(), "temp") == nil
 	})
 	// Bounded well below the tens of seconds a watch takes to notice missed
@@ -41,15 +41,5 @@ func TestRevocationReachesAnInstanceRightAfterAnOutage(t *testing.T) {
 			t.Fatal("instance b still accepts a token revoked on instance a after the reconnect")
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// eventually polls cond until it holds, for at most 30 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
 	}
 }
