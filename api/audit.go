@@ -59,7 +59,7 @@ type logResponse struct {
 // events is the global log: GET /v1/events, in stream order.
 func (s *Server) events(c echo.Context) error {
 	q := c.QueryParams()
-	f := projections.LogFilter{Limit: DefaultLimit, Type: q.Get("type"), Kind: domain.Kind(q.Get("kind"))}
+	f := projections.LogFilter{Limit: DefaultLimit, Kind: domain.Kind(q.Get("kind"))}
 	var bad []domain.FieldError
 	if a := q.Get("after"); a != "" {
 		n, err := strconv.ParseUint(a, 10, 64)
@@ -78,8 +78,10 @@ func (s *Server) events(c echo.Context) error {
 	if f.Kind != "" && !f.Kind.Valid() {
 		bad = append(bad, domain.FieldError{Field: "kind", Message: "must be agreement, policy, initiative or meeting"})
 	}
-	if f.Type != "" && typesFor(f.Type) == nil {
-		bad = append(bad, domain.FieldError{Field: "type", Message: "must be an event type or <prefix>.* (e.g. agreement.*)"})
+	if t := q.Get("type"); t != "" {
+		if f.Types = typesFor(t); f.Types == nil {
+			bad = append(bad, domain.FieldError{Field: "type", Message: "must be an event type or <prefix>.* (e.g. agreement.*)"})
+		}
 	}
 	if len(bad) > 0 {
 		return badRequest("a query parameter is not valid", bad...)

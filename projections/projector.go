@@ -420,9 +420,9 @@ type LogFilter struct {
 	After uint64
 	// Limit is the page size; it must be positive.
 	Limit int
-	// Type is an event type, or "<prefix>.*" for every type with that prefix.
-	Type string
-	Kind domain.Kind
+	// Types, when not empty, are the event types to include.
+	Types []domain.EventType
+	Kind  domain.Kind
 }
 
 // errPageFull ends a log walk once the page is full.
@@ -439,23 +439,11 @@ func (p *Projector) Log(ctx context.Context, f LogFilter) ([]domain.Event, error
 	if r == nil {
 		return nil, errors.New("projections: no reader to fetch events from")
 	}
-	var types []domain.EventType
-	if f.Type != "" {
-		prefix, wildcard := strings.CutSuffix(f.Type, ".*")
-		for _, t := range domain.EventTypes {
-			if wildcard && t.Prefix() == prefix || !wildcard && string(t) == f.Type {
-				types = append(types, t)
-			}
-		}
-		if types == nil {
-			return nil, nil
-		}
-	}
 	var out []domain.Event
 	if f.After >= applied {
 		return out, nil
 	}
-	err := r.Walk(ctx, f.After, f.Kind, types, func(seq uint64, ev domain.Event, err error) error {
+	err := r.Walk(ctx, f.After, f.Kind, f.Types, func(seq uint64, ev domain.Event, err error) error {
 		if seq > applied {
 			return errPageFull
 		}
