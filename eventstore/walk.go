@@ -11,30 +11,6 @@ import (
 // ErrStopWalk, returned by a Walk callback, ends the walk without an error.
 var ErrStopWalk = errors.New("stop walking")
 
-// filterSubjects narrows a walk to a kind and to event types; empty
-// arguments match all. Kinds and types are allow-listed before they become
-// part of a subject.
-func filterSubjects(kind domain.Kind, types []domain.EventType) ([]string, error) {
-	k := "*"
-	if kind != "" {
-		if !kind.Valid() {
-			return nil, fmt.Errorf("filter: unknown kind %q", kind)
-		}
-		k = string(kind)
-	}
-	if len(types) == 0 {
-		return []string{subjectRoot + "." + k + ".>"}, nil
-	}
-	out := make([]string, len(types))
-	for i, t := range types {
-		if _, err := domain.ParseEventType(string(t)); err != nil {
-			return nil, fmt.Errorf("filter: %w", err)
-		}
-		out[i] = subjectRoot + "." + k + ".*." + t.Verb()
-	}
-	return out, nil
-}
-
 // Walk reads the stored messages after sequence after that match kind and
 // types (empty: all), in
 // order, up to the stream's end as it was when the walk began; it does not
@@ -43,7 +19,7 @@ func filterSubjects(kind domain.Kind, types []domain.EventType) ([]string, error
 // and is returned. Memory stays constant whatever the stream's length.
 func (s *Store) Walk(ctx context.Context, after uint64, kind domain.Kind, types []domain.EventType,
 	fn func(seq uint64, ev domain.Event, err error) error) error {
-	subjects, err := filterSubjects(kind, types)
+	subjects, err := selectionSubjects(domain.Selection{Kind: kind, Types: types})
 	if err != nil {
 		return err
 	}
