@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // MaxClockSkew is how far in the future an event's occurred_at may lie
@@ -79,8 +81,10 @@ type Engagement struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
-	// events maps this engagement's event ids to their types, for corrections.
-	events map[string]EventType
+	// events lists this engagement's event ids and types, for corrections,
+	// packed (see eventRefSize): a few bytes per event and nothing for the
+	// garbage collector to scan, since every event of history has one.
+	events []byte
 	// sources maps a state field to the id of the event that last set it, so a
 	// correction changes current state only where that event still holds.
 	sources map[string]string
@@ -109,8 +113,37 @@ func (e *Engagement) closedAt(t time.Time) bool {
 
 // HasEvent reports whether id is one of this engagement's events.
 func (e *Engagement) HasEvent(id string) bool {
-	_, ok := e.events[id]
+	_, ok := e.eventType(id)
 	return ok
+}
+
+// eventRefSize is the size of one packed event reference: the id's 16
+// bytes, then the type's index in EventTypes.
+const eventRefSize = 17
+
+// eventType finds one of this engagement's events by id.
+func (e *Engagement) eventType(id string) (EventType, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return "", false
+	}
+	for i := 0; i+eventRefSize <= len(e.events); i += eventRefSize {
+		if [16]byte(e.events[i:i+16]) == u {
+			return EventTypes[e.events[i+16]], true
+		}
+	}
+	return "", false
+}
+
+// addEvent remembers one of this engagement's events. Only events whose id
+// is a UUID and whose type is known reach Apply.
+func (e *Engagement) addEvent(id string, t EventType) {
+	u, err := uuid.Parse(id)
+	i := slices.Index(EventTypes, t)
+	if err != nil || i < 0 {
+		return
+	}
+	e.events = append(append(e.events, u[:]...), byte(i))
 }
 
 // Clone returns a deep copy that shares nothing with e.
@@ -121,7 +154,7 @@ func (e *Engagement) Clone() *Engagement {
 	c.Links = slices.Clone(e.Links)
 	c.Contributions = slices.Clone(e.Contributions)
 	c.Commitments = slices.Clone(e.Commitments)
-	c.events = maps.Clone(e.events)
+	c.events = slices.Clone(e.events)
 	c.sources = maps.Clone(e.sources)
 	return &c
 }
@@ -136,39 +169,55 @@ func (e *Engagement) Clone() *Engagement {
 // *TransitionError (wraps ErrInvalidTransition), ErrUnknownEventType,
 // ErrNotFound (event for an engagement that was never recorded).
 func (e *Engagement) Decide(ev Event) (Event, error) {
-	if _, err := ParseEventType(string(ev.Type)); err != nil {
+	ev, values, err := e.decide(ev)
+	if err != nil {
 		return ev, err
+	}
+	data, err := json.Marshal(values)
+	if err != nil {
+		return ev, fmt.Errorf("normalise data: %w", err)
+	}
+	ev.Data = data
+	return ev, nil
+}
+
+// decide is Decide without encoding the normalised data: it returns the
+// normalised values (strings, lists of strings, and for a correction the
+// corrected fields under "fields"), which Apply folds as they are.
+func (e *Engagement) decide(ev Event) (Event, map[string]any, error) {
+	if _, err := ParseEventType(string(ev.Type)); err != nil {
+		return ev, nil, err
 	}
 	if ev.Type == EngagementRecorded {
 		if e.Exists() {
-			return ev, &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the engagement is already recorded"}
+			return ev, nil, &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the engagement is already recorded"}
 		}
 	} else {
 		if !e.Exists() {
-			return ev, fmt.Errorf("%w: engagement %s", ErrNotFound, ev.EngagementID)
+			return ev, nil, fmt.Errorf("%w: engagement %s", ErrNotFound, ev.EngagementID)
 		}
 		if ev.Kind != e.Kind || ev.EngagementID != e.ID {
-			return ev, &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the event names another engagement or kind"}
+			return ev, nil, &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the event names another engagement or kind"}
 		}
 		if !ev.Type.AppliesTo(e.Kind) {
-			return ev, &TransitionError{Type: ev.Type, Status: e.Status,
+			return ev, nil, &TransitionError{Type: ev.Type, Status: e.Status,
 				Reason: fmt.Sprintf("%s events apply only to %s engagements, this one is a %s", ev.Type, ev.Type.Prefix(), e.Kind)}
 		}
 	}
 	if err := e.checkEnvelope(ev); err != nil {
-		return ev, err
+		return ev, nil, err
 	}
 	if ev.Type == EngagementCorrected && isCorrectionV1(ev.Data) {
 		// Writers may still send the v1 shape; it is stored as the current one.
 		data, err := Upcast(ev.Type, 1, ev.Data)
 		if err != nil {
-			return ev, err
+			return ev, nil, err
 		}
 		ev.Data = data
 	}
 	fields, err := decodeObject(ev.Data)
 	if err != nil {
-		return ev, err
+		return ev, nil, err
 	}
 	var values map[string]any
 	if ev.Type == EngagementCorrected {
@@ -177,23 +226,18 @@ func (e *Engagement) Decide(ev Event) (Event, error) {
 		values, err = parseFields("data.", fields, schemas[ev.Type], nil)
 	}
 	if err != nil {
-		return ev, err
+		return ev, nil, err
 	}
 	if err := e.checkRules(ev, values); err != nil {
-		return ev, err
+		return ev, nil, err
 	}
 	if err := e.checkTransition(ev, values); err != nil {
-		return ev, err
+		return ev, nil, err
 	}
-	data, err := json.Marshal(values)
-	if err != nil {
-		return ev, fmt.Errorf("normalise data: %w", err)
-	}
-	ev.Data = data
 	if ev.Type == EngagementRecorded {
 		ev.Kind = Kind(values["kind"].(string))
 	}
-	return ev, nil
+	return ev, values, nil
 }
 
 func (e *Engagement) checkEnvelope(ev Event) error {
@@ -235,7 +279,7 @@ func (e *Engagement) parseCorrection(fields map[string]json.RawMessage) (map[str
 		return nil, err
 	}
 	target := base["corrects"].(string)
-	t, ok := e.events[target]
+	t, ok := e.eventType(target)
 	if !ok {
 		return nil, &ValidationError{Fields: []FieldError{{Field: "data.corrects", Message: "is not an event of this engagement"}}}
 	}
@@ -302,7 +346,7 @@ func (e *Engagement) checkRules(ev Event, values map[string]any) error {
 	if t == EngagementCorrected {
 		// The rules of the corrected event's type apply to the corrected fields.
 		target = values["corrects"].(string)
-		t = e.events[target]
+		t, _ = e.eventType(target)
 		values = values["fields"].(map[string]any)
 	}
 	switch t {
@@ -450,16 +494,11 @@ func (e *Engagement) checkTransition(ev Event, values map[string]any) error {
 // forged or published around the rules is never applied blindly. On error e
 // is unchanged.
 func (e *Engagement) Apply(ev Event) error {
-	ev, err := e.Decide(ev)
+	ev, f, err := e.decide(ev)
 	if err != nil {
 		return err
 	}
-	var f map[string]json.RawMessage
-	if err := json.Unmarshal(ev.Data, &f); err != nil {
-		return fmt.Errorf("decode normalised data: %w", err)
-	}
-	if e.events == nil {
-		e.events = make(map[string]EventType)
+	if e.sources == nil {
 		e.sources = make(map[string]string)
 	}
 	switch ev.Type {
@@ -470,7 +509,7 @@ func (e *Engagement) Apply(ev Event) error {
 	case AgreementSigned, AgreementRenewed:
 		e.Status = StatusActive
 		if _, ok := f["expires_on"]; !ok {
-			f["expires_on"] = json.RawMessage(`""`) // signed or renewed without an end: open-ended
+			f["expires_on"] = "" // signed or renewed without an end: open-ended
 		}
 	case AgreementTerminated:
 		e.Status = StatusTerminated
@@ -492,18 +531,17 @@ func (e *Engagement) Apply(ev Event) error {
 		e.Status = StatusConcluded
 	}
 	if ev.Type == EngagementCorrected {
-		var target string
-		_ = json.Unmarshal(f["corrects"], &target)
-		var fields map[string]json.RawMessage
-		_ = json.Unmarshal(f["fields"], &fields)
-		e.setFields(e.events[target], target, ev.OccurredAt, fields, true)
+		target, _ := f["corrects"].(string)
+		fields, _ := f["fields"].(map[string]any)
+		t, _ := e.eventType(target)
+		e.setFields(t, target, ev.OccurredAt, fields, true)
 	} else {
 		e.setFields(ev.Type, ev.ID, ev.OccurredAt, f, false)
 	}
-	e.events[ev.ID] = ev.Type
+	e.addEvent(ev.ID, ev.Type)
 	e.Version = ev.Version
 	e.Sequence = ev.Sequence
-	e.Hash = ev.Hash
+	e.Hash = strings.Clone(ev.Hash) // not the message's header block
 	e.UpdatedAt = ev.RecordedAt
 	return nil
 }
@@ -512,7 +550,7 @@ func (e *Engagement) Apply(ev Event) error {
 // only the fields that the corrected event (id) still determines: those it
 // set and no later event changed, and those no event has set at all (the
 // corrected event left out what it should have said).
-func (e *Engagement) setFields(t EventType, id string, at time.Time, f map[string]json.RawMessage, correcting bool) {
+func (e *Engagement) setFields(t EventType, id string, at time.Time, f map[string]any, correcting bool) {
 	owns := func(name string) bool {
 		if _, ok := f[name]; !ok {
 			return false
@@ -526,19 +564,17 @@ func (e *Engagement) setFields(t EventType, id string, at time.Time, f map[strin
 	}
 	str := func(name string, dst *string) {
 		if owns(name) {
-			_ = json.Unmarshal(f[name], dst)
+			*dst, _ = f[name].(string)
 		}
 	}
 	strs := func(name string, dst *[]string) {
 		if owns(name) {
-			var v []string
-			_ = json.Unmarshal(f[name], &v)
-			*dst = v
+			*dst, _ = f[name].([]string)
 		}
 	}
 	get := func(name string, dst *string) {
-		if raw, ok := f[name]; ok {
-			_ = json.Unmarshal(raw, dst)
+		if v, ok := f[name].(string); ok {
+			*dst = v
 		}
 	}
 	switch t {

@@ -697,7 +697,7 @@ func TestCloneIsDeep(t *testing.T) {
 	c.Links[0].Relation = "supersedes"
 	c.Contributions[0].Role = "changed"
 	c.Commitments[0].Commitment = "changed"
-	c.events[newID()] = EngagementNoted
+	c.events[len(c.events)-2] ^= 0xff // part of the last event's id
 	c.sources["title"] = newID()
 	mustApply(t, c, newEvent(t, c, EngagementCorrected, obj{"corrects": history[0].ID, "reason": "r", "parties": []string{"A", "B"}}))
 	mustApply(t, c, newEvent(t, c, PolicyContributed, sampleData(PolicyContributed)))

@@ -139,7 +139,9 @@ func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, &MalformedError{Fields: []FieldError{{Field: "data", Message: "is not valid JSON: " + err.Error()}}}
 	}
-	if key, ok := duplicateKey(raw); ok {
+	if len(m) == topLevelMembers(raw) {
+		// No name repeats (this count is cheap; duplicateKey is not).
+	} else if key, ok := duplicateKey(raw); ok {
 		// json.Unmarshal keeps the last value silently; another reader may keep the first.
 		return nil, &MalformedError{Fields: []FieldError{{Field: "data." + truncate(key, 64), Message: "appears more than once"}}}
 	}
@@ -149,6 +151,43 @@ func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
 		}
 	}
 	return m, nil
+}
+
+// topLevelMembers counts the members of the JSON object raw, which must be
+// valid JSON: names that decode the same count twice.
+func topLevelMembers(raw []byte) int {
+	depth, n := 0, 0
+	inString, expectName := false, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // the escaped character cannot end the string
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			if depth == 1 && expectName {
+				n++
+				expectName = false
+			}
+		case '{':
+			depth++
+			expectName = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			expectName = depth == 1
+		}
+	}
+	return n
 }
 
 // duplicateKey finds a key that appears twice in the JSON object raw, which

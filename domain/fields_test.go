@@ -474,3 +474,29 @@ func TestValidationErrorMessages(t *testing.T) {
 		t.Error("kindNames lacks meeting")
 	}
 }
+
+func TestTopLevelMembers(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want int
+	}{
+		{`{}`, 0},
+		{`{"a":1}`, 1},
+		{`{"a":"x","b":["c","d"],"e":{"f":1,"g":2}}`, 3},
+		{`{"a":"\"b\":1,","c":[{"d":"}"}]}`, 2},
+		{`{"a\\":1,"b":"\\"}`, 2},
+		{` { "a" : 1 , "a" : 2 } `, 2},
+		{`{"a":1,"\u0061":2}`, 2},
+	} {
+		if got := topLevelMembers([]byte(tc.raw)); got != tc.want {
+			t.Errorf("topLevelMembers(%s) = %d, want %d", tc.raw, got, tc.want)
+		}
+	}
+	// The count is what lets decodeObject skip the slow search for repeats.
+	for _, raw := range []string{`{"note":"a","note":"b"}`, `{"note":"a","\u006eote":"b"}`} {
+		var bad *MalformedError
+		if _, err := decodeObject([]byte(raw)); !errors.As(err, &bad) {
+			t.Errorf("decodeObject(%s) = %v, want a repeated-name error", raw, err)
+		}
+	}
+}

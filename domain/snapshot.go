@@ -4,8 +4,9 @@ package domain
 // keeps for corrections, in a form that can be saved and restored (for
 // projection checkpoints).
 type EngagementSnapshot struct {
-	State   Engagement
-	Events  map[string]EventType
+	State Engagement
+	// Events is the engagement's packed event references (ids and types).
+	Events  []byte
 	Sources map[string]string
 }
 
@@ -15,7 +16,8 @@ func (e *Engagement) Snapshot() EngagementSnapshot {
 	return EngagementSnapshot{State: *c, Events: c.events, Sources: c.sources}
 }
 
-// Restore rebuilds an engagement from a snapshot.
+// Restore rebuilds an engagement from a snapshot, which it takes over: the
+// caller must not use s afterwards.
 func Restore(s EngagementSnapshot) *Engagement {
 	e := s.State
 	e.events, e.sources = s.Events, s.Sources
@@ -28,8 +30,8 @@ func Restore(s EngagementSnapshot) *Engagement {
 	if e.Links == nil {
 		e.Links = []Link{}
 	}
-	if e.events == nil {
-		e.events, e.sources = map[string]EventType{}, map[string]string{}
+	if e.sources == nil {
+		e.sources = map[string]string{}
 	}
-	return e.Clone()
+	return &e
 }

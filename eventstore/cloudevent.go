@@ -1,12 +1,12 @@
 package eventstore
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/iom-who/engagements/domain"
 )
@@ -71,14 +71,8 @@ func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
 		return domain.Event{}, fmt.Errorf("%w at sequence %d: %s", ErrUndecodable, seq, fmt.Sprintf(format, args...))
 	}
 	var ce CloudEvent
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ce); err != nil {
+	if err := jsonv2.Unmarshal(payload, &ce, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return fail("%v", err)
-	}
-	// More would miss a stray '}' or ']'; only the end of input will do.
-	if _, err := dec.Token(); err != io.EOF {
-		return fail("trailing data after the document")
 	}
 	if ce.SpecVersion != "1.0" || ce.Source != Source || ce.DataContentType != "application/json" {
 		return fail("not an engagement CloudEvent (specversion %q, source %q)", ce.SpecVersion, ce.Source)

@@ -33,7 +33,12 @@ type message struct {
 	payload []byte
 	ev      domain.Event
 	err     error // from decoding or the hash check
+	// stop, when set, ends the read: the consumer failed (no message).
+	stop error
 }
+
+// readAhead is how many decoded messages may wait for the reader's callback.
+const readAhead = 512
 
 // read is the one loop every reader of the stream uses. It creates an
 // ephemeral, unacknowledged consumer in memory (the server removes it if
@@ -86,27 +91,60 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
-	var delivered uint64 // the consumer's own sequence: 1, 2, 3… with no gap
-	for {
-		msg, err := it.Next()
-		if err != nil {
+	// Two stages: this goroutine hands messages to fn while another
+	// receives and decodes the next ones (JSON and SHA-256), which keeps a
+	// second core busy during a rebuild.
+	decoded := make(chan message, readAhead)
+	done := make(chan struct{})
+	defer func() {
+		close(done)
+		it.Stop()
+		for range decoded { // let the decoder finish
+		}
+	}()
+	go func() {
+		defer close(decoded)
+		send := func(m message) bool {
+			select {
+			case decoded <- m:
+				return true
+			case <-done:
+				return false
+			}
+		}
+		var delivered uint64 // the consumer's own sequence: 1, 2, 3… with no gap
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				send(message{stop: fmt.Errorf("next message: %w", unavailable(err))})
+				return
+			}
+			meta, err := msg.Metadata()
+			if err != nil {
+				send(message{stop: fmt.Errorf("message metadata: %w", err)})
+				return
+			}
+			if meta.Sequence.Consumer != delivered+1 {
+				// Unacknowledged deliveries are not sent again: one was lost.
+				send(message{stop: fmt.Errorf("%w: delivery %d after %d (stream sequence %d): one was lost in transit",
+					domain.ErrUnavailable, meta.Sequence.Consumer, delivered, meta.Sequence.Stream)})
+				return
+			}
+			delivered = meta.Sequence.Consumer
+			m := message{seq: meta.Sequence.Stream, pending: meta.NumPending, subject: msg.Subject(), payload: msg.Data()}
+			m.ev, m.err = decodeMsg(m.subject, msg.Headers(), m.payload, m.seq)
+			if !send(m) || untilIdle && m.pending == 0 {
+				return
+			}
+		}
+	}()
+	for m := range decoded {
+		if m.stop != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("next message: %w", unavailable(err))
+			return m.stop
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
-		}
-		if meta.Sequence.Consumer != delivered+1 {
-			// Unacknowledged deliveries are not sent again: one was lost.
-			return fmt.Errorf("%w: delivery %d after %d (stream sequence %d): one was lost in transit",
-				domain.ErrUnavailable, meta.Sequence.Consumer, delivered, meta.Sequence.Stream)
-		}
-		delivered = meta.Sequence.Consumer
-		m := message{seq: meta.Sequence.Stream, pending: meta.NumPending, subject: msg.Subject(), payload: msg.Data()}
-		m.ev, m.err = decodeMsg(m.subject, msg.Headers(), m.payload, m.seq)
 		if err := fn(m); err != nil {
 			if errors.Is(err, errIdle) {
 				return nil
@@ -117,4 +155,5 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 			return nil
 		}
 	}
+	return ctx.Err()
 }

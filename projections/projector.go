@@ -171,13 +171,9 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	e, ok := p.byID[ev.EngagementID]
 	if !ok {
 		e = &domain.Engagement{}
-	} else {
-		p.unindex(e)
 	}
+	before := indexedOf(e)
 	if err := e.Apply(ev); err != nil {
-		if ok {
-			p.index(e)
-		}
 		p.rejected.Add(1)
 		p.rejectedSeqs[seq] = struct{}{}
 		p.log.Warn("event rejected by the domain rules", "sequence", seq, "type", ev.Type,
@@ -189,7 +185,12 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 		i, _ := slices.BinarySearch(p.order, ev.EngagementID)
 		p.order = slices.Insert(p.order, i, ev.EngagementID)
 	}
-	p.index(e)
+	if after := indexedOf(e); !ok || !before.equal(after) {
+		if ok {
+			p.unindex(e.ID, before)
+		}
+		p.index(e.ID, after)
+	}
 	p.lastEventID, p.lastEventSeq = ev.ID, seq
 	p.history[ev.EngagementID] = append(p.history[ev.EngagementID], seq)
 	if ev.Type == domain.EngagementCorrected {
@@ -232,25 +233,45 @@ func (p *Projector) advance(seq uint64) {
 	p.advanced = make(chan struct{})
 }
 
-func (p *Projector) index(e *domain.Engagement) {
-	add(p.byKind, e.Kind, e.ID)
-	add(p.byStatus, e.Status, e.ID)
-	for _, party := range e.Parties {
-		add(p.byParty, strings.ToLower(party), e.ID)
+// indexed is what the indexes know of an engagement. Apply replaces the
+// slices rather than changing them, so a copy taken before Apply still
+// holds the old values.
+type indexed struct {
+	kind    domain.Kind
+	status  domain.Status
+	parties []string
+	tags    []string
+}
+
+func indexedOf(e *domain.Engagement) indexed {
+	return indexed{kind: e.Kind, status: e.Status, parties: e.Parties, tags: e.Tags}
+}
+
+func (a indexed) equal(b indexed) bool {
+	return a.kind == b.kind && a.status == b.status && slices.Equal(a.parties, b.parties) && slices.Equal(a.tags, b.tags)
+}
+
+// index adds an engagement to the indexes; most events change none of
+// what they hold, and Handle then leaves them alone.
+func (p *Projector) index(id string, x indexed) {
+	add(p.byKind, x.kind, id)
+	add(p.byStatus, x.status, id)
+	for _, party := range x.parties {
+		add(p.byParty, strings.ToLower(party), id)
 	}
-	for _, tag := range e.Tags {
-		add(p.byTag, strings.ToLower(tag), e.ID)
+	for _, tag := range x.tags {
+		add(p.byTag, strings.ToLower(tag), id)
 	}
 }
 
-func (p *Projector) unindex(e *domain.Engagement) {
-	remove(p.byKind, e.Kind, e.ID)
-	remove(p.byStatus, e.Status, e.ID)
-	for _, party := range e.Parties {
-		remove(p.byParty, strings.ToLower(party), e.ID)
+func (p *Projector) unindex(id string, x indexed) {
+	remove(p.byKind, x.kind, id)
+	remove(p.byStatus, x.status, id)
+	for _, party := range x.parties {
+		remove(p.byParty, strings.ToLower(party), id)
 	}
-	for _, tag := range e.Tags {
-		remove(p.byTag, strings.ToLower(tag), e.ID)
+	for _, tag := range x.tags {
+		remove(p.byTag, strings.ToLower(tag), id)
 	}
 }
 

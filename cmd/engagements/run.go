@@ -73,6 +73,20 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	// Reading the checkpoint takes about as long as the store's recovery of
+	// a long stream: do both at once. It is checked against the stream
+	// before it is used.
+	saved := make(chan checkpointRead, 1)
+	go func() {
+		start := time.Now()
+		s, err := projections.ReadCheckpoint(m.CheckpointFile())
+		saved <- checkpointRead{s, err, time.Since(start)}
+	}()
+	defer func() {
+		if m.Projector == nil {
+			<-saved // Run failed before the checkpoint was used: wait for the reader
+		}
+	}()
 	store, err := eventstore.Open(ctx, eventstore.Config{
 		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
 		Sync: m.Config.Sync, Replicas: m.Config.Replicas, Logger: log,
@@ -103,7 +117,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Projector.UseReader(store)
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.loadCheckpoint(ctx)
+	m.loadCheckpoint(ctx, <-saved)
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -172,15 +186,25 @@ func (m *Main) CheckpointFile() string {
 	return filepath.Join(m.Config.DataDir, "projections.checkpoint")
 }
 
-// loadCheckpoint fills the projector from the checkpoint file when it is
+// checkpointRead is the outcome of reading the checkpoint file.
+type checkpointRead struct {
+	saved *projections.Saved
+	err   error
+	took  time.Duration
+}
+
+// loadCheckpoint fills the projector from the checkpoint read when it is
 // usable for this stream; otherwise the projector starts empty and rebuilds.
-func (m *Main) loadCheckpoint(ctx context.Context) {
+func (m *Main) loadCheckpoint(ctx context.Context, r checkpointRead) {
 	log := m.Config.Logger
 	start := time.Now()
-	seq, err := m.Projector.LoadCheckpoint(m.CheckpointFile(), func(seq uint64, id string) bool {
-		ev, err := m.Store.Event(ctx, seq)
-		return err == nil && ev.ID == id
-	})
+	seq, err := uint64(0), r.err
+	if err == nil {
+		seq, err = m.Projector.Install(r.saved, func(seq uint64, id string) bool {
+			ev, err := m.Store.Event(ctx, seq)
+			return err == nil && ev.ID == id
+		})
+	}
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			log.Warn("projection checkpoint not used; rebuilding from the stream", "err", err)
@@ -188,7 +212,8 @@ func (m *Main) loadCheckpoint(ctx context.Context) {
 		return
 	}
 	m.saved = seq
-	log.Info("projection checkpoint loaded", "sequence", seq, "engagements", m.Projector.Count(), "took", time.Since(start))
+	log.Info("projection checkpoint loaded", "sequence", seq, "engagements", m.Projector.Count(),
+		"read", r.took, "installed", time.Since(start))
 }
 
 // checkpointEvery saves the projections every interval when they moved.
