@@ -134,20 +134,16 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// Saved is a checkpoint read from disk and decoded, not yet checked
-// against the stream nor installed: reading can run while the store opens.
-type Saved struct {
+// saved is a checkpoint read from disk and decoded.
+type saved struct {
 	cp          *checkpoint
 	engagements [][]savedEngagement
 }
 
-// Applied is the last stream sequence the saved projections had handled.
-func (s *Saved) Applied() uint64 { return s.cp.Applied }
-
-// ReadCheckpoint reads and decodes the checkpoint at path, its parts in
+// readCheckpoint reads and decodes the checkpoint at path, its parts in
 // parallel. Errors wrap ErrNoCheckpoint (and os.ErrNotExist when there is
 // no file).
-func ReadCheckpoint(path string) (*Saved, error) {
+func readCheckpoint(path string) (*saved, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoCheckpoint, err)
@@ -163,7 +159,7 @@ func ReadCheckpoint(path string) (*Saved, error) {
 	if cp.Version != CheckpointVersion {
 		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrNoCheckpoint, cp.Version, CheckpointVersion)
 	}
-	s := &Saved{cp: &cp, engagements: make([][]savedEngagement, len(cp.Chunks))}
+	s := &saved{cp: &cp, engagements: make([][]savedEngagement, len(cp.Chunks))}
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, chunk := range cp.Chunks {
@@ -181,24 +177,22 @@ func ReadCheckpoint(path string) (*Saved, error) {
 	return s, nil
 }
 
-// LoadCheckpoint fills an empty projector from path: ReadCheckpoint, then
-// Install.
+// LoadCheckpoint fills an empty projector from path. belongs is asked
+// whether the stream still holds, at the checkpoint's last folded
+// sequence, the event the checkpoint saw (so a file from another stream is
+// never used). On any mismatch it returns an error wrapping ErrNoCheckpoint
+// and leaves the projector empty.
+//
+// With belongs nil the check is the caller's, before the projector is used:
+// compare LastEvent with the stream (this lets loading run while the store
+// opens).
 func (p *Projector) LoadCheckpoint(path string, belongs func(seq uint64, eventID string) bool) (uint64, error) {
-	s, err := ReadCheckpoint(path)
+	s, err := readCheckpoint(path)
 	if err != nil {
 		return 0, err
 	}
-	return p.Install(s, belongs)
-}
-
-// Install fills an empty projector from a checkpoint read by
-// ReadCheckpoint. belongs is asked whether the stream still holds, at the
-// checkpoint's last folded sequence, the event the checkpoint saw (so a
-// file from another stream is never used). On any mismatch it returns an
-// error wrapping ErrNoCheckpoint and leaves the projector empty.
-func (p *Projector) Install(s *Saved, belongs func(seq uint64, eventID string) bool) (uint64, error) {
 	cp := s.cp
-	if cp.LastEventSeq > 0 && !belongs(cp.LastEventSeq, cp.LastEventID) {
+	if belongs != nil && cp.LastEventSeq > 0 && !belongs(cp.LastEventSeq, cp.LastEventID) {
 		return 0, fmt.Errorf("%w: the stream does not hold event %s at sequence %d", ErrNoCheckpoint, cp.LastEventID, cp.LastEventSeq)
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
@@ -257,6 +251,14 @@ func (p *Projector) Install(s *Saved, belongs func(seq uint64, eventID string) b
 	p.undecodable.Store(cp.Undecodable)
 	p.advance(cp.Applied)
 	return cp.Applied, nil
+}
+
+// LastEvent names the last event folded (sequence 0 if none): what a
+// checkpoint loaded without a check must be compared with.
+func (p *Projector) LastEvent() (seq uint64, id string) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.lastEventSeq, p.lastEventID
 }
 
 func orEmpty[K comparable, V any](m map[K]V) map[K]V {

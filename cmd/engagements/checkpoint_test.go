@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"os"
 	"testing"
+
+	"github.com/iom-who/engagements/projections"
 )
 
 func TestRestartLoadsTheCheckpointAndAppliesOnlyNewEvents(t *testing.T) {
@@ -53,7 +55,6 @@ func TestRestartLoadsTheCheckpointAndAppliesOnlyNewEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = startMain(t, dir, false)
-	defer m.Close()
 	last, err := m.Store.LastSequence(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -65,5 +66,41 @@ func TestRestartLoadsTheCheckpointAndAppliesOnlyNewEvents(t *testing.T) {
 	getJSON(t, m.URL()+"/v1/engagements/"+id+"/history", &h)
 	if n := len(h.Events); n == 0 || h.Events[n-1].Data["note"] != "after restart" {
 		t.Errorf("rebuilt history lacks the event written after the checkpoint: %+v", h.Events)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another stream's checkpoint (the same demo, other event ids) is
+	// loaded while the store opens, then refused: the projections come
+	// from this stream.
+	other := startMain(t, t.TempDir(), true)
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := os.ReadFile(other.CheckpointFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.CheckpointFile(), foreign, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m = startMain(t, dir, false)
+	defer m.Close()
+	if m.saved != 0 {
+		t.Errorf("another stream's checkpoint was used (at %d)", m.saved)
+	}
+	if err := m.Projector.WaitFor(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Projector.Get(id); !ok {
+		t.Errorf("engagement %s missing after refusing a foreign checkpoint", id)
+	}
+	foreignItems, _ := other.Projector.List(projections.Filter{Limit: 1})
+	if len(foreignItems) == 0 {
+		t.Fatal("the other stream has no engagements")
+	}
+	if _, ok := m.Projector.Get(foreignItems[0].ID); ok {
+		t.Error("the foreign checkpoint's engagements leaked into the projections")
 	}
 }

@@ -73,18 +73,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	// Reading the checkpoint takes about as long as the store's recovery of
+	// Loading the checkpoint takes about as long as the store's recovery of
 	// a long stream: do both at once. It is checked against the stream
 	// before it is used.
-	saved := make(chan checkpointRead, 1)
+	loaded := make(chan checkpointLoad, 1)
+	proj := projections.New(log.With("component", "projector"))
 	go func() {
 		start := time.Now()
-		s, err := projections.ReadCheckpoint(m.CheckpointFile())
-		saved <- checkpointRead{s, err, time.Since(start)}
+		seq, err := proj.LoadCheckpoint(m.CheckpointFile(), nil)
+		loaded <- checkpointLoad{seq, err, time.Since(start)}
 	}()
 	defer func() {
 		if m.Projector == nil {
-			<-saved // Run failed before the checkpoint was used: wait for the reader
+			<-loaded // Run failed before the checkpoint was used: wait for the loader
 		}
 	}()
 	store, err := eventstore.Open(ctx, eventstore.Config{
@@ -113,11 +114,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Webhooks, err = webhooks.Open(ctx, store, whCfg); err != nil {
 		return err
 	}
-	m.Projector = projections.New(log.With("component", "projector"))
+	m.Projector = m.checkCheckpoint(ctx, proj, <-loaded)
 	m.Projector.UseReader(store)
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.loadCheckpoint(ctx, <-saved)
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -186,34 +186,35 @@ func (m *Main) CheckpointFile() string {
 	return filepath.Join(m.Config.DataDir, "projections.checkpoint")
 }
 
-// checkpointRead is the outcome of reading the checkpoint file.
-type checkpointRead struct {
-	saved *projections.Saved
-	err   error
-	took  time.Duration
+// checkpointLoad is the outcome of loading the checkpoint file.
+type checkpointLoad struct {
+	seq  uint64
+	err  error
+	took time.Duration
 }
 
-// loadCheckpoint fills the projector from the checkpoint read when it is
-// usable for this stream; otherwise the projector starts empty and rebuilds.
-func (m *Main) loadCheckpoint(ctx context.Context, r checkpointRead) {
+// checkCheckpoint returns proj, loaded from the checkpoint, when the stream
+// still holds the last event it folded; otherwise an empty projector that
+// rebuilds from the stream.
+func (m *Main) checkCheckpoint(ctx context.Context, proj *projections.Projector, r checkpointLoad) *projections.Projector {
 	log := m.Config.Logger
-	start := time.Now()
-	seq, err := uint64(0), r.err
+	err := r.err
 	if err == nil {
-		seq, err = m.Projector.Install(r.saved, func(seq uint64, id string) bool {
-			ev, err := m.Store.Event(ctx, seq)
-			return err == nil && ev.ID == id
-		})
+		if seq, id := proj.LastEvent(); seq > 0 {
+			if ev, gerr := m.Store.Event(ctx, seq); gerr != nil || ev.ID != id {
+				err = fmt.Errorf("%w: the stream does not hold event %s at sequence %d", projections.ErrNoCheckpoint, id, seq)
+			}
+		}
 	}
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			log.Warn("projection checkpoint not used; rebuilding from the stream", "err", err)
 		}
-		return
+		return projections.New(log.With("component", "projector"))
 	}
-	m.saved = seq
-	log.Info("projection checkpoint loaded", "sequence", seq, "engagements", m.Projector.Count(),
-		"read", r.took, "installed", time.Since(start))
+	m.saved = r.seq
+	log.Info("projection checkpoint loaded", "sequence", r.seq, "engagements", proj.Count(), "took", r.took)
+	return proj
 }
 
 // checkpointEvery saves the projections every interval when they moved.
