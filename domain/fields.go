@@ -10,6 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 )
 
@@ -135,8 +137,11 @@ func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	if raw[0] != '{' {
 		return nil, &MalformedError{Fields: []FieldError{{Field: "data", Message: "must be a JSON object"}}}
 	}
+	// json/v2 splits an object about twice as fast as encoding/json; the
+	// options keep encoding/json's leniency here (repeated names are
+	// reported below by name, invalid UTF-8 by the field's own check).
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if err := jsonv2.Unmarshal(raw, &m, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil {
 		return nil, &MalformedError{Fields: []FieldError{{Field: "data", Message: "is not valid JSON: " + err.Error()}}}
 	}
 	if len(m) == topLevelMembers(raw) {
