@@ -95,32 +95,50 @@ func (p *Projector) Checkpoint(path string) (uint64, error) {
 	return cp.Applied, nil
 }
 
-// snapshot copies the read models under the read lock, encoding the
-// engagements chunk by chunk (writers wait for the length of one encode).
+// snapshot takes the read models at one applied sequence. Under the read
+// lock it copies only pointers and small maps; the engagement states are
+// encoded after it is released (Handle folds into copies meanwhile), so
+// writers, and the readers queued behind them, never wait for an encode.
 func (p *Projector) snapshot() (*checkpoint, error) {
 	p.mu.RLock()
-	defer p.mu.RUnlock()
+	p.frozen.Add(1)
+	defer p.frozen.Add(-1)
 	cp := &checkpoint{
 		Version: CheckpointVersion, Applied: p.applied, LastEventSeq: p.lastEventSeq, LastEventID: p.lastEventID,
 		OtherLastSeq: make(map[string]uint64), RejectedSeqs: slices.Collect(maps.Keys(p.rejectedSeqs)),
-		CorrectedBy: p.correctedBy, Idempotency: p.idem,
+		CorrectedBy: make(map[string][]string, len(p.correctedBy)), Idempotency: maps.Clone(p.idem),
 		Events: p.events.Load(), Rejected: p.rejected.Load(), Undecodable: p.undecodable.Load(),
+	}
+	for id, c := range p.correctedBy {
+		cp.CorrectedBy[id] = slices.Clip(c) // Handle only appends
 	}
 	for id, seq := range p.lastSeq {
 		if _, ok := p.byID[id]; !ok {
 			cp.OtherLastSeq[id] = seq
 		}
 	}
-	for ids := range slices.Chunk(p.order, checkpointChunk) {
-		part := make([]savedEngagement, len(ids))
-		for i, id := range ids {
-			part[i] = savedEngagement{Snapshot: p.byID[id].Snapshot(), History: p.history[id], LastSeq: p.lastSeq[id]}
+	states := make([]*domain.Engagement, len(p.order))
+	saved := make([]savedEngagement, len(p.order))
+	for i, id := range p.order {
+		states[i] = p.byID[id]
+		// Handle appends to history beyond this length, never within it.
+		saved[i] = savedEngagement{History: slices.Clip(p.history[id]), LastSeq: p.lastSeq[id]}
+	}
+	p.mu.RUnlock()
+
+	for start := 0; start < len(saved); start += checkpointChunk {
+		end := min(start+checkpointChunk, len(saved))
+		for i := start; i < end; i++ {
+			saved[i].Snapshot = states[i].Snapshot()
 		}
 		var buf bytes.Buffer
-		if err := gob.NewEncoder(&buf).Encode(part); err != nil {
+		if err := gob.NewEncoder(&buf).Encode(saved[start:end]); err != nil {
 			return nil, err
 		}
 		cp.Chunks = append(cp.Chunks, buf.Bytes())
+		for i := start; i < end; i++ {
+			saved[i].Snapshot = domain.EngagementSnapshot{} // let the copies go
+		}
 	}
 	return cp, nil
 }

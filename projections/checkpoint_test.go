@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -130,4 +131,68 @@ func TestUnusableCheckpointsAreRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A checkpoint taken while events keep being folded is one consistent cut:
+// every engagement holds exactly the events up to the saved sequence, so
+// folding on from there neither repeats nor skips one.
+func TestCheckpointWhileFoldingIsConsistent(t *testing.T) {
+	const engagements, rounds = 50, 40
+	var events []domain.Event
+	ids := make([]string, engagements)
+	for i := range ids {
+		ids[i] = newID()
+		events = append(events, recorded(ids[i], domain.KindAgreement, fmt.Sprintf("MOU %d", i), []string{"IOM", "WHO"}, nil))
+	}
+	for v := 2; v <= rounds; v++ {
+		for _, id := range ids {
+			events = append(events, event(id, domain.KindAgreement, v, domain.EngagementNoted, fmt.Sprintf(`{"note":"n%d"}`, v)))
+		}
+	}
+	p := projections.New(nil)
+	dir := t.TempDir()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i, ev := range events {
+			p.Handle(uint64(i+1), ev, nil)
+		}
+	}()
+	var paths []string
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+		default:
+			path := filepath.Join(dir, fmt.Sprintf("cp%d", i))
+			if _, err := p.Checkpoint(path); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, path)
+			continue
+		}
+		break
+	}
+	if len(paths) == 0 {
+		t.Fatal("no checkpoint taken while folding")
+	}
+	for _, path := range paths {
+		q := projections.New(nil)
+		applied, err := q.LoadCheckpoint(path, func(uint64, string) bool { return true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := applied; i < uint64(len(events)); i++ {
+			q.Handle(i+1, events[i], nil)
+		}
+		if st := q.Stats(); st.Rejected != 0 || st.Events != uint64(len(events)) {
+			t.Fatalf("checkpoint at %d, folded on: %+v (a torn cut repeats or skips events)", applied, st)
+		}
+		for _, id := range ids {
+			e, seq, _ := q.State(id)
+			if e.Version != rounds || seq != p.Applied()-uint64(engagements)+uint64(slices.Index(ids, id))+1 {
+				t.Fatalf("checkpoint at %d: %s at version %d, expected sequence %d", applied, id, e.Version, seq)
+			}
+		}
+	}
+	t.Logf("%d checkpoints while folding %d events", len(paths), len(events))
 }

@@ -88,6 +88,10 @@ type Projector struct {
 	advanced     chan struct{} // closed and replaced whenever applied moves
 
 	events, rejected, undecodable atomic.Uint64
+	// frozen counts checkpoints encoding engagement states they took under
+	// the lock; while it is positive Handle folds into copies, so the lock
+	// is held only while the checkpoint copies pointers.
+	frozen atomic.Int32
 }
 
 // New returns an empty projector.
@@ -171,6 +175,9 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	e, ok := p.byID[ev.EngagementID]
 	if !ok {
 		e = &domain.Engagement{}
+	} else if p.frozen.Load() > 0 {
+		// A checkpoint is encoding the states it took: fold into a copy.
+		e = e.Clone()
 	}
 	before := indexedOf(e)
 	if err := e.Apply(ev); err != nil {
@@ -180,8 +187,8 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 			"engagement", ev.EngagementID, "err", err)
 		return
 	}
+	p.byID[ev.EngagementID] = e
 	if !ok {
-		p.byID[ev.EngagementID] = e
 		i, _ := slices.BinarySearch(p.order, ev.EngagementID)
 		p.order = slices.Insert(p.order, i, ev.EngagementID)
 	}
