@@ -72,7 +72,8 @@ func generate(ctx context.Context, store *eventstore.Store, events, engagements 
 		}
 		h.hash = eventstore.ChainHash(h.hash, subject, payload)
 		msg.Header.Set(eventstore.HeaderHash, h.hash)
-		if _, err := js.PublishMsgAsync(msg, jetstream.WithExpectStream(eventstore.StreamName)); err != nil {
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithExpectStream(eventstore.StreamName),
+			jetstream.WithStallWait(time.Minute)); err != nil {
 			return ds, fmt.Errorf("publish event %d: %w", i, err)
 		}
 		if (i+1)%100_000 == 0 && progress != nil {

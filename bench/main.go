@@ -90,6 +90,7 @@ func main() {
 // start time for progress lines.
 type harness struct {
 	o        options
+	load0    string // /proc/loadavg when the run began
 	tmp      string
 	bin      string
 	began    time.Time
@@ -116,7 +117,8 @@ func (h *harness) start(data, sync, name string) (*service, error) {
 }
 
 func run(ctx context.Context, o options) error {
-	h := &harness{o: o, began: time.Now()}
+	h := &harness{o: o, began: time.Now(), load0: loadAverage()}
+	h.logf("load average before the run: %s (other processes on this machine move the figures)", h.load0)
 	var err error
 	if h.tmp, err = os.MkdirTemp("", "engagements-bench-"); err != nil {
 		return err
@@ -314,7 +316,8 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 		return nil, err
 	}
 	h.logf("  serve RSS now %.0f MiB, peak %.0f MiB", current, peak)
-	errorsLogged, warnsLogged := svc.countLevel("ERROR"), svc.countLevel("WARN")
+	errorsLogged, errorSamples := svc.logLevel("ERROR")
+	warnsLogged, warnSamples := svc.logLevel("WARN")
 	h.logf("SIGTERM (serve writes its checkpoint)")
 	stopStart := time.Now()
 	stopErr := svc.stop(2 * time.Minute)
@@ -332,7 +335,8 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms", ms(health.Latencies.P50), healthP99)
 	h.extra("writes under the GET load", "%.0f/s achieved of %d/s, p50 %.1f ms, p99 %.1f ms, success %.2f %% (under /healthz: %.2f %%)",
 		writes.Throughput, o.writeRate, ms(writes.Latencies.P50), ms(writes.Latencies.P99), writes.Success*100, hwrites.Success*100)
-	h.extra("serve log lines at ERROR / WARN (first start and load)", "%d / %d", errorsLogged, warnsLogged)
+	h.extra("serve log lines at ERROR / WARN (first start and load, /readyz polls left out)", "%d / %d %s", errorsLogged, warnsLogged,
+		strings.Join(slices.Concat(errorSamples, warnSamples), "; "))
 
 	restartMetric := Metric{Key: "restart", Name: fmt.Sprintf("restart to ready, %d events, checkpoint present", o.events),
 		Unit: "s", Target: Target{Text: "< 1 s", Below: 1}}
@@ -398,8 +402,9 @@ func (h *harness) write() error {
 		fmt.Sprintf("machine: %d CPUs (%s), %s, %s/%s", runtime.NumCPU(), cpuModel(), memTotal(), runtime.GOOS, runtime.GOARCH),
 		"Go: " + runtime.Version(),
 		"commit: " + gitCommit(),
-		fmt.Sprintf("command: go run ./bench %s", strings.Join(os.Args[1:], " ")),
+		strings.TrimSpace("command: go run ./bench " + strings.Join(os.Args[1:], " ")),
 		fmt.Sprintf("total run time: %.0f s", total.Seconds()),
+		fmt.Sprintf("load average (1, 5, 15 min) before / after the run: %s / %s", h.load0, loadAverage()),
 	}
 	h.report.Notes = []string{
 		fmt.Sprintf("Appends: each measurement runs %s. API: `engagements serve --sync <policy> --rate-limit 0` (built from this commit, a subprocess on a fresh data directory), %d vegeta attackers of one worker each at unbounded rate, each posting `engagement.noted` to its own engagement (recorded first) and waiting for the 201; ours = successful appends/s. Raw: a fresh store opened in process with eventstore.Open and the same sync policy (same stream configuration), %d goroutines on the store's in-process NATS connection (the kind the service uses), each publishing CloudEvents of the API's size to its own engagement subject and waiting for the ack. The `--sync always` anchor is a plain PublishMsg; the `--sync interval` anchor passes WithExpectStream and WithExpectLastSequenceForSubject (filter `engagements.*.<id>.*`) with the hash-chain headers, as eventstore.Append does.", o.duration, o.clients, o.clients),
@@ -469,6 +474,20 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// loadAverage is the first three fields of /proc/loadavg: how busy the
+// machine was besides the run.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func memTotal() string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -85,11 +86,14 @@ func resultsJSON(metrics []Metric) ([]byte, error) {
 		out[m.Key] = jsonMetric{Ours: round(m.Ours, 3), Anchor: roundPtr(m.Anchor, 3), Ratio: roundPtr(m.Ratio(), 3),
 			Target: m.Target.Text, Met: m.Met()}
 	}
-	b, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // targets read "< 2 ms", not "\u003c 2 ms"
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
 		return nil, err
 	}
-	return append(b, '\n'), nil
+	return b.Bytes(), nil
 }
 
 // Extra is a figure printed under the targets, with no target of its own.

@@ -45,6 +45,9 @@ func TestResultsJSONShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(string(b), `"target": "< 1 s"`) {
+		t.Errorf("targets are escaped or missing:\n%s", b)
+	}
 	var got map[string]map[string]any
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatalf("results.json does not parse: %v\n%s", err, b)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -192,24 +193,39 @@ func (s *service) logRecord(msg string) (map[string]any, bool) {
 	return nil, false
 }
 
-// countLevel counts the log lines at a level (e.g. ERROR), to notice
-// trouble the load generator would not see.
-func (s *service) countLevel(level string) int {
+// logLevel counts the log lines at a level (e.g. ERROR), to notice trouble
+// the load generator would not see, and returns up to three distinct
+// messages of them (msg and err). Lines about /readyz are left out: serve
+// logs the 503s of the harness's own readiness polls during catch-up.
+func (s *service) logLevel(level string) (n int, samples []string) {
 	f, err := os.Open(s.LogFile)
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	needle := []byte(`"level":"` + level + `"`)
-	n := 0
 	for sc.Scan() {
-		if bytes.Contains(sc.Bytes(), needle) {
-			n++
+		if !bytes.Contains(sc.Bytes(), needle) || bytes.Contains(sc.Bytes(), []byte(`"path":"/readyz"`)) {
+			continue
+		}
+		n++
+		var rec struct {
+			Msg string `json:"msg"`
+			Err string `json:"err"`
+		}
+		if len(samples) < 3 && json.Unmarshal(sc.Bytes(), &rec) == nil {
+			sample := rec.Msg
+			if rec.Err != "" {
+				sample += ": " + rec.Err
+			}
+			if !slices.Contains(samples, sample) {
+				samples = append(samples, sample)
+			}
 		}
 	}
-	return n
+	return n, samples
 }
 
 // logTail is the end of the log, for error messages.
