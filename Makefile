@@ -23,7 +23,7 @@ test:
 
 ## bench: the service against raw JetStream on this machine, side by side (appends, rebuild,
 ## GET latency under writes, restart, peak RSS at 1M events); prints a Markdown table and writes
-## bench/results.md and bench/results.json (about 3 minutes; `go run ./bench -h` for the knobs)
+## bench/results.md and bench/results.json (about 4 minutes; `go run ./bench -h` for the knobs)
 bench:
 	$(GO) run ./bench
 
