@@ -337,11 +337,13 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 		Unit: "ms", Ours: ms(get.Latencies.P99), Anchor: &healthP99, Target: Target{Text: "< 2 ms", Below: 2}}
 	getMetric.Problems = append(getMetric.Problems, problems("GETs", get)...)
 	getMetric.Problems = append(getMetric.Problems, problems("writes under the GETs", writes)...)
-	getMetric.Problems = append(getMetric.Problems, problems("/healthz", health)...)
 	h.extra("GET engagement p50 / p90 / p99 / max", "%.2f / %.2f / %.2f / %.1f ms (%d requests, %.1f/s); last periodic checkpoint save within the window: %s",
 		ms(get.Latencies.P50), ms(get.Latencies.P90), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Requests, get.Rate,
 		checkpointSaved)
-	h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms", ms(health.Latencies.P50), healthP99)
+	// The anchor's own failures are shown, but do not decide whether the
+	// GETs met their target.
+	h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms %s", ms(health.Latencies.P50), healthP99,
+		strings.Join(problems("/healthz", health), "; "))
 	h.extra("writes under the GET load", "%.0f/s achieved of %d/s, p50 %.1f ms, p99 %.1f ms, success %.2f %% (under /healthz: %.2f %%)",
 		writes.Throughput, o.writeRate, ms(writes.Latencies.P50), ms(writes.Latencies.P99), writes.Success*100, hwrites.Success*100)
 	h.extra("serve log lines at ERROR / WARN (first start and load, /readyz polls left out)", "%d / %d %s", errorsLogged, warnsLogged,
