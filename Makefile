@@ -7,7 +7,7 @@ CYCLES   ?= 20
 SYNC     ?= always
 FUZZTIME ?= 30s
 
-.PHONY: run build test vet bench crash-test test-cluster test-browser fuzz fmt clean
+.PHONY: run build test vet bench bench-micro crash-test test-cluster test-browser fuzz fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/engagements
@@ -21,9 +21,15 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## bench: API append vs. raw JetStream publish, same sync and concurrency
+## bench: the service against raw JetStream on this machine, side by side (appends, rebuild,
+## GET latency under writes, restart, peak RSS at 1M events); prints a Markdown table and writes
+## bench/results.md and bench/results.json (about 4 minutes; `go run ./bench -h` for the knobs)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./api/
+	$(GO) run ./bench
+
+## bench-micro: the go test benchmarks (API append vs. raw publish, rebuild vs. raw consumer, …)
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./...
 
 ## crash-test: kill -9 serve under concurrent writers CYCLES times (SYNC=always|interval);
 ## every acknowledged write must be stored exactly once (`make test` runs 3 cycles)

@@ -1,0 +1,516 @@
+// Command bench is `make bench`: in one run on one machine it measures the
+// service against what NATS JetStream itself does on the same machine, side
+// by side, and checks the figures against the targets of issue #8:
+//
+//   - append_always, append_interval: API appends over HTTP (64 clients, each
+//     on its own engagement) against raw JetStream publishes by 64 publishers
+//     on a stream with the same configuration and sync policy;
+//   - rebuild: projection rebuild from the generated stream (1M events) against
+//     a raw ordered consumer reading the same stream;
+//   - get_p99: GET /v1/engagements/{id} latency at a constant 1000 req/s while
+//     writes run, with /healthz at the same rate as the anchor;
+//   - restart: SIGTERM, start again, time to /readyz 200 with 1M events;
+//   - rss: the serve process's peak resident set size (VmHWM) through all that.
+//
+// It exists because the go test micro benchmarks (api/bench_test.go,
+// eventstore/rebuild_bench_test.go) each measure one thing in isolation, at
+// sizes go test can afford, with no targets: this harness runs the real
+// binary as a subprocess, on data it generates, measures everything in the
+// same run (so the anchors share the machine's state of the moment), stops
+// by itself in a few minutes, and writes bench/results.md and
+// bench/results.json. The HTTP load is vegeta's, as a library.
+//
+// The in-process parts (raw publishes, data generation, raw consumer,
+// rebuild) use eventstore and projections directly: the harness may import
+// every package, and nothing imports it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/iom-who/engagements/eventstore"
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// options are the harness's flags.
+type options struct {
+	events      int
+	engagements int
+	clients     int
+	duration    time.Duration // each append measurement, raw and API
+	getRate     int
+	writeRate   int
+	getDuration time.Duration
+	warmup      time.Duration
+	restarts    int
+	out         string
+	keep        bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.events, "events", 1_000_000, "events in the generated stream (rebuild, GET, restart, RSS)")
+	flag.IntVar(&o.engagements, "engagements", 100_000, "engagements the generated events are spread over")
+	flag.IntVar(&o.clients, "clients", 64, "concurrent append clients, API and raw alike")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each append measurement")
+	flag.IntVar(&o.getRate, "get-rate", 1000, "GET requests per second")
+	flag.IntVar(&o.writeRate, "write-rate", 200, "appends per second running under the GET load")
+	flag.DurationVar(&o.getDuration, "get-duration", 32*time.Second,
+		"length of the GET measurement and of its /healthz anchor; longer than serve's 30 s checkpoint interval, so it holds one periodic checkpoint save")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "GET and write load before the GET measurement, not counted")
+	flag.IntVar(&o.restarts, "restarts", 3, "restarts timed (the median is reported)")
+	flag.StringVar(&o.out, "out", "bench", "directory for results.md and results.json")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
+	flag.Parse()
+	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 {
+		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// harness holds what a run needs everywhere: the temporary directory, the
+// services it started (killed on the way out whatever happens) and the
+// start time for progress lines.
+type harness struct {
+	o        options
+	load0    string // /proc/loadavg when the run began
+	tmp      string
+	bin      string
+	began    time.Time
+	services []*service
+	report   Report
+}
+
+func (h *harness) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(h.began).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (h *harness) extra(name, format string, args ...any) {
+	h.report.Extras = append(h.report.Extras, Extra{Name: name, Value: fmt.Sprintf(format, args...)})
+}
+
+// start starts serve on data and registers it for cleanup.
+func (h *harness) start(data, sync, name string) (*service, error) {
+	s, err := startService(h.bin, data, filepath.Join(h.tmp, name+".log"), sync)
+	if err != nil {
+		return nil, err
+	}
+	h.services = append(h.services, s)
+	return s, nil
+}
+
+func run(ctx context.Context, o options) error {
+	h := &harness{o: o, began: time.Now(), load0: loadAverage()}
+	h.logf("load average before the run: %s (other processes on this machine move the figures)", h.load0)
+	var err error
+	if h.tmp, err = os.MkdirTemp("", "engagements-bench-"); err != nil {
+		return err
+	}
+	defer func() {
+		for _, s := range h.services {
+			s.kill()
+		}
+		if o.keep {
+			h.logf("kept %s", h.tmp)
+		} else {
+			_ = os.RemoveAll(h.tmp)
+		}
+	}()
+
+	h.bin = filepath.Join(h.tmp, "engagements")
+	h.logf("building ./cmd/engagements")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", h.bin, "./cmd/engagements").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+
+	always, err := h.appends(ctx, eventstore.SyncAlways)
+	if err != nil {
+		return err
+	}
+	interval, err := h.appends(ctx, eventstore.SyncInterval)
+	if err != nil {
+		return err
+	}
+	rebuild, ids, err := h.rebuild(ctx)
+	if err != nil {
+		return err
+	}
+	reads, err := h.serveBig(ctx, ids)
+	if err != nil {
+		return err
+	}
+	h.report.Metrics = append([]Metric{always, interval, rebuild}, reads...)
+	return h.write()
+}
+
+// appends measures raw publishes, then API appends, on fresh stores with the
+// same sync policy, each for o.duration. Under SyncAlways the raw anchor is a
+// plain PublishMsg; under SyncInterval it carries the expected last subject
+// sequence, as eventstore.Append does.
+func (h *harness) appends(ctx context.Context, policy eventstore.Sync) (Metric, error) {
+	o := h.o
+	expect := policy == eventstore.SyncInterval
+	kind := "plain PublishMsg"
+	if expect {
+		kind = "PublishMsg with expected last subject sequence"
+	}
+	h.logf("raw publish, sync %s: %d publishers, %s, for %s", policy, o.clients, kind, o.duration)
+	raw, err := rawPublish(ctx, filepath.Join(h.tmp, "raw-"+string(policy)), policy, o.clients, o.duration, expect)
+	if err != nil {
+		return Metric{}, fmt.Errorf("raw publish: %w", err)
+	}
+	h.logf("  %d acknowledged (%.0f/s), %d failed, %d-byte payloads", raw.Published, raw.Rate(), raw.Failed, raw.Payload)
+
+	h.logf("API append, serve --sync %s: %d clients for %s", policy, o.clients, o.duration)
+	svc, err := h.start(filepath.Join(h.tmp, "api-"+string(policy)), string(policy), "serve-append-"+string(policy))
+	if err != nil {
+		return Metric{}, err
+	}
+	if _, err := svc.waitReady(ctx, time.Minute); err != nil {
+		return Metric{}, err
+	}
+	token, err := svc.adminToken()
+	if err != nil {
+		return Metric{}, err
+	}
+	ids, err := svc.createEngagements(ctx, token, o.clients)
+	if err != nil {
+		return Metric{}, err
+	}
+	m := appendLoad(ctx, svc.URL, token, ids, o.duration)
+	h.logf("  %d requests, %.0f appends/s, success %.2f %%, p50 %.1f ms, p99 %.1f ms", m.Requests, m.Throughput,
+		m.Success*100, ms(m.Latencies.P50), ms(m.Latencies.P99))
+	stopErr := svc.stop(time.Minute)
+
+	key, target := "append_always", Target{Text: "≥ 2.0× raw", MinRatio: 2}
+	name := "API append, --sync always, 64 clients"
+	if expect {
+		key, target = "append_interval", Target{Text: "≥ 0.70× raw", MinRatio: 0.7}
+		name = "API append, --sync interval, 64 clients"
+	}
+	name = strings.Replace(name, "64", fmt.Sprint(o.clients), 1)
+	rate := raw.Rate()
+	metric := Metric{Key: key, Name: name, Unit: "events/s", Ours: m.Throughput, Anchor: &rate, Target: target,
+		Problems: problems("API appends", m)}
+	if raw.Failed > 0 {
+		metric.Problems = append(metric.Problems, fmt.Sprintf("%d raw publishes failed: %v", raw.Failed, raw.FirstErr))
+	}
+	if stopErr != nil {
+		metric.Problems = append(metric.Problems, stopErr.Error())
+	}
+	h.extra(fmt.Sprintf("raw publish, sync %s (%s)", policy, kind), "%d in %.1f s, %d-byte CloudEvents",
+		raw.Published, raw.Elapsed.Seconds(), raw.Payload)
+	h.extra(fmt.Sprintf("API append latency, --sync %s", policy), "p50 %.2f ms, p99 %.2f ms (%d requests)",
+		ms(m.Latencies.P50), ms(m.Latencies.P99), m.Requests)
+	return metric, nil
+}
+
+// rebuild generates the big stream, reads it with a raw ordered consumer and
+// rebuilds the projections from it, all in process on one store. It returns
+// the engagement ids for the GET load.
+func (h *harness) rebuild(ctx context.Context) (Metric, []string, error) {
+	o := h.o
+	dir := filepath.Join(h.tmp, "big")
+	store, err := eventstore.Open(ctx, eventstore.Config{DataDir: dir, Sync: eventstore.SyncInterval})
+	if err != nil {
+		return Metric{}, nil, err
+	}
+	defer store.Close()
+	h.logf("generating %d chained events over %d engagements (async publish, sync interval)", o.events, o.engagements)
+	ds, err := generate(ctx, store, o.events, o.engagements, func(done int) { h.logf("  %d published", done) })
+	if err != nil {
+		return Metric{}, nil, fmt.Errorf("generate: %w", err)
+	}
+	h.logf("  %d events in %.1f s (%.0f/s), mean payload %.0f bytes", ds.Events, ds.Elapsed.Seconds(),
+		float64(ds.Events)/ds.Elapsed.Seconds(), ds.MeanPayload)
+	h.extra("generated stream", "%d events over %d engagements, mean CloudEvent %.0f bytes, written in %.1f s",
+		ds.Events, len(ds.IDs), ds.MeanPayload, ds.Elapsed.Seconds())
+
+	h.logf("raw ordered consumer over %d events", o.events)
+	rawTook, _, err := readRaw(ctx, store, o.events)
+	if err != nil {
+		return Metric{}, nil, err
+	}
+	h.logf("  %.2f s (%.0f events/s)", rawTook.Seconds(), float64(o.events)/rawTook.Seconds())
+
+	h.logf("rebuild: store.Walk into fresh projections (in process)")
+	took, st, count, err := rebuildInProcess(ctx, store)
+	if err != nil {
+		return Metric{}, nil, fmt.Errorf("rebuild: %w", err)
+	}
+	h.logf("  %.2f s (%.0f events/s), %d engagements", took.Seconds(), float64(o.events)/took.Seconds(), count)
+	rawRate := float64(o.events) / rawTook.Seconds()
+	m := Metric{Key: "rebuild", Name: fmt.Sprintf("rebuild from %d events", o.events), Unit: "events/s",
+		Ours: float64(o.events) / took.Seconds(), Anchor: &rawRate,
+		Target: Target{Text: "≥ 0.55× raw and ≥ 200k events/s (1M in < 5 s)", MinRatio: 0.55, AtLeast: 200_000}}
+	if st.Events != uint64(o.events) || st.Rejected != 0 || st.Undecodable != 0 || count != o.engagements {
+		m.Problems = append(m.Problems, fmt.Sprintf("the rebuild folded %d events (%d rejected, %d undecodable) into %d engagements, want %d over %d",
+			st.Events, st.Rejected, st.Undecodable, count, o.events, o.engagements))
+	}
+	h.extra("rebuild in process / raw ordered consumer", "%.2f s / %.2f s", took.Seconds(), rawTook.Seconds())
+	return m, ds.IDs, nil
+}
+
+// serveBig starts serve on the big stream (first start: no checkpoint),
+// runs the GET and /healthz loads under writes, reads the peak RSS, then
+// stops and restarts it o.restarts times.
+func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) {
+	o := h.o
+	dir := filepath.Join(h.tmp, "big")
+	h.logf("serve on the %d-event stream, first start (no checkpoint: serve rebuilds)", o.events)
+	svc, err := h.start(dir, string(eventstore.SyncAlways), "serve-first")
+	if err != nil {
+		return nil, err
+	}
+	first, err := svc.waitReady(ctx, 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	h.logf("  ready after %.2f s", first.Seconds())
+	h.extra("first start without checkpoint: process start → /readyz 200", "%.2f s (%.0f events/s)",
+		first.Seconds(), float64(o.events)/first.Seconds())
+	token, err := svc.adminToken()
+	if err != nil {
+		return nil, err
+	}
+
+	loadUnderWrites := func(d time.Duration, load func() *vegeta.Metrics) (reads, writes *vegeta.Metrics) {
+		done := make(chan *vegeta.Metrics)
+		go func() { done <- writeLoad(ctx, svc.URL, token, ids, o.writeRate, d) }()
+		reads = load()
+		return reads, <-done
+	}
+	h.logf("warm-up: GET %d/s and writes %d/s for %s (not counted)", o.getRate, o.writeRate, o.warmup)
+	loadUnderWrites(o.warmup, func() *vegeta.Metrics { return getLoad(ctx, svc.URL, token, ids, o.getRate, o.warmup) })
+	h.logf("GET /v1/engagements/{random id} at %d/s for %s, appends at %d/s alongside", o.getRate, o.getDuration, o.writeRate)
+	getBegan := time.Now()
+	get, writes := loadUnderWrites(o.getDuration, func() *vegeta.Metrics {
+		return getLoad(ctx, svc.URL, token, ids, o.getRate, o.getDuration)
+	})
+	getEnded := time.Now()
+	checkpointSaved := "none"
+	if fi, err := os.Stat(filepath.Join(dir, "projections.checkpoint")); err == nil &&
+		fi.ModTime().After(getBegan) && fi.ModTime().Before(getEnded) {
+		checkpointSaved = fmt.Sprintf("at +%.1f s", fi.ModTime().Sub(getBegan).Seconds())
+	}
+	h.logf("  GET p50 %.2f ms, p99 %.2f ms, max %.1f ms, success %.2f %%; writes %.0f/s, p99 %.1f ms, success %.2f %%",
+		ms(get.Latencies.P50), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Success*100,
+		writes.Throughput, ms(writes.Latencies.P99), writes.Success*100)
+	hd := o.getDuration
+	h.logf("GET /healthz at %d/s for %s, appends at %d/s alongside", o.getRate, hd, o.writeRate)
+	health, hwrites := loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
+	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
+
+	peak, current, err := svc.memory()
+	if err != nil {
+		return nil, err
+	}
+	h.logf("  serve RSS now %.0f MiB, peak %.0f MiB", current, peak)
+	errorsLogged, errorSamples := svc.logLevel("ERROR")
+	warnsLogged, warnSamples := svc.logLevel("WARN")
+	h.logf("SIGTERM (serve writes its checkpoint)")
+	stopStart := time.Now()
+	stopErr := svc.stop(2 * time.Minute)
+	h.extra("SIGTERM → exit (first serve, writes the checkpoint)", "%.2f s", time.Since(stopStart).Seconds())
+	cp, cpErr := os.Stat(filepath.Join(dir, "projections.checkpoint"))
+
+	healthP99 := ms(health.Latencies.P99)
+	getMetric := Metric{Key: "get_p99", Name: fmt.Sprintf("GET engagement p99 at %d/s under %d writes/s", o.getRate, o.writeRate),
+		Unit: "ms", Ours: ms(get.Latencies.P99), Anchor: &healthP99, Target: Target{Text: "< 2 ms", Below: 2}}
+	getMetric.Problems = append(getMetric.Problems, problems("GETs", get)...)
+	getMetric.Problems = append(getMetric.Problems, problems("writes under the GETs", writes)...)
+	h.extra("GET engagement p50 / p90 / p99 / max", "%.2f / %.2f / %.2f / %.1f ms (%d requests, %.1f/s); last periodic checkpoint save within the window: %s",
+		ms(get.Latencies.P50), ms(get.Latencies.P90), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Requests, get.Rate,
+		checkpointSaved)
+	// The anchor's own failures are shown, but do not decide whether the
+	// GETs met their target.
+	h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms %s", ms(health.Latencies.P50), healthP99,
+		strings.Join(problems("/healthz", health), "; "))
+	h.extra("writes under the GET load", "%.0f/s achieved of %d/s, p50 %.1f ms, p99 %.1f ms, success %.2f %% (under /healthz: %.2f %%)",
+		writes.Throughput, o.writeRate, ms(writes.Latencies.P50), ms(writes.Latencies.P99), writes.Success*100, hwrites.Success*100)
+	h.extra("serve log lines at ERROR / WARN (first start and load, /readyz polls left out)", "%d / %d %s", errorsLogged, warnsLogged,
+		strings.Join(slices.Concat(errorSamples, warnSamples), "; "))
+
+	restartMetric := Metric{Key: "restart", Name: fmt.Sprintf("restart to ready, %d events, checkpoint present", o.events),
+		Unit: "s", Target: Target{Text: "< 1 s", Below: 1}}
+	rssMetric := Metric{Key: "rss", Name: fmt.Sprintf("peak RSS, %d events / %d engagements", o.events, o.engagements),
+		Unit: "MiB", Ours: peak, Target: Target{Text: "< 300 MiB", Below: 300}}
+	if stopErr != nil {
+		restartMetric.Problems = append(restartMetric.Problems, "first serve: "+stopErr.Error())
+	}
+	if cpErr != nil {
+		restartMetric.Problems = append(restartMetric.Problems, "no checkpoint after SIGTERM: "+cpErr.Error())
+	} else {
+		h.extra("checkpoint size", "%.1f MiB", float64(cp.Size())/(1<<20))
+	}
+
+	var took []float64
+	var loads []string
+	restartPeak := 0.0
+	for i := range o.restarts {
+		h.logf("restart %d/%d: start → /readyz 200", i+1, o.restarts)
+		s, err := h.start(dir, string(eventstore.SyncAlways), fmt.Sprintf("serve-restart-%d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		ready, err := s.waitReady(ctx, 5*time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		took = append(took, ready.Seconds())
+		load := "not in the log"
+		if rec, ok := s.logRecord("projection checkpoint loaded"); ok {
+			if ns, ok := rec["took"].(float64); ok {
+				load = fmt.Sprintf("%.2f s", ns/1e9)
+			}
+		} else if _, ok := s.logRecord("projection checkpoint not used; rebuilding from the stream"); ok {
+			restartMetric.Problems = append(restartMetric.Problems, "the checkpoint was not used")
+		}
+		loads = append(loads, load)
+		p, _, err := s.memory()
+		if err != nil {
+			return nil, err
+		}
+		restartPeak = max(restartPeak, p)
+		h.logf("  ready after %.2f s (checkpoint load: %s), peak RSS %.0f MiB", ready.Seconds(), load, p)
+		if err := s.stop(2 * time.Minute); err != nil {
+			restartMetric.Problems = append(restartMetric.Problems, fmt.Sprintf("restart %d: %v", i+1, err))
+		}
+	}
+	restartMetric.Ours = median(took)
+	rssMetric.Ours = max(peak, restartPeak)
+	h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
+		joinFloats(took), strings.Join(loads, ", "))
+	h.extra("serve peak RSS: first start + load / restarts", "%.0f / %.0f MiB", peak, restartPeak)
+	return []Metric{getMetric, restartMetric, rssMetric}, nil
+}
+
+// write fills the report's header and notes, prints it and writes
+// results.md and results.json.
+func (h *harness) write() error {
+	o := h.o
+	total := time.Since(h.began)
+	h.report.Header = []string{
+		"date: " + time.Now().UTC().Format(time.RFC3339),
+		fmt.Sprintf("machine: %d CPUs (%s), %s, %s/%s", runtime.NumCPU(), cpuModel(), memTotal(), runtime.GOOS, runtime.GOARCH),
+		"Go: " + runtime.Version(),
+		"commit: " + gitCommit(),
+		strings.TrimSpace("command: go run ./bench " + strings.Join(os.Args[1:], " ")),
+		fmt.Sprintf("total run time: %.0f s", total.Seconds()),
+		fmt.Sprintf("load average (1, 5, 15 min) before / after the run: %s / %s", h.load0, loadAverage()),
+	}
+	h.report.Notes = []string{
+		fmt.Sprintf("Appends: each measurement runs %s. API: `engagements serve --sync <policy> --rate-limit 0` (built from this commit, a subprocess on a fresh data directory), %d vegeta attackers of one worker each at unbounded rate, each posting `engagement.noted` to its own engagement (recorded first) and waiting for the 201; ours = successful appends/s. Raw: a fresh store opened in process with eventstore.Open and the same sync policy (same stream configuration), %d goroutines on the store's in-process NATS connection (the kind the service uses), each publishing CloudEvents of the API's size to its own engagement subject and waiting for the ack. The `--sync always` anchor is a plain PublishMsg; the `--sync interval` anchor passes WithExpectStream and WithExpectLastSequenceForSubject (filter `engagements.*.<id>.*`) with the hash-chain headers, as eventstore.Append does.", o.duration, o.clients, o.clients),
+		"Rebuild: the generated stream (engagement.recorded agreements, then engagement.noted round-robin, real hash-chain headers, async publish on a sync-interval store) is read in process twice on the same store: a nats.go ordered consumer (pull batches of 1024, no decoding) as the anchor, then store.Walk into projections.New (what `engagements rebuild` does); rates are events / wall time. The serve first start on the same stream (no checkpoint) is listed separately: it also starts NATS and HTTP.",
+		fmt.Sprintf("GET: serve (`--sync always`, the default) on the generated stream; %s of warm-up, then vegeta at a constant %d GET/s for %s on random generated engagements, while another vegeta attacker appends notes to random engagements at %d/s; p50/p99 are vegeta's estimates over all requests. The window is longer than serve's 30 s checkpoint interval, so it always holds one periodic checkpoint save (the table says when the last one was written). Anchor: /healthz (no auth, no projection) at the same rate, as long, under the same writes.", o.warmup, o.getRate, o.getDuration, o.writeRate),
+		fmt.Sprintf("Restart: SIGTERM (exit 0 and a written projections.checkpoint are checked), then %d starts, each timed from process start to the first /readyz 200 (polled every 5 ms; /readyz waits for the projection) and stopped again; ours is the median.", o.restarts),
+		"RSS: VmHWM of the serve process from /proc/<pid>/status: after the first start (its rebuild) and the GET/write load, and after each restart; ours is the largest.",
+		"The harness, vegeta and the service share the machine; anything else running on it at the same time (other builds or tests) moves the figures.",
+	}
+	md := h.report.Markdown()
+	js, err := resultsJSON(h.report.Metrics)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(o.out, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(o.out, "results.json"), js, 0o644); err != nil {
+		return err
+	}
+	fmt.Print(md)
+	h.logf("wrote %s and %s", filepath.Join(o.out, "results.md"), filepath.Join(o.out, "results.json"))
+	return nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func joinFloats(v []float64) string {
+	parts := make([]string, len(v))
+	for i, f := range v {
+		parts[i] = fmt.Sprintf("%.2f", f)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// gitCommit is HEAD's hash, marked dirty when the work tree has changes.
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	commit := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		commit += " (with uncommitted changes)"
+	}
+	return commit
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// loadAverage is the first three fields of /proc/loadavg: how busy the
+// machine was besides the run.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "memory unknown"
+	}
+	var kb int
+	for line := range strings.Lines(string(b)) {
+		if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil {
+			return fmt.Sprintf("%.0f GiB RAM", float64(kb)/(1<<20))
+		}
+	}
+	return "memory unknown"
+}
