@@ -31,16 +31,31 @@ func (s *Store) Walk(ctx context.Context, after uint64, kind domain.Kind, types 
 		return nil
 	}
 	last := info.State.LastSeq
-	return s.read(ctx, after, subjects, true, func(m message) error {
-		if err := fn(m.seq, m.ev, m.err); err != nil {
-			if errors.Is(err, ErrStopWalk) {
-				return errIdle
+	for attempt := 1; ; attempt++ {
+		var fnErr error
+		err := s.read(ctx, after, subjects, true, func(m message) error {
+			if err := fn(m.seq, m.ev, m.err); err != nil {
+				if errors.Is(err, ErrStopWalk) {
+					return errIdle
+				}
+				fnErr = err
+				return err
 			}
+			after = m.seq
+			if m.seq >= last {
+				return errIdle // the end as it was when the walk began
+			}
+			return nil
+		})
+		// A consumer lost on the way (missed heartbeats on a starved
+		// machine, a cluster node leaving) is not the end of a long walk:
+		// go on after the last message handled, which is never repeated.
+		if err == nil || fnErr != nil || !errors.Is(err, domain.ErrUnavailable) || attempt == walkAttempts || ctx.Err() != nil {
 			return err
 		}
-		if m.seq >= last {
-			return errIdle // the end as it was when the walk began
-		}
-		return nil
-	})
+		s.log.Warn("walk interrupted; resuming", "after", after, "attempt", attempt, "err", err)
+	}
 }
+
+// walkAttempts is how many times a walk starts over after losing its consumer.
+const walkAttempts = 5
