@@ -113,7 +113,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	p := toProblem(err)
-	if p.Status >= 500 {
+	switch {
+	case p.Status == http.StatusServiceUnavailable:
+		// Expected while catching up or while NATS is away; the client retries.
+		s.log.Warn("request refused for now", "method", c.Request().Method, "path", c.Path(), "status", p.Status, "err", err)
+	case p.Status >= 500:
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "status", p.Status, "err", err)
 	}
 	if p.retryAfter != "" {
