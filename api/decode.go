@@ -176,6 +176,27 @@ func checkYear(t time.Time) (time.Time, error) {
 	return t, nil
 }
 
+// encodeJSON encodes v as echo's c.JSON writes it (HTML-safe, with a final
+// newline), indented when pretty: for handlers that encode before they answer.
+func encodeJSON(v any, pretty bool) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	if pretty {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// prettyJSON reports whether the client asked for indented JSON (?pretty),
+// which echo's c.JSON honours.
+func prettyJSON(c echo.Context) bool {
+	_, ok := c.QueryParams()["pretty"]
+	return ok
+}
+
 func jsonEncode(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
