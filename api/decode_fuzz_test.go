@@ -142,3 +142,32 @@ func nesting(body []byte) int {
 	}
 	return deepest
 }
+
+// FuzzCheckShape checks checkJSON's fast path against walkTokens: for every
+// input both must accept, or refuse with the same message.
+func FuzzCheckShape(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"engagement.noted","data":{"note":"hello"}}`,
+		`{"a":{"b":[1,2,{"c":null}]},"d":"\u00e9"}`,
+		`{"a":1,"a":2}`,
+		`{"a":{"b":1,"b":2}}`,
+		`{"a":1,"\u0061":2}`,
+		`{"a\ud800":1,"a\udbff":2}`,
+		"{\"a\xff\":1,\"a\xfe\":2}",
+		`{"a":[{"b":1},{"b":2}],"b":3,"a":4}`,
+		`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k3":3}`,
+		`{"a":"\"}","a\\":1,"a\\":2}`,
+		` [1] `, `"x"`, `1`, `{"a":1} `,
+		`{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"a":1}{"b":2}`, `{"a":1,}`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, want := checkJSON(body), walkTokens(body)
+		if (got == nil) != (want == nil) || got != nil && got.Error() != want.Error() {
+			t.Fatalf("checkJSON(%q) = %v, walkTokens = %v", body, got, want)
+		}
+	})
+}
