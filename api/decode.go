@@ -255,9 +255,11 @@ func walkTokens(body []byte) error {
 // fields splits a JSON object (already checked by readJSON) into its
 // members and refuses members other than allowed.
 func fields(body []byte, allowed ...string) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, badRequest("the body is not a JSON object")
+	m, ok := members(body)
+	if !ok {
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, badRequest("the body is not a JSON object")
+		}
 	}
 	var unknown []domain.FieldError
 	for k := range m {
@@ -272,11 +274,90 @@ func fields(body []byte, allowed ...string) (map[string]json.RawMessage, error) 
 	return m, nil
 }
 
+// members splits a JSON object that checkJSON accepted into its members,
+// as json.Unmarshal into a map of json.RawMessage does, but in one pass and
+// with the values left in body rather than copied. ok is false if body is
+// not such an object after all.
+func members(body []byte) (m map[string]json.RawMessage, ok bool) {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	m = make(map[string]json.RawMessage, 4)
+	if i = skipSpace(body, i+1); i < len(body) && body[i] == '}' {
+		return m, true
+	}
+	for i < len(body) && body[i] == '"' {
+		end := stringEnd(body, i)
+		if end <= i {
+			return nil, false
+		}
+		key := keyOf(body[i : end+1])
+		if i = skipSpace(body, end+1); i >= len(body) || body[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(body, i+1)
+		vend := valueEnd(body, i)
+		if vend <= i {
+			return nil, false
+		}
+		m[string(key)] = body[i:vend:vend]
+		if i = skipSpace(body, vend); i >= len(body) {
+			return nil, false
+		}
+		switch body[i] {
+		case '}':
+			return m, true
+		case ',':
+			i = skipSpace(body, i+1)
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// valueEnd is the index just after the valid JSON value starting at body[i].
+func valueEnd(body []byte, i int) int {
+	if i >= len(body) {
+		return i
+	}
+	switch body[i] {
+	case '"':
+		return stringEnd(body, i) + 1
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(body); j++ {
+			switch body[j] {
+			case '"':
+				j = stringEnd(body, j)
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(body)
+	}
+	j := i // a number, true, false or null: up to the next delimiter
+	for j < len(body) && !strings.ContainsRune(",}] \t\n\r", rune(body[j])) {
+		j++
+	}
+	return j
+}
+
 // stringField decodes an optional string member; a non-string is a 400.
 func stringField(m map[string]json.RawMessage, name string) (string, bool, error) {
 	raw, ok := m[name]
 	if !ok || string(bytes.TrimSpace(raw)) == "null" {
 		return "", false, nil
+	}
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
+			return string(inner), true, nil // what json.Unmarshal gives, without its reflection
+		}
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {

@@ -171,3 +171,46 @@ func FuzzCheckShape(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMembers checks fields' fast path against json.Unmarshal: for every
+// body checkJSON accepts, members must find the same members with the same
+// bytes, and stringField must read each string member as json.Unmarshal does.
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"engagement.noted","occurred_at":"2024-03-01","data":{"note":"hello"}}`,
+		` { "a" : [1, {"b": "}]"}] , "b":null,"c" :-1.5e3 ,"d":true, "e":"x\"y"} `,
+		`{"\u0074ype":"a\u00e9","data":{}}`,
+		`{"type":"a\u0000b","k":"\ud800"}`,
+		"{\"t\xff\":\"v\xfe\"}",
+		`{}`, `{"a":""}`, `{"a":"\\"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if checkJSON(body) != nil {
+			return
+		}
+		got, ok := members(body)
+		if !ok {
+			t.Fatalf("members(%q) failed on a body checkJSON accepted", body)
+		}
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal(body, &want); err != nil {
+			t.Fatalf("json.Unmarshal(%q): %v", body, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("members(%q) = %q, json.Unmarshal = %q", body, got, want)
+		}
+		for k, w := range want {
+			if g, ok := got[k]; !ok || !bytes.Equal(g, w) {
+				t.Fatalf("members(%q)[%q] = %q, json.Unmarshal = %q", body, k, g, w)
+			}
+			var ws string
+			wantErr := json.Unmarshal(w, &ws) != nil || string(w) == "null"
+			gs, found, err := stringField(got, k)
+			if (err != nil || !found) != wantErr || !wantErr && gs != ws {
+				t.Fatalf("stringField(%q) = %q, %v, %v; json.Unmarshal = %q", w, gs, found, err, ws)
+			}
+		}
+	})
+}
