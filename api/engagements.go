@@ -100,7 +100,26 @@ func (s *Server) appendEvent(c echo.Context) error {
 	}
 	c.Response().Header().Set("ETag", etag(r.Version))
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+id)
-	return c.JSON(http.StatusCreated, eventResponse{ID: r.EventID, Type: r.Type, Sequence: r.Sequence, Version: r.Version})
+	resp := eventResponse{ID: r.EventID, Type: r.Type, Sequence: r.Sequence, Version: r.Version}
+	if prettyJSON(c) {
+		return c.JSON(http.StatusCreated, resp)
+	}
+	return c.JSONBlob(http.StatusCreated, resp.appendJSON(make([]byte, 0, 128)))
+}
+
+// appendJSON appends r as c.JSON writes it (final newline included), without
+// reflection: every append answers with one. Its strings are a canonical
+// UUID and an allow-listed type, which JSON and Go quote alike.
+func (r eventResponse) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendQuote(b, r.ID)
+	b = append(b, `,"type":`...)
+	b = strconv.AppendQuote(b, string(r.Type))
+	b = append(b, `,"sequence":`...)
+	b = strconv.AppendUint(b, r.Sequence, 10)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(r.Version), 10)
+	return append(b, "}\n"...)
 }
 
 // execute runs the command path and times it.
