@@ -64,6 +64,7 @@ func BenchmarkAppendAPI(b *testing.B) {
 				var next atomic.Int64
 				b.SetParallelism(parallelism)
 				b.ResetTimer()
+				cpu := processCPU()
 				b.RunParallel(func(pb *testing.PB) {
 					url := ts.URL + "/v1/engagements/" + ids[int(next.Add(1)-1)%len(ids)] + "/events"
 					for pb.Next() {
@@ -87,6 +88,7 @@ func BenchmarkAppendAPI(b *testing.B) {
 					}
 				})
 				reportRate(b)
+				reportCPU(b, cpu)
 			})
 		})
 	}
@@ -158,6 +160,7 @@ func BenchmarkPublishRaw(b *testing.B) {
 					var next atomic.Int64
 					b.SetParallelism(parallelism)
 					b.ResetTimer()
+					cpu := processCPU()
 					b.RunParallel(func(pb *testing.PB) {
 						t := targets[int(next.Add(1)-1)%len(targets)]
 						ctx := context.Background()
@@ -185,6 +188,7 @@ func BenchmarkPublishRaw(b *testing.B) {
 						}
 					})
 					reportRate(b)
+					reportCPU(b, cpu)
 				})
 			}
 		})

@@ -31,6 +31,7 @@ func BenchmarkAppendHandler(b *testing.B) {
 	b.SetParallelism(parallelism)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		path := "/v1/engagements/" + ids[int(next.Add(1)-1)%len(ids)] + "/events"
 		for pb.Next() {
@@ -45,6 +46,7 @@ func BenchmarkAppendHandler(b *testing.B) {
 		}
 	})
 	reportRate(b)
+	reportCPU(b, cpu)
 }
 
 // BenchmarkGetEngagement reads one engagement while a writer appends to it
