@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -193,4 +195,94 @@ func BenchmarkPublishRaw(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkGetUnderAppends reads one engagement over HTTP at a steady 1000
+// requests per second while benchClients writers append to their own
+// engagements, at most writes per second in all (0: as fast as they can),
+// and reports the reads' latency percentiles. Run it with a fixed count,
+// e.g. -benchtime 3000x (3 s).
+func BenchmarkGetUnderAppends(b *testing.B) {
+	for _, writes := range []int{2000, 0} {
+		name := fmt.Sprintf("writes=%d/s", writes)
+		if writes == 0 {
+			name = "writes=max"
+		}
+		b.Run(name, func(b *testing.B) { benchGetUnderAppends(b, writes) })
+	}
+}
+
+func benchGetUnderAppends(b *testing.B, writes int) {
+	ts := newTestServerWith(b, eventstore.Config{Sync: eventstore.SyncInterval})
+	_, clients := benchClients()
+	tr := &http.Transport{MaxIdleConnsPerHost: clients + 1}
+	b.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr}
+	read := ts.create(b, agreement("Read MOU"))
+	for range 20 {
+		ts.appendEvent(b, read, note(benchNote))
+	}
+	ids := make([]string, clients)
+	for i := range ids {
+		ids[i] = ts.create(b, agreement(fmt.Sprintf("Written MOU %d", i)))
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var writers sync.WaitGroup
+	var appended atomic.Int64
+	var tokens <-chan time.Time // nil: no limit
+	if writes > 0 {
+		t := time.NewTicker(time.Second / time.Duration(writes))
+		defer t.Stop()
+		tokens = t.C
+	}
+	for _, id := range ids {
+		writers.Go(func() {
+			for ctx.Err() == nil {
+				if tokens != nil {
+					select {
+					case <-tokens:
+					case <-ctx.Done():
+						return
+					}
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/engagements/"+id+"/events",
+					strings.NewReader(note(benchNote)))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					continue // cancelled at the end
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				appended.Add(1)
+			}
+		})
+	}
+	defer func() { stop(); writers.Wait() }()
+
+	url := ts.URL + "/v1/engagements/" + read
+	lat := make([]time.Duration, 0, b.N)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	start := appended.Load()
+	b.ResetTimer()
+	for range b.N {
+		<-tick.C
+		t0 := time.Now()
+		resp, err := client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		lat = append(lat, time.Since(t0))
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("get answered %d", resp.StatusCode)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(appended.Load()-start)/b.Elapsed().Seconds(), "appends/s")
 }
