@@ -54,9 +54,139 @@ func readJSON(c echo.Context) ([]byte, error) {
 	return body, nil
 }
 
-// checkJSON walks the tokens of one JSON value: it must be an object, with
-// no duplicate keys at any level, at most maxDepth deep, and nothing after.
+// checkJSON checks that body is one JSON value: an object, with no duplicate
+// keys at any level, at most maxDepth deep, and nothing after.
+//
+// Valid JSON, the usual case, is checked by one pass over the bytes
+// (checkShape) that allocates nothing for small objects; anything else goes
+// through walkTokens, which gives the same answer in more time and with
+// encoding/json's description of the syntax error.
 func checkJSON(body []byte) error {
+	if !json.Valid(body) {
+		return walkTokens(body)
+	}
+	return checkShape(body)
+}
+
+// smallObject is how many keys an object may have before checkShape looks
+// its keys up in a map rather than comparing with each one.
+const smallObject = 16
+
+// checkShape is checkJSON for a body that json.Valid accepted: it finds the
+// first problem walkTokens would find, in document order.
+func checkShape(body []byte) error {
+	type frame struct {
+		object bool
+		start  int                 // the object's first key in keys
+		big    map[string]struct{} // the object's keys once it has many
+	}
+	var (
+		frameBuf  [8]frame
+		keyBuf    [32][]byte
+		stack     = frameBuf[:0]
+		keys      = keyBuf[:0] // the open objects' keys, innermost last
+		expectKey bool
+	)
+	i := skipSpace(body, 0)
+	if body[i] != '{' {
+		return errors.New("the body must be a JSON object")
+	}
+	for ; i < len(body); i++ {
+		switch c := body[i]; c {
+		case '{', '[':
+			if len(stack) >= maxDepth {
+				return fmt.Errorf("JSON nested deeper than %d levels", maxDepth)
+			}
+			stack = append(stack, frame{object: c == '{', start: len(keys)})
+			expectKey = c == '{'
+		case '}', ']':
+			keys = keys[:stack[len(stack)-1].start]
+			stack = stack[:len(stack)-1]
+			expectKey = false
+		case ',':
+			expectKey = stack[len(stack)-1].object
+		case '"':
+			end := stringEnd(body, i)
+			if expectKey {
+				key := keyOf(body[i : end+1])
+				top := &stack[len(stack)-1]
+				if seen(keys[top.start:], top.big, key) {
+					return fmt.Errorf("duplicate key %q", truncate(string(key), 64))
+				}
+				switch n := len(keys) - top.start; {
+				case n < smallObject:
+					keys = append(keys, key)
+				case top.big == nil:
+					top.big = make(map[string]struct{}, 2*smallObject)
+					for _, k := range keys[top.start:] {
+						top.big[string(k)] = struct{}{}
+					}
+					fallthrough
+				default:
+					top.big[string(key)] = struct{}{}
+				}
+				expectKey = false
+			}
+			i = end
+		}
+	}
+	return nil
+}
+
+// seen reports whether key is among an object's keys so far: small, or, once
+// the object has many, big.
+func seen(small [][]byte, big map[string]struct{}, key []byte) bool {
+	if big != nil {
+		_, ok := big[string(key)]
+		return ok
+	}
+	for _, k := range small {
+		if bytes.Equal(k, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyOf is the text of a valid JSON string literal (quotes included) as
+// encoding/json decodes it; without escapes or invalid UTF-8 that is the
+// literal itself, without copying.
+func keyOf(lit []byte) []byte {
+	inner := lit[1 : len(lit)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return inner
+	}
+	var s string
+	_ = json.Unmarshal(lit, &s) // valid: checked by json.Valid
+	return []byte(s)
+}
+
+// stringEnd is the index of the quote that ends the valid JSON string
+// literal starting at body[start].
+func stringEnd(body []byte, start int) int {
+	for i := start + 1; i < len(body); i++ {
+		switch body[i] {
+		case '\\':
+			i++ // the escaped character; \uXXXX's digits need no care
+		case '"':
+			return i
+		}
+	}
+	return len(body) - 1
+}
+
+// skipSpace is the index of the first byte at or after i that is not JSON
+// white space.
+func skipSpace(body []byte, i int) int {
+	for i < len(body) && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// walkTokens is checkJSON token by token with encoding/json's decoder, whose
+// errors say what is wrong with a document that is not valid JSON.
+func walkTokens(body []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	type frame struct {
@@ -125,9 +255,11 @@ func checkJSON(body []byte) error {
 // fields splits a JSON object (already checked by readJSON) into its
 // members and refuses members other than allowed.
 func fields(body []byte, allowed ...string) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, badRequest("the body is not a JSON object")
+	m, ok := members(body)
+	if !ok {
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, badRequest("the body is not a JSON object")
+		}
 	}
 	var unknown []domain.FieldError
 	for k := range m {
@@ -142,11 +274,90 @@ func fields(body []byte, allowed ...string) (map[string]json.RawMessage, error) 
 	return m, nil
 }
 
+// members splits a JSON object that checkJSON accepted into its members,
+// as json.Unmarshal into a map of json.RawMessage does, but in one pass and
+// with the values left in body rather than copied. ok is false if body is
+// not such an object after all.
+func members(body []byte) (m map[string]json.RawMessage, ok bool) {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	m = make(map[string]json.RawMessage, 4)
+	if i = skipSpace(body, i+1); i < len(body) && body[i] == '}' {
+		return m, true
+	}
+	for i < len(body) && body[i] == '"' {
+		end := stringEnd(body, i)
+		if end <= i {
+			return nil, false
+		}
+		key := keyOf(body[i : end+1])
+		if i = skipSpace(body, end+1); i >= len(body) || body[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(body, i+1)
+		vend := valueEnd(body, i)
+		if vend <= i {
+			return nil, false
+		}
+		m[string(key)] = body[i:vend:vend]
+		if i = skipSpace(body, vend); i >= len(body) {
+			return nil, false
+		}
+		switch body[i] {
+		case '}':
+			return m, true
+		case ',':
+			i = skipSpace(body, i+1)
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// valueEnd is the index just after the valid JSON value starting at body[i].
+func valueEnd(body []byte, i int) int {
+	if i >= len(body) {
+		return i
+	}
+	switch body[i] {
+	case '"':
+		return stringEnd(body, i) + 1
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(body); j++ {
+			switch body[j] {
+			case '"':
+				j = stringEnd(body, j)
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(body)
+	}
+	j := i // a number, true, false or null: up to the next delimiter
+	for j < len(body) && !strings.ContainsRune(",}] \t\n\r", rune(body[j])) {
+		j++
+	}
+	return j
+}
+
 // stringField decodes an optional string member; a non-string is a 400.
 func stringField(m map[string]json.RawMessage, name string) (string, bool, error) {
 	raw, ok := m[name]
 	if !ok || string(bytes.TrimSpace(raw)) == "null" {
 		return "", false, nil
+	}
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
+			return string(inner), true, nil // what json.Unmarshal gives, without its reflection
+		}
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -174,6 +385,27 @@ func checkYear(t time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("year must be between %d and %d", domain.MinYear, domain.MaxYear)
 	}
 	return t, nil
+}
+
+// encodeJSON encodes v as echo's c.JSON writes it (HTML-safe, with a final
+// newline), indented when pretty: for handlers that encode before they answer.
+func encodeJSON(v any, pretty bool) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	if pretty {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// prettyJSON reports whether the client asked for indented JSON (?pretty),
+// which echo's c.JSON honours.
+func prettyJSON(c echo.Context) bool {
+	_, ok := c.QueryParams()["pretty"]
+	return ok
 }
 
 func jsonEncode(w io.Writer, v any) error {

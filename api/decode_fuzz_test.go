@@ -142,3 +142,75 @@ func nesting(body []byte) int {
 	}
 	return deepest
 }
+
+// FuzzCheckShape checks checkJSON's fast path against walkTokens: for every
+// input both must accept, or refuse with the same message.
+func FuzzCheckShape(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"engagement.noted","data":{"note":"hello"}}`,
+		`{"a":{"b":[1,2,{"c":null}]},"d":"\u00e9"}`,
+		`{"a":1,"a":2}`,
+		`{"a":{"b":1,"b":2}}`,
+		`{"a":1,"\u0061":2}`,
+		`{"a\ud800":1,"a\udbff":2}`,
+		"{\"a\xff\":1,\"a\xfe\":2}",
+		`{"a":[{"b":1},{"b":2}],"b":3,"a":4}`,
+		`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k3":3}`,
+		`{"a":"\"}","a\\":1,"a\\":2}`,
+		` [1] `, `"x"`, `1`, `{"a":1} `,
+		`{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"a":1}{"b":2}`, `{"a":1,}`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, want := checkJSON(body), walkTokens(body)
+		if (got == nil) != (want == nil) || got != nil && got.Error() != want.Error() {
+			t.Fatalf("checkJSON(%q) = %v, walkTokens = %v", body, got, want)
+		}
+	})
+}
+
+// FuzzMembers checks fields' fast path against json.Unmarshal: for every
+// body checkJSON accepts, members must find the same members with the same
+// bytes, and stringField must read each string member as json.Unmarshal does.
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"engagement.noted","occurred_at":"2024-03-01","data":{"note":"hello"}}`,
+		` { "a" : [1, {"b": "}]"}] , "b":null,"c" :-1.5e3 ,"d":true, "e":"x\"y"} `,
+		`{"\u0074ype":"a\u00e9","data":{}}`,
+		`{"type":"a\u0000b","k":"\ud800"}`,
+		"{\"t\xff\":\"v\xfe\"}",
+		`{}`, `{"a":""}`, `{"a":"\\"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if checkJSON(body) != nil {
+			return
+		}
+		got, ok := members(body)
+		if !ok {
+			t.Fatalf("members(%q) failed on a body checkJSON accepted", body)
+		}
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal(body, &want); err != nil {
+			t.Fatalf("json.Unmarshal(%q): %v", body, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("members(%q) = %q, json.Unmarshal = %q", body, got, want)
+		}
+		for k, w := range want {
+			if g, ok := got[k]; !ok || !bytes.Equal(g, w) {
+				t.Fatalf("members(%q)[%q] = %q, json.Unmarshal = %q", body, k, g, w)
+			}
+			var ws string
+			wantErr := json.Unmarshal(w, &ws) != nil || string(w) == "null"
+			gs, found, err := stringField(got, k)
+			if (err != nil || !found) != wantErr || !wantErr && gs != ws {
+				t.Fatalf("stringField(%q) = %q, %v, %v; json.Unmarshal = %q", w, gs, found, err, ws)
+			}
+		}
+	})
+}

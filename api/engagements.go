@@ -100,7 +100,26 @@ func (s *Server) appendEvent(c echo.Context) error {
 	}
 	c.Response().Header().Set("ETag", etag(r.Version))
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+id)
-	return c.JSON(http.StatusCreated, eventResponse{ID: r.EventID, Type: r.Type, Sequence: r.Sequence, Version: r.Version})
+	resp := eventResponse{ID: r.EventID, Type: r.Type, Sequence: r.Sequence, Version: r.Version}
+	if prettyJSON(c) {
+		return c.JSON(http.StatusCreated, resp)
+	}
+	return c.JSONBlob(http.StatusCreated, resp.appendJSON(make([]byte, 0, 128)))
+}
+
+// appendJSON appends r as c.JSON writes it (final newline included), without
+// reflection: every append answers with one. Its strings are a canonical
+// UUID and an allow-listed type, which JSON and Go quote alike.
+func (r eventResponse) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendQuote(b, r.ID)
+	b = append(b, `,"type":`...)
+	b = strconv.AppendQuote(b, string(r.Type))
+	b = append(b, `,"sequence":`...)
+	b = strconv.AppendUint(b, r.Sequence, 10)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(r.Version), 10)
+	return append(b, "}\n"...)
 }
 
 // execute runs the command path and times it.
@@ -194,20 +213,51 @@ func (s *Server) getEngagement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if w.IsZero() {
+		return s.currentEngagement(c, id)
+	}
 	e, err := s.proj.GetAt(c.Request().Context(), id, w)
 	if err != nil {
 		return err
 	}
-	if !w.IsZero() {
-		e.Status = e.StatusAt(w.Day(s.now()))
-		return c.JSON(http.StatusOK, e)
+	e.Status = e.StatusAt(w.Day(s.now()))
+	return c.JSON(http.StatusOK, e)
+}
+
+// currentEngagement answers GET /v1/engagements/{id} for the current state.
+// The engagement is encoded straight from the projection, under its read
+// lock, instead of being copied first: the copy's maps grow with the
+// engagement's history and made a read cost more than the encoding.
+func (s *Server) currentEngagement(c echo.Context, id string) error {
+	var (
+		version int
+		body    []byte
+		err     error
+	)
+	inm := c.Request().Header.Get("If-None-Match")
+	pretty := prettyJSON(c)
+	now := s.now()
+	found := s.proj.Read(id, func(e *domain.Engagement, _ uint64) {
+		version = e.Version
+		if inm == etag(version) {
+			return
+		}
+		v := *e // shares e's slices and maps, and only reads them here
+		v.Status = v.StatusAt(now)
+		body, err = encodeJSON(&v, pretty)
+	})
+	if !found {
+		return fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
 	}
-	tag := etag(e.Version)
+	tag := etag(version)
 	c.Response().Header().Set("ETag", tag)
-	if c.Request().Header.Get("If-None-Match") == tag {
+	if inm == tag {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return c.JSON(http.StatusOK, s.view(e))
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusOK, body)
 }
 
 // view is an engagement as the API shows it, with its status derived today.

@@ -101,46 +101,37 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 				return r, nil // a twin of this request won the race
 			}
 		}
-		state, expected := &domain.Engagement{}, uint64(0)
-		id := newID
-		if id == "" {
-			id = cmd.EngagementID
-			var ok bool
-			state, expected, ok = s.proj.State(id)
-			if !ok {
-				return Result{}, fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+		var (
+			ev       domain.Event
+			expected uint64
+			err      error
+		)
+		if newID != "" {
+			ev, err = s.decide(&domain.Engagement{}, newID, cmd)
+		} else {
+			// The domain decides on the projection's state in place, under
+			// its read lock: copying the state per append (its maps grow with
+			// the engagement's history) cost more than the decision.
+			found := s.proj.Read(cmd.EngagementID, func(state *domain.Engagement, last uint64) {
+				if cmd.IfMatch > 0 && state.Version != cmd.IfMatch {
+					err = fmt.Errorf("engagement %s at version %d, not %d: %w",
+						cmd.EngagementID, state.Version, cmd.IfMatch, domain.ErrPreconditionFailed)
+					return
+				}
+				ev, err = s.decide(state, cmd.EngagementID, cmd)
+				expected = last
+			})
+			if !found {
+				return Result{}, fmt.Errorf("engagement %s: %w", cmd.EngagementID, domain.ErrNotFound)
 			}
-			if cmd.IfMatch > 0 && state.Version != cmd.IfMatch {
-				return Result{}, fmt.Errorf("engagement %s at version %d, not %d: %w",
-					id, state.Version, cmd.IfMatch, domain.ErrPreconditionFailed)
-			}
 		}
-		now := s.now().UTC()
-		ev := domain.Event{
-			ID:             uuid.Must(uuid.NewV7()).String(),
-			Type:           cmd.Type,
-			EngagementID:   id,
-			Kind:           state.Kind,
-			Version:        state.Version + 1,
-			OccurredAt:     cmd.OccurredAt,
-			RecordedAt:     now,
-			Actor:          cmd.Actor,
-			CorrelationID:  cmd.CorrelationID,
-			CausationID:    cmd.CausationID,
-			Data:           cmd.Data,
-			PrevHash:       state.Hash,
-			IdempotencyKey: msgID,
-		}
-		if ev.OccurredAt.IsZero() {
-			ev.OccurredAt = now
-		}
-		ev, err := state.Decide(ev)
 		if err != nil {
 			return Result{}, err
 		}
 		if err := s.checkTarget(ev); err != nil {
 			return Result{}, err
 		}
+		ev.IdempotencyKey = msgID
 		seq, dup, err := s.store.Append(ctx, ev, expected)
 		if errors.Is(err, domain.ErrConflict) {
 			if cmd.IfMatch > 0 {
@@ -165,8 +156,32 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 				return r, nil
 			}
 		}
-		return Result{EngagementID: id, EventID: ev.ID, Type: ev.Type, Sequence: seq, Version: ev.Version}, nil
+		return Result{EngagementID: ev.EngagementID, EventID: ev.ID, Type: ev.Type, Sequence: seq, Version: ev.Version}, nil
 	}
+}
+
+// decide builds the event cmd asks for on top of state, the engagement id's
+// current state, and lets the domain check and normalise it.
+func (s *Service) decide(state *domain.Engagement, id string, cmd Command) (domain.Event, error) {
+	now := s.now().UTC()
+	ev := domain.Event{
+		ID:            uuid.Must(uuid.NewV7()).String(),
+		Type:          cmd.Type,
+		EngagementID:  id,
+		Kind:          state.Kind,
+		Version:       state.Version + 1,
+		OccurredAt:    cmd.OccurredAt,
+		RecordedAt:    now,
+		Actor:         cmd.Actor,
+		CorrelationID: cmd.CorrelationID,
+		CausationID:   cmd.CausationID,
+		Data:          cmd.Data,
+		PrevHash:      state.Hash,
+	}
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = now
+	}
+	return state.Decide(ev)
 }
 
 // checkTarget makes sure a link points at an engagement that exists.
@@ -199,6 +214,9 @@ func (s *Service) catchUp(ctx context.Context) error {
 // already durable when this runs; a timeout is reported as unavailable so
 // the client retries (with its Idempotency-Key) rather than assume failure.
 func (s *Service) waitFor(ctx context.Context, seq uint64) error {
+	if s.proj.Applied() >= seq {
+		return nil // usual under load: no timer to set up
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.wait)
 	defer cancel()
 	if err := s.proj.WaitFor(ctx, seq); err != nil {

@@ -41,7 +41,7 @@ func Encode(ev domain.Event) ([]byte, error) {
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
 	}
-	return json.Marshal(CloudEvent{
+	ce := CloudEvent{
 		SpecVersion:     "1.0",
 		ID:              ev.ID,
 		Source:          Source,
@@ -57,7 +57,11 @@ func Encode(ev domain.Event) ([]byte, error) {
 		Version:         ev.Version,
 		CorrelationID:   ev.CorrelationID,
 		CausationID:     ev.CausationID,
-	})
+	}
+	if b, ok := appendCloudEvent(make([]byte, 0, 512+len(data)), &ce); ok {
+		return b, nil
+	}
+	return json.Marshal(ce)
 }
 
 // ErrUndecodable marks a stream message that is not a valid event envelope.

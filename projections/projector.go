@@ -85,7 +85,11 @@ type Projector struct {
 	lastEventSeq uint64
 	reader       Reader
 	applied      uint64
-	advanced     chan struct{} // closed and replaced whenever applied moves
+	// waiters are the WaitFor calls still waiting, each woken (its channel
+	// closed) only once applied reaches its sequence, not on every event.
+	// waitMu guards them; it is taken inside mu, never the other way round.
+	waitMu  sync.Mutex
+	waiters []waiter
 
 	events, rejected, undecodable atomic.Uint64
 	// frozen counts checkpoints encoding engagement states they took under
@@ -111,7 +115,6 @@ func New(log *slog.Logger) *Projector {
 		byTag:        make(map[string]set),
 		idem:         make(map[string]Result),
 		lastSeq:      make(map[string]uint64),
-		advanced:     make(chan struct{}),
 	}
 }
 
@@ -234,10 +237,25 @@ func (p *Projector) markCorrected(correction domain.Event) {
 	p.correctedBy[d.Corrects] = append(p.correctedBy[d.Corrects], correction.ID)
 }
 
+// waiter is one WaitFor call: ch is closed once sequence seq is applied.
+type waiter struct {
+	seq uint64
+	ch  chan struct{}
+}
+
+// advance records that seq is applied and wakes the waiters it satisfies.
+// The caller holds mu for writing.
 func (p *Projector) advance(seq uint64) {
 	p.applied = seq
-	close(p.advanced)
-	p.advanced = make(chan struct{})
+	p.waitMu.Lock()
+	defer p.waitMu.Unlock()
+	p.waiters = slices.DeleteFunc(p.waiters, func(w waiter) bool {
+		if w.seq > seq {
+			return false
+		}
+		close(w.ch)
+		return true
+	})
 }
 
 // indexed is what the indexes know of an engagement. Apply replaces the
@@ -323,18 +341,31 @@ func (p *Projector) Stats() Stats {
 // WaitFor blocks until the projector has handled stream sequence seq, which
 // gives a writer read-your-writes, or until ctx ends.
 func (p *Projector) WaitFor(ctx context.Context, seq uint64) error {
-	for {
-		p.mu.RLock()
-		applied, ch := p.applied, p.advanced
+	p.mu.RLock()
+	if p.applied >= seq {
 		p.mu.RUnlock()
-		if applied >= seq {
-			return nil
-		}
+		return nil
+	}
+	// Registered under mu, so no advance can slip in between the check and
+	// the registration.
+	w := waiter{seq: seq, ch: make(chan struct{})}
+	p.waitMu.Lock()
+	p.waiters = append(p.waiters, w)
+	p.waitMu.Unlock()
+	p.mu.RUnlock()
+	select {
+	case <-w.ch:
+		return nil
+	case <-ctx.Done():
+		p.waitMu.Lock()
+		defer p.waitMu.Unlock()
 		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-w.ch:
+			return nil // reached after all, just as ctx ended
+		default:
 		}
+		p.waiters = slices.DeleteFunc(p.waiters, func(o waiter) bool { return o.ch == w.ch })
+		return ctx.Err()
 	}
 }
 
@@ -347,6 +378,22 @@ func (p *Projector) Get(id string) (*domain.Engagement, bool) {
 		return nil, false
 	}
 	return e.Clone(), true
+}
+
+// Read calls fn with the engagement's current state and the stream sequence
+// of its latest message (the expected sequence of its next append), without
+// copying the state as Get and State do. fn runs under the projector's read
+// lock: it must be quick, must not change e or keep anything of it after it
+// returns, and must not call the projector. Read reports whether the
+// engagement exists; fn is called only when it does.
+func (p *Projector) Read(id string, fn func(e *domain.Engagement, lastSeq uint64)) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	e, ok := p.byID[id]
+	if ok {
+		fn(e, p.lastSeq[id])
+	}
+	return ok
 }
 
 // State returns a copy of the engagement's current state and the stream
