@@ -10,6 +10,8 @@ import (
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Under SyncAlways (the default) concurrent appends are committed in
@@ -271,5 +273,52 @@ func TestGroupCommitCloseWhileAppending(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no append was acknowledged before Close")
+	}
+}
+
+func TestOpenEnablesAtomicPublishOnAnExistingStream(t *testing.T) {
+	dir := t.TempDir()
+	cfg := eventstore.Config{DataDir: dir, NATSListen: "127.0.0.1:-1"}
+	// A stream as an earlier version created it: no atomic batches.
+	first, err := eventstore.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	nc, err := nats.Connect(first.ClientURL())
+	if err != nil {
+		first.Close()
+		t.Fatalf("connect: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		var stream jetstream.Stream
+		if stream, err = js.Stream(t.Context(), eventstore.StreamName); err == nil {
+			old := stream.CachedInfo().Config
+			old.AllowAtomicPublish = false
+			_, err = js.UpdateStream(t.Context(), old)
+		}
+	}
+	nc.Close()
+	first.Close()
+	if err != nil {
+		t.Fatalf("turn atomic publish off: %v", err)
+	}
+
+	s, _, js := newListeningStoreIn(t, dir)
+	stream, err := js.Stream(t.Context(), eventstore.StreamName)
+	if err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	if !stream.CachedInfo().Config.AllowAtomicPublish {
+		t.Fatal("AllowAtomicPublish = false after Open, want true")
+	}
+	// And batches work on it.
+	together(32, func(int) {
+		if _, _, err := s.Append(t.Context(), newEvent(newID()), 0); err != nil {
+			t.Errorf("Append: %v", err)
+		}
+	})
+	if got := lastSequence(t, s); got != 32 {
+		t.Errorf("LastSequence = %d, want 32", got)
 	}
 }

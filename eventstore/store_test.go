@@ -29,7 +29,13 @@ func newTestStore(t *testing.T) *eventstore.Store {
 // free local port, and a separate JetStream client for raw access.
 func newListeningStore(t *testing.T) (*eventstore.Store, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	s := openStore(t, eventstore.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1"})
+	return newListeningStoreIn(t, t.TempDir())
+}
+
+// newListeningStoreIn is newListeningStore on the data directory dir.
+func newListeningStoreIn(t *testing.T, dir string) (*eventstore.Store, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	s := openStore(t, eventstore.Config{DataDir: dir, NATSListen: "127.0.0.1:-1"})
 	nc, js := connect(t, s)
 	return s, nc, js
 }
