@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strconv"
 	"sync"
@@ -64,6 +65,7 @@ var errClosing = fmt.Errorf("store closing: %w", nats.ErrConnectionClosed)
 type committer struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	log      *slog.Logger
 	idPrefix string
 	ids      atomic.Uint64
 
@@ -110,7 +112,7 @@ type batchAck struct {
 }
 
 // startCommitter starts the committer's goroutine; stop ends it.
-func startCommitter(nc *nats.Conn, js jetstream.JetStream) (*committer, error) {
+func startCommitter(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) (*committer, error) {
 	token, err := randomToken()
 	if err != nil {
 		return nil, err
@@ -118,6 +120,7 @@ func startCommitter(nc *nats.Conn, js jetstream.JetStream) (*committer, error) {
 	c := &committer{
 		nc:       nc,
 		js:       js,
+		log:      log,
 		idPrefix: token[:12] + "-", // stored with each message: short
 		reqs:     make(chan *commitReq),
 		finished: make(chan commitGroup),
@@ -345,6 +348,7 @@ func (c *committer) publish(g commitGroup) {
 	case errors.As(err, &apiErr) || errors.Is(err, nats.ErrNoResponders):
 		// The server refused the batch, or nothing took it: none of it
 		// is stored, and each append on its own gets its own answer.
+		c.log.Debug("batch not stored; publishing its appends one by one", "appends", len(g.reqs), "err", err)
 		c.publishEach(g.reqs)
 	default:
 		// Lost on the way or unanswered: whether the batch is stored is

@@ -178,7 +178,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// would take a batch's messages as plain publishes.
 		if !s.stream.CachedInfo().Config.AllowAtomicPublish {
 			s.log.Warn("the NATS server does not take atomic batches; appends are committed one by one")
-		} else if s.committer, err = startCommitter(s.nc, s.js); err != nil {
+		} else if s.committer, err = startCommitter(s.nc, s.js, s.log); err != nil {
 			s.Close()
 			return nil, err
 		}
