@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/nats-io/nats.go"
@@ -20,14 +21,40 @@ import (
 // JetStream checks expected before the key, so a retry must read the
 // engagement's sequence afresh: with the stale one it gets ErrConflict.
 // Success means JetStream acknowledged the append under its sync policy.
+//
+// Under SyncAlways concurrent appends are committed together (see
+// committer); each still gets the answer it would get on its own.
 func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (seq uint64, duplicate bool, err error) {
-	subject, err := Subject(ev.Kind, ev.EngagementID, ev.Type)
+	msg, err := appendMsg(ev, expected)
 	if err != nil {
 		return 0, false, err
 	}
+	var ack *jetstream.PubAck
+	if s.committer != nil {
+		ack, err = s.committer.append(ctx, msg, ev.EngagementID, ev.IdempotencyKey)
+	} else {
+		ack, err = s.js.PublishMsg(ctx, msg)
+	}
+	if err != nil {
+		if isWrongLastSequence(err) {
+			return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, domain.ErrConflict)
+		}
+		return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, unavailable(err))
+	}
+	return ack.Sequence, ack.Duplicate, nil
+}
+
+// appendMsg builds the message that appends ev, with the headers that make
+// JetStream check the stream, the engagement's expected last sequence and
+// the idempotency key.
+func appendMsg(ev domain.Event, expected uint64) (*nats.Msg, error) {
+	subject, err := Subject(ev.Kind, ev.EngagementID, ev.Type)
+	if err != nil {
+		return nil, err
+	}
 	payload, err := Encode(ev)
 	if err != nil {
-		return 0, false, fmt.Errorf("encode event: %w", err)
+		return nil, fmt.Errorf("encode event: %w", err)
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = payload
@@ -37,21 +64,13 @@ func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (s
 		msg.Header.Set(HeaderPrevHash, ev.PrevHash)
 	}
 	msg.Header.Set(HeaderHash, ChainHash(ev.PrevHash, subject, payload))
-	opts := []jetstream.PublishOpt{
-		jetstream.WithExpectStream(StreamName),
-		jetstream.WithExpectLastSequenceForSubject(expected, engagementFilter(ev.EngagementID)),
-	}
+	msg.Header.Set(jetstream.ExpectedStreamHeader, StreamName)
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expected, 10))
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, engagementFilter(ev.EngagementID))
 	if ev.IdempotencyKey != "" {
-		opts = append(opts, jetstream.WithMsgID(ev.IdempotencyKey))
+		msg.Header.Set(jetstream.MsgIDHeader, ev.IdempotencyKey)
 	}
-	ack, err := s.js.PublishMsg(ctx, msg, opts...)
-	if err != nil {
-		if isWrongLastSequence(err) {
-			return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, domain.ErrConflict)
-		}
-		return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, unavailable(err))
-	}
-	return ack.Sequence, ack.Duplicate, nil
+	return msg, nil
 }
 
 func isWrongLastSequence(err error) bool {

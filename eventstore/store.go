@@ -82,6 +82,9 @@ type Store struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	log    *slog.Logger
+	// committer gathers appends into atomic batches under SyncAlways; nil
+	// means each append is published on its own.
+	committer *committer
 }
 
 // Open starts or connects to NATS and creates or updates the stream.
@@ -163,10 +166,22 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Duplicates:  DuplicateWindow,
 		AllowDirect: true,
 		MaxMsgSize:  1 << 20,
+		// Group commit writes atomic batches; set on an existing stream too.
+		AllowAtomicPublish: true,
 	})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	if cfg.Sync == SyncAlways {
+		// A server that predates atomic batches drops the setting; it
+		// would take a batch's messages as plain publishes.
+		if !s.stream.CachedInfo().Config.AllowAtomicPublish {
+			s.log.Warn("the NATS server does not take atomic batches; appends are committed one by one")
+		} else if s.committer, err = startCommitter(s.nc, s.js, s.log); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -262,9 +277,13 @@ func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
-// Close drains the connection (finishing in-flight publishes and
-// acknowledgements) and shuts the embedded server down.
+// Close finishes the batches in flight, drains the connection (finishing
+// in-flight publishes and acknowledgements) and shuts the embedded server
+// down.
 func (s *Store) Close() error {
+	if s.committer != nil {
+		s.committer.stop()
+	}
 	var err error
 	if s.nc != nil && !s.nc.IsClosed() {
 		done := make(chan struct{})

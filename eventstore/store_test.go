@@ -29,13 +29,19 @@ func newTestStore(t *testing.T) *eventstore.Store {
 // free local port, and a separate JetStream client for raw access.
 func newListeningStore(t *testing.T) (*eventstore.Store, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	s := openStore(t, eventstore.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1"})
+	return newListeningStoreIn(t, t.TempDir())
+}
+
+// newListeningStoreIn is newListeningStore on the data directory dir.
+func newListeningStoreIn(t *testing.T, dir string) (*eventstore.Store, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	s := openStore(t, eventstore.Config{DataDir: dir, NATSListen: "127.0.0.1:-1"})
 	nc, js := connect(t, s)
 	return s, nc, js
 }
 
 // openStore opens a store and closes it when the test ends.
-func openStore(t *testing.T, cfg eventstore.Config) *eventstore.Store {
+func openStore(t testing.TB, cfg eventstore.Config) *eventstore.Store {
 	t.Helper()
 	s, err := eventstore.Open(t.Context(), cfg)
 	if err != nil {
@@ -51,7 +57,7 @@ func openStore(t *testing.T, cfg eventstore.Config) *eventstore.Store {
 
 // connect opens a plain NATS client on the store's client port. Cleanups run
 // last-in first-out, so it closes before the store does.
-func connect(t *testing.T, s *eventstore.Store) (*nats.Conn, jetstream.JetStream) {
+func connect(t testing.TB, s *eventstore.Store) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	url := s.ClientURL()
 	if url == "" {
@@ -169,6 +175,9 @@ func TestStreamConfig(t *testing.T) {
 	}
 	if cfg.Replicas != 1 {
 		t.Errorf("replicas = %d, want 1", cfg.Replicas)
+	}
+	if !cfg.AllowAtomicPublish {
+		t.Error("AllowAtomicPublish = false, want true: group commit writes atomic batches")
 	}
 
 	// Deny delete and deny purge hold against a client that tries anyway.

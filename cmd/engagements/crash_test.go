@@ -32,7 +32,9 @@ import (
 // process with SIGTERM and compares what it served with a full rebuild.
 //
 // CRASH_CYCLES (default 3) is the number of kills, CRASH_SYNC (default
-// always) the --sync policy; CRASH_SEED repeats a run's choices and kill
+// always) the --sync policy, CRASH_WRITERS (default 8) the number of
+// concurrent writers (with 16 or more, sync=always commits in batches);
+// CRASH_SEED repeats a run's choices and kill
 // points (not its timing). `make crash-test` runs 20 cycles.
 func TestCrashSafety(t *testing.T) {
 	cycles := 3
@@ -47,6 +49,14 @@ func TestCrashSafety(t *testing.T) {
 	if _, err := eventstore.ParseSync(syncPolicy); err != nil {
 		t.Fatalf("CRASH_SYNC: %v", err)
 	}
+	writers := 8
+	if v := os.Getenv("CRASH_WRITERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("CRASH_WRITERS=%q: want a positive number", v)
+		}
+		writers = n
+	}
 	seed := time.Now().UnixNano()
 	if v := os.Getenv("CRASH_SEED"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -55,11 +65,11 @@ func TestCrashSafety(t *testing.T) {
 		}
 		seed = n
 	}
-	t.Logf("crash: sync=%s cycles=%d seed=%d (CRASH_SEED=%d repeats the writers' choices and kill points)", syncPolicy, cycles, seed, seed)
+	t.Logf("crash: sync=%s cycles=%d writers=%d seed=%d (CRASH_SEED=%d repeats the writers' choices and kill points)", syncPolicy, cycles, writers, seed, seed)
 
 	start := time.Now()
 	c := &crashRun{
-		t: t, dir: t.TempDir(), logs: t.TempDir(), sync: syncPolicy,
+		t: t, dir: t.TempDir(), logs: t.TempDir(), sync: syncPolicy, writers: writers,
 		rng: rand.New(rand.NewSource(seed)), seed: seed,
 		acked: make(map[string]ackedWrite), unknown: make(map[string]crashWrite), duplicates: make(map[string]struct{}),
 	}
@@ -94,9 +104,6 @@ func TestCrashSafety(t *testing.T) {
 		t.Errorf("sync always: %d acknowledged writes lost", c.lost)
 	}
 }
-
-// crashWriters is the number of concurrent writers.
-const crashWriters = 8
 
 // crashWrite is one request a writer makes. Key is its Idempotency-Key and also
 // its marker: it is part of the stored title or note, so a request stored
@@ -137,6 +144,7 @@ type crashRun struct {
 	t          *testing.T
 	dir, logs  string
 	sync       string
+	writers    int // concurrent writers
 	seed       int64
 	rng        *rand.Rand // used by the test goroutine only
 	processes  int
@@ -170,8 +178,8 @@ func (c *crashRun) writeAndKill(p *serveProcess, cycle int) {
 	defer cancel()
 	var wg sync.WaitGroup
 	started := time.Now()
-	for w := range crashWriters {
-		rng := rand.New(rand.NewSource(c.seed + int64(cycle*crashWriters+w)))
+	for w := range c.writers {
+		rng := rand.New(rand.NewSource(c.seed + int64(cycle*c.writers+w)))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -221,7 +229,7 @@ func (c *crashRun) next(rng *rand.Rand, key string) crashWrite {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := rng.Float64()
-	if len(c.engagements) < crashWriters || r < 0.15 {
+	if len(c.engagements) < c.writers || r < 0.15 {
 		return crashWrite{key: key, action: "create"}
 	}
 	id := c.engagements[rng.Intn(len(c.engagements))]
@@ -573,7 +581,7 @@ func (c *crashRun) start() *serveProcess {
 		t.Fatal(err)
 	}
 	p := &serveProcess{t: t, cmd: cmd, dir: c.dir, logf: logf, exited: make(chan struct{}),
-		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * crashWriters}}}
+		client: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * c.writers}}}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.exited)
