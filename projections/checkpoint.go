@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 
@@ -167,9 +166,6 @@ func readCheckpoint(path string) (*saved, error) {
 		return nil, fmt.Errorf("%w: %w", ErrNoCheckpoint, err)
 	}
 	defer f.Close()
-	// Decoding allocates the whole read model at once; collecting garbage
-	// less often meanwhile saves a large share of the time.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	var cp checkpoint
 	if err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&cp); err != nil {
 		return nil, fmt.Errorf("%w: decode %s: %w", ErrNoCheckpoint, path, err)
@@ -213,7 +209,6 @@ func (p *Projector) LoadCheckpoint(path string, belongs func(seq uint64, eventID
 	if belongs != nil && cp.LastEventSeq > 0 && !belongs(cp.LastEventSeq, cp.LastEventID) {
 		return 0, fmt.Errorf("%w: the stream does not hold event %s at sequence %d", ErrNoCheckpoint, cp.LastEventID, cp.LastEventSeq)
 	}
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.applied != 0 {
