@@ -90,6 +90,16 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 		if r, ok := s.proj.Idempotent(msgID); ok {
 			return r, nil
 		}
+		// The projection remembers keys for a day, JetStream only for the
+		// duplicate window: make sure the projection holds every append
+		// stored so far before trusting its "not seen". Only appends of
+		// this key in flight right now are left to JetStream.
+		if err := s.catchUp(ctx); err != nil {
+			return Result{}, err
+		}
+		if r, ok := s.proj.Idempotent(msgID); ok {
+			return r, nil
+		}
 	}
 	newID := ""
 	if cmd.EngagementID == "" {

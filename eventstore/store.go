@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,9 +19,13 @@ import (
 // StreamName is the name of the stream that holds every engagement event.
 const StreamName = "ENGAGEMENTS"
 
-// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values, and so
-// how long an Idempotency-Key protects against a repeated append.
-const DuplicateWindow = 24 * time.Hour
+// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values. It only
+// has to cover appends of one key in flight at the same time: before a keyed
+// append the command path catches its projection up with the stream, and the
+// projection remembers keys for a day (projections.IdempotencyMemory). A
+// longer window costs the server a read of every message in it at each
+// start (it rebuilds its duplicate table) and memory for every key.
+const DuplicateWindow = 2 * time.Minute
 
 // Sync says when the embedded server makes an append durable.
 type Sync string
@@ -68,6 +73,8 @@ type Config struct {
 	// ReadOnly opens an existing stream as it is, for audits: its
 	// configuration is not created or updated.
 	ReadOnly bool
+	// DuplicateWindow overrides the stream's DuplicateWindow (tests).
+	DuplicateWindow time.Duration
 }
 
 // Store appends and reads engagement events.
@@ -163,7 +170,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Replicas:    cfg.Replicas,
 		DenyDelete:  true,
 		DenyPurge:   true,
-		Duplicates:  DuplicateWindow,
+		Duplicates:  cmp.Or(cfg.DuplicateWindow, DuplicateWindow),
 		AllowDirect: true,
 		MaxMsgSize:  1 << 20,
 		// Group commit writes atomic batches; set on an existing stream too.

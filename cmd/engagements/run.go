@@ -88,6 +88,7 @@ func (m *Main) Run(ctx context.Context) error {
 			<-loaded // Run failed before the checkpoint was used: wait for the loader
 		}
 	}()
+	opening := time.Now()
 	store, err := eventstore.Open(ctx, eventstore.Config{
 		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
 		Sync: m.Config.Sync, Replicas: m.Config.Replicas, Logger: log,
@@ -97,6 +98,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Store = store
+	log.Info("event store opened", "took", time.Since(opening))
 	if u := store.ClientURL(); u != "" {
 		log.Info("embedded NATS server listening for subscribers", "url", u)
 	}
