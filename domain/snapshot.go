@@ -1,26 +1,44 @@
 package domain
 
+import (
+	"maps"
+	"slices"
+)
+
 // EngagementSnapshot is an engagement's whole state, including what Apply
 // keeps for corrections, in a form that can be saved and restored (for
 // projection checkpoints).
 type EngagementSnapshot struct {
 	State Engagement
 	// Events is the engagement's packed event references (ids and types).
-	Events  []byte
-	Sources map[string]string
+	Events []byte
+	// SourceFields and SourceEvents pair each state field with the event
+	// that last set it (two lists decode much faster than a map).
+	SourceFields, SourceEvents []string
 }
 
 // Snapshot returns the engagement's whole state.
 func (e *Engagement) Snapshot() EngagementSnapshot {
 	c := e.Clone()
-	return EngagementSnapshot{State: *c, Events: c.events, Sources: c.sources}
+	s := EngagementSnapshot{State: *c, Events: c.events}
+	for _, f := range slices.Sorted(maps.Keys(c.sources)) {
+		s.SourceFields = append(s.SourceFields, f)
+		s.SourceEvents = append(s.SourceEvents, c.sources[f])
+	}
+	return s
 }
 
 // Restore rebuilds an engagement from a snapshot, which it takes over: the
 // caller must not use s afterwards.
 func Restore(s EngagementSnapshot) *Engagement {
 	e := s.State
-	e.events, e.sources = s.Events, s.Sources
+	e.events = s.Events
+	e.sources = make(map[string]string, len(s.SourceFields))
+	for i, f := range s.SourceFields {
+		if i < len(s.SourceEvents) {
+			e.sources[f] = s.SourceEvents[i]
+		}
+	}
 	// Encodings such as gob drop empty slices; the API shows them as [].
 	for _, l := range []*[]string{&e.Parties, &e.Tags} {
 		if *l == nil {
@@ -29,9 +47,6 @@ func Restore(s EngagementSnapshot) *Engagement {
 	}
 	if e.Links == nil {
 		e.Links = []Link{}
-	}
-	if e.sources == nil {
-		e.sources = map[string]string{}
 	}
 	return &e
 }

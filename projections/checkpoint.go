@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/iom-who/engagements/domain"
@@ -20,7 +21,7 @@ import (
 // CheckpointVersion is the checkpoint file's schema version. Bump it when the
 // read models or the domain state change shape: an older file is then
 // ignored and the projections are rebuilt from the stream.
-const CheckpointVersion = 5
+const CheckpointVersion = 6
 
 // checkpointChunk is how many engagements one independently decodable part
 // of a checkpoint holds; the parts are decoded in parallel on load.
@@ -34,8 +35,9 @@ type checkpoint struct {
 	// the file belongs to the stream it is loaded against.
 	LastEventSeq uint64
 	LastEventID  string
-	// Chunks are gob encodings of []savedEngagement, in id order.
-	Chunks [][]byte
+	// Chunks is how many gob encodings of []savedEngagement, in id order,
+	// follow the header in the file; each is decoded on its own.
+	Chunks int
 	// OtherLastSeq holds the subject sequences of engagement ids that only
 	// messages the rules refused or could not decode named.
 	OtherLastSeq map[string]uint64
@@ -62,7 +64,7 @@ var ErrNoCheckpoint = errors.New("no usable checkpoint")
 // atomically: a temp file is written and synced, then renamed over path.
 // It returns the sequence saved.
 func (p *Projector) Checkpoint(path string) (uint64, error) {
-	cp, err := p.snapshot()
+	cp, chunks, err := p.snapshot()
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint: %w", err)
 	}
@@ -72,7 +74,13 @@ func (p *Projector) Checkpoint(path string) (uint64, error) {
 	}
 	defer os.Remove(tmp.Name())
 	w := bufio.NewWriterSize(tmp, 1<<20)
-	err = gob.NewEncoder(w).Encode(cp)
+	enc := gob.NewEncoder(w)
+	err = enc.Encode(cp)
+	for _, chunk := range chunks {
+		if err == nil {
+			err = enc.Encode(chunk)
+		}
+	}
 	if err == nil {
 		err = w.Flush()
 	}
@@ -98,7 +106,7 @@ func (p *Projector) Checkpoint(path string) (uint64, error) {
 // lock it copies only pointers and small maps; the engagement states are
 // encoded after it is released (Handle folds into copies meanwhile), so
 // writers, and the readers queued behind them, never wait for an encode.
-func (p *Projector) snapshot() (*checkpoint, error) {
+func (p *Projector) snapshot() (*checkpoint, [][]byte, error) {
 	p.mu.RLock()
 	p.frozen.Add(1)
 	defer p.frozen.Add(-1)
@@ -125,6 +133,7 @@ func (p *Projector) snapshot() (*checkpoint, error) {
 	}
 	p.mu.RUnlock()
 
+	var chunks [][]byte
 	for start := 0; start < len(saved); start += checkpointChunk {
 		end := min(start+checkpointChunk, len(saved))
 		for i := start; i < end; i++ {
@@ -132,14 +141,15 @@ func (p *Projector) snapshot() (*checkpoint, error) {
 		}
 		var buf bytes.Buffer
 		if err := gob.NewEncoder(&buf).Encode(saved[start:end]); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		cp.Chunks = append(cp.Chunks, buf.Bytes())
+		chunks = append(chunks, buf.Bytes())
 		for i := start; i < end; i++ {
 			saved[i].Snapshot = domain.EngagementSnapshot{} // let the copies go
 		}
 	}
-	return cp, nil
+	cp.Chunks = len(chunks)
+	return cp, chunks, nil
 }
 
 func syncDir(dir string) error {
@@ -157,8 +167,8 @@ type saved struct {
 	engagements [][]savedEngagement
 }
 
-// readCheckpoint reads and decodes the checkpoint at path, its parts in
-// parallel. Errors wrap ErrNoCheckpoint (and os.ErrNotExist when there is
+// readCheckpoint reads and decodes the checkpoint at path, each part as
+// soon as it is read, in parallel. Errors wrap ErrNoCheckpoint (and os.ErrNotExist when there is
 // no file).
 func readCheckpoint(path string) (*saved, error) {
 	f, err := os.Open(path)
@@ -167,16 +177,25 @@ func readCheckpoint(path string) (*saved, error) {
 	}
 	defer f.Close()
 	var cp checkpoint
-	if err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&cp); err != nil {
+	dec := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20))
+	if err := dec.Decode(&cp); err != nil {
 		return nil, fmt.Errorf("%w: decode %s: %w", ErrNoCheckpoint, path, err)
 	}
 	if cp.Version != CheckpointVersion {
 		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrNoCheckpoint, cp.Version, CheckpointVersion)
 	}
-	s := &saved{cp: &cp, engagements: make([][]savedEngagement, len(cp.Chunks))}
+	if cp.Chunks < 0 || cp.Chunks > 1<<24 {
+		return nil, fmt.Errorf("%w: %s claims %d parts", ErrNoCheckpoint, path, cp.Chunks)
+	}
+	s := &saved{cp: &cp, engagements: make([][]savedEngagement, cp.Chunks)}
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i, chunk := range cp.Chunks {
+	for i := range cp.Chunks {
+		var chunk []byte
+		if err := dec.Decode(&chunk); err != nil {
+			_ = g.Wait()
+			return nil, fmt.Errorf("%w: read %s part %d: %w", ErrNoCheckpoint, path, i, err)
+		}
 		g.Go(func() error {
 			if err := gob.NewDecoder(bytes.NewReader(chunk)).Decode(&s.engagements[i]); err != nil {
 				return fmt.Errorf("%w: decode %s part %d: %w", ErrNoCheckpoint, path, i, err)
@@ -187,7 +206,6 @@ func readCheckpoint(path string) (*saved, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	cp.Chunks = nil
 	return s, nil
 }
 
@@ -232,11 +250,7 @@ func (p *Projector) LoadCheckpoint(path string, belongs func(seq uint64, eventID
 	}
 	// The indexes and the maps by id are independent: build them side by side.
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for _, e := range engagements {
-			p.index(e.ID, indexedOf(e))
-		}
-	})
+	wg.Go(func() { p.indexAll(engagements) })
 	i := 0
 	for _, part := range s.engagements {
 		for _, saved := range part {
@@ -264,6 +278,41 @@ func (p *Projector) LoadCheckpoint(path string, belongs func(seq uint64, eventID
 	p.undecodable.Store(cp.Undecodable)
 	p.advance(cp.Applied)
 	return cp.Applied, nil
+}
+
+// indexAll fills the empty indexes with every engagement: the members of
+// each set are gathered first, so each map is made once at its size.
+func (p *Projector) indexAll(engagements []*domain.Engagement) {
+	kinds := map[domain.Kind][]string{}
+	statuses := map[domain.Status][]string{}
+	parties := map[string][]string{}
+	tags := map[string][]string{}
+	for _, e := range engagements {
+		kinds[e.Kind] = append(kinds[e.Kind], e.ID)
+		statuses[e.Status] = append(statuses[e.Status], e.ID)
+		for _, party := range e.Parties {
+			k := strings.ToLower(party)
+			parties[k] = append(parties[k], e.ID)
+		}
+		for _, tag := range e.Tags {
+			k := strings.ToLower(tag)
+			tags[k] = append(tags[k], e.ID)
+		}
+	}
+	fill(p.byKind, kinds)
+	fill(p.byStatus, statuses)
+	fill(p.byParty, parties)
+	fill(p.byTag, tags)
+}
+
+func fill[K comparable](index map[K]set, members map[K][]string) {
+	for k, ids := range members {
+		s := make(set, len(ids))
+		for _, id := range ids {
+			s[id] = struct{}{}
+		}
+		index[k] = s
+	}
 }
 
 // LastEvent names the last event folded (sequence 0 if none): what a
