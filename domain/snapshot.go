@@ -17,13 +17,13 @@ type EngagementSnapshot struct {
 	SourceFields, SourceEvents []string
 }
 
-// Snapshot returns the engagement's whole state.
+// Snapshot returns the engagement's whole state. It shares e's slices: e
+// must not change while the snapshot is in use (Clone first otherwise).
 func (e *Engagement) Snapshot() EngagementSnapshot {
-	c := e.Clone()
-	s := EngagementSnapshot{State: *c, Events: c.events}
-	for _, f := range slices.Sorted(maps.Keys(c.sources)) {
+	s := EngagementSnapshot{State: *e, Events: e.events}
+	for _, f := range slices.Sorted(maps.Keys(e.sources)) {
 		s.SourceFields = append(s.SourceFields, f)
-		s.SourceEvents = append(s.SourceEvents, c.sources[f])
+		s.SourceEvents = append(s.SourceEvents, e.sources[f])
 	}
 	return s
 }

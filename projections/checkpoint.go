@@ -64,10 +64,8 @@ var ErrNoCheckpoint = errors.New("no usable checkpoint")
 // atomically: a temp file is written and synced, then renamed over path.
 // It returns the sequence saved.
 func (p *Projector) Checkpoint(path string) (uint64, error) {
-	cp, chunks, err := p.snapshot()
-	if err != nil {
-		return 0, fmt.Errorf("checkpoint: %w", err)
-	}
+	cp, states, saved := p.snapshot()
+	defer p.frozen.Add(-1) // states are not folded into until they are written
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".checkpoint-*")
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint: %w", err)
@@ -76,9 +74,20 @@ func (p *Projector) Checkpoint(path string) (uint64, error) {
 	w := bufio.NewWriterSize(tmp, 1<<20)
 	enc := gob.NewEncoder(w)
 	err = enc.Encode(cp)
-	for _, chunk := range chunks {
-		if err == nil {
-			err = enc.Encode(chunk)
+	// Each part is encoded on its own (so that loading can decode them in
+	// parallel) and written before the next is made.
+	var buf bytes.Buffer
+	for start := 0; start < len(saved) && err == nil; start += checkpointChunk {
+		end := min(start+checkpointChunk, len(saved))
+		for i := start; i < end; i++ {
+			saved[i].Snapshot = states[i].Snapshot()
+		}
+		buf.Reset()
+		if err = gob.NewEncoder(&buf).Encode(saved[start:end]); err == nil {
+			err = enc.Encode(buf.Bytes())
+		}
+		for i := start; i < end; i++ {
+			saved[i].Snapshot = domain.EngagementSnapshot{}
 		}
 	}
 	if err == nil {
@@ -102,19 +111,23 @@ func (p *Projector) Checkpoint(path string) (uint64, error) {
 	return cp.Applied, nil
 }
 
-// snapshot takes the read models at one applied sequence. Under the read
-// lock it copies only pointers and small maps; the engagement states are
-// encoded after it is released (Handle folds into copies meanwhile), so
-// writers, and the readers queued behind them, never wait for an encode.
-func (p *Projector) snapshot() (*checkpoint, [][]byte, error) {
+// snapshot takes the read models at one applied sequence: the header, the
+// engagements' states and what is saved beside each. Under the read lock it
+// copies only pointers and small maps. It leaves the projector frozen
+// (Handle folds into copies, so the states it returned stay as they are)
+// until the caller calls p.frozen.Add(-1): the states are encoded after
+// the lock is released, so writers, and the readers queued behind them,
+// never wait for an encode.
+func (p *Projector) snapshot() (*checkpoint, []*domain.Engagement, []savedEngagement) {
 	p.mu.RLock()
+	defer p.mu.RUnlock()
 	p.frozen.Add(1)
-	defer p.frozen.Add(-1)
 	cp := &checkpoint{
 		Version: CheckpointVersion, Applied: p.applied, LastEventSeq: p.lastEventSeq, LastEventID: p.lastEventID,
 		OtherLastSeq: make(map[string]uint64), RejectedSeqs: slices.Collect(maps.Keys(p.rejectedSeqs)),
 		CorrectedBy: make(map[string][]string, len(p.correctedBy)), Idempotency: maps.Clone(p.idem),
 		Events: p.events.Load(), Rejected: p.rejected.Load(), Undecodable: p.undecodable.Load(),
+		Chunks: (len(p.order) + checkpointChunk - 1) / checkpointChunk,
 	}
 	for id, c := range p.correctedBy {
 		cp.CorrectedBy[id] = slices.Clip(c) // Handle only appends
@@ -131,25 +144,7 @@ func (p *Projector) snapshot() (*checkpoint, [][]byte, error) {
 		// Handle appends to history beyond this length, never within it.
 		saved[i] = savedEngagement{History: slices.Clip(p.history[id]), LastSeq: p.lastSeq[id]}
 	}
-	p.mu.RUnlock()
-
-	var chunks [][]byte
-	for start := 0; start < len(saved); start += checkpointChunk {
-		end := min(start+checkpointChunk, len(saved))
-		for i := start; i < end; i++ {
-			saved[i].Snapshot = states[i].Snapshot()
-		}
-		var buf bytes.Buffer
-		if err := gob.NewEncoder(&buf).Encode(saved[start:end]); err != nil {
-			return nil, nil, err
-		}
-		chunks = append(chunks, buf.Bytes())
-		for i := start; i < end; i++ {
-			saved[i].Snapshot = domain.EngagementSnapshot{} // let the copies go
-		}
-	}
-	cp.Chunks = len(chunks)
-	return cp, chunks, nil
+	return cp, states, saved
 }
 
 func syncDir(dir string) error {
