@@ -161,11 +161,19 @@ func (s *Server) export(c echo.Context) error {
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, ctype)
 	h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="engagement-events.%s"`, ext))
-	c.Response().WriteHeader(http.StatusOK)
+	// The status goes out with the first byte: an export that fails before
+	// (NATS away) still gets its problem response.
 	if _, err := Export(c.Request().Context(), c.Response(), s.svc.store, o, nil); err != nil {
+		if !c.Response().Committed {
+			h.Del(echo.HeaderContentDisposition)
+			return err
+		}
 		// The status is sent; cutting the connection short tells the client.
 		s.log.Error("export failed mid-stream", "err", err)
 		panic(http.ErrAbortHandler)
+	}
+	if !c.Response().Committed {
+		c.Response().WriteHeader(http.StatusOK) // nothing to export
 	}
 	return nil
 }

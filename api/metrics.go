@@ -62,13 +62,16 @@ func (s *Server) newMetrics() *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "engagements_projection_lag",
 			Help: "Stream last sequence minus the sequence the projections applied (-1 when NATS does not answer)."},
 			func() float64 {
+				// Applied first: read after the stream's last sequence, it may
+				// already be past it, which is no lag.
+				applied := s.proj.Applied()
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
 				last, err := s.svc.store.LastSequence(ctx)
 				if err != nil {
 					return -1
 				}
-				return float64(last) - float64(s.proj.Applied())
+				return float64(last - min(last, applied))
 			}),
 	)
 	if c, ok := s.svc.store.(Connected); ok {

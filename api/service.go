@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -105,6 +106,9 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 	if cmd.EngagementID == "" {
 		newID = uuid.Must(uuid.NewV7()).String()
 	}
+	caughtUp := msgID != ""
+	var inFlightUntil time.Time // how long to wait for other appends in flight
+	waits := 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && msgID != "" {
 			if r, ok := s.proj.Idempotent(msgID); ok {
@@ -131,6 +135,16 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 				ev, err = s.decide(state, cmd.EngagementID, cmd)
 				expected = last
 			})
+			if !found && !caughtUp {
+				// Recorded a moment ago through another instance, perhaps:
+				// look again once this projection has what the stream has.
+				if err := s.catchUp(ctx); err != nil {
+					return Result{}, err
+				}
+				caughtUp = true
+				attempt--
+				continue
+			}
 			if !found {
 				return Result{}, fmt.Errorf("engagement %s: %w", cmd.EngagementID, domain.ErrNotFound)
 			}
@@ -152,6 +166,23 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 			}
 			if err := s.catchUp(ctx); err != nil {
 				return Result{}, err
+			}
+			if s.lastSeq(cmd.EngagementID) == expected {
+				// Nothing new was stored for the engagement: the stream
+				// refused because another append to it is still in flight (a
+				// clustered stream refuses at once rather than queue). Wait
+				// for it without spending an attempt, within bounds.
+				if inFlightUntil.IsZero() {
+					inFlightUntil = time.Now().Add(s.wait)
+				}
+				if time.Now().After(inFlightUntil) {
+					return Result{}, err
+				}
+				if err := sleep(ctx, inFlightBackoff(waits)); err != nil {
+					return Result{}, err
+				}
+				waits++
+				attempt--
 			}
 			continue
 		}
@@ -212,12 +243,46 @@ func (s *Service) checkTarget(ev domain.Event) error {
 }
 
 // catchUp waits until the projection has everything the stream holds now.
+// Asking the stream is bounded by a short timeout: while a cluster elects a
+// leader nobody answers, and the client is better told 503 soon.
 func (s *Service) catchUp(ctx context.Context) error {
-	last, err := s.store.LastSequence(ctx)
+	ictx, cancel := context.WithTimeout(ctx, time.Second)
+	last, err := s.store.LastSequence(ictx)
+	cancel()
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: the stream did not answer: %w", domain.ErrUnavailable, err)
+		}
 		return err
 	}
 	return s.waitFor(ctx, last)
+}
+
+// lastSeq is the sequence of the engagement's latest message as the
+// projection knows it (0 if none).
+func (s *Service) lastSeq(id string) uint64 {
+	var last uint64
+	s.proj.Read(id, func(_ *domain.Engagement, l uint64) { last = l })
+	return last
+}
+
+// inFlightBackoff is how long to wait before trying again after an append
+// in flight to the same engagement: 1 ms doubling to 32 ms, with jitter.
+func inFlightBackoff(n int) time.Duration {
+	d := time.Millisecond << min(n, 5)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // waitFor waits, within bounds, for the projection to reach seq. The write is

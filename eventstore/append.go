@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 
 	"github.com/iom-who/engagements/domain"
@@ -83,9 +84,13 @@ func isWrongLastSequence(err error) bool {
 }
 
 // unavailable marks transport failures (no connection, no responders,
-// timeouts) as domain.ErrUnavailable; JetStream API errors stay as they are.
+// timeouts) and JetStream's own 503s (no quorum, no leader) as
+// domain.ErrUnavailable; other JetStream API errors stay as they are.
 func unavailable(err error) error {
 	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == http.StatusServiceUnavailable {
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
 	if errors.As(err, &apiErr) || errors.Is(err, context.Canceled) {
 		return err
 	}
