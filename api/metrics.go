@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/iom-who/engagements/webhooks"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -74,6 +75,22 @@ func (s *Server) newMetrics() *metrics {
 				return float64(last - min(last, applied))
 			}),
 	)
+	if w, ok := s.subs.(interface{ Stats() webhooks.Stats }); ok {
+		for _, c := range []struct {
+			name, help string
+			get        func(webhooks.Stats) uint64
+		}{
+			{"engagements_webhook_deliveries_total", "Webhook deliveries a subscriber acknowledged with a 2xx.",
+				func(s webhooks.Stats) uint64 { return s.Delivered }},
+			{"engagements_webhook_attempts_failed_total", "Webhook delivery attempts without a 2xx (each retry counts).",
+				func(s webhooks.Stats) uint64 { return s.AttemptsFailed }},
+			{"engagements_webhook_failures_total", "Webhook events given up on and recorded as failures.",
+				func(s webhooks.Stats) uint64 { return s.Failed }},
+		} {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+				func() float64 { return float64(c.get(w.Stats())) }))
+		}
+	}
 	if c, ok := s.svc.store.(Connected); ok {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "engagements_nats_connected",
 			Help: "1 when the NATS connection is up."}, func() float64 {

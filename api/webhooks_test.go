@@ -312,4 +312,12 @@ func TestFailedDeliveriesAreListed(t *testing.T) {
 			t.Errorf("webhook-id %q, want %s", d.id, h[0].ID)
 		}
 	}
+	metrics := string(ws.get(t, "/metrics").body)
+	for _, want := range []string{"engagements_webhook_deliveries_total 0",
+		fmt.Sprintf("engagements_webhook_attempts_failed_total %d", webhookAttempts),
+		"engagements_webhook_failures_total 1"} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

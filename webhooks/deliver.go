@@ -137,6 +137,7 @@ func (m *Manager) handle(ctx context.Context, st stored, key []byte, msg jetstre
 		_ = msg.InProgress()
 		status, err := m.post(ctx, st.URL, key, ev.ID, msg.Data())
 		if err == nil {
+			m.delivered.Add(1)
 			log.Debug("webhook delivered", "sequence", seq, "event", ev.ID, "type", ev.Type,
 				"attempt", attempt, "status", status)
 			m.settle(ctx, msg, log)
@@ -146,6 +147,7 @@ func (m *Manager) handle(ctx context.Context, st stored, key []byte, msg jetstre
 			_ = msg.Nak()
 			return
 		}
+		m.attemptsFailed.Add(1)
 		f.Attempts, f.LastStatus, f.LastError = attempt, status, err.Error()
 		log.Debug("webhook attempt failed", "sequence", seq, "event", ev.ID, "attempt", attempt,
 			"status", status, "err", err)
@@ -206,6 +208,7 @@ func (m *Manager) fail(ctx context.Context, st stored, msg jetstream.Msg, f Fail
 		_ = msg.NakWithDelay(m.cfg.BackoffMax)
 		return
 	}
+	m.failed.Add(1)
 	m.settle(ctx, msg, log)
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -121,6 +122,20 @@ type Manager struct {
 	ctx    context.Context // ends at Close; every worker's parent
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the watch and every worker
+
+	delivered, attemptsFailed, failed atomic.Uint64
+}
+
+// Stats counts this instance's deliveries since it started.
+type Stats struct {
+	Delivered      uint64 // events a subscriber acknowledged with a 2xx
+	AttemptsFailed uint64 // attempts that got no 2xx (each retry counts)
+	Failed         uint64 // events given up on and recorded as failures
+}
+
+// Stats returns this instance's delivery counters.
+func (m *Manager) Stats() Stats {
+	return Stats{Delivered: m.delivered.Load(), AttemptsFailed: m.attemptsFailed.Load(), Failed: m.failed.Load()}
 }
 
 // worker is one subscription's delivery goroutine.
