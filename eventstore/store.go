@@ -21,11 +21,14 @@ const StreamName = "ENGAGEMENTS"
 
 // DuplicateWindow is how long JetStream remembers Nats-Msg-Id values. It only
 // has to cover appends of one key in flight at the same time: before a keyed
-// append the command path catches its projection up with the stream, and the
-// projection remembers keys for a day (projections.IdempotencyMemory). A
-// longer window costs the server a read of every message in it at each
-// start (it rebuilds its duplicate table) and memory for every key.
-const DuplicateWindow = 2 * time.Minute
+// append the command path catches its projection up with the stream (waiting
+// at most 10 s), and the projection remembers keys for a day
+// (projections.IdempotencyMemory). So a twin the projection could not have
+// seen was stored after the catch-up began, less than the catch-up's bound
+// before this append reaches the stream. A longer window costs the server a
+// read of every message in it at each start (it rebuilds its duplicate
+// table) and memory for every key.
+const DuplicateWindow = 30 * time.Second
 
 // Sync says when the embedded server makes an append durable.
 type Sync string

@@ -170,8 +170,8 @@ func TestStreamConfig(t *testing.T) {
 	if !cfg.DenyPurge {
 		t.Error("DenyPurge = false, want true")
 	}
-	if cfg.Duplicates != 2*time.Minute || eventstore.DuplicateWindow != 2*time.Minute {
-		t.Errorf("duplicates window = %v (DuplicateWindow %v), want 2m", cfg.Duplicates, eventstore.DuplicateWindow)
+	if cfg.Duplicates != 30*time.Second || eventstore.DuplicateWindow != 30*time.Second {
+		t.Errorf("duplicates window = %v (DuplicateWindow %v), want 30s", cfg.Duplicates, eventstore.DuplicateWindow)
 	}
 	if cfg.Replicas != 1 {
 		t.Errorf("replicas = %d, want 1", cfg.Replicas)
