@@ -1,14 +1,10 @@
 package api_test
 
 import (
-	"context"
-	"encoding/json"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/iom-who/engagements/api"
-	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 )
@@ -18,26 +14,10 @@ import (
 // command path catches the projection up before it trusts a "not seen".
 func TestIdempotencyKeyOnALaggingInstanceAfterTheDuplicateWindow(t *testing.T) {
 	const window = 300 * time.Millisecond
-	store, err := eventstore.Open(t.Context(), eventstore.Config{DataDir: t.TempDir(), Sync: eventstore.SyncInterval,
-		DuplicateWindow: window})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	run := func(p *projections.Projector) {
-		p.UseReader(store)
-		wg.Go(func() { _ = p.Run(ctx, store) })
-	}
-	cmd := api.Command{Type: domain.EngagementRecorded, Actor: "coordinator", IdempotencyKey: "create-once",
-		Data: json.RawMessage(`{"kind":"agreement","title":"IOM–WHO MOU","parties":["IOM","WHO"]}`)}
-
-	a := projections.New(nil)
-	run(a)
-	first, err := api.NewService(store, a, nil).Execute(t.Context(), cmd)
+	store := openTestStore(t, eventstore.Config{DuplicateWindow: window})
+	cmd := recordMOU
+	cmd.IdempotencyKey = "create-once"
+	first, err := api.NewService(store, startProjector(t, store), nil).Execute(t.Context(), cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +34,7 @@ func TestIdempotencyKeyOnALaggingInstanceAfterTheDuplicateWindow(t *testing.T) {
 		got <- answer{r, err}
 	}()
 	time.Sleep(100 * time.Millisecond)
-	run(b)
+	runProjector(t, b, store)
 	ans := <-got
 	if ans.err != nil {
 		t.Fatal(ans.err)

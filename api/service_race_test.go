@@ -30,21 +30,30 @@ func (s *inFlightStore) Append(ctx context.Context, ev domain.Event, expected ui
 	return s.Store.Append(ctx, ev, expected)
 }
 
-// startProjector runs a projector on store until the test ends.
-func startProjector(t *testing.T, store *eventstore.Store) *projections.Projector {
+// runProjector makes p follow store until the test ends.
+func runProjector(t *testing.T, p *projections.Projector, store *eventstore.Store) {
 	t.Helper()
-	p := projections.New(nil)
 	p.UseReader(store)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = p.Run(ctx, store) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// startProjector runs a new projector on store until the test ends.
+func startProjector(t *testing.T, store *eventstore.Store) *projections.Projector {
+	t.Helper()
+	p := projections.New(nil)
+	runProjector(t, p, store)
 	return p
 }
 
-func openTestStore(t *testing.T) *eventstore.Store {
+// openTestStore opens a store (sync interval) in a temporary directory
+// until the test ends.
+func openTestStore(t *testing.T, cfg eventstore.Config) *eventstore.Store {
 	t.Helper()
-	store, err := eventstore.Open(t.Context(), eventstore.Config{DataDir: t.TempDir(), Sync: eventstore.SyncInterval})
+	cfg.DataDir, cfg.Sync = t.TempDir(), eventstore.SyncInterval
+	store, err := eventstore.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +68,7 @@ var recordMOU = api.Command{Type: domain.EngagementRecorded, Actor: "coordinator
 // not counted as lost races: more of them than the retry bound still end
 // in a 201, not a 409.
 func TestAppendWaitsOutAppendsInFlight(t *testing.T) {
-	store := openTestStore(t)
+	store := openTestStore(t, eventstore.Config{})
 	proj := startProjector(t, store)
 	flaky := &inFlightStore{Store: store}
 	svc := api.NewService(flaky, proj, nil)
@@ -81,7 +90,7 @@ func TestAppendWaitsOutAppendsInFlight(t *testing.T) {
 // An append on an instance whose projection has not yet seen the
 // engagement (recorded a moment ago through another instance) is not a 404.
 func TestAppendToAnEngagementRecordedThroughAnotherInstance(t *testing.T) {
-	store := openTestStore(t)
+	store := openTestStore(t, eventstore.Config{})
 	created, err := api.NewService(store, startProjector(t, store), nil).Execute(t.Context(), recordMOU)
 	if err != nil {
 		t.Fatal(err)
@@ -98,11 +107,7 @@ func TestAppendToAnEngagementRecordedThroughAnotherInstance(t *testing.T) {
 		got <- answer{r, err}
 	}()
 	time.Sleep(50 * time.Millisecond)
-	lagging.UseReader(store)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = lagging.Run(ctx, store) })
-	defer func() { cancel(); wg.Wait() }()
+	runProjector(t, lagging, store)
 	ans := <-got
 	if ans.err != nil {
 		t.Fatalf("append through the lagging instance: %v", ans.err)
