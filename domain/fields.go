@@ -12,7 +12,6 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
-	"github.com/google/uuid"
 )
 
 // Limits on event data. They keep one engagement's state and one event small.
@@ -274,7 +273,7 @@ func sortFields(f []FieldError) {
 func text(max int, multiline bool) parser {
 	return func(raw json.RawMessage) (any, string, bool) {
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := unmarshalString(raw, &s); err != nil {
 			return nil, "must be a string", true
 		}
 		s = strings.TrimSpace(s)
@@ -338,7 +337,7 @@ func list(maxItems, maxLen, minItems int) parser {
 func enum(values ...string) parser {
 	return func(raw json.RawMessage) (any, string, bool) {
 		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if err := unmarshalString(raw, &s); err != nil {
 			return nil, "must be a string", true
 		}
 		if !slices.Contains(values, s) {
@@ -351,7 +350,7 @@ func enum(values ...string) parser {
 // date accepts YYYY-MM-DD between MinYear and MaxYear.
 func date(raw json.RawMessage) (any, string, bool) {
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := unmarshalString(raw, &s); err != nil {
 		return nil, "must be a date string (YYYY-MM-DD)", true
 	}
 	if _, err := ParseDate(s); err != nil {
@@ -375,7 +374,7 @@ func ParseDate(s string) (time.Time, error) {
 // uuidText accepts a UUID in canonical lower-case form.
 func uuidText(raw json.RawMessage) (any, string, bool) {
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := unmarshalString(raw, &s); err != nil {
 		return nil, "must be a string", true
 	}
 	if err := CheckID(s); err != nil {
@@ -385,14 +384,44 @@ func uuidText(raw json.RawMessage) (any, string, bool) {
 }
 
 // CheckID reports whether s is a UUID in canonical lower-case form, the only
-// form of id that may become part of a NATS subject.
+// form of id that may become part of a NATS subject. (Every event is checked
+// several times on its way, so this allocates nothing.)
 func CheckID(s string) error {
 	if len(s) != 36 {
 		return fmt.Errorf("%w: %q is not a UUID", ErrInvalidID, truncate(s, 40))
 	}
-	u, err := uuid.Parse(s)
-	if err != nil || u.String() != s {
-		return fmt.Errorf("%w: %q is not a UUID", ErrInvalidID, truncate(s, 40))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return fmt.Errorf("%w: %q is not a UUID", ErrInvalidID, truncate(s, 40))
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return fmt.Errorf("%w: %q is not a UUID", ErrInvalidID, truncate(s, 40))
+			}
+		}
 	}
 	return nil
+}
+
+// unmarshalString decodes the JSON string raw into s. A string without
+// escapes or control characters (nearly all) is taken as it is, without
+// encoding/json's reflection; anything else goes through encoding/json.
+func unmarshalString(raw json.RawMessage, s *string) error {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		plain := true
+		for _, c := range raw[1 : n-1] {
+			if c == '\\' || c == '"' || c < 0x20 {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			*s = string(raw[1 : n-1])
+			return nil
+		}
+	}
+	return json.Unmarshal(raw, s)
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 // stateFor is an engagement in which typ is allowed, so that a case fails
@@ -497,6 +499,38 @@ func TestTopLevelMembers(t *testing.T) {
 		var bad *MalformedError
 		if _, err := decodeObject([]byte(raw)); !errors.As(err, &bad) {
 			t.Errorf("decodeObject(%s) = %v, want a repeated-name error", raw, err)
+		}
+	}
+}
+
+// CheckID and unmarshalString are the allocation-free forms of what
+// uuid.Parse with a round trip, and json.Unmarshal into a string, decided.
+func TestFastPathsAgreeWithTheLibraries(t *testing.T) {
+	for _, s := range []string{
+		"01a21734-82a4-77f1-8320-a3edaffce7f9", "01A21734-82A4-77F1-8320-A3EDAFFCE7F9",
+		"01a21734-82a4-77f1-8320-a3edaffce7f", "01a21734x82a4-77f1-8320-a3edaffce7f9",
+		"{01a21734-82a4-77f1-8320-a3edaffce7}", "urn:uuid:01a21734-82a4-77f1-8320-a3e",
+		"01a2173482a477f18320a3edaffce7f9", "01a21734-82a4-77f1-8320-a3edaffce7g9", "",
+		"01a21734-82a4-77f1-8320-a3edaffce7f9\n"[:36],
+	} {
+		u, err := uuid.Parse(s)
+		want := err == nil && u.String() == s
+		if got := CheckID(s) == nil; got != want {
+			t.Errorf("CheckID(%q) ok = %v, want %v", s, got, want)
+		}
+	}
+	for _, raw := range []string{`"plain"`, `""`, `"with \"escape\""`, `"tab\there"`, "\"raw\ttab\"",
+		"\"\xff\xfe\"", `"é ü"`, `"\u00e9"`, `1`, `null`, `["x"]`, `"unterminated`} {
+		var got, want string
+		gotErr := unmarshalString(json.RawMessage(raw), &got)
+		wantErr := json.Unmarshal([]byte(raw), &want)
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Errorf("%s: error %v, encoding/json %v", raw, gotErr, wantErr)
+			continue
+		}
+		// encoding/json replaces invalid UTF-8; both are refused by checkText alike.
+		if gotErr == nil && got != want && checkText(got, 100, true) != checkText(want, 100, true) {
+			t.Errorf("%s: %q, encoding/json %q", raw, got, want)
 		}
 	}
 }
