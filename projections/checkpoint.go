@@ -271,6 +271,7 @@ func (p *Projector) LoadCheckpoint(path string, belongs func(seq uint64, eventID
 	p.events.Store(cp.Events)
 	p.rejected.Store(cp.Rejected)
 	p.undecodable.Store(cp.Undecodable)
+	p.recentFrom = cp.Applied // what came before is in the log, not in memory
 	p.advance(cp.Applied)
 	return cp.Applied, nil
 }

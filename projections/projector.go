@@ -91,6 +91,12 @@ type Projector struct {
 	waitMu  sync.Mutex
 	waiters []waiter
 
+	// recent keeps the last applied events, oldest overwritten first, for the
+	// live views; every event folded after recentFrom is in it.
+	recent     [recentChanges]Change
+	recentN    uint64 // events ever put in recent
+	recentFrom uint64
+
 	events, rejected, undecodable atomic.Uint64
 	// frozen counts checkpoints encoding engagement states they took under
 	// the lock; while it is positive Handle folds into copies, so the lock
@@ -202,6 +208,7 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 		p.index(e.ID, after)
 	}
 	p.lastEventID, p.lastEventSeq = ev.ID, seq
+	p.remember(Change{Sequence: seq, EngagementID: ev.EngagementID, Type: ev.Type, Actor: ev.Actor})
 	p.history[ev.EngagementID] = append(p.history[ev.EngagementID], seq)
 	if ev.Type == domain.EngagementCorrected {
 		p.markCorrected(ev)
@@ -541,6 +548,45 @@ func (p *Projector) Log(ctx context.Context, f LogFilter) ([]domain.Event, error
 		return nil, err
 	}
 	return out, nil
+}
+
+// Change is one folded event as live views announce it.
+type Change struct {
+	Sequence     uint64
+	EngagementID string
+	Type         domain.EventType
+	Actor        string
+}
+
+// recentChanges is how many of the latest folded events Recent keeps.
+const recentChanges = 4096
+
+// remember puts c in the ring of recent changes. The caller holds mu.
+func (p *Projector) remember(c Change) {
+	slot := &p.recent[p.recentN%recentChanges]
+	if p.recentN >= recentChanges {
+		p.recentFrom = slot.Sequence // what it overwrites is no longer kept
+	}
+	*slot = c
+	p.recentN++
+}
+
+// Recent returns up to limit folded events after sequence after, in order,
+// from memory, and true; or false when some of them are no longer (or, after
+// a checkpoint was loaded, not) kept, and the caller must read the log.
+func (p *Projector) Recent(after uint64, limit int) ([]Change, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if after < p.recentFrom {
+		return nil, false
+	}
+	var out []Change
+	for i := p.recentN - min(p.recentN, recentChanges); i < p.recentN && len(out) < limit; i++ {
+		if c := p.recent[i%recentChanges]; c.Sequence > after {
+			out = append(out, c)
+		}
+	}
+	return out, true
 }
 
 // Idempotent returns the result of the append made with key, if any.

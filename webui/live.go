@@ -25,6 +25,24 @@ type change struct {
 	Actor        string `json:"actor"`
 }
 
+// changes returns up to 200 changes after sequence after: from the
+// projection's memory of recent ones (every open page asks after each
+// event), or from the log on the stream when they go back further.
+func (u *UI) changes(ctx context.Context, after uint64) ([]projections.Change, error) {
+	if c, ok := u.proj.Recent(after, 200); ok {
+		return c, nil
+	}
+	events, err := u.proj.Log(ctx, projections.LogFilter{After: after, Limit: 200})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]projections.Change, len(events))
+	for i, ev := range events {
+		out[i] = projections.Change{Sequence: ev.Sequence, EngagementID: ev.EngagementID, Type: ev.Type, Actor: ev.Actor}
+	}
+	return out, nil
+}
+
 // live: GET /engagements/live[?engagement=id][&after=seq] is a Server-Sent
 // Events stream of the changes the projection applies, for the pages' script.
 // It follows the projection, not NATS: pages show the projection, so a change
@@ -67,7 +85,7 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	for {
 		applied := u.proj.Applied()
-		events, err := u.proj.Log(ctx, projections.LogFilter{After: after, Limit: 200})
+		events, err := u.changes(ctx, after)
 		if err != nil {
 			return // the browser reconnects with Last-Event-ID
 		}
