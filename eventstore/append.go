@@ -86,6 +86,7 @@ func isWrongLastSequence(err error) bool {
 // unavailable marks transport failures (no connection, no responders,
 // timeouts) and JetStream's own 503s (no quorum, no leader) as
 // domain.ErrUnavailable; other JetStream API errors stay as they are.
+// webhooks keeps a copy of this rule: change both.
 func unavailable(err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.Code == http.StatusServiceUnavailable {

@@ -401,9 +401,14 @@ func consumerName(id string) string { return consumerPrefix + id }
 func failureSubject(id string) string { return failureRoot + "." + id }
 
 // unavailable marks transport failures (no connection, no responders,
-// timeouts) as domain.ErrUnavailable; JetStream API errors stay as they are.
+// timeouts) and JetStream's own 503s (no quorum, no leader) as
+// domain.ErrUnavailable; other JetStream API errors stay as they are. It is
+// eventstore's rule of the same name (this package does not import the store).
 func unavailable(err error) error {
 	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == http.StatusServiceUnavailable {
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
 	if errors.As(err, &apiErr) || errors.Is(err, context.Canceled) {
 		return err
 	}
