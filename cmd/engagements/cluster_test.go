@@ -56,9 +56,15 @@ func TestClusterFailover(t *testing.T) {
 	load := &clusterLoad{t: t, notes: map[string]string{}, records: map[string]string{},
 		versions: map[string]string{}}
 	// Engagements that If-Match writers on both instances compete for.
+	// Each is recorded through one instance and read through both: reads
+	// pass the stream sequence of the later record as Min-Sequence, so the
+	// other instance answers once it has applied it (not 404 before that).
 	var shared []string
+	var sharedSeq uint64
 	for i := range 2 {
-		shared = append(shared, load.record(context.Background(), clients[i], fmt.Sprintf("shared-%d", i)))
+		id, seq := load.recordSeq(context.Background(), clients[i], fmt.Sprintf("shared-%d", i))
+		shared = append(shared, id)
+		sharedSeq = max(sharedSeq, seq)
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -70,7 +76,7 @@ func TestClusterFailover(t *testing.T) {
 	// Each shared engagement has an If-Match writer on each instance.
 	for i := range 4 {
 		wg.Go(func() { load.noteWriter(ctx, clients[i%2], i) })
-		wg.Go(func() { load.ifMatchWriter(ctx, clients[i%2], i, shared[i/2]) })
+		wg.Go(func() { load.ifMatchWriter(ctx, clients[i%2], i, shared[i/2], sharedSeq) })
 	}
 
 	waitUntil(t, 30*time.Second, "120 acknowledged writes before the kill", func() bool { return load.count() >= 120 })
@@ -513,20 +519,30 @@ func (l *clusterLoad) acked(r clusterReply, marker, ifMatch string) {
 // record creates an engagement titled marker and returns its id ("" if the
 // writer stopped first).
 func (l *clusterLoad) record(ctx context.Context, c *clusterClient, marker string) string {
+	id, _ := l.recordSeq(ctx, c, marker)
+	return id
+}
+
+// recordSeq is record, also returning the stream sequence of the new
+// engagement's first event.
+func (l *clusterLoad) recordSeq(ctx context.Context, c *clusterClient, marker string) (string, uint64) {
 	r, ok := l.send(ctx, c, "/v1/engagements",
 		`{"kind":"initiative","title":"`+marker+`","parties":["IOM","WHO"]}`, marker)
 	if !ok {
-		return ""
+		return "", 0
 	}
-	var e struct{ ID string }
+	var e struct {
+		ID       string
+		Sequence uint64
+	}
 	if err := json.Unmarshal(r.body, &e); err != nil || r.status != http.StatusCreated {
 		l.t.Errorf("record %s: %s", marker, r)
-		return ""
+		return "", 0
 	}
 	l.mu.Lock()
 	l.records[marker] = e.ID
 	l.mu.Unlock()
-	return e.ID
+	return e.ID, e.Sequence
 }
 
 // noteWriter records engagements and notes them, without If-Match.
@@ -553,10 +569,12 @@ func (l *clusterLoad) noteWriter(ctx context.Context, c *clusterClient, w int) {
 }
 
 // ifMatchWriter reads a shared engagement's version and notes it with
-// If-Match, competing with writers on both instances.
-func (l *clusterLoad) ifMatchWriter(ctx context.Context, c *clusterClient, w int, id string) {
+// If-Match, competing with writers on both instances. Its reads wait for
+// minSeq, the engagement's creation, which may have gone through the other
+// instance.
+func (l *clusterLoad) ifMatchWriter(ctx context.Context, c *clusterClient, w int, id string, minSeq uint64) {
 	for n := 0; ctx.Err() == nil; n++ {
-		r, err := c.do(http.MethodGet, "/v1/engagements/"+id, "")
+		r, err := c.do(http.MethodGet, "/v1/engagements/"+id, "", "Min-Sequence", strconv.FormatUint(minSeq, 10))
 		if err != nil || r.status != http.StatusOK {
 			if ctx.Err() == nil && err == nil && r.status != http.StatusServiceUnavailable {
 				l.t.Errorf("GET %s: %s", id, r)
