@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 	"github.com/labstack/echo/v4"
@@ -43,9 +44,9 @@ func (s *Server) createEngagement(c echo.Context) error {
 	if err != nil {
 		return topLevel(err)
 	}
-	e, err := s.svc.Get(r.EngagementID)
-	if err != nil {
-		return err
+	e, ok := s.proj.Get(r.EngagementID)
+	if !ok {
+		return fmt.Errorf("engagement %s: %w", r.EngagementID, domain.ErrNotFound)
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+e.ID)
 	c.Response().Header().Set("ETag", etag(e.Version))
@@ -123,7 +124,7 @@ func (r eventResponse) appendJSON(b []byte) []byte {
 }
 
 // execute runs the command path and times it.
-func (s *Server) execute(c echo.Context, cmd Command) (Result, error) {
+func (s *Server) execute(c echo.Context, cmd app.Command) (app.Result, error) {
 	start := time.Now()
 	r, err := s.svc.Execute(c.Request().Context(), cmd)
 	outcome := "appended"
@@ -136,8 +137,8 @@ func (s *Server) execute(c echo.Context, cmd Command) (Result, error) {
 
 // command reads what every write shares: occurred_at from the body, and the
 // actor, idempotency key and correlation headers.
-func (s *Server) command(c echo.Context, m map[string]json.RawMessage) (Command, error) {
-	var cmd Command
+func (s *Server) command(c echo.Context, m map[string]json.RawMessage) (app.Command, error) {
+	var cmd app.Command
 	h := c.Request().Header
 	if occurred, ok, err := stringField(m, "occurred_at"); err != nil {
 		return cmd, err

@@ -163,7 +163,7 @@ func (s *Server) export(c echo.Context) error {
 	h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="engagement-events.%s"`, ext))
 	// The status goes out with the first byte: an export that fails before
 	// (NATS away) still gets its problem response.
-	if _, err := Export(c.Request().Context(), c.Response(), s.svc.store, o, nil); err != nil {
+	if _, err := Export(c.Request().Context(), c.Response(), s.stream, o, nil); err != nil {
 		if !c.Response().Committed {
 			h.Del(echo.HeaderContentDisposition)
 			return err
@@ -188,7 +188,7 @@ func (s *Server) verify(c echo.Context) error {
 		}
 		until = n
 	}
-	rep, err := s.svc.store.VerifyUntil(c.Request().Context(), until, nil)
+	rep, err := s.stream.VerifyUntil(c.Request().Context(), until, nil)
 	if err != nil {
 		return err
 	}

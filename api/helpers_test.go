@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/app"
+	"github.com/iom-who/engagements/app/stack"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
@@ -22,11 +24,13 @@ import (
 )
 
 // testServer is the real API over a real embedded nats-server: store,
-// projector and HTTP server wired as cmd/engagements wires them.
+// projector, command path and HTTP server wired by stack.Start, as
+// cmd/engagements wires them.
 type testServer struct {
 	*httptest.Server
 	store *eventstore.Store
 	proj  *projections.Projector
+	svc   *app.Service
 }
 
 // newTestServer starts an embedded nats-server (no client port) on a temp
@@ -63,9 +67,9 @@ type built struct {
 	hooks  *webhooks.Manager
 }
 
-// buildServer wires store, projector, the optional parts and the API as
-// cmd/engagements does, on a fresh temp dir; t.Cleanup stops them in
-// reverse order.
+// buildServer opens a store on a fresh temp dir with the optional parts and
+// wires the rest with stack.Start, as cmd/engagements does; t.Cleanup stops
+// them in reverse order.
 func buildServer(t testing.TB, su setup) *built {
 	t.Helper()
 	ctx := context.Background()
@@ -80,7 +84,7 @@ func buildServer(t testing.TB, su setup) *built {
 		}
 	})
 	b := &built{}
-	opts := su.options
+	cfg := stack.Config{Store: store, API: su.options}
 	if su.tokens {
 		if b.tokens, err = store.Tokens(ctx, 1); err != nil {
 			t.Fatal(err)
@@ -89,32 +93,28 @@ func buildServer(t testing.TB, su setup) *built {
 		if b.admin, _, err = b.tokens.Create(ctx, "admin", domain.RoleAdmin); err != nil {
 			t.Fatal(err)
 		}
-		opts = append(opts, api.WithTokens(b.tokens))
+		cfg.Tokens = b.tokens
 	}
 	if su.webhooks != nil {
 		if b.hooks, err = webhooks.Open(ctx, store, *su.webhooks); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(b.hooks.Close)
-		opts = append(opts, api.WithSubscriptions(b.hooks))
+		cfg.Webhooks = b.hooks
 	}
-
-	proj := projections.New(nil)
-	proj.UseReader(store)
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- proj.Run(pctx, store) }()
+	parts, err := stack.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := parts.Close(); err != nil {
 			t.Errorf("projector: %v", err)
 		}
 	})
-
-	b.api = api.New(api.NewService(store, proj, nil), proj, nil, opts...)
+	b.api = parts.API
 	srv := httptest.NewServer(b.api)
 	t.Cleanup(srv.Close)
-	b.testServer = &testServer{Server: srv, store: store, proj: proj}
+	b.testServer = &testServer{Server: srv, store: store, proj: parts.Projector, svc: parts.Service}
 	return b
 }
 

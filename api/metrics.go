@@ -68,7 +68,7 @@ func (s *Server) newMetrics() *metrics {
 				applied := s.proj.Applied()
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
-				last, err := s.svc.store.LastSequence(ctx)
+				last, err := s.stream.LastSequence(ctx)
 				if err != nil {
 					return -1
 				}
@@ -91,7 +91,7 @@ func (s *Server) newMetrics() *metrics {
 				func() float64 { return float64(c.get(w.Stats())) }))
 		}
 	}
-	if c, ok := s.svc.store.(Connected); ok {
+	if c, ok := s.stream.(Connected); ok {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "engagements_nats_connected",
 			Help: "1 when the NATS connection is up."}, func() float64 {
 			if c.Connected() {

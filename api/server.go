@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 	"github.com/labstack/echo/v4"
@@ -21,13 +22,43 @@ type Pinger interface {
 	LastSequence(ctx context.Context) (uint64, error)
 }
 
+// Projection is what the server reads from the read models.
+type Projection interface {
+	// Get returns a copy of the engagement's current state.
+	Get(id string) (*domain.Engagement, bool)
+	// Read calls fn with the engagement's current state under the
+	// projection's read lock and reports whether it exists.
+	Read(id string, fn func(e *domain.Engagement, lastSeq uint64)) bool
+	GetAt(ctx context.Context, id string, w domain.Window) (*domain.Engagement, error)
+	ListAt(ctx context.Context, f projections.Filter) (items []*domain.Engagement, more bool, err error)
+	HistoryAt(ctx context.Context, id string, w domain.Window) ([]domain.Event, error)
+	Log(ctx context.Context, f projections.LogFilter) ([]domain.Event, error)
+	// Applied is the last stream sequence the projection has handled;
+	// WaitFor blocks until it reaches seq or ctx ends.
+	Applied() uint64
+	WaitFor(ctx context.Context, seq uint64) error
+	Stats() projections.Stats
+}
+
+// Stream is what the server reads from the event store itself: readiness
+// and lag, export, the live event stream and verification.
+type Stream interface {
+	Pinger
+	// VerifyUntil walks the stream up to a sequence (0: all) and checks
+	// every event and link.
+	VerifyUntil(ctx context.Context, until uint64, progress func(done, total uint64)) (domain.Report, error)
+	Walker
+	Follower
+}
+
 // Server is the HTTP API.
 type Server struct {
-	echo *echo.Echo
-	svc  *Service
-	proj *projections.Projector
-	log  *slog.Logger
-	now  func() time.Time
+	echo   *echo.Echo
+	svc    *app.Service
+	proj   Projection
+	stream Stream
+	log    *slog.Logger
+	now    func() time.Time
 	// startSeq is the stream's last sequence when the process started; /v1
 	// answers only once the projection has reached it, so a restart never
 	// serves a 404 for an engagement that exists.
@@ -59,12 +90,14 @@ var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*"}
 // http.Handler so that api does not import the package that imports it.
 func WithUI(h http.Handler) Option { return func(s *Server) { s.ui = h } }
 
-// New builds the API on top of the command path and the projection.
-func New(svc *Service, proj *projections.Projector, log *slog.Logger, opts ...Option) *Server {
+// New builds the API on top of the command path, the projection it reads
+// and the stream it exports, follows and verifies.
+func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{echo: echo.New(), svc: svc, proj: proj, log: log, now: time.Now, closing: make(chan struct{})}
+	s := &Server{echo: echo.New(), svc: svc, proj: proj, stream: stream, log: log, now: time.Now,
+		closing: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -207,7 +240,7 @@ func (s *Server) healthz(c echo.Context) error {
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	last, err := s.svc.store.LastSequence(ctx)
+	last, err := s.stream.LastSequence(ctx)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func TestSlowStreamClientIsDisconnected(t *testing.T) {
 			t.Fatal(r)
 		}
 	}
-	srv := api.New(api.NewService(ts.store, ts.proj, nil), ts.proj, nil)
+	srv := api.New(ts.svc, ts.proj, ts.store, nil)
 	w := &stuckWriter{header: http.Header{}, started: make(chan struct{}), release: make(chan struct{})}
 	req := httptest.NewRequest(http.MethodGet, "/v1/events/stream?after=0", nil).WithContext(context.Background())
 	done := make(chan struct{})

@@ -74,7 +74,7 @@ func (s *Server) streamEvents(c echo.Context) error {
 	ctx, cancel := context.WithCancel(c.Request().Context())
 	defer cancel()
 	if from == "" {
-		last, err := s.svc.store.LastSequence(ctx)
+		last, err := s.stream.LastSequence(ctx)
 		if err != nil {
 			return err
 		}
@@ -95,7 +95,7 @@ func (s *Server) streamEvents(c echo.Context) error {
 	done := make(chan error, 1)
 	remote := c.RealIP()
 	go func() {
-		err := s.svc.store.Follow(ctx, after, sel, func(ev domain.Event, payload []byte) error {
+		err := s.stream.Follow(ctx, after, sel, func(ev domain.Event, payload []byte) error {
 			select {
 			case frames <- frame{seq: ev.Sequence, typ: ev.Type, payload: payload}:
 				return nil

@@ -10,10 +10,11 @@
 // only adds live updates (Server-Sent Events from the projection) and hides
 // form fields that do not apply to the chosen kind.
 //
-// The package reads the projections and writes through api.Service.Execute,
-// the command path the API uses; it never calls the API over HTTP and holds no
-// rules of its own. Which forms a page offers, which fields are required and
-// which apply to a kind are all answered by domain.Decide; validation messages
-// are the domain's. It imports api, projections and domain; api must not
-// import it (cmd/engagements mounts it with api.WithUI).
+// The package reads the projections through its own narrow Projection
+// interface and writes through app.Service.Execute, the command path the API
+// uses; it never calls the API over HTTP and holds no rules of its own. Which
+// forms a page offers, which fields are required and which apply to a kind
+// are all answered by domain.Decide; validation messages are the domain's. It
+// imports app, projections and domain, and must not import api, nor api it
+// (package app/stack mounts it with api.WithUI).
 package webui

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 )
@@ -595,7 +595,7 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 	sub.values = formValues(r, f)
 	occurred, err := parseOccurred(sub.values[occurredAt])
 	if err == nil {
-		_, err = u.svc.Execute(r.Context(), api.Command{EngagementID: id, Type: typ, OccurredAt: occurred,
+		_, err = u.svc.Execute(r.Context(), app.Command{EngagementID: id, Type: typ, OccurredAt: occurred,
 			Data: f.data(sub.values), Actor: s.user.Name, IfMatch: version, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {
@@ -719,9 +719,9 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request, s *session) {
 	f := u.recordForm()
 	values := formValues(r, f)
 	occurred, err := parseOccurred(values[occurredAt])
-	var res api.Result
+	var res app.Result
 	if err == nil {
-		res, err = u.svc.Execute(r.Context(), api.Command{Type: domain.EngagementRecorded, OccurredAt: occurred,
+		res, err = u.svc.Execute(r.Context(), app.Command{Type: domain.EngagementRecorded, OccurredAt: occurred,
 			Data: f.data(values), Actor: s.user.Name, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {

@@ -14,21 +14,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/app"
+	"github.com/iom-who/engagements/app/stack"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
-	"github.com/iom-who/engagements/webui"
 )
 
 // testEnv is the web UI mounted in the API, as serve runs it: a real
-// embedded nats-server on a temp dir, the token store, the projector and
-// the command path.
+// embedded nats-server on a temp dir, the token store, and the projector,
+// command path, API and pages wired by stack.Start.
 type testEnv struct {
 	*httptest.Server
 	tokens *eventstore.Tokens
 	proj   *projections.Projector
-	svc    *api.Service
+	svc    *app.Service
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -48,23 +48,19 @@ func newTestEnv(t *testing.T) *testEnv {
 		t.Fatalf("tokens: %v", err)
 	}
 	t.Cleanup(tokens.Close)
-	proj := projections.New(nil)
-	proj.UseReader(store)
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- proj.Run(pctx, store) }()
+	parts, err := stack.Start(stack.Config{Store: store, Tokens: tokens, UI: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := parts.Close(); err != nil {
 			t.Errorf("projector: %v", err)
 		}
 	})
-	svc := api.NewService(store, proj, nil)
-	ui := webui.New(svc, proj, tokens, nil)
-	srv := httptest.NewServer(api.New(svc, proj, nil, api.WithTokens(tokens), api.WithUI(ui)))
+	srv := httptest.NewServer(parts.API)
 	t.Cleanup(srv.Close)
-	t.Cleanup(ui.Close) // runs before srv.Close: live streams end first
-	return &testEnv{Server: srv, tokens: tokens, proj: proj, svc: svc}
+	t.Cleanup(parts.UI.Close) // runs before srv.Close: live streams end first
+	return &testEnv{Server: srv, tokens: tokens, proj: parts.Projector, svc: parts.Service}
 }
 
 // token creates a token, as an admin would.
@@ -81,17 +77,17 @@ func (te *testEnv) token(t *testing.T, name string, role domain.Role) string {
 // returns its id. on is its occurred_at date (YYYY-MM-DD).
 func (te *testEnv) record(t *testing.T, on string, data map[string]any) string {
 	t.Helper()
-	r := te.exec(t, api.Command{Type: domain.EngagementRecorded, OccurredAt: date(t, on), Data: raw(t, data), Actor: "recorder"})
+	r := te.exec(t, app.Command{Type: domain.EngagementRecorded, OccurredAt: date(t, on), Data: raw(t, data), Actor: "recorder"})
 	return r.EngagementID
 }
 
 // append stores one event of engagement id through the command path.
 func (te *testEnv) append(t *testing.T, id string, typ domain.EventType, on string, data map[string]any) {
 	t.Helper()
-	te.exec(t, api.Command{EngagementID: id, Type: typ, OccurredAt: date(t, on), Data: raw(t, data), Actor: "someone-else"})
+	te.exec(t, app.Command{EngagementID: id, Type: typ, OccurredAt: date(t, on), Data: raw(t, data), Actor: "someone-else"})
 }
 
-func (te *testEnv) exec(t *testing.T, cmd api.Command) api.Result {
+func (te *testEnv) exec(t *testing.T, cmd app.Command) app.Result {
 	t.Helper()
 	r, err := te.svc.Execute(context.Background(), cmd)
 	if err != nil {

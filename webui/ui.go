@@ -15,7 +15,7 @@ import (
 	"path"
 	"time"
 
-	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 )
@@ -26,12 +26,36 @@ var templateFS embed.FS
 //go:embed assets
 var assetFS embed.FS
 
+// Projection is what the pages read from the read models.
+type Projection interface {
+	Get(id string) (*domain.Engagement, bool)
+	GetAt(ctx context.Context, id string, w domain.Window) (*domain.Engagement, error)
+	List(f projections.Filter) (items []*domain.Engagement, more bool)
+	ListAt(ctx context.Context, f projections.Filter) (items []*domain.Engagement, more bool, err error)
+	Count() int
+	History(ctx context.Context, id string) ([]domain.Event, error)
+	HistoryAt(ctx context.Context, id string, w domain.Window) ([]domain.Event, error)
+	// Recent and Log feed the live updates: Recent from memory, Log from
+	// the stream when asked further back.
+	Recent(after uint64, limit int) ([]projections.Change, bool)
+	Log(ctx context.Context, f projections.LogFilter) ([]domain.Event, error)
+	// Applied is the last stream sequence the projection has handled;
+	// WaitFor blocks until it reaches seq or ctx ends.
+	Applied() uint64
+	WaitFor(ctx context.Context, seq uint64) error
+}
+
+// Tokens authenticates the token a session was signed in with.
+type Tokens interface {
+	Authenticate(token string) (domain.TokenInfo, bool)
+}
+
 // UI is the web interface, an http.Handler for the paths /, /login, /logout,
 // /engagements/… and /assets/…. Its zero value is not usable; call New.
 type UI struct {
-	svc    *api.Service
-	proj   *projections.Projector
-	tokens api.TokenStore
+	svc    *app.Service
+	proj   Projection
+	tokens Tokens
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -52,7 +76,7 @@ type UI struct {
 
 // New builds the web interface on the command path, the projection and the
 // token store (which must not be nil: every page needs a signed-in token).
-func New(svc *api.Service, proj *projections.Projector, tokens api.TokenStore, log *slog.Logger) *UI {
+func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger) *UI {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

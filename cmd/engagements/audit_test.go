@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/nats-io/nats.go"
@@ -47,7 +48,7 @@ func newAuditFixture(t *testing.T) auditFixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := m.Service.Execute(context.Background(), api.Command{EngagementID: id, Type: typ, OccurredAt: on,
+		r, err := m.Service.Execute(context.Background(), app.Command{EngagementID: id, Type: typ, OccurredAt: on,
 			Data: json.RawMessage(data), Actor: "auditor-test"})
 		if err != nil {
 			t.Fatalf("%s on %s: %v", typ, id, err)
@@ -283,7 +284,7 @@ func TestVerifyRunningServe(t *testing.T) {
 			t.Errorf("close: %v", err)
 		}
 	}()
-	if _, err := m.Service.Execute(context.Background(), api.Command{Type: domain.EngagementRecorded, Actor: "t",
+	if _, err := m.Service.Execute(context.Background(), app.Command{Type: domain.EngagementRecorded, Actor: "t",
 		Data: json.RawMessage(`{"kind":"agreement","title":"MOU","parties":["IOM","WHO"]}`)}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 )
 
@@ -141,7 +141,7 @@ func demoData(today string) []demoEngagement {
 // loadDemo records the demo engagements through the same command path as the
 // API, as actor "demo". Idempotency keys make a concurrent second loader
 // (another instance starting at the same moment) store nothing twice.
-func loadDemo(ctx context.Context, svc *api.Service) (int, error) {
+func loadDemo(ctx context.Context, svc *app.Service) (int, error) {
 	now := time.Now().UTC()
 	ids := make(map[string]string)
 	at := func(on string) (time.Time, error) {
@@ -156,7 +156,7 @@ func loadDemo(ctx context.Context, svc *api.Service) (int, error) {
 			return i, err
 		}
 		data, _ := json.Marshal(eng.data)
-		r, err := svc.Execute(ctx, api.Command{Type: domain.EngagementRecorded, OccurredAt: occurred, Data: data,
+		r, err := svc.Execute(ctx, app.Command{Type: domain.EngagementRecorded, OccurredAt: occurred, Data: data,
 			Actor: "demo", IdempotencyKey: fmt.Sprintf("demo-%d", i)})
 		if err != nil {
 			return i, fmt.Errorf("record %q: %w", eng.key, err)
@@ -170,7 +170,7 @@ func loadDemo(ctx context.Context, svc *api.Service) (int, error) {
 				ev.data["target_id"] = ids[ev.link]
 			}
 			data, _ := json.Marshal(ev.data)
-			_, err := svc.Execute(ctx, api.Command{EngagementID: r.EngagementID, Type: ev.typ, OccurredAt: occurred,
+			_, err := svc.Execute(ctx, app.Command{EngagementID: r.EngagementID, Type: ev.typ, OccurredAt: occurred,
 				Data: data, Actor: "demo", IdempotencyKey: fmt.Sprintf("demo-%d-%d", i, j)})
 			if err != nil {
 				return i, fmt.Errorf("%s %q: %w", ev.typ, eng.key, err)

@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/app"
+	"github.com/iom-who/engagements/app/stack"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/webhooks"
-	"github.com/iom-who/engagements/webui"
 )
 
 // Config is everything serve needs.
@@ -42,18 +43,21 @@ type Config struct {
 	Webhooks webhooks.Config
 }
 
-// Main wires the store, the projector and the API. Tests start the same Main.
+// Main opens the store, the token store and webhook delivery, loads the
+// projection checkpoint, and has stack.Start wire the rest (projector,
+// command path, API and pages). Tests start the same Main.
 type Main struct {
 	Config Config
 
 	Store     *eventstore.Store
 	Tokens    *eventstore.Tokens
 	Projector *projections.Projector
-	Service   *api.Service
+	Service   *app.Service
 	Webhooks  *webhooks.Manager
 	// AdminToken is set when this start created the first admin token.
 	AdminToken string
 
+	parts    *stack.Parts
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
@@ -117,19 +121,22 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Projector = m.checkCheckpoint(ctx, proj, <-loaded)
-	m.Projector.UseReader(store)
+	m.parts, err = stack.Start(stack.Config{
+		Store: store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
+		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
+			api.WithMetricsToken(m.Config.MetricsToken)},
+	})
+	if err != nil {
+		return err
+	}
+	m.Service = m.parts.Service
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.wg.Add(2)
-	go func() {
-		defer m.wg.Done()
-		_ = m.Projector.Run(runCtx, store)
-	}()
+	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		m.checkpointEvery(runCtx, checkpointInterval)
 	}()
-	m.Service = api.NewService(store, m.Projector, log)
 
 	last, err := store.LastSequence(ctx)
 	if err != nil {
@@ -151,10 +158,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.HTTP, err)
 	}
-	ui := webui.New(m.Service, m.Projector, m.Tokens, log.With("component", "webui"))
-	handler := api.New(m.Service, m.Projector, log, api.WithTokens(m.Tokens), api.WithSubscriptions(m.Webhooks),
-		api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst), api.WithMetricsToken(m.Config.MetricsToken),
-		api.WithUI(ui))
+	handler := m.parts.API
 	if last, err = store.LastSequence(ctx); err != nil {
 		return err
 	}
@@ -168,7 +172,7 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	m.http.RegisterOnShutdown(ui.Close) // the pages' live streams never end by themselves
+	m.http.RegisterOnShutdown(m.parts.UI.Close) // the pages' live streams never end by themselves
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -296,6 +300,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.parts != nil {
+		_ = m.parts.Close() // the projector's end is no failure of shutdown
+	}
 	m.checkpoint() // the projector has stopped: save where it got to
 	if m.Webhooks != nil {
 		m.Webhooks.Close() // before the store: deliveries ack over its connection

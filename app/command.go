@@ -1,0 +1,44 @@
+package app
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/projections"
+)
+
+// Command asks for one event to be appended.
+type Command struct {
+	// EngagementID is empty to record a new engagement.
+	EngagementID string
+	Type         domain.EventType
+	// OccurredAt is when it happened; zero means now.
+	OccurredAt time.Time
+	Data       json.RawMessage
+	Actor      string
+	// IfMatch, when positive, is the version the caller last saw; the append
+	// fails with ErrPreconditionFailed unless it is still current.
+	IfMatch        int
+	IdempotencyKey string
+	CorrelationID  string
+	CausationID    string
+}
+
+// Result is what an append produced. It is the projection's type, since the
+// projection remembers it for each idempotency key.
+type Result = projections.Result
+
+// scopedKey is the message id an idempotency key is stored under, "" without
+// one. Keys are the client's: scoped to who sent them and to what they
+// write, so two clients' keys never answer for each other.
+func scopedKey(cmd Command) string {
+	if cmd.IdempotencyKey == "" {
+		return ""
+	}
+	scope := cmd.EngagementID
+	if scope == "" {
+		scope = "new"
+	}
+	return cmd.Actor + ":" + scope + ":" + cmd.IdempotencyKey
+}

@@ -1,0 +1,302 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/iom-who/engagements/domain"
+)
+
+// Store is what the command path needs from the event store.
+type Store interface {
+	// Append stores ev if the engagement's latest message is still at
+	// expected, returning its sequence; duplicate is true when ev's
+	// idempotency key was used before and nothing new was stored.
+	Append(ctx context.Context, ev domain.Event, expected uint64) (seq uint64, duplicate bool, err error)
+	// LastSequence is the stream's last sequence.
+	LastSequence(ctx context.Context) (uint64, error)
+}
+
+// Projection is what the command path reads from the read models.
+type Projection interface {
+	// Read calls fn with the engagement's current state and the stream
+	// sequence of its latest message, under the projection's read lock, and
+	// reports whether the engagement exists.
+	Read(id string, fn func(e *domain.Engagement, lastSeq uint64)) bool
+	// Idempotent returns the result of the append made with key, if any.
+	Idempotent(key string) (Result, bool)
+	// Applied is the last stream sequence the projection has handled.
+	Applied() uint64
+	// WaitFor blocks until the projection has handled seq or ctx ends.
+	WaitFor(ctx context.Context, seq uint64) error
+}
+
+// Service is the command path shared by every way of writing: load state from
+// the projection, let the domain decide, append with the engagement's latest
+// sequence as the expected one, and wait until the projection shows the write.
+type Service struct {
+	store Store
+	proj  Projection
+	log   *slog.Logger
+	now   func() time.Time
+	retry RetryPolicy
+	// wait bounds how long a write waits for its own projection.
+	wait time.Duration
+}
+
+// New builds the command path on store and proj, with DefaultRetry.
+func New(store Store, proj Projection, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, proj: proj, log: log, now: time.Now, retry: DefaultRetry, wait: 10 * time.Second}
+}
+
+// write is one command on its way through Execute's retries.
+type write struct {
+	cmd Command
+	key string // scoped idempotency key, "" without one
+	// newID is the id of the engagement a command without EngagementID
+	// records; it stays the same across retries.
+	newID string
+	// caughtUp is set once the projection held everything the stream held,
+	// so a missing engagement is really missing.
+	caughtUp bool
+	// lost counts the races lost to appends that were stored.
+	lost int
+	// inFlightUntil ends the waiting out of appends in flight; waits counts
+	// the pauses so far.
+	inFlightUntil time.Time
+	waits         int
+}
+
+// Execute appends the event cmd describes. A retry with the same
+// IdempotencyKey returns the first result and stores nothing new.
+func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
+	w := write{cmd: cmd, key: scopedKey(cmd)}
+	if w.key != "" {
+		if r, ok, err := s.seen(ctx, w.key); ok || err != nil {
+			return r, err
+		}
+		w.caughtUp = true // seen caught up
+	}
+	if cmd.EngagementID == "" {
+		w.newID = uuid.Must(uuid.NewV7()).String()
+	}
+	for {
+		if w.lost > 0 && w.key != "" {
+			if r, ok := s.proj.Idempotent(w.key); ok {
+				return r, nil // a twin of this request won the race
+			}
+		}
+		ev, expected, err := s.load(ctx, &w)
+		if err != nil {
+			return Result{}, err
+		}
+		ev.IdempotencyKey = w.key
+		seq, dup, err := s.store.Append(ctx, ev, expected)
+		switch {
+		case errors.Is(err, domain.ErrConflict):
+			if err := s.again(ctx, &w, expected, err); err != nil {
+				return Result{}, err
+			}
+		case err != nil:
+			return Result{}, err
+		default:
+			return s.written(ctx, w.key, ev, seq, dup)
+		}
+	}
+}
+
+// seen returns the first result of the append made with key, if any. The
+// projection remembers keys for a day, JetStream only for the duplicate
+// window: seen makes sure the projection holds every append stored so far
+// before it trusts its "not seen". Only appends of this key in flight right
+// now are left to JetStream.
+func (s *Service) seen(ctx context.Context, key string) (Result, bool, error) {
+	if r, ok := s.proj.Idempotent(key); ok {
+		return r, true, nil
+	}
+	if err := s.catchUp(ctx); err != nil {
+		return Result{}, false, err
+	}
+	r, ok := s.proj.Idempotent(key)
+	return r, ok, nil
+}
+
+// load decides the event w asks for on the engagement's current state and
+// returns it with the sequence its append must expect.
+func (s *Service) load(ctx context.Context, w *write) (domain.Event, uint64, error) {
+	if w.newID != "" {
+		ev, err := s.decide(&domain.Engagement{}, w.newID, w.cmd)
+		if err != nil {
+			return ev, 0, err
+		}
+		return ev, 0, s.checkTarget(ev)
+	}
+	ev, expected, found, err := s.decideOnCurrent(w.cmd)
+	if !found && !w.caughtUp {
+		// Recorded a moment ago through another instance, perhaps: look
+		// again once this projection has what the stream has.
+		if err := s.catchUp(ctx); err != nil {
+			return domain.Event{}, 0, err
+		}
+		w.caughtUp = true
+		ev, expected, found, err = s.decideOnCurrent(w.cmd)
+	}
+	if !found {
+		return domain.Event{}, 0, fmt.Errorf("engagement %s: %w", w.cmd.EngagementID, domain.ErrNotFound)
+	}
+	if err != nil {
+		return ev, 0, err
+	}
+	return ev, expected, s.checkTarget(ev)
+}
+
+// decideOnCurrent lets the domain decide on the projection's state of
+// cmd.EngagementID in place, under its read lock: copying the state per
+// append (its maps grow with the engagement's history) cost more than the
+// decision. found is false when the projection does not know the engagement.
+func (s *Service) decideOnCurrent(cmd Command) (ev domain.Event, expected uint64, found bool, err error) {
+	found = s.proj.Read(cmd.EngagementID, func(state *domain.Engagement, last uint64) {
+		if cmd.IfMatch > 0 && state.Version != cmd.IfMatch {
+			err = fmt.Errorf("engagement %s at version %d, not %d: %w",
+				cmd.EngagementID, state.Version, cmd.IfMatch, domain.ErrPreconditionFailed)
+			return
+		}
+		ev, err = s.decide(state, cmd.EngagementID, cmd)
+		expected = last
+	})
+	return ev, expected, found, err
+}
+
+// decide builds the event cmd asks for on top of state, the engagement id's
+// current state, and lets the domain check and normalise it.
+func (s *Service) decide(state *domain.Engagement, id string, cmd Command) (domain.Event, error) {
+	now := s.now().UTC()
+	ev := domain.Event{
+		ID:            uuid.Must(uuid.NewV7()).String(),
+		Type:          cmd.Type,
+		EngagementID:  id,
+		Kind:          state.Kind,
+		Version:       state.Version + 1,
+		OccurredAt:    cmd.OccurredAt,
+		RecordedAt:    now,
+		Actor:         cmd.Actor,
+		CorrelationID: cmd.CorrelationID,
+		CausationID:   cmd.CausationID,
+		Data:          cmd.Data,
+		PrevHash:      state.Hash,
+	}
+	if ev.OccurredAt.IsZero() {
+		ev.OccurredAt = now
+	}
+	return state.Decide(ev)
+}
+
+// checkTarget makes sure a link points at an engagement that exists.
+func (s *Service) checkTarget(ev domain.Event) error {
+	if ev.Type != domain.EngagementLinked {
+		return nil
+	}
+	var d struct {
+		TargetID string `json:"target_id"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return fmt.Errorf("decode link: %w", err)
+	}
+	if !s.proj.Read(d.TargetID, func(*domain.Engagement, uint64) {}) {
+		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "data.target_id", Message: "no engagement has this id"}}}
+	}
+	return nil
+}
+
+// again decides, after the stream refused w's append with conflict, whether
+// it is tried again (nil) or fails (the error to return), as s.retry says.
+func (s *Service) again(ctx context.Context, w *write, expected uint64, conflict error) error {
+	if w.cmd.IfMatch > 0 {
+		return fmt.Errorf("%w: %w", domain.ErrPreconditionFailed, conflict)
+	}
+	if w.newID != "" || w.lost+1 >= s.retry.Attempts {
+		return conflict
+	}
+	if err := s.catchUp(ctx); err != nil {
+		return err
+	}
+	if s.lastSeq(w.cmd.EngagementID) != expected {
+		w.lost++ // another append was stored: try on top of it
+		return nil
+	}
+	// Nothing new was stored for the engagement: another append to it is
+	// still in flight. Wait for it without spending an attempt, within
+	// bounds.
+	if w.inFlightUntil.IsZero() {
+		w.inFlightUntil = time.Now().Add(s.retry.InFlightWait)
+	}
+	if time.Now().After(w.inFlightUntil) {
+		return conflict
+	}
+	if err := sleep(ctx, s.retry.pause(w.waits)); err != nil {
+		return err
+	}
+	w.waits++
+	return nil
+}
+
+// written waits until the projection shows the append stored at seq and
+// returns its result; a duplicate answers with the first append's result.
+func (s *Service) written(ctx context.Context, key string, ev domain.Event, seq uint64, dup bool) (Result, error) {
+	if err := s.waitFor(ctx, seq); err != nil {
+		return Result{}, err
+	}
+	if dup {
+		if r, ok := s.proj.Idempotent(key); ok {
+			return r, nil
+		}
+	}
+	return Result{EngagementID: ev.EngagementID, EventID: ev.ID, Type: ev.Type, Sequence: seq, Version: ev.Version}, nil
+}
+
+// catchUp waits until the projection has everything the stream holds now.
+// Asking the stream is bounded by a short timeout: while a cluster elects a
+// leader nobody answers, and the client is better told 503 soon.
+func (s *Service) catchUp(ctx context.Context) error {
+	ictx, cancel := context.WithTimeout(ctx, time.Second)
+	last, err := s.store.LastSequence(ictx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: the stream did not answer: %w", domain.ErrUnavailable, err)
+		}
+		return err
+	}
+	return s.waitFor(ctx, last)
+}
+
+// lastSeq is the sequence of the engagement's latest message as the
+// projection knows it (0 if none).
+func (s *Service) lastSeq(id string) uint64 {
+	var last uint64
+	s.proj.Read(id, func(_ *domain.Engagement, l uint64) { last = l })
+	return last
+}
+
+// waitFor waits, within bounds, for the projection to reach seq. The write is
+// already durable when this runs; a timeout is reported as unavailable so
+// the client retries (with its Idempotency-Key) rather than assume failure.
+func (s *Service) waitFor(ctx context.Context, seq uint64) error {
+	if s.proj.Applied() >= seq {
+		return nil // usual under load: no timer to set up
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.wait)
+	defer cancel()
+	if err := s.proj.WaitFor(ctx, seq); err != nil {
+		return fmt.Errorf("%w: projection did not reach sequence %d: %w", domain.ErrUnavailable, seq, err)
+	}
+	return nil
+}
