@@ -89,28 +89,43 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 		w.newID = uuid.Must(uuid.NewV7()).String()
 	}
 	for {
-		if w.lost > 0 && w.key != "" {
-			if r, ok := s.proj.Idempotent(w.key); ok {
-				return r, nil // a twin of this request won the race
-			}
+		if r, ok := s.twin(&w); ok {
+			return r, nil // a twin of this request won the race
 		}
-		ev, expected, err := s.load(ctx, &w)
-		if err != nil {
-			return Result{}, err
-		}
-		ev.IdempotencyKey = w.key
-		seq, dup, err := s.store.Append(ctx, ev, expected)
-		switch {
-		case errors.Is(err, domain.ErrConflict):
-			if err := s.again(ctx, &w, expected, err); err != nil {
-				return Result{}, err
-			}
-		case err != nil:
-			return Result{}, err
-		default:
-			return s.written(ctx, w.key, ev, seq, dup)
+		r, done, err := s.try(ctx, &w)
+		if done || err != nil {
+			return r, err
 		}
 	}
+}
+
+// try makes one attempt at w: load, decide, append, wait for the
+// projection. done is false when the append lost a race and is to be made
+// again.
+func (s *Service) try(ctx context.Context, w *write) (r Result, done bool, err error) {
+	ev, expected, err := s.load(ctx, w)
+	if err != nil {
+		return Result{}, true, err
+	}
+	ev.IdempotencyKey = w.key
+	seq, dup, err := s.store.Append(ctx, ev, expected)
+	if errors.Is(err, domain.ErrConflict) {
+		return Result{}, false, s.again(ctx, w, expected, err)
+	}
+	if err != nil {
+		return Result{}, true, err
+	}
+	r, err = s.written(ctx, w.key, ev, seq, dup)
+	return r, true, err
+}
+
+// twin returns the result of an append made with w's key since w lost a
+// race: a retry of the same request, sent while this one was under way.
+func (s *Service) twin(w *write) (Result, bool) {
+	if w.lost == 0 || w.key == "" {
+		return Result{}, false
+	}
+	return s.proj.Idempotent(w.key)
 }
 
 // seen returns the first result of the append made with key, if any. The
@@ -232,9 +247,15 @@ func (s *Service) again(ctx context.Context, w *write, expected uint64, conflict
 		w.lost++ // another append was stored: try on top of it
 		return nil
 	}
-	// Nothing new was stored for the engagement: another append to it is
-	// still in flight. Wait for it without spending an attempt, within
-	// bounds.
+	return s.waitInFlight(ctx, w, conflict)
+}
+
+// waitInFlight pauses before w is tried again after a refusal that stored
+// nothing for the engagement: another append to it is still in flight (a
+// clustered stream refuses at once rather than queue). It waits for that
+// without spending an attempt, within s.retry's bounds, then fails with
+// conflict.
+func (s *Service) waitInFlight(ctx context.Context, w *write, conflict error) error {
 	if w.inFlightUntil.IsZero() {
 		w.inFlightUntil = time.Now().Add(s.retry.InFlightWait)
 	}
