@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/iom-who/engagements/app"
@@ -230,35 +231,55 @@ func (s *Server) getEngagement(c echo.Context) error {
 // lock, instead of being copied first: the copy's maps grow with the
 // engagement's history and made a read cost more than the encoding.
 func (s *Server) currentEngagement(c echo.Context, id string) error {
-	var (
-		version int
-		body    []byte
-		err     error
-	)
-	inm := c.Request().Header.Get("If-None-Match")
-	pretty := prettyJSON(c)
-	now := s.now()
-	found := s.proj.Read(id, func(e *domain.Engagement, _ uint64) {
-		version = e.Version
-		if inm == etag(version) {
-			return
-		}
-		v := *e // shares e's slices and maps, and only reads them here
-		v.Status = v.StatusAt(now)
-		body, err = encodeJSON(&v, pretty)
-	})
-	if !found {
+	r := currentReads.Get().(*currentRead)
+	defer func() {
+		*r = currentRead{fn: r.fn} // keep nothing of this request in the pool
+		currentReads.Put(r)
+	}()
+	r.inm, r.pretty, r.now = c.Request().Header.Get("If-None-Match"), prettyJSON(c), s.now()
+	if !s.proj.Read(id, r.fn) {
 		return fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
 	}
-	tag := etag(version)
+	tag := etag(r.version)
 	c.Response().Header().Set("ETag", tag)
-	if inm == tag {
+	if r.inm == tag {
 		return c.NoContent(http.StatusNotModified)
 	}
-	if err != nil {
-		return err
+	if r.err != nil {
+		return r.err
 	}
-	return c.JSONBlob(http.StatusOK, body)
+	return c.JSONBlob(http.StatusOK, r.body)
+}
+
+// currentRead is what currentEngagement hands the projection's Read. A
+// callback through an interface escapes: a closure over the handler's
+// variables would cost four allocations per GET; pooled, with its method
+// value bound once, it costs none.
+type currentRead struct {
+	inm    string
+	pretty bool
+	now    time.Time
+
+	version int
+	body    []byte
+	err     error
+	fn      func(e *domain.Engagement, lastSeq uint64) // read
+}
+
+var currentReads = sync.Pool{New: func() any {
+	r := new(currentRead)
+	r.fn = r.read
+	return r
+}}
+
+func (r *currentRead) read(e *domain.Engagement, _ uint64) {
+	r.version = e.Version
+	if r.inm == etag(r.version) {
+		return
+	}
+	v := *e // shares e's slices and maps, and only reads them here
+	v.Status = v.StatusAt(r.now)
+	r.body, r.err = encodeJSON(&v, r.pretty)
 }
 
 // view is an engagement as the API shows it, with its status derived today.
