@@ -59,12 +59,18 @@ type Parts struct {
 	err     error // the projector's
 }
 
-// errUINeedsTokens is Start's answer to a web interface without sign-in.
-var errUINeedsTokens = errors.New("stack: the web interface needs a token store")
+// Start's answers to a Config it cannot wire.
+var (
+	errNoStore       = errors.New("stack: no event store")
+	errUINeedsTokens = errors.New("stack: the web interface needs a token store")
+)
 
 // Start builds the parts cfg asks for and starts the projector following
 // the store.
 func Start(cfg Config) (*Parts, error) {
+	if cfg.Store == nil {
+		return nil, errNoStore
+	}
 	if cfg.UI && cfg.Tokens == nil {
 		return nil, errUINeedsTokens
 	}
