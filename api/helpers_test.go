@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/iom-who/engagements/api"
-	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/app/stack"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
@@ -30,7 +29,6 @@ type testServer struct {
 	*httptest.Server
 	store *eventstore.Store
 	proj  *projections.Projector
-	svc   *app.Service
 }
 
 // newTestServer starts an embedded nats-server (no client port) on a temp
@@ -114,7 +112,7 @@ func buildServer(t testing.TB, su setup) *built {
 	b.api = parts.API
 	srv := httptest.NewServer(b.api)
 	t.Cleanup(srv.Close)
-	b.testServer = &testServer{Server: srv, store: store, proj: parts.Projector, svc: parts.Service}
+	b.testServer = &testServer{Server: srv, store: store, proj: parts.Projector}
 	return b
 }
 

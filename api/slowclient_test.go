@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iom-who/engagements/api"
 )
 
 // stuckWriter is a ResponseWriter whose client never reads: every write
@@ -37,14 +36,15 @@ func (w *stuckWriter) Write(p []byte) (int, error) {
 // TestSlowStreamClientIsDisconnected: a client that stops reading falls more
 // than the buffer behind and is dropped (and counted), while writers carry on.
 func TestSlowStreamClientIsDisconnected(t *testing.T) {
-	ts := newTestServer(t)
+	b := buildServer(t, setup{})
+	ts := b.testServer
 	id := decode[struct{ ID string }](t, ts.post(t, "/v1/engagements", `{"kind":"initiative","title":"WG","parties":["IOM"]}`)).ID
 	for i := 0; i < 300; i++ { // more than the stream's 256-event buffer
 		if r := ts.post(t, "/v1/engagements/"+id+"/events", fmt.Sprintf(`{"type":"engagement.noted","data":{"note":"n%d"}}`, i)); r.status != 201 {
 			t.Fatal(r)
 		}
 	}
-	srv := api.New(ts.svc, ts.proj, ts.store, nil)
+	srv := b.api // served here too, by hand, to a client that cannot write
 	w := &stuckWriter{header: http.Header{}, started: make(chan struct{}), release: make(chan struct{})}
 	req := httptest.NewRequest(http.MethodGet, "/v1/events/stream?after=0", nil).WithContext(context.Background())
 	done := make(chan struct{})
