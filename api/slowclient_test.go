@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // stuckWriter is a ResponseWriter whose client never reads: every write
