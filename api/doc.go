@@ -1,11 +1,12 @@
 // Package api serves the engagement tracker's HTTP API with echo: request
-// decoding and validation, the command path that turns a request into an
-// appended event (load state, let domain decide, append with the expected
-// sequence, wait for the projection), and problem+json errors. It is the one
-// place that maps errors to HTTP statuses.
+// decoding and validation, the translation of a write into an app.Command
+// for the command path (package app), the reads, export, verification and
+// event stream, and problem+json errors. It is the one place that maps
+// errors to HTTP statuses.
 //
-// It imports domain and projections, and webhooks for the subscription types
-// only; the event store, the token store and the webhook manager are
-// interfaces here, satisfied by eventstore and webhooks and wired in
-// cmd/engagements.
+// It imports app, domain and projections, and webhooks for the subscription
+// types only; what it reads (Projection, Stream), the token store and the
+// webhook manager are interfaces here, satisfied by projections, eventstore
+// and webhooks and wired in app/stack. It must not import webui, which it
+// mounts as an http.Handler (WithUI).
 package api
