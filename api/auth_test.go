@@ -9,13 +9,13 @@ import (
 
 	"github.com/iom-who/engagements/api"
 	"github.com/iom-who/engagements/domain"
-	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/tokens"
 )
 
 // authServer is the API with tokens and roles on, as serve runs it.
 type authServer struct {
 	*testServer
-	tokens *eventstore.Tokens
+	tokens *tokens.Store
 	admin  string
 }
 
@@ -147,7 +147,7 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 	as := newAuthServer(t, 0, 1)
 	token := as.mint(t, "temp", domain.RoleAuditor)
 	// A second instance's view of the same bucket.
-	other, err := as.store.Tokens(context.Background(), 1)
+	other, err := tokens.Open(context.Background(), as.store, tokens.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

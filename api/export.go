@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,10 +17,10 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Walker reads the stream itself, in order and in constant memory.
+// Walker reads the stream itself, in order and in constant memory;
+// eventstore.Store is one.
 type Walker interface {
-	Walk(ctx context.Context, after uint64, kind domain.Kind, types []domain.EventType,
-		fn func(seq uint64, ev domain.Event, err error) error) error
+	Read(ctx context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error]
 }
 
 // ExportOptions select and shape an export.
@@ -55,26 +55,33 @@ func Export(ctx context.Context, w io.Writer, st Walker, o ExportOptions, progre
 		}
 	}
 	n := 0
-	err := st.Walk(ctx, o.After, o.Kind, o.Types, func(seq uint64, ev domain.Event, err error) error {
+	var err error
+	for m, rerr := range st.Read(ctx, o.After, domain.Filter{Selection: domain.Selection{Kind: o.Kind, Types: o.Types}}) {
+		if rerr != nil {
+			err = rerr
+			break
+		}
+		seq, ev := m.Sequence, m.Event
 		if progress != nil {
 			progress(seq)
 		}
 		if o.To > 0 && seq > o.To {
-			return errStopWalk
+			break
 		}
-		if err != nil || !o.From.IsZero() && ev.OccurredAt.Before(o.From) || !o.Until.IsZero() && ev.OccurredAt.After(o.Until) {
-			return nil
+		if m.Err != nil || !o.From.IsZero() && ev.OccurredAt.Before(o.From) || !o.Until.IsZero() && ev.OccurredAt.After(o.Until) {
+			continue
 		}
 		n++
 		if cw != nil {
-			return cw.Write([]string{strconv.FormatUint(seq, 10), ev.ID, ev.EngagementID, string(ev.Kind), string(ev.Type),
+			err = cw.Write([]string{strconv.FormatUint(seq, 10), ev.ID, ev.EngagementID, string(ev.Kind), string(ev.Type),
 				ev.OccurredAt.Format(time.RFC3339Nano), ev.RecordedAt.Format(time.RFC3339Nano), ev.Actor, ev.Hash,
 				string(ev.Data)})
+		} else {
+			err = enc.Encode(ev)
 		}
-		return enc.Encode(ev)
-	})
-	if errors.Is(err, errStopWalk) {
-		err = nil
+		if err != nil {
+			break
+		}
 	}
 	if cw != nil {
 		cw.Flush()
@@ -87,10 +94,6 @@ func Export(ctx context.Context, w io.Writer, st Walker, o ExportOptions, progre
 	}
 	return n, err
 }
-
-// errStopWalk ends a walk early; Walk implementations stop on any error and
-// return it, so Export swallows this one.
-var errStopWalk = errors.New("past the last sequence asked for")
 
 // ParseExportOptions reads format, from, to, kind and type. from and to are
 // stream sequences (whole numbers) or times on occurred_at (RFC 3339 or a

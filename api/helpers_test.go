@@ -19,6 +19,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 )
 
@@ -60,7 +61,7 @@ type setup struct {
 type built struct {
 	*testServer
 	api    *api.Server
-	tokens *eventstore.Tokens
+	tokens *tokens.Store
 	admin  string
 	hooks  *webhooks.Manager
 }
@@ -84,7 +85,7 @@ func buildServer(t testing.TB, su setup) *built {
 	b := &built{}
 	cfg := stack.Config{Store: store, API: su.options}
 	if su.tokens {
-		if b.tokens, err = store.Tokens(ctx, 1); err != nil {
+		if b.tokens, err = tokens.Open(ctx, store, tokens.Config{}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(b.tokens.Close)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,9 +14,10 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Follower streams stored CloudEvent documents, replay then live.
+// Follower streams stored CloudEvent documents, replay then live (with
+// domain.Filter.Live); eventstore.Store is one.
 type Follower interface {
-	Follow(ctx context.Context, after uint64, sel domain.Selection, fn func(ev domain.Event, payload []byte) error) error
+	Read(ctx context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error]
 }
 
 // SSE settings.
@@ -95,14 +97,24 @@ func (s *Server) streamEvents(c echo.Context) error {
 	done := make(chan error, 1)
 	remote := c.RealIP()
 	go func() {
-		err := s.stream.Follow(ctx, after, sel, func(ev domain.Event, payload []byte) error {
-			select {
-			case frames <- frame{seq: ev.Sequence, typ: ev.Type, payload: payload}:
-				return nil
-			default:
-				return errSlowClient
+		var err error
+		for m, rerr := range s.stream.Read(ctx, after, domain.Filter{Selection: sel, Live: true}) {
+			if rerr != nil {
+				err = rerr
+				break
 			}
-		})
+			if m.Err != nil { // verify reports it
+				s.log.Warn("not following a message that fails its checks", "sequence", m.Sequence, "err", m.Err)
+				continue
+			}
+			select {
+			case frames <- frame{seq: m.Sequence, typ: m.Event.Type, payload: m.Payload}:
+				continue
+			default:
+			}
+			err = errSlowClient
+			break
+		}
 		// Counted here, not by the handler: its write may be the very thing
 		// that is stuck (the write deadline ends that).
 		if errors.Is(err, errSlowClient) {

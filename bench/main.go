@@ -251,7 +251,7 @@ func (h *harness) rebuild(ctx context.Context) (Metric, []string, error) {
 	}
 	h.logf("  %.2f s (%.0f events/s)", rawTook.Seconds(), float64(o.events)/rawTook.Seconds())
 
-	h.logf("rebuild: store.Walk into fresh projections (in process)")
+	h.logf("rebuild: store.Read into fresh projections (in process)")
 	took, st, count, err := rebuildInProcess(ctx, store)
 	if err != nil {
 		return Metric{}, nil, fmt.Errorf("rebuild: %w", err)
@@ -419,7 +419,7 @@ func (h *harness) write() error {
 	}
 	h.report.Notes = []string{
 		fmt.Sprintf("Appends: each measurement runs %s. API: `engagements serve --sync <policy> --rate-limit 0` (built from this commit, a subprocess on a fresh data directory), %d vegeta attackers of one worker each at unbounded rate, each posting `engagement.noted` to its own engagement (recorded first) and waiting for the 201; ours = successful appends/s. Raw: a fresh store opened in process with eventstore.Open and the same sync policy (same stream configuration), %d goroutines on the store's in-process NATS connection (the kind the service uses), each publishing CloudEvents of the API's size to its own engagement subject and waiting for the ack. The `--sync always` anchor is a plain PublishMsg; the `--sync interval` anchor passes WithExpectStream and WithExpectLastSequenceForSubject (filter `engagements.*.<id>.*`) with the hash-chain headers, as eventstore.Append does.", o.duration, o.clients, o.clients),
-		"Rebuild: the generated stream (engagement.recorded agreements, then engagement.noted round-robin, real hash-chain headers, async publish on a sync-interval store) is read in process twice on the same store: a nats.go ordered consumer (pull batches of 1024, no decoding) as the anchor, then store.Walk into projections.New (what `engagements rebuild` does); rates are events / wall time. The serve first start on the same stream (no checkpoint) is listed separately: it also starts NATS and HTTP.",
+		"Rebuild: the generated stream (engagement.recorded agreements, then engagement.noted round-robin, real hash-chain headers, async publish on a sync-interval store) is read in process twice on the same store: a nats.go ordered consumer (pull batches of 1024, no decoding) as the anchor, then store.Read into projections.New (what `engagements rebuild` does); rates are events / wall time. The serve first start on the same stream (no checkpoint) is listed separately: it also starts NATS and HTTP.",
 		fmt.Sprintf("GET: serve (`--sync always`, the default) on the generated stream; %s of warm-up, then vegeta at a constant %d GET/s for %s on random generated engagements, while another vegeta attacker appends notes to random engagements at %d/s; p50/p99 are vegeta's estimates over all requests. The window is longer than serve's 30 s checkpoint interval, so it always holds one periodic checkpoint save (the table says when the last one was written). Anchor: /healthz (no auth, no projection) at the same rate, as long, under the same writes.", o.warmup, o.getRate, o.getDuration, o.writeRate),
 		fmt.Sprintf("Restart: SIGTERM (exit 0 and a written projections.checkpoint are checked), then %d starts, each timed from process start to the first /readyz 200 (polled every 5 ms; /readyz waits for the projection) and stopped again; ours is the median.", o.restarts),
 		"RSS: VmHWM of the serve process from /proc/<pid>/status: after the first start (its rebuild) and the GET/write load, and after each restart; ours is the largest.",

@@ -157,14 +157,18 @@ func readRaw(ctx context.Context, store *eventstore.Store, n int) (time.Duration
 }
 
 // rebuildInProcess replays the whole stream into fresh projections through
-// store.Walk: what `engagements rebuild` (cmd/engagements.Rebuild) and a
+// store.Read: what `engagements rebuild` (cmd/engagements.Rebuild) and a
 // first start without checkpoint do, minus the HTTP server.
 func rebuildInProcess(ctx context.Context, store *eventstore.Store) (time.Duration, projections.Stats, int, error) {
 	p := projections.New(nil)
 	start := time.Now()
-	err := store.Walk(ctx, 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
-		p.Handle(seq, ev, err)
-		return nil
-	})
+	var err error
+	for m, rerr := range store.Read(ctx, 0, domain.Filter{}) {
+		if rerr != nil {
+			err = rerr
+			break
+		}
+		p.Handle(m.Sequence, m.Event, m.Err)
+	}
 	return time.Since(start), p.Stats(), p.Count(), err
 }

@@ -40,7 +40,7 @@ func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (s
 		if isWrongLastSequence(err) {
 			return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, domain.ErrConflict)
 		}
-		return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, unavailable(err))
+		return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, Unavailable(err))
 	}
 	return ack.Sequence, ack.Duplicate, nil
 }
@@ -83,11 +83,12 @@ func isWrongLastSequence(err error) bool {
 	return false
 }
 
-// unavailable marks transport failures (no connection, no responders,
+// Unavailable marks transport failures (no connection, no responders,
 // timeouts) and JetStream's own 503s (no quorum, no leader) as
-// domain.ErrUnavailable; other JetStream API errors stay as they are.
-// webhooks keeps a copy of this rule: change both.
-func unavailable(err error) error {
+// domain.ErrUnavailable, an outage the client may retry; other JetStream API
+// errors and cancellations stay as they are. It is the one rule for every
+// adapter on the store's connection (webhooks, tokens).
+func Unavailable(err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.Code == http.StatusServiceUnavailable {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)

@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -22,17 +21,10 @@ const liveHeartbeat = time.Second
 // again as soon as there is one.
 const consumerTimeout = 2 * time.Second
 
-// errIdle ends a read that was asked to stop at the end of the stream.
-var errIdle = errors.New("reached the end of the stream")
-
-// message is one stored message as the readers see it.
+// message is one stored message as read hands it over.
 type message struct {
-	seq     uint64
+	domain.Message
 	pending uint64 // messages matching the filter still after this one
-	subject string
-	payload []byte
-	ev      domain.Event
-	err     error // from decoding or the hash check
 	// stop, when set, ends the read: the consumer failed (no message).
 	stop error
 }
@@ -44,8 +36,8 @@ const readAhead = 512
 // ephemeral, unacknowledged consumer in memory (the server removes it if
 // this process goes away) for subjects after sequence after, and passes
 // each message, decoded and hash-checked, to fn in stream order. It ends
-// when ctx ends (returning ctx.Err()), when fn returns an error (returned,
-// except errIdle), or when anything goes wrong: the consumer's server gone,
+// when ctx ends (returning ctx.Err()), when fn returns false (returning nil),
+// or when anything goes wrong: the consumer's server gone,
 // missed heartbeats, a delivery lost in transit — then with an error
 // wrapping domain.ErrUnavailable, never with a gap, so the caller can read
 // again after the last sequence it handled. With untilIdle it also ends,
@@ -54,7 +46,7 @@ const readAhead = 512
 // (nats.go's ordered consumer would recreate itself instead, but it waits up
 // to 10 s for each attempt, which stalled readers for 11 s when a cluster
 // node left.)
-func (s *Store) read(ctx context.Context, after uint64, subjects []string, untilIdle bool, fn func(m message) error) error {
+func (s *Store) read(ctx context.Context, after uint64, subjects []string, untilIdle bool, fn func(m *message) bool) error {
 	cfg := jetstream.ConsumerConfig{
 		FilterSubjects:    subjects,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -74,7 +66,7 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("create consumer: %w", unavailable(err))
+		return fmt.Errorf("create consumer: %w", Unavailable(err))
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), consumerTimeout)
@@ -86,7 +78,7 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(liveHeartbeat))
 	if err != nil {
-		return fmt.Errorf("consume: %w", unavailable(err))
+		return fmt.Errorf("consume: %w", Unavailable(err))
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -116,7 +108,7 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 		for {
 			msg, err := it.Next()
 			if err != nil {
-				send(message{stop: fmt.Errorf("next message: %w", unavailable(err))})
+				send(message{stop: fmt.Errorf("next message: %w", Unavailable(err))})
 				return
 			}
 			meta, err := msg.Metadata()
@@ -131,8 +123,9 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 				return
 			}
 			delivered = meta.Sequence.Consumer
-			m := message{seq: meta.Sequence.Stream, pending: meta.NumPending, subject: msg.Subject(), payload: msg.Data()}
-			m.ev, m.err = decodeMsg(m.subject, msg.Headers(), m.payload, m.seq)
+			m := message{pending: meta.NumPending}
+			m.Sequence, m.Payload = meta.Sequence.Stream, msg.Data()
+			m.Event, m.Err = decodeMsg(msg.Subject(), msg.Headers(), m.Payload, m.Sequence)
 			if !send(m) || untilIdle && m.pending == 0 {
 				return
 			}
@@ -145,11 +138,8 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 			}
 			return m.stop
 		}
-		if err := fn(m); err != nil {
-			if errors.Is(err, errIdle) {
-				return nil
-			}
-			return err
+		if !fn(&m) {
+			return nil
 		}
 		if untilIdle && m.pending == 0 {
 			return nil

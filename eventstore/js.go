@@ -1,24 +1,9 @@
 package eventstore
 
-import (
-	"fmt"
+import "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/iom-who/engagements/domain"
-	"github.com/nats-io/nats.go/jetstream"
-)
-
-// JetStream is the store's JetStream context, for adapters that keep their
-// own buckets, streams and durable consumers on the store's connection
-// (webhooks).
+// JetStream is the store's JetStream context, for adapters that keep
+// buckets and streams of their own on the store's connection (webhooks'
+// subscriptions and dead letters, the token store). The engagement stream
+// itself is read through Read and Durable only.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
-
-// DecodeMsg decodes a message that a consumer of one's own read from the
-// stream and checks its hash, as Walk and Follow do: a message that fails
-// must not be passed on.
-func (s *Store) DecodeMsg(msg jetstream.Msg) (domain.Event, error) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		return domain.Event{}, fmt.Errorf("message metadata: %w", err)
-	}
-	return decodeMsg(msg.Subject(), msg.Headers(), msg.Data(), meta.Sequence.Stream)
-}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/tokens"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -117,7 +118,7 @@ func TestSubscriberTokenReadsButCannotWrite(t *testing.T) {
 		}},
 		{"delete the stream", func() error { return js.DeleteStream(short(), eventstore.StreamName) }},
 		{"read the token bucket", func() error {
-			_, err := js.KeyValue(short(), eventstore.TokenBucket)
+			_, err := js.KeyValue(short(), tokens.Bucket)
 			return err
 		}},
 	}
@@ -143,7 +144,7 @@ func TestSubscriberTokenReadsButCannotWrite(t *testing.T) {
 	}
 	defer admin.Close()
 	ajs, _ := jetstream.New(admin)
-	if _, err := ajs.KeyValue(ctx, eventstore.TokenBucket); err == nil {
+	if _, err := ajs.KeyValue(ctx, tokens.Bucket); err == nil {
 		t.Log("admin reads the token bucket (it may not exist yet)")
 	}
 	if _, err := ajs.Stream(ctx, eventstore.StreamName); err != nil {

@@ -11,37 +11,50 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// delivery is one call of a Subscribe handler.
+// delivery is one message a live Read yielded.
 type delivery struct {
 	seq uint64
 	ev  domain.Event
 	err error
 }
 
-// subscription runs Subscribe in the background.
+// subscription runs a live Read in the background.
 type subscription struct {
 	ch      chan delivery
 	cancel  context.CancelFunc
 	done    chan error
 	stopped bool
-	err     error // what Subscribe returned, once stopped
+	err     error // the error Read yielded last, once stopped
 }
 
-// subscribe starts s.Subscribe(after); the test cleanup stops it.
+// subscribe starts a live s.Read(after) of the whole stream; the test
+// cleanup stops it.
 func subscribe(t *testing.T, s *eventstore.Store, after uint64) *subscription {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	sub := &subscription{ch: make(chan delivery), cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		sub.done <- s.Subscribe(ctx, after, func(seq uint64, ev domain.Event, err error) {
+		sub.done <- follow(ctx, s, after, func(m domain.Message) {
 			select {
-			case sub.ch <- delivery{seq, ev, err}:
+			case sub.ch <- delivery{m.Sequence, m.Event, m.Err}:
 			case <-ctx.Done():
 			}
 		})
 	}()
 	t.Cleanup(func() { sub.stop(t) })
 	return sub
+}
+
+// follow reads the whole stream live, passing each message to h, and
+// returns the error that ends the read.
+func follow(ctx context.Context, s *eventstore.Store, after uint64, h func(domain.Message)) error {
+	for m, err := range s.Read(ctx, after, domain.Filter{Live: true}) {
+		if err != nil {
+			return err
+		}
+		h(m)
+	}
+	return nil
 }
 
 // patience bounds every wait, so that a missing delivery fails the test
@@ -56,14 +69,14 @@ func (sub *subscription) next(t *testing.T) delivery {
 		return d
 	case err := <-sub.done:
 		sub.done <- err
-		t.Fatalf("Subscribe returned early: %v", err)
+		t.Fatalf("Read ended early: %v", err)
 	case <-time.After(patience):
 		t.Fatal("no delivery")
 	}
 	return delivery{}
 }
 
-// stop cancels the subscription and returns what Subscribe returned.
+// stop cancels the subscription and returns the error that ended Read.
 func (sub *subscription) stop(t *testing.T) error {
 	t.Helper()
 	if sub.stopped {
@@ -75,7 +88,7 @@ func (sub *subscription) stop(t *testing.T) error {
 	case sub.err = <-sub.done:
 		return sub.err
 	case <-time.After(patience):
-		t.Fatal("Subscribe did not return after its context was cancelled")
+		t.Fatal("Read did not end after its context was cancelled")
 		return nil
 	}
 }
@@ -94,7 +107,7 @@ func (sub *subscription) expectEvent(t *testing.T, seq uint64, want domain.Event
 	assertEvent(t, d.ev, want)
 }
 
-func TestSubscribe(t *testing.T) {
+func TestReadLive(t *testing.T) {
 	tests := []struct {
 		name  string
 		after uint64
@@ -133,33 +146,33 @@ func TestSubscribe(t *testing.T) {
 			}
 
 			if err := sub.stop(t); !errors.Is(err, context.Canceled) {
-				t.Errorf("Subscribe returned %v after cancel, want context.Canceled", err)
+				t.Errorf("Read ended with %v after cancel, want context.Canceled", err)
 			}
 			select {
 			case d := <-sub.ch:
-				t.Errorf("delivery at %d after Subscribe returned", d.seq)
+				t.Errorf("delivery at %d after Read ended", d.seq)
 			default:
 			}
 		})
 	}
 }
 
-func TestSubscribeReturnsWhenCancelledWhileWaiting(t *testing.T) {
+func TestReadLiveEndsWhenCancelledWhileWaiting(t *testing.T) {
 	s := newTestStore(t)
-	sub := subscribe(t, s, 0) // an empty stream: Subscribe waits for the first event
+	sub := subscribe(t, s, 0) // an empty stream: Read waits for the first event
 	if err := sub.stop(t); !errors.Is(err, context.Canceled) {
-		t.Errorf("Subscribe returned %v, want context.Canceled", err)
+		t.Errorf("Read ended with %v, want context.Canceled", err)
 	}
 }
 
-func TestSubscribeAlreadyCancelled(t *testing.T) {
+func TestReadLiveAlreadyCancelled(t *testing.T) {
 	s := newTestStore(t)
 	mustAppend(t, s, newEvent(newID()), 0)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := s.Subscribe(ctx, 0, func(seq uint64, _ domain.Event, _ error) {})
+	err := follow(ctx, s, 0, func(domain.Message) {})
 	if err == nil {
-		t.Error("Subscribe with a cancelled context returned nil")
+		t.Error("Read with a cancelled context ended without an error")
 	}
 }
 

@@ -21,7 +21,7 @@ const (
 )
 
 // BenchmarkRebuild replays a stream of benchEvents valid, chained events over
-// benchEngagements engagements: through Walk into fresh projections (what
+// benchEngagements engagements: through Read into fresh projections (what
 // `engagements rebuild` and a restart do), and as a floor, with a plain
 // ordered consumer that reads the messages without decoding them. Run with
 // -benchtime=1x; each reports events/s.
@@ -51,11 +51,11 @@ func BenchmarkRebuild(b *testing.B) {
 		runs := 0
 		for b.Loop() {
 			p := projections.New(nil)
-			if err := s.Walk(ctx, 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
-				p.Handle(seq, ev, err)
-				return nil
-			}); err != nil {
-				b.Fatal(err)
+			for m, err := range s.Read(ctx, 0, domain.Filter{}) {
+				if err != nil {
+					b.Fatal(err)
+				}
+				p.Handle(m.Sequence, m.Event, m.Err)
 			}
 			if st := p.Stats(); st.Events != benchEvents || st.Rejected != 0 || st.Undecodable != 0 || p.Count() != benchEngagements {
 				b.Fatalf("rebuild folded %+v over %d engagements, want %d valid events over %d", st, p.Count(),

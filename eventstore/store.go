@@ -282,7 +282,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("stream info: %w", unavailable(err))
+		return 0, fmt.Errorf("stream info: %w", Unavailable(err))
 	}
 	return info.State.LastSeq, nil
 }

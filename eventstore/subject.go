@@ -26,6 +26,37 @@ func Subject(kind domain.Kind, id string, t domain.EventType) (string, error) {
 	return subjectRoot + "." + string(kind) + "." + id + "." + t.Verb(), nil
 }
 
+// filterSubjects builds the filter subjects of sel, from allow-listed parts
+// only: a kind that is one of domain's, an id in canonical form, event types
+// that domain knows.
+func filterSubjects(sel domain.Selection) ([]string, error) {
+	id := "*"
+	if sel.EngagementID != "" {
+		if err := domain.CheckID(sel.EngagementID); err != nil {
+			return nil, err
+		}
+		id = sel.EngagementID
+	}
+	kind := "*"
+	if sel.Kind != "" {
+		if !sel.Kind.Valid() {
+			return nil, fmt.Errorf("filter: unknown kind %q", sel.Kind)
+		}
+		kind = string(sel.Kind)
+	}
+	if len(sel.Types) == 0 {
+		return []string{subjectRoot + "." + kind + "." + id + ".*"}, nil
+	}
+	out := make([]string, 0, len(sel.Types))
+	for _, t := range sel.Types {
+		if _, err := domain.ParseEventType(string(t)); err != nil {
+			return nil, fmt.Errorf("filter: %w", err)
+		}
+		out = append(out, subjectRoot+"."+kind+"."+id+"."+t.Verb())
+	}
+	return out, nil
+}
+
 // engagementFilter matches every subject of one engagement, whatever its kind.
 func engagementFilter(id string) string {
 	return subjectRoot + ".*." + id + ".*"

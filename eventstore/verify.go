@@ -24,7 +24,7 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total uint64)) (
 func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(done, total uint64)) (domain.Report, error) {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
-		return domain.Report{}, fmt.Errorf("stream info: %w", unavailable(err))
+		return domain.Report{}, fmt.Errorf("stream info: %w", Unavailable(err))
 	}
 	last, first := info.State.LastSeq, info.State.FirstSeq
 	if until > 0 && until < last {
@@ -43,9 +43,13 @@ func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(don
 	}
 	states := make(map[string]*domain.Engagement)
 	next := first
-	err = s.Walk(ctx, 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
+	for m, err := range s.Read(ctx, 0, domain.Filter{}) {
+		if err != nil {
+			return rep, err
+		}
+		seq, ev := m.Sequence, m.Event
 		if seq > last {
-			return ErrStopWalk
+			break
 		}
 		if seq > next {
 			missing(next, seq-1)
@@ -55,9 +59,9 @@ func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(don
 		if progress != nil && seq%1000 == 0 {
 			progress(seq, last)
 		}
-		if err != nil {
-			rep.Problems = append(rep.Problems, domain.Problem{Sequence: seq, EngagementID: ev.EngagementID, Problem: err.Error()})
-			return nil
+		if m.Err != nil {
+			rep.Problems = append(rep.Problems, domain.Problem{Sequence: seq, EngagementID: ev.EngagementID, Problem: m.Err.Error()})
+			continue
 		}
 		e, ok := states[ev.EngagementID]
 		if !ok {
@@ -66,13 +70,9 @@ func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(don
 		if err := e.Apply(ev); err != nil {
 			rep.Problems = append(rep.Problems, domain.Problem{Sequence: seq, EngagementID: ev.EngagementID,
 				Problem: "does not continue its engagement: " + err.Error()})
-			return nil
+			continue
 		}
 		states[ev.EngagementID] = e
-		return nil
-	})
-	if err != nil {
-		return rep, err
 	}
 	if next <= last {
 		missing(next, last)

@@ -323,11 +323,11 @@ func TestVerifyDetects(t *testing.T) {
 func rebuild(t *testing.T, s *eventstore.Store) *projections.Projector {
 	t.Helper()
 	p := projections.New(nil)
-	if err := s.Walk(t.Context(), 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
-		p.Handle(seq, ev, err)
-		return nil
-	}); err != nil {
-		t.Fatalf("Walk: %v", err)
+	for m, err := range s.Read(t.Context(), 0, domain.Filter{}) {
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		p.Handle(m.Sequence, m.Event, m.Err)
 	}
 	return p
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"slices"
 	"sort"
@@ -16,10 +17,10 @@ import (
 	"github.com/iom-who/engagements/domain"
 )
 
-// Source delivers stored events in stream order, starting after a sequence,
-// and keeps following until ctx ends. eventstore.Store is one.
+// Source reads stored events in stream order, starting after a sequence;
+// with f.Live it keeps following until ctx ends. eventstore.Store is one.
 type Source interface {
-	Subscribe(ctx context.Context, after uint64, h func(seq uint64, ev domain.Event, err error)) error
+	Read(ctx context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error]
 }
 
 // Result is what an append produced, remembered per idempotency key so a
@@ -57,8 +58,7 @@ type set map[string]struct{}
 // the global log; eventstore.Store is one.
 type Reader interface {
 	Event(ctx context.Context, seq uint64) (domain.Event, error)
-	Walk(ctx context.Context, after uint64, kind domain.Kind, types []domain.EventType,
-		fn func(seq uint64, ev domain.Event, err error) error) error
+	Source
 }
 
 // Projector holds the read models. Its zero value is not usable; call New.
@@ -137,7 +137,14 @@ func (p *Projector) Run(ctx context.Context, src Source) error {
 	backoff := 100 * time.Millisecond
 	for {
 		after := p.Applied()
-		err := src.Subscribe(ctx, after, p.Handle)
+		var err error
+		for m, rerr := range src.Read(ctx, after, domain.Filter{Live: true}) {
+			if rerr != nil {
+				err = rerr
+				break
+			}
+			p.Handle(m.Sequence, m.Event, m.Err)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -507,9 +514,6 @@ type LogFilter struct {
 	Kind  domain.Kind
 }
 
-// errPageFull ends a log walk once the page is full.
-var errPageFull = errors.New("page full")
-
 // Log returns up to f.Limit folded events in stream order after f.After,
 // read from the stream (nothing of them is kept in memory): messages that did
 // not decode or that the rules refused are left out, and so is anything the
@@ -525,27 +529,27 @@ func (p *Projector) Log(ctx context.Context, f LogFilter) ([]domain.Event, error
 	if f.After >= applied {
 		return out, nil
 	}
-	err := r.Walk(ctx, f.After, f.Kind, f.Types, func(seq uint64, ev domain.Event, err error) error {
+	for m, err := range r.Read(ctx, f.After, domain.Filter{Selection: domain.Selection{Kind: f.Kind, Types: f.Types}}) {
+		if err != nil {
+			return nil, err
+		}
+		seq, ev := m.Sequence, m.Event
 		if seq > applied {
-			return errPageFull
+			break
 		}
 		p.mu.RLock()
 		_, rejected := p.rejectedSeqs[seq]
-		if c := p.correctedBy[ev.ID]; err == nil && len(c) > 0 {
+		if c := p.correctedBy[ev.ID]; m.Err == nil && len(c) > 0 {
 			ev.CorrectedBy = slices.Clone(c)
 		}
 		p.mu.RUnlock()
-		if err != nil || rejected {
-			return nil
+		if m.Err != nil || rejected {
+			continue
 		}
 		out = append(out, ev)
 		if len(out) == f.Limit {
-			return errPageFull
+			break
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errPageFull) {
-		return nil, err
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"testing"
@@ -32,20 +33,20 @@ func (m memReader) Event(_ context.Context, seq uint64) (domain.Event, error) {
 	return ev, nil
 }
 
-func (m memReader) Walk(_ context.Context, after uint64, kind domain.Kind, types []domain.EventType,
-	fn func(seq uint64, ev domain.Event, err error) error) error {
-	seqs := slices.Sorted(maps.Keys(m))
-	for _, seq := range seqs {
-		ev := m[seq]
-		if seq <= after || kind != "" && ev.Kind != kind || len(types) > 0 && !slices.Contains(types, ev.Type) {
-			continue
-		}
-		ev.Sequence = seq
-		if err := fn(seq, ev, nil); err != nil {
-			return err
+func (m memReader) Read(_ context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error] {
+	return func(yield func(domain.Message, error) bool) {
+		seqs := slices.Sorted(maps.Keys(m))
+		for _, seq := range seqs {
+			ev := m[seq]
+			if seq <= after || f.Kind != "" && ev.Kind != f.Kind || len(f.Types) > 0 && !slices.Contains(f.Types, ev.Type) {
+				continue
+			}
+			ev.Sequence = seq
+			if !yield(domain.Message{Sequence: seq, Event: ev}, nil) {
+				return
+			}
 		}
 	}
-	return nil
 }
 
 // testProjector records what it is handed, so history can be read back.

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
 )
 
 // ContentType is the Content-Type of every delivery: the body is the stored
@@ -80,7 +80,7 @@ func (m *Manager) deliver(ctx context.Context, st stored, key []byte) {
 		if ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+		if errors.Is(err, domain.ErrNotFound) {
 			log.Debug("webhook consumer not found; waiting", "err", err)
 		} else {
 			log.Warn("webhook delivery interrupted; retrying", "err", err)
@@ -95,19 +95,16 @@ func (m *Manager) deliver(ctx context.Context, st stored, key []byte) {
 // when the previous one is settled, so none sits unacknowledged in a buffer
 // when the manager stops.
 func (m *Manager) consume(ctx context.Context, st stored, key []byte, log *slog.Logger) error {
-	cons, err := m.stream.Consumer(ctx, consumerName(st.ID))
+	cons, err := m.src.Durable(ctx, consumerName(st.ID))
 	if err != nil {
 		return err
 	}
 	for {
-		msg, err := cons.Next(jetstream.FetchContext(ctx))
-		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
-			continue
-		}
+		d, err := cons.Next(ctx)
 		if err != nil {
 			return err
 		}
-		m.handle(ctx, st, key, msg, log)
+		m.handle(ctx, st, key, d, log)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -117,34 +114,27 @@ func (m *Manager) consume(ctx context.Context, st stored, key []byte, log *slog.
 // handle delivers one event: up to MaxAttempts POSTs with backoff, then a
 // failure record; either way it is acknowledged so delivery goes on. When
 // the manager stops meanwhile, the event is handed back to JetStream.
-func (m *Manager) handle(ctx context.Context, st stored, key []byte, msg jetstream.Msg, log *slog.Logger) {
-	meta, err := msg.Metadata()
-	if err != nil { // not a JetStream message; cannot happen on a consumer
-		log.Warn("webhook message without metadata", "err", err)
-		_ = msg.Term()
-		return
-	}
-	seq := meta.Sequence.Stream
-	ev, err := m.src.DecodeMsg(msg)
-	if err != nil {
-		log.Warn("webhook not delivered: the stored message fails its checks", "sequence", seq, "err", err)
-		m.fail(ctx, st, msg, Failure{Sequence: seq, EventID: ev.ID, Type: string(ev.Type),
-			LastError: "not delivered: " + err.Error()}, log)
+func (m *Manager) handle(ctx context.Context, st stored, key []byte, d *eventstore.Delivery, log *slog.Logger) {
+	seq, ev := d.Sequence, d.Event
+	if d.Err != nil {
+		log.Warn("webhook not delivered: the stored message fails its checks", "sequence", seq, "err", d.Err)
+		m.fail(ctx, st, d, Failure{Sequence: seq, EventID: ev.ID, Type: string(ev.Type),
+			LastError: "not delivered: " + d.Err.Error()}, log)
 		return
 	}
 	f := Failure{Sequence: seq, EventID: ev.ID, Type: string(ev.Type)}
 	for attempt := 1; ; attempt++ {
-		_ = msg.InProgress()
-		status, err := m.post(ctx, st.URL, key, ev.ID, msg.Data())
+		_ = d.InProgress()
+		status, err := m.post(ctx, st.URL, key, ev.ID, d.Payload)
 		if err == nil {
 			m.delivered.Add(1)
 			log.Debug("webhook delivered", "sequence", seq, "event", ev.ID, "type", ev.Type,
 				"attempt", attempt, "status", status)
-			m.settle(ctx, msg, log)
+			m.settle(ctx, d, log)
 			return
 		}
 		if ctx.Err() != nil {
-			_ = msg.Nak()
+			_ = d.Nak()
 			return
 		}
 		m.attemptsFailed.Add(1)
@@ -154,14 +144,14 @@ func (m *Manager) handle(ctx context.Context, st stored, key []byte, msg jetstre
 		if attempt >= m.cfg.MaxAttempts {
 			break
 		}
-		if !m.wait(ctx, msg, m.backoff(attempt)) {
-			_ = msg.Nak()
+		if !m.wait(ctx, d, m.backoff(attempt)) {
+			_ = d.Nak()
 			return
 		}
 	}
 	log.Warn("webhook delivery failed; recorded as a failure", "sequence", seq, "event", ev.ID,
 		"type", ev.Type, "attempts", f.Attempts, "status", f.LastStatus, "err", f.LastError)
-	m.fail(ctx, st, msg, f, log)
+	m.fail(ctx, st, d, f, log)
 }
 
 // post sends one attempt, signed as Standard Webhooks says, and returns
@@ -192,24 +182,24 @@ func (m *Manager) post(ctx context.Context, url string, key []byte, id string, b
 
 // settle acknowledges msg and waits for JetStream to confirm, so a
 // delivered event is not delivered again after a restart.
-func (m *Manager) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
+func (m *Manager) settle(ctx context.Context, d *eventstore.Delivery, log *slog.Logger) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := msg.DoubleAck(actx); err != nil {
+	if err := d.Ack(actx); err != nil {
 		log.Warn("webhook acknowledgement not confirmed; the event may be delivered again", "err", err)
 	}
 }
 
-// fail records f as a dead letter, then acknowledges msg. If the record
+// fail records f as a dead letter, then acknowledges d. If the record
 // cannot be kept, the event goes back to JetStream to be tried again.
-func (m *Manager) fail(ctx context.Context, st stored, msg jetstream.Msg, f Failure, log *slog.Logger) {
+func (m *Manager) fail(ctx context.Context, st stored, d *eventstore.Delivery, f Failure, log *slog.Logger) {
 	if err := m.record(ctx, st.ID, f); err != nil {
 		log.Warn("webhook failure not recorded; the event will be tried again", "sequence", f.Sequence, "err", err)
-		_ = msg.NakWithDelay(m.cfg.BackoffMax)
+		_ = d.NakWithDelay(m.cfg.BackoffMax)
 		return
 	}
 	m.failed.Add(1)
-	m.settle(ctx, msg, log)
+	m.settle(ctx, d, log)
 }
 
 // backoff is the wait after failed attempt n (1-based): BackoffBase doubled
@@ -228,8 +218,8 @@ func (m *Manager) backoff(n int) time.Duration {
 }
 
 // wait sleeps d unless ctx ends first (false), telling JetStream meanwhile
-// that the delivery of msg is still in progress.
-func (m *Manager) wait(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
+// that the delivery of dl is still in progress.
+func (m *Manager) wait(ctx context.Context, dl *eventstore.Delivery, d time.Duration) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	tick := time.NewTicker(m.ackWait() / 3)
@@ -241,7 +231,7 @@ func (m *Manager) wait(ctx context.Context, msg jetstream.Msg, d time.Duration) 
 		case <-timer.C:
 			return true
 		case <-tick.C:
-			_ = msg.InProgress()
+			_ = dl.InProgress()
 		}
 	}
 }

@@ -9,7 +9,9 @@
 // dead letters, and delivery goes on. Delivery is at least once: receivers
 // dedupe by the webhook-id header (the event id).
 //
-// Of this module it imports domain only, besides nats.go: not eventstore,
-// api or projections. The event store is the Source interface here,
-// satisfied by eventstore.Store; cmd/engagements wires them together.
+// Of this module it imports domain and eventstore, whose durable consumers
+// read the stream and whose rule says which NATS errors are outages (the
+// stream, its subjects and its decoding are eventstore's alone); not api or
+// projections. The event store is the Source interface here, satisfied by
+// eventstore.Store; cmd/engagements wires them together.
 package webhooks

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/iom-who/engagements/eventstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -22,10 +23,10 @@ func (m *Manager) record(ctx context.Context, id string, f Failure) error {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_, err = m.src.JetStream().Publish(rctx, failureSubject(id), raw,
+	_, err = m.js.Publish(rctx, failureSubject(id), raw,
 		jetstream.WithExpectStream(FailureStream), jetstream.WithMsgID(id+"/"+strconv.FormatUint(f.Sequence, 10)))
 	if err != nil {
-		return fmt.Errorf("record webhook failure: %w", unavailable(err))
+		return fmt.Errorf("record webhook failure: %w", eventstore.Unavailable(err))
 	}
 	return nil
 }
@@ -47,7 +48,7 @@ func (m *Manager) Failures(ctx context.Context, id string) ([]Failure, error) {
 		InactiveThreshold: time.Minute,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read webhook failures: %w", unavailable(err))
+		return nil, fmt.Errorf("read webhook failures: %w", eventstore.Unavailable(err))
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -59,7 +60,7 @@ func (m *Manager) Failures(ctx context.Context, id string) ([]Failure, error) {
 	for pending > 0 {
 		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			return nil, fmt.Errorf("read webhook failures: %w", unavailable(err))
+			return nil, fmt.Errorf("read webhook failures: %w", eventstore.Unavailable(err))
 		}
 		n := 0
 		for msg := range batch.Messages() {
@@ -75,7 +76,7 @@ func (m *Manager) Failures(ctx context.Context, id string) ([]Failure, error) {
 			}
 		}
 		if err := batch.Error(); err != nil {
-			return nil, fmt.Errorf("read webhook failures: %w", unavailable(err))
+			return nil, fmt.Errorf("read webhook failures: %w", eventstore.Unavailable(err))
 		}
 		if n == 0 {
 			break

@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,29 +15,36 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Names on NATS. The stream and its subjects are the contract's.
+// Names on NATS of this package's own. The event stream and its subjects
+// are eventstore's.
 const (
 	// Bucket is the JetStream KV bucket of subscriptions.
 	Bucket = "ENGAGEMENTS_WEBHOOKS"
 	// FailureStream keeps each subscription's dead letters.
 	FailureStream = "ENGAGEMENTS_WEBHOOK_FAILURES"
 
-	streamName     = "ENGAGEMENTS"
-	subjectRoot    = "engagements"
 	failureRoot    = "engagements-webhook-failures"
 	consumerPrefix = "webhook-"
 )
 
-// Source is what the manager needs from the event store.
+// Source is what the manager needs from the event store;
+// eventstore.Store is one.
 type Source interface {
-	// JetStream is the connection to keep the bucket and consumers on.
+	// JetStream is the connection to keep the bucket and the failure
+	// stream on.
 	JetStream() jetstream.JetStream
-	// DecodeMsg decodes a message read from the stream and checks its hash;
-	// a message that fails is never delivered.
-	DecodeMsg(msg jetstream.Msg) (domain.Event, error)
+	// LastSequence is the event stream's last sequence.
+	LastSequence(ctx context.Context) (uint64, error)
+	// CreateDurable, Durable and DeleteDurable manage and bind each
+	// subscription's durable consumer of the event stream, which hands
+	// out decoded, hash-checked events one at a time.
+	CreateDurable(ctx context.Context, name string, cfg eventstore.DurableConfig) error
+	Durable(ctx context.Context, name string) (*eventstore.Durable, error)
+	DeleteDurable(ctx context.Context, name string) error
 }
 
 // Config tunes delivery. The zero value is the production setting.
@@ -106,8 +112,8 @@ type Manager struct {
 	cfg      Config
 	src      Source
 	log      *slog.Logger
+	js       jetstream.JetStream
 	kv       jetstream.KeyValue
-	stream   jetstream.Stream
 	failures jetstream.Stream
 	client   *http.Client
 	resolver *net.Resolver
@@ -151,18 +157,15 @@ type worker struct {
 func Open(ctx context.Context, src Source, cfg Config) (*Manager, error) {
 	cfg = cfg.withDefaults()
 	js := src.JetStream()
-	m := &Manager{cfg: cfg, src: src, log: cfg.Logger, client: newClient(cfg), resolver: net.DefaultResolver,
+	m := &Manager{cfg: cfg, src: src, js: js, log: cfg.Logger, client: newClient(cfg), resolver: net.DefaultResolver,
 		subs: make(map[string]stored), workers: make(map[string]*worker), gone: make(map[string]bool)}
 	var err error
-	if m.stream, err = js.Stream(ctx, streamName); err != nil {
-		return nil, fmt.Errorf("webhooks: stream %s: %w", streamName, unavailable(err))
-	}
 	m.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "Webhook subscriptions", History: 1,
 		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: bucket: %w", unavailable(err))
+		return nil, fmt.Errorf("webhooks: bucket: %w", eventstore.Unavailable(err))
 	}
 	m.failures, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              FailureStream,
@@ -174,13 +177,13 @@ func Open(ctx context.Context, src Source, cfg Config) (*Manager, error) {
 		Discard:           jetstream.DiscardOld,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: failure stream: %w", unavailable(err))
+		return nil, fmt.Errorf("webhooks: failure stream: %w", eventstore.Unavailable(err))
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	w, err := m.kv.WatchAll(m.ctx)
 	if err != nil {
 		m.cancel()
-		return nil, fmt.Errorf("webhooks: watch subscriptions: %w", unavailable(err))
+		return nil, fmt.Errorf("webhooks: watch subscriptions: %w", eventstore.Unavailable(err))
 	}
 	// The watch first replays every current value, then a nil marks the end.
 	for u := range w.Updates() {
@@ -279,18 +282,18 @@ func (m *Manager) Close() {
 // stores the subscription for owner. It receives the events appended after
 // now, or, with req.FromSequence, those from that sequence on.
 func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscription, error) {
-	subjects, err := checkRequest(ctx, req, m.cfg.AllowLinkLocal, m.resolver)
+	types, err := checkRequest(ctx, req, m.cfg.AllowLinkLocal, m.resolver)
 	if err != nil {
 		return Subscription{}, err
 	}
 	if n := len(m.List(owner)); n >= m.cfg.MaxPerOwner {
 		return Subscription{}, fmt.Errorf("%w: %s has %d", ErrTooMany, owner, n)
 	}
-	info, err := m.stream.Info(ctx)
+	last, err := m.src.LastSequence(ctx)
 	if err != nil {
-		return Subscription{}, fmt.Errorf("stream info: %w", unavailable(err))
+		return Subscription{}, err
 	}
-	next := info.State.LastSeq + 1
+	next := last + 1
 	from := next
 	if req.FromSequence > 0 {
 		if req.FromSequence > next {
@@ -308,16 +311,10 @@ func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscr
 	}
 	// The consumer first: once the subscription is in the bucket, any
 	// instance may start delivering it.
-	_, err = m.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:        consumerName(st.ID),
-		Description:    "webhook subscription " + st.ID,
-		FilterSubjects: subjects,
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		// One message in flight keeps every engagement's order (indeed the
-		// stream's) across instances.
-		MaxAckPending: 1,
+	err = m.src.CreateDurable(ctx, consumerName(st.ID), eventstore.DurableConfig{
+		Description: "webhook subscription " + st.ID,
+		Selection:   domain.Selection{Types: types},
+		From:        from,
 		// A delivery in progress says so before each attempt and while it
 		// backs off, so only an instance that went away loses the event
 		// to another, after AckWait.
@@ -325,7 +322,7 @@ func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscr
 		Replicas: m.cfg.Replicas,
 	})
 	if err != nil {
-		return Subscription{}, fmt.Errorf("create webhook consumer: %w", unavailable(err))
+		return Subscription{}, fmt.Errorf("webhook consumer: %w", err)
 	}
 	raw, err := json.Marshal(st)
 	if err != nil {
@@ -333,7 +330,7 @@ func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscr
 	}
 	if _, err := m.kv.Create(ctx, st.ID, raw); err != nil {
 		m.deleteConsumer(st.ID)
-		return Subscription{}, fmt.Errorf("store webhook subscription: %w", unavailable(err))
+		return Subscription{}, fmt.Errorf("store webhook subscription: %w", eventstore.Unavailable(err))
 	}
 	m.remember(st)
 	return st.Subscription, nil
@@ -375,11 +372,11 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	// The consumer before the entry: if deleting the entry fails, the
 	// subscription is still listed and a retried DELETE finishes the job.
 	// Meanwhile its worker only finds no consumer.
-	if err := m.stream.DeleteConsumer(ctx, consumerName(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("delete webhook consumer: %w", unavailable(err))
+	if err := m.src.DeleteDurable(ctx, consumerName(id)); err != nil {
+		return fmt.Errorf("webhook consumer: %w", err)
 	}
 	if err := m.kv.Delete(ctx, id); err != nil {
-		return fmt.Errorf("delete webhook subscription: %w", unavailable(err))
+		return fmt.Errorf("delete webhook subscription: %w", eventstore.Unavailable(err))
 	}
 	m.forget(id)
 	if err := m.failures.Purge(ctx, jetstream.WithPurgeSubject(failureSubject(id))); err != nil {
@@ -391,7 +388,7 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 func (m *Manager) deleteConsumer(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := m.stream.DeleteConsumer(ctx, consumerName(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := m.src.DeleteDurable(ctx, consumerName(id)); err != nil {
 		m.log.Warn("webhook consumer left behind", "subscription", id, "err", err)
 	}
 }
@@ -399,18 +396,3 @@ func (m *Manager) deleteConsumer(id string) {
 func consumerName(id string) string { return consumerPrefix + id }
 
 func failureSubject(id string) string { return failureRoot + "." + id }
-
-// unavailable marks transport failures (no connection, no responders,
-// timeouts) and JetStream's own 503s (no quorum, no leader) as
-// domain.ErrUnavailable; other JetStream API errors stay as they are. It is
-// eventstore's rule of the same name (this package does not import the store).
-func unavailable(err error) error {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.Code == http.StatusServiceUnavailable {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-	}
-	if errors.As(err, &apiErr) || errors.Is(err, context.Canceled) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-}

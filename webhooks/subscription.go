@@ -91,10 +91,9 @@ func blocked(addr netip.Addr) bool {
 	return addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() || addr == awsMetadataV6
 }
 
-// checkRequest validates req and returns the subscription's filter
-// subjects. With allowLinkLocal false it resolves the URL's host and refuses
+// checkRequest validates req and returns the event types it subscribes to. With allowLinkLocal false it resolves the URL's host and refuses
 // it if any address is link-local or metadata.
-func checkRequest(ctx context.Context, req Request, allowLinkLocal bool, resolver *net.Resolver) ([]string, error) {
+func checkRequest(ctx context.Context, req Request, allowLinkLocal bool, resolver *net.Resolver) ([]domain.EventType, error) {
 	var bad domain.ValidationError
 	add := func(field, msg string) {
 		bad.Fields = append(bad.Fields, domain.FieldError{Field: field, Message: msg})
@@ -102,7 +101,7 @@ func checkRequest(ctx context.Context, req Request, allowLinkLocal bool, resolve
 	if msg := checkURL(ctx, req.URL, allowLinkLocal, resolver); msg != "" {
 		add("url", msg)
 	}
-	subjects, msg := filterSubjects(req.Types)
+	types, msg := eventTypes(req.Types)
 	if msg != "" {
 		add("types", msg)
 	}
@@ -112,7 +111,7 @@ func checkRequest(ctx context.Context, req Request, allowLinkLocal bool, resolve
 	if len(bad.Fields) > 0 {
 		return nil, &bad
 	}
-	return subjects, nil
+	return types, nil
 }
 
 // checkURL returns what is wrong with raw as an endpoint, or "".
@@ -158,14 +157,13 @@ func checkURL(ctx context.Context, raw string, allowLinkLocal bool, resolver *ne
 	return ""
 }
 
-// filterSubjects turns types (event types or "<prefix>.*") into the
-// consumer's filter subjects, engagements.*.*.<verb>, one per matching type,
-// without duplicates (JetStream refuses overlapping filters). A prefix
+// eventTypes turns types (event types or "<prefix>.*") into the event types
+// of the consumer's filter, each once (JetStream refuses overlapping
+// filters), in contract order. A prefix
 // wildcard means the event types of that prefix, as ?type= does on the log:
 // "agreement.*" is agreement.signed, .renewed and .terminated, not an
-// agreement's engagement.* events. Verbs are unique across types, so the
-// verb alone selects the type. It returns what is wrong, or "".
-func filterSubjects(types []string) ([]string, string) {
+// agreement's engagement.* events. It returns what is wrong, or "".
+func eventTypes(types []string) ([]domain.EventType, string) {
 	if len(types) == 0 || len(types) > MaxTypes {
 		return nil, fmt.Sprintf("must list 1 to %d event types or <prefix>.* entries", MaxTypes)
 	}
@@ -182,10 +180,10 @@ func filterSubjects(types []string) ([]string, string) {
 			want[m] = true
 		}
 	}
-	var out []string
+	var out []domain.EventType
 	for _, t := range domain.EventTypes { // contract order, so the result is stable
 		if want[t] {
-			out = append(out, subjectRoot+".*.*."+t.Verb())
+			out = append(out, t)
 		}
 	}
 	return out, ""

@@ -19,6 +19,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/tokens"
 )
 
 // testEnv is the web UI mounted in the API, as serve runs it: a real
@@ -26,7 +27,7 @@ import (
 // command path, API and pages wired by stack.Start.
 type testEnv struct {
 	*httptest.Server
-	tokens *eventstore.Tokens
+	tokens *tokens.Store
 	proj   *projections.Projector
 	svc    *app.Service
 }
@@ -43,12 +44,12 @@ func newTestEnv(t *testing.T) *testEnv {
 			t.Errorf("close event store: %v", err)
 		}
 	})
-	tokens, err := store.Tokens(ctx, 1)
+	ts, err := tokens.Open(ctx, store, tokens.Config{})
 	if err != nil {
 		t.Fatalf("tokens: %v", err)
 	}
-	t.Cleanup(tokens.Close)
-	parts, err := stack.Start(stack.Config{Store: store, Tokens: tokens, UI: true})
+	t.Cleanup(ts.Close)
+	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, UI: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	srv := httptest.NewServer(parts.API)
 	t.Cleanup(srv.Close)
 	t.Cleanup(parts.UI.Close) // runs before srv.Close: live streams end first
-	return &testEnv{Server: srv, tokens: tokens, proj: parts.Projector, svc: parts.Service}
+	return &testEnv{Server: srv, tokens: ts, proj: parts.Projector, svc: parts.Service}
 }
 
 // token creates a token, as an admin would.

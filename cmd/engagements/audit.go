@@ -249,11 +249,15 @@ type RebuildStats struct {
 func Rebuild(ctx context.Context, store *eventstore.Store, progress func(seq uint64)) (RebuildStats, time.Duration, error) {
 	p := projections.New(nil)
 	start := time.Now()
-	err := store.Walk(ctx, 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
-		p.Handle(seq, ev, err)
-		progress(seq)
-		return nil
-	})
+	var err error
+	for m, rerr := range store.Read(ctx, 0, domain.Filter{}) {
+		if rerr != nil {
+			err = rerr
+			break
+		}
+		p.Handle(m.Sequence, m.Event, m.Err)
+		progress(m.Sequence)
+	}
 	elapsed := time.Since(start)
 	return RebuildStats{Stats: p.Stats(), Engagements: p.Count()}, elapsed, err
 }

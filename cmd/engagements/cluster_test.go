@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/tokens"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -333,7 +334,7 @@ func clusterStreamLeader(t *testing.T, natsURL string) string {
 		t.Fatalf("stream cluster info %+v: want a leader and two replicas", info.Cluster)
 	}
 	// The shared token bucket is replicated too.
-	kv, err := js.Stream(ctx, "KV_"+eventstore.TokenBucket)
+	kv, err := js.Stream(ctx, "KV_"+tokens.Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -476,11 +476,11 @@ func (c *crashRun) compareWithRebuild(served map[string]servedEngagement) uint64
 	// each engagement.
 	p := projections.New(nil)
 	p.UseReader(store)
-	if err := store.Walk(ctx, 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
-		p.Handle(seq, ev, err)
-		return nil
-	}); err != nil {
-		t.Fatalf("walk: %v", err)
+	for m, err := range store.Read(ctx, 0, domain.Filter{}) {
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		p.Handle(m.Sequence, m.Event, m.Err)
 	}
 	servedEvents := uint64(0)
 	now := time.Now()

@@ -18,6 +18,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 )
 
@@ -50,7 +51,7 @@ type Main struct {
 	Config Config
 
 	Store     *eventstore.Store
-	Tokens    *eventstore.Tokens
+	Tokens    *tokens.Store
 	Projector *projections.Projector
 	Service   *app.Service
 	Webhooks  *webhooks.Manager
@@ -106,7 +107,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if u := store.ClientURL(); u != "" {
 		log.Info("embedded NATS server listening for subscribers", "url", u)
 	}
-	if m.Tokens, err = store.Tokens(ctx, m.Config.Replicas); err != nil {
+	if m.Tokens, err = tokens.Open(ctx, store, tokens.Config{Replicas: m.Config.Replicas, Logger: log}); err != nil {
 		return err
 	}
 	if err := m.bootstrapAdmin(ctx); err != nil {

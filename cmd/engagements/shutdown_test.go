@@ -142,10 +142,15 @@ func TestCloseDuringWriteBurst(t *testing.T) {
 	stored := map[string]int{}   // event id → times stored
 	recorded := map[string]int{} // engagement id → engagement.recorded events
 	byKey := map[string]int{}    // Idempotency-Key (note or title) → events
-	err = store.Walk(context.Background(), 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
-		if err != nil {
-			t.Errorf("stored message %d: %v", seq, err)
-			return nil
+	for m, rerr := range store.Read(context.Background(), 0, domain.Filter{}) {
+		if rerr != nil {
+			err = rerr
+			break
+		}
+		ev := m.Event
+		if m.Err != nil {
+			t.Errorf("stored message %d: %v", m.Sequence, m.Err)
+			continue
 		}
 		stored[ev.ID]++
 		if ev.Type == domain.EngagementRecorded {
@@ -155,8 +160,7 @@ func TestCloseDuringWriteBurst(t *testing.T) {
 		if err := json.Unmarshal(ev.Data, &d); err == nil {
 			byKey[d.Note+d.Title]++
 		}
-		return nil
-	})
+	}
 	if cerr := store.Close(); cerr != nil {
 		t.Errorf("close the reopened store: %v", cerr)
 	}

@@ -1,4 +1,11 @@
-package eventstore
+// Package tokens is the credentials store: the API tokens (only their
+// SHA-256 kept) that api's bearer authentication and the web UI's sign-in
+// check, in a JetStream KV bucket that the embedded server's NATS
+// permissions keep away from subscribers. It is a package of its own, not
+// part of eventstore, because credentials are not events: it only shares
+// the store's NATS connection (and its rule for outages). It imports domain
+// and eventstore.
+package tokens
 
 import (
 	"context"
@@ -16,14 +23,15 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// TokenBucket is the JetStream KV bucket of API tokens.
-const TokenBucket = "ENGAGEMENTS_TOKENS"
+// Bucket is the JetStream KV bucket of API tokens.
+const Bucket = "ENGAGEMENTS_TOKENS"
 
-// TokenPrefix starts every token, so a leaked one is easy to recognise.
-const TokenPrefix = "eng_"
+// Prefix starts every token, so a leaked one is easy to recognise.
+const Prefix = "eng_"
 
 // storedToken is a token as kept in KV: only the SHA-256 of the secret.
 type storedToken struct {
@@ -31,10 +39,10 @@ type storedToken struct {
 	Hash string `json:"sha256"`
 }
 
-// Tokens keeps API tokens in a KV bucket shared by every instance, with a
+// Store keeps API tokens in a KV bucket shared by every instance, with a
 // local copy that a watch keeps current, so a revocation anywhere takes
 // effect everywhere at once.
-type Tokens struct {
+type Store struct {
 	kv jetstream.KeyValue
 
 	mu     sync.RWMutex
@@ -46,29 +54,48 @@ type Tokens struct {
 	log     *slog.Logger
 }
 
-// Tokens opens (creating if needed) the token bucket and starts watching it.
-// Call Close on the result before closing the store.
-func (s *Store) Tokens(ctx context.Context, replicas int) (*Tokens, error) {
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: TokenBucket, Description: "API tokens (SHA-256 only)", History: 1,
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+// Conn is the NATS connection the bucket lives on; eventstore.Store is one.
+type Conn interface {
+	// JetStream is the connection's JetStream context.
+	JetStream() jetstream.JetStream
+	// OnReconnect registers f to run after the connection comes back.
+	OnReconnect(f func())
+}
+
+// Config tunes the store. The zero value is usable.
+type Config struct {
+	// Replicas of the bucket; 0 means 1.
+	Replicas int
+	// Logger receives watch troubles; nil discards them.
+	Logger *slog.Logger
+}
+
+// Open opens (creating if needed) the token bucket on conn and starts
+// watching it. Call Close on the result before closing the connection.
+func Open(ctx context.Context, conn Conn, cfg Config) (*Store, error) {
+	kv, err := conn.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: Bucket, Description: "API tokens (SHA-256 only)", History: 1,
+		Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("token bucket: %w", unavailable(err))
+		return nil, fmt.Errorf("token bucket: %w", eventstore.Unavailable(err))
 	}
-	t := &Tokens{kv: kv, byName: make(map[string]storedToken), done: make(chan struct{}),
-		restart: make(chan struct{}, 1), log: s.log}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Store{kv: kv, byName: make(map[string]storedToken), done: make(chan struct{}),
+		restart: make(chan struct{}, 1), log: cfg.Logger}
 	wctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
 	w, err := t.watch(wctx)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("watch tokens: %w", unavailable(err))
+		return nil, fmt.Errorf("watch tokens: %w", eventstore.Unavailable(err))
 	}
 	// A watch resumes by itself after an outage only once it has missed its
 	// heartbeats (tens of seconds); a revocation made meanwhile on another
 	// instance must not stay unseen that long, so reconnecting restarts it.
-	s.OnReconnect(func() {
+	conn.OnReconnect(func() {
 		select {
 		case t.restart <- struct{}{}:
 		default:
@@ -80,7 +107,7 @@ func (s *Store) Tokens(ctx context.Context, replicas int) (*Tokens, error) {
 
 // watch starts a watch of the bucket and replaces the local copy with its
 // replay of every current value (so deletions missed meanwhile count too).
-func (t *Tokens) watch(ctx context.Context) (jetstream.KeyWatcher, error) {
+func (t *Store) watch(ctx context.Context) (jetstream.KeyWatcher, error) {
 	w, err := t.kv.WatchAll(ctx)
 	if err != nil {
 		return nil, err
@@ -100,40 +127,44 @@ func (t *Tokens) watch(ctx context.Context) (jetstream.KeyWatcher, error) {
 
 // follow applies the watch's updates until ctx ends, restarting the watch
 // when asked to (after a reconnect) or when it ends.
-func (t *Tokens) follow(ctx context.Context, w jetstream.KeyWatcher) {
+func (t *Store) follow(ctx context.Context, w jetstream.KeyWatcher) {
 	defer close(t.done)
-	for {
-		if w != nil {
-			w = t.drain(ctx, w)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		var err error
-		if w, err = t.watch(ctx); err != nil {
-			t.log.Warn("token watch not restarted; trying again", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
+	for w != nil {
+		t.drain(ctx, w)
+		w = t.rewatch(ctx)
 	}
 }
 
-// drain applies updates until ctx ends or a restart is asked for, then
-// stops the watch.
-func (t *Tokens) drain(ctx context.Context, w jetstream.KeyWatcher) jetstream.KeyWatcher {
-	defer w.Stop()
+// rewatch starts the watch again, trying every second until it starts or
+// ctx ends (nil).
+func (t *Store) rewatch(ctx context.Context) jetstream.KeyWatcher {
+	for ctx.Err() == nil {
+		w, err := t.watch(ctx)
+		if err == nil {
+			return w
+		}
+		t.log.Warn("token watch not restarted; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// drain applies updates until ctx ends, a restart is asked for or the
+// watch ends, then stops the watch.
+func (t *Store) drain(ctx context.Context, w jetstream.KeyWatcher) {
+	defer func() { _ = w.Stop() }()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.restart:
-			return nil
+			return
 		case u, ok := <-w.Updates():
 			if !ok {
-				return nil
+				return
 			}
 			if u != nil {
 				t.mu.Lock()
@@ -156,14 +187,14 @@ func apply(m map[string]storedToken, u jetstream.KeyValueEntry) {
 }
 
 // Close stops the watch.
-func (t *Tokens) Close() {
+func (t *Store) Close() {
 	t.cancel()
 	<-t.done
 }
 
 // Create makes a new token for name with role and returns the secret, which
 // is not kept anywhere: only its SHA-256 is stored.
-func (t *Tokens) Create(ctx context.Context, name string, role domain.Role) (string, domain.TokenInfo, error) {
+func (t *Store) Create(ctx context.Context, name string, role domain.Role) (string, domain.TokenInfo, error) {
 	if err := domain.CheckTokenName(name); err != nil {
 		return "", domain.TokenInfo{}, err
 	}
@@ -175,7 +206,7 @@ func (t *Tokens) Create(ctx context.Context, name string, role domain.Role) (str
 	if _, err := rand.Read(secret); err != nil {
 		return "", domain.TokenInfo{}, fmt.Errorf("random token: %w", err)
 	}
-	token := TokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	token := Prefix + base64.RawURLEncoding.EncodeToString(secret)
 	st := storedToken{TokenInfo: domain.TokenInfo{Name: name, Role: role, CreatedAt: time.Now().UTC()}, Hash: hashToken(token)}
 	raw, err := json.Marshal(st)
 	if err != nil {
@@ -185,7 +216,7 @@ func (t *Tokens) Create(ctx context.Context, name string, role domain.Role) (str
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return "", domain.TokenInfo{}, fmt.Errorf("token %q: %w", name, domain.ErrExists)
 		}
-		return "", domain.TokenInfo{}, fmt.Errorf("store token: %w", unavailable(err))
+		return "", domain.TokenInfo{}, fmt.Errorf("store token: %w", eventstore.Unavailable(err))
 	}
 	t.mu.Lock()
 	t.byName[name] = st
@@ -194,7 +225,7 @@ func (t *Tokens) Create(ctx context.Context, name string, role domain.Role) (str
 }
 
 // List returns every token's name, role and creation time, by name.
-func (t *Tokens) List() []domain.TokenInfo {
+func (t *Store) List() []domain.TokenInfo {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	out := make([]domain.TokenInfo, 0, len(t.byName))
@@ -207,7 +238,7 @@ func (t *Tokens) List() []domain.TokenInfo {
 
 // Revoke deletes the token called name; it stops working at once here and,
 // through the watch, on every other instance.
-func (t *Tokens) Revoke(ctx context.Context, name string) error {
+func (t *Store) Revoke(ctx context.Context, name string) error {
 	t.mu.RLock()
 	_, ok := t.byName[name]
 	t.mu.RUnlock()
@@ -215,7 +246,7 @@ func (t *Tokens) Revoke(ctx context.Context, name string) error {
 		return fmt.Errorf("token %q: %w", name, domain.ErrNotFound)
 	}
 	if err := t.kv.Delete(ctx, name); err != nil {
-		return fmt.Errorf("revoke token: %w", unavailable(err))
+		return fmt.Errorf("revoke token: %w", eventstore.Unavailable(err))
 	}
 	t.mu.Lock()
 	delete(t.byName, name)
@@ -225,7 +256,7 @@ func (t *Tokens) Revoke(ctx context.Context, name string) error {
 
 // Authenticate finds the token's owner. Every stored hash is compared in
 // constant time, so timing says nothing about which tokens exist.
-func (t *Tokens) Authenticate(token string) (domain.TokenInfo, bool) {
+func (t *Store) Authenticate(token string) (domain.TokenInfo, bool) {
 	h := []byte(hashToken(token))
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -240,7 +271,7 @@ func (t *Tokens) Authenticate(token string) (domain.TokenInfo, bool) {
 }
 
 // Len is the number of tokens.
-func (t *Tokens) Len() int {
+func (t *Store) Len() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return len(t.byName)

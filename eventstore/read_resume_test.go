@@ -7,10 +7,10 @@ import (
 	"github.com/iom-who/engagements/eventstore"
 )
 
-// A walk whose consumer goes away half-way (its server lost it, heartbeats
-// missed on a starved machine) goes on from the last message it handed over:
-// every message once, in order.
-func TestWalkResumesAfterLosingItsConsumer(t *testing.T) {
+// A read to the end whose consumer goes away half-way (its server lost it,
+// heartbeats missed on a starved machine) goes on from the last message it
+// handed over: every message once, in order.
+func TestReadResumesAfterLosingItsConsumer(t *testing.T) {
 	s := openStore(t, eventstore.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", Sync: eventstore.SyncInterval})
 	_, js := connect(t, s)
 	// Far enough apart that the second deletion finds the second consumer,
@@ -25,11 +25,14 @@ func TestWalkResumesAfterLosingItsConsumer(t *testing.T) {
 	}
 	var seen []uint64
 	deleted := 0
-	err = s.Walk(t.Context(), 0, "", nil, func(seq uint64, ev domain.Event, err error) error {
+	for m, err := range s.Read(t.Context(), 0, domain.Filter{}) {
 		if err != nil {
-			t.Errorf("sequence %d: %v", seq, err)
+			t.Fatalf("read: %v", err)
 		}
-		seen = append(seen, seq)
+		if m.Err != nil {
+			t.Errorf("sequence %d: %v", m.Sequence, m.Err)
+		}
+		seen = append(seen, m.Sequence)
 		if len(seen) == n/4 || len(seen) == 3*n/4 {
 			for name := range stream.ConsumerNames(t.Context()).Name() {
 				if err := stream.DeleteConsumer(t.Context(), name); err != nil {
@@ -38,16 +41,12 @@ func TestWalkResumesAfterLosingItsConsumer(t *testing.T) {
 				deleted++
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("walk: %v", err)
 	}
 	if deleted < 2 {
-		t.Fatalf("deleted %d consumers, want the walk's consumer twice", deleted)
+		t.Fatalf("deleted %d consumers, want the read's consumer twice", deleted)
 	}
 	if len(seen) != n {
-		t.Fatalf("walk handed over %d messages, want %d", len(seen), n)
+		t.Fatalf("read handed over %d messages, want %d", len(seen), n)
 	}
 	for i, seq := range seen {
 		if seq != uint64(i+1) {

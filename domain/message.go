@@ -1,0 +1,25 @@
+package domain
+
+// Message is one stored message as a reader of the event stream gets it.
+type Message struct {
+	// Sequence is the message's stream sequence.
+	Sequence uint64
+	// Event is the decoded, hash-checked event. When Err is set it holds
+	// only what could be read (the engagement id, from the subject).
+	Event Event
+	// Payload is the stored CloudEvent document, byte for byte.
+	Payload []byte
+	// Err says why this message is not a valid event (it does not decode,
+	// or fails its hash check); reading goes on with the next one.
+	Err error
+}
+
+// Filter picks the stored messages a reader gets; empty fields of the
+// Selection match all.
+type Filter struct {
+	Selection
+	// Live keeps reading the events appended after the stored ones,
+	// until the reader stops; without it reading ends at the end of the
+	// stream as it was when reading began.
+	Live bool
+}
