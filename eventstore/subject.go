@@ -28,8 +28,13 @@ func Subject(kind domain.Kind, id string, t domain.EventType) (string, error) {
 
 // filterSubjects builds the filter subjects of sel, from allow-listed parts
 // only: a kind that is one of domain's, an id in canonical form, event types
-// that domain knows.
+// that domain knows. The empty selection is every message on the stream,
+// those under subjects no Append would build included: a reader of it gets
+// them as undecodable, so no message goes unseen.
 func filterSubjects(sel domain.Selection) ([]string, error) {
+	if sel.EngagementID == "" && sel.Kind == "" && len(sel.Types) == 0 {
+		return []string{subjectRoot + ".>"}, nil
+	}
 	id := "*"
 	if sel.EngagementID != "" {
 		if err := domain.CheckID(sel.EngagementID); err != nil {
