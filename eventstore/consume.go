@@ -46,7 +46,7 @@ const readAhead = 512
 // (nats.go's ordered consumer would recreate itself instead, but it waits up
 // to 10 s for each attempt, which stalled readers for 11 s when a cluster
 // node left.)
-func (s *Store) read(ctx context.Context, after uint64, subjects []string, untilIdle bool, fn func(m *message) bool) error {
+func (s *Store) read(ctx context.Context, after uint64, subjects []string, untilIdle bool, fn func(m message) bool) error {
 	cfg := jetstream.ConsumerConfig{
 		FilterSubjects:    subjects,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -138,7 +138,7 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 			}
 			return m.stop
 		}
-		if !fn(&m) {
+		if !fn(m) {
 			return nil
 		}
 		if untilIdle && m.pending == 0 {

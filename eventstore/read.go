@@ -48,7 +48,7 @@ func (s *Store) Read(ctx context.Context, after uint64, f domain.Filter) iter.Se
 			return
 		}
 		stopped := false
-		emit := func(m *message) bool {
+		emit := func(m message) bool {
 			if !yield(m.Message, nil) {
 				stopped = true
 				return false
@@ -73,7 +73,7 @@ const readAttempts = 5
 // readStored passes the messages after sequence after up to the stream's
 // end as it is now to fn, as read does, starting over after a lost
 // consumer.
-func (s *Store) readStored(ctx context.Context, after uint64, subjects []string, fn func(m *message) bool) error {
+func (s *Store) readStored(ctx context.Context, after uint64, subjects []string, fn func(m message) bool) error {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("stream info: %w", Unavailable(err))
@@ -84,7 +84,7 @@ func (s *Store) readStored(ctx context.Context, after uint64, subjects []string,
 	last := info.State.LastSeq
 	for attempt := 1; ; attempt++ {
 		stopped := false
-		err := s.read(ctx, after, subjects, true, func(m *message) bool {
+		err := s.read(ctx, after, subjects, true, func(m message) bool {
 			if !fn(m) {
 				stopped = true
 				return false
