@@ -19,6 +19,7 @@ import (
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
 )
@@ -32,7 +33,7 @@ type Config struct {
 	// folds the whole stream.
 	Projector *projections.Projector
 	// Tokens, when set, turns authentication on.
-	Tokens *eventstore.Tokens
+	Tokens *tokens.Store
 	// Webhooks, when set, serves /v1/subscriptions.
 	Webhooks *webhooks.Manager
 	// UI mounts the web pages in the API; it needs Tokens.
