@@ -102,9 +102,9 @@ func (e *Engagement) StatusAt(t time.Time) Status {
 	return e.Status
 }
 
-// closedAt reports whether no more amendments are allowed.
-func (e *Engagement) closedAt(t time.Time) bool {
-	switch e.StatusAt(t) {
+// closed reports whether no more amendments are allowed in status s.
+func (e *Engagement) closed(s Status) bool {
+	switch s {
 	case StatusTerminated, StatusExpired, StatusLeft, StatusConcluded:
 		return true
 	}
@@ -185,24 +185,12 @@ func (e *Engagement) Decide(ev Event) (Event, error) {
 // normalised values (strings, lists of strings, and for a correction the
 // corrected fields under "fields"), which Apply folds as they are.
 func (e *Engagement) decide(ev Event) (Event, map[string]any, error) {
-	if _, err := ParseEventType(string(ev.Type)); err != nil {
-		return ev, nil, err
+	spec, ok := specByType[ev.Type]
+	if !ok {
+		return ev, nil, fmt.Errorf("%w: %q", ErrUnknownEventType, truncate(string(ev.Type), 64))
 	}
-	if ev.Type == EngagementRecorded {
-		if e.Exists() {
-			return ev, nil, &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the engagement is already recorded"}
-		}
-	} else {
-		if !e.Exists() {
-			return ev, nil, fmt.Errorf("%w: engagement %s", ErrNotFound, ev.EngagementID)
-		}
-		if ev.Kind != e.Kind || ev.EngagementID != e.ID {
-			return ev, nil, &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the event names another engagement or kind"}
-		}
-		if !ev.Type.AppliesTo(e.Kind) {
-			return ev, nil, &TransitionError{Type: ev.Type, Status: e.Status,
-				Reason: fmt.Sprintf("%s events apply only to %s engagements, this one is a %s", ev.Type, ev.Type.Prefix(), e.Kind)}
-		}
+	if err := e.checkTarget(ev); err != nil {
+		return ev, nil, err
 	}
 	if err := e.checkEnvelope(ev); err != nil {
 		return ev, nil, err
@@ -223,7 +211,7 @@ func (e *Engagement) decide(ev Event) (Event, map[string]any, error) {
 	if ev.Type == EngagementCorrected {
 		values, err = e.parseCorrection(fields)
 	} else {
-		values, err = parseFields("data.", fields, schemas[ev.Type], nil)
+		values, err = parseFields("data.", fields, spec.Fields)
 	}
 	if err != nil {
 		return ev, nil, err
@@ -231,13 +219,40 @@ func (e *Engagement) decide(ev Event) (Event, map[string]any, error) {
 	if err := e.checkRules(ev, values); err != nil {
 		return ev, nil, err
 	}
-	if err := e.checkTransition(ev, values); err != nil {
+	if err := e.checkTransition(spec, ev.Type, e.StatusAt(ev.OccurredAt), values); err != nil {
 		return ev, nil, err
 	}
 	if ev.Type == EngagementRecorded {
 		ev.Kind = Kind(values["kind"].(string))
 	}
 	return ev, values, nil
+}
+
+// checkTarget checks that ev may concern e at all: a first event records
+// it, any later one names it and suits its kind.
+func (e *Engagement) checkTarget(ev Event) error {
+	if ev.Type == EngagementRecorded {
+		if e.Exists() {
+			return &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the engagement is already recorded"}
+		}
+		return nil
+	}
+	if !e.Exists() {
+		return fmt.Errorf("%w: engagement %s", ErrNotFound, ev.EngagementID)
+	}
+	if ev.Kind != e.Kind || ev.EngagementID != e.ID {
+		return &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the event names another engagement or kind"}
+	}
+	return e.checkKind(ev.Type)
+}
+
+// checkKind refuses a type of another kind's events.
+func (e *Engagement) checkKind(t EventType) error {
+	if !t.AppliesTo(e.Kind) {
+		return &TransitionError{Type: t, Status: e.Status,
+			Reason: fmt.Sprintf("%s events apply only to %s engagements, this one is a %s", t, t.Prefix(), e.Kind)}
+	}
+	return nil
 }
 
 func (e *Engagement) checkEnvelope(ev Event) error {
@@ -274,7 +289,7 @@ func (e *Engagement) checkEnvelope(ev Event) error {
 // of this engagement's, not itself a correction, and the corrected fields
 // must belong to that event's type.
 func (e *Engagement) parseCorrection(fields map[string]json.RawMessage) (map[string]any, error) {
-	base, err := parseFields("data.", pick(fields, "corrects", "reason"), correctionSpecs, nil)
+	base, err := parseFields("data.", pick(fields, "corrects", "reason"), specByType[EngagementCorrected].Fields)
 	if err != nil {
 		return nil, err
 	}
@@ -309,14 +324,7 @@ func (e *Engagement) parseCorrection(fields map[string]json.RawMessage) (map[str
 		return nil, &ValidationError{Fields: []FieldError{{Field: "data",
 			Message: fmt.Sprintf("must hold at least one corrected field of %s", t)}}}
 	}
-	specs := slices.Clone(schemas[t])
-	for i := range specs {
-		specs[i].required = false // a correction names only what was wrong
-	}
-	if t == EngagementRecorded {
-		specs = slices.DeleteFunc(specs, func(s fieldSpec) bool { return s.name == "kind" })
-	}
-	corrected, err := parseFields("data.fields.", rest, specs, nil)
+	corrected, err := parseFields("data.fields.", rest, correctable[t])
 	if err != nil {
 		return nil, err
 	}
@@ -334,57 +342,54 @@ func pick(m map[string]json.RawMessage, names ...string) map[string]json.RawMess
 	return out
 }
 
-// checkRules applies rules that span fields or depend on the kind.
+// correctable are the fields a correction of each type may name: all
+// optional (a correction names only what was wrong), never the kind.
+var correctable = func() map[EventType][]Field {
+	m := make(map[EventType][]Field, len(specs))
+	for _, s := range specs {
+		fields := slices.DeleteFunc(slices.Clone(s.Fields), func(f Field) bool {
+			return s.Type == EngagementRecorded && f.Name == "kind"
+		})
+		for i := range fields {
+			fields[i].Required = false
+		}
+		m[s.Type] = fields
+	}
+	return m
+}()
+
+// checkRules applies the rules that span fields or depend on the kind: the
+// spec's, and a field's OnlyFor. A correction's fields are held to the rules
+// of the corrected event's type.
 func (e *Engagement) checkRules(ev Event, values map[string]any) error {
-	var v ValidationError
 	kind := e.Kind
 	if ev.Type == EngagementRecorded {
 		kind = Kind(values["kind"].(string))
 	}
-	t := ev.Type
-	var target string
-	if t == EngagementCorrected {
-		// The rules of the corrected event's type apply to the corrected fields.
-		target = values["corrects"].(string)
-		t, _ = e.eventType(target)
-		values = values["fields"].(map[string]any)
-	}
-	switch t {
-	case EngagementRecorded, EngagementAmended:
-		if _, ok := values["instrument"]; ok && kind != KindPolicy {
-			v.add("data.instrument", "applies only to policy engagements")
-		}
-		if _, ok := values["instrument"]; !ok && kind == KindPolicy && ev.Type == EngagementRecorded {
-			v.add("data.instrument", "is required for policy engagements")
-		}
-		for _, f := range []string{"level", "location"} {
-			if _, ok := values[f]; ok && kind != KindMeeting {
-				v.add("data."+f, "applies only to meeting engagements")
-			}
-		}
-		if ev.Type == EngagementAmended && len(values) == 0 {
-			v.add("data", "must change at least one field")
-		}
-	case EngagementLinked:
-		if values["target_id"] == e.ID && e.ID != "" {
-			v.add("data.target_id", "must be another engagement")
-		}
-	case AgreementSigned, AgreementRenewed:
-		start := "signed_on"
-		if t == AgreementRenewed {
-			start = "renewed_on"
-		}
-		var curStart, curExp string
-		if ev.Type == EngagementCorrected {
-			curStart, curExp = e.dateHeldBy(start, target), e.dateHeldBy("expires_on", target)
-		}
-		checkAfter(&v, values, start, curStart, curExp)
-		// Also for corrections: a renewal cannot precede the signing.
-		if r, ok := values["renewed_on"].(string); ok && r < e.SignedOn {
-			v.add("data.renewed_on", "must not be before signed_on %s", e.SignedOn)
-		}
-	}
+	spec := specByType[ev.Type]
+	r := rules{e: e, values: values}
 	if ev.Type == EngagementCorrected {
+		r.target = values["corrects"].(string)
+		t, _ := e.eventType(r.target)
+		spec, r.values = specByType[t], values["fields"].(map[string]any)
+	}
+	var v ValidationError
+	for _, f := range spec.Fields {
+		if f.OnlyFor == "" {
+			continue
+		}
+		_, ok := r.values[f.Name]
+		if ok && kind != f.OnlyFor {
+			v.add("data."+f.Name, "applies only to %s engagements", f.OnlyFor)
+		}
+		if !ok && kind == f.OnlyFor && f.Required && r.target == "" {
+			v.add("data."+f.Name, "is required for %s engagements", f.OnlyFor)
+		}
+	}
+	if spec.check != nil {
+		spec.check(r, &v)
+	}
+	if r.target != "" {
 		for i := range v.Fields {
 			v.Fields[i].Field = strings.Replace(v.Fields[i].Field, "data.", "data.fields.", 1)
 		}
@@ -394,15 +399,15 @@ func (e *Engagement) checkRules(ev Event, values map[string]any) error {
 
 // checkAfter requires expires_on to come after the start date named by
 // startField. A correction may name only one of the two: the other is then
-// curStart or curExp, the corrected event's value ("" when unknown).
-func checkAfter(v *ValidationError, values map[string]any, startField, curStart, curExp string) {
-	start, hasStart := values[startField].(string)
-	exp, hasExp := values["expires_on"].(string)
-	if !hasStart {
-		start = curStart
+// the corrected event's value if it still holds ("" when unknown).
+func (r rules) checkAfter(v *ValidationError, startField string) {
+	start, hasStart := r.values[startField].(string)
+	exp, hasExp := r.values["expires_on"].(string)
+	if !hasStart && r.target != "" {
+		start = r.e.heldBy(startField, r.target)
 	}
-	if !hasExp {
-		exp = curExp
+	if !hasExp && r.target != "" {
+		exp = r.e.heldBy("expires_on", r.target)
 	}
 	if (!hasStart && !hasExp) || start == "" || exp == "" || exp > start {
 		return
@@ -414,80 +419,58 @@ func checkAfter(v *ValidationError, values map[string]any, startField, curStart,
 	}
 }
 
-// dateHeldBy is the state's value of a date field of agreement.signed or
-// agreement.renewed if event id still determines it, "" otherwise.
-func (e *Engagement) dateHeldBy(field, id string) string {
+// heldBy is the state's value of a string field of the event id's type if
+// that event still determines it, "" otherwise.
+func (e *Engagement) heldBy(field, id string) string {
 	if e.sources[field] != id {
 		return ""
 	}
-	switch field {
-	case "signed_on":
-		return e.SignedOn
-	case "renewed_on":
-		return e.RenewedOn
-	case "expires_on":
-		return e.ExpiresOn
+	t, _ := e.eventType(id)
+	if f, ok := specByType[t].Field(field); ok && f.state != nil {
+		if p, ok := f.state(e).(*string); ok {
+			return *p
+		}
 	}
 	return ""
 }
 
-// checkTransition is each kind's state machine.
-func (e *Engagement) checkTransition(ev Event, values map[string]any) error {
-	status := e.StatusAt(ev.OccurredAt)
-	deny := func(reason string) error {
-		return &TransitionError{Type: ev.Type, Status: status, Reason: reason}
-	}
-	need := func(allowed ...Status) error {
-		if slices.Contains(allowed, status) {
-			return nil
-		}
-		names := make([]string, len(allowed))
-		for i, s := range allowed {
+// checkTransition is the state machine: the spec's From, then its allow.
+func (e *Engagement) checkTransition(spec *Spec, t EventType, status Status, values map[string]any) error {
+	if spec.From != nil && !slices.Contains(spec.From, status) {
+		names := make([]string, len(spec.From))
+		for i, s := range spec.From {
 			names[i] = string(s)
 		}
-		return deny(fmt.Sprintf("the %s is %s; allowed only when %s", e.Kind, status, strings.Join(names, " or ")))
+		return &TransitionError{Type: t, Status: status,
+			Reason: fmt.Sprintf("the %s is %s; allowed only when %s", e.Kind, status, strings.Join(names, " or "))}
 	}
-	switch ev.Type {
-	case EngagementAmended:
-		if e.closedAt(ev.OccurredAt) {
-			return deny(fmt.Sprintf("the %s is %s and can no longer be amended; record a correction instead", e.Kind, status))
+	if spec.allow != nil {
+		if reason := spec.allow(e, status, values); reason != "" {
+			return &TransitionError{Type: t, Status: status, Reason: reason}
 		}
-	case EngagementLinked:
-		for _, l := range e.Links {
-			if l.TargetID == values["target_id"] && l.Relation == values["relation"] {
-				return deny("the engagements are already linked with that relation")
-			}
-		}
-	case AgreementSigned:
-		return need(StatusDraft)
-	case AgreementRenewed:
-		// An agreement past its expiry may still be renewed: renewing is what revives it.
-		return need(StatusActive, StatusExpired)
-	case AgreementTerminated:
-		return need(StatusActive)
-	case PolicyAdopted:
-		return need(StatusInProgress)
-	case PolicyCommitted:
-		return need(StatusAdopted)
-	case InitiativeJoined:
-		return need(StatusRecorded, StatusLeft)
-	case InitiativeRoleChanged:
-		if err := need(StatusMember); err != nil {
-			return err
-		}
-		if values["role"] == e.Role {
-			return deny("the role is already " + e.Role)
-		}
-	case InitiativeLeft:
-		return need(StatusMember)
-	case MeetingScheduled:
-		return need(StatusRecorded)
-	case MeetingAttended:
-		return need(StatusScheduled)
-	case MeetingConcluded:
-		return need(StatusAttended)
 	}
 	return nil
+}
+
+// Allows reports whether an event of type t may happen to e at time at, as
+// far as the state decides: the kind, the status, the spec's own rule. It
+// does not look at data (Decide does), so an allowed event may still be
+// refused for what it says. Corrections are always allowed.
+func (e *Engagement) Allows(t EventType, at time.Time) error {
+	spec, ok := specByType[t]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownEventType, truncate(string(t), 64))
+	}
+	if t == EngagementRecorded {
+		return e.checkTarget(Event{Type: t})
+	}
+	if !e.Exists() {
+		return fmt.Errorf("%w: engagement %s", ErrNotFound, e.ID)
+	}
+	if err := e.checkKind(t); err != nil {
+		return err
+	}
+	return e.checkTransition(spec, t, e.StatusAt(at), nil)
 }
 
 // Apply folds ev into e after checking it with Decide, so an event that was
@@ -501,42 +484,20 @@ func (e *Engagement) Apply(ev Event) error {
 	if e.sources == nil {
 		e.sources = make(map[string]string)
 	}
-	switch ev.Type {
-	case EngagementRecorded:
-		e.ID, e.Kind, e.Status = ev.EngagementID, ev.Kind, ev.Kind.initialStatus()
-		e.StartedAt, e.CreatedAt = ev.OccurredAt, ev.RecordedAt
-		e.Parties, e.Tags, e.Links = []string{}, []string{}, []Link{}
-	case AgreementSigned, AgreementRenewed:
-		e.Status = StatusActive
-		if _, ok := f["expires_on"]; !ok {
-			f["expires_on"] = "" // signed or renewed without an end: open-ended
-		}
-	case AgreementTerminated:
-		e.Status = StatusTerminated
-	case PolicyAdopted:
-		e.Status = StatusAdopted
-	case PolicyCommitted:
-		e.Status = StatusImplementing
-	case InitiativeJoined:
-		e.Status = StatusMember
-		e.LeftReason = ""
-		delete(e.sources, "reason")
-	case InitiativeLeft:
-		e.Status = StatusLeft
-	case MeetingScheduled:
-		e.Status = StatusScheduled
-	case MeetingAttended:
-		e.Status = StatusAttended
-	case MeetingConcluded:
-		e.Status = StatusConcluded
+	spec := specByType[ev.Type]
+	if spec.To != "" {
+		e.Status = spec.To
+	}
+	if spec.apply != nil {
+		spec.apply(e, ev, f)
 	}
 	if ev.Type == EngagementCorrected {
 		target, _ := f["corrects"].(string)
 		fields, _ := f["fields"].(map[string]any)
 		t, _ := e.eventType(target)
-		e.setFields(t, target, ev.OccurredAt, fields, true)
+		e.setFields(specByType[t], target, ev.OccurredAt, fields, true)
 	} else {
-		e.setFields(ev.Type, ev.ID, ev.OccurredAt, f, false)
+		e.setFields(spec, ev.ID, ev.OccurredAt, f, false)
 	}
 	e.addEvent(ev.ID, ev.Type)
 	e.Version = ev.Version
@@ -550,90 +511,27 @@ func (e *Engagement) Apply(ev Event) error {
 // only the fields that the corrected event (id) still determines: those it
 // set and no later event changed, and those no event has set at all (the
 // corrected event left out what it should have said).
-func (e *Engagement) setFields(t EventType, id string, at time.Time, f map[string]any, correcting bool) {
-	owns := func(name string) bool {
-		if _, ok := f[name]; !ok {
-			return false
-		}
-		if correcting {
-			src, set := e.sources[name]
-			return !set || src == id
-		}
-		e.sources[name] = id
-		return true
+func (e *Engagement) setFields(spec *Spec, id string, at time.Time, f map[string]any, correcting bool) {
+	if spec.item != nil {
+		spec.item(e, id, at, f, correcting)
+		return
 	}
-	str := func(name string, dst *string) {
-		if owns(name) {
-			*dst, _ = f[name].(string)
+	for i := range spec.Fields {
+		fd := &spec.Fields[i]
+		v, ok := f[fd.Name]
+		if !ok || fd.state == nil {
+			continue
 		}
-	}
-	strs := func(name string, dst *[]string) {
-		if owns(name) {
-			*dst, _ = f[name].([]string)
-		}
-	}
-	get := func(name string, dst *string) {
-		if v, ok := f[name].(string); ok {
-			*dst = v
-		}
-	}
-	switch t {
-	case EngagementRecorded, EngagementAmended:
-		str("title", &e.Title)
-		strs("parties", &e.Parties)
-		str("description", &e.Description)
-		strs("tags", &e.Tags)
-		str("instrument", &e.Instrument)
-		str("level", &e.Level)
-		str("location", &e.Location)
-	case EngagementLinked:
 		if !correcting {
-			e.Links = append(e.Links, Link{EventID: id})
+			e.sources[fd.Name] = id
+		} else if src, set := e.sources[fd.Name]; set && src != id {
+			continue
 		}
-		for i := range e.Links {
-			if e.Links[i].EventID == id {
-				get("target_id", &e.Links[i].TargetID)
-				get("relation", &e.Links[i].Relation)
-			}
+		switch dst := fd.state(e).(type) {
+		case *string:
+			*dst, _ = v.(string)
+		case *[]string:
+			*dst, _ = v.([]string)
 		}
-	case AgreementSigned:
-		str("signed_on", &e.SignedOn)
-		str("expires_on", &e.ExpiresOn)
-	case AgreementRenewed:
-		str("renewed_on", &e.RenewedOn)
-		str("expires_on", &e.ExpiresOn)
-	case AgreementTerminated:
-		str("reason", &e.TerminationReason)
-	case PolicyContributed:
-		if !correcting {
-			e.Contributions = append(e.Contributions, Contribution{EventID: id, OccurredAt: at})
-		}
-		for i := range e.Contributions {
-			if e.Contributions[i].EventID == id {
-				get("contribution", &e.Contributions[i].Contribution)
-				get("role", &e.Contributions[i].Role)
-			}
-		}
-	case PolicyAdopted:
-		str("adopted_by", &e.AdoptedBy)
-	case PolicyCommitted:
-		if !correcting {
-			e.Commitments = append(e.Commitments, Commitment{EventID: id, OccurredAt: at})
-		}
-		for i := range e.Commitments {
-			if e.Commitments[i].EventID == id {
-				get("commitment", &e.Commitments[i].Commitment)
-			}
-		}
-	case InitiativeJoined, InitiativeRoleChanged, MeetingAttended:
-		str("role", &e.Role)
-		str("delegation", &e.Delegation)
-	case InitiativeLeft:
-		str("reason", &e.LeftReason)
-	case MeetingScheduled:
-		str("starts_on", &e.StartsOn)
-		str("location", &e.Location)
-	case MeetingConcluded:
-		str("outcome", &e.Outcome)
 	}
 }

@@ -55,15 +55,6 @@ func ParseEventType(s string) (EventType, error) {
 	return "", fmt.Errorf("%w: %q", ErrUnknownEventType, truncate(s, 64))
 }
 
-// EventTypeForVerb finds the event type whose verb is verb (verbs are unique).
-func EventTypeForVerb(verb string) (EventType, error) {
-	for _, t := range EventTypes {
-		if t.Verb() == verb {
-			return t, nil
-		}
-	}
-	return "", fmt.Errorf("%w: verb %q", ErrUnknownEventType, truncate(verb, 64))
-}
 
 // Prefix is the part before the dot: "engagement" or a kind.
 func (t EventType) Prefix() string {

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -22,27 +21,13 @@ func TestEventTypes(t *testing.T) {
 				t.Errorf("verb %q of %s is also the verb of %s", typ.Verb(), typ, prev)
 			}
 			verbs[typ.Verb()] = typ
-			byVerb, err := EventTypeForVerb(typ.Verb())
-			if err != nil || byVerb != typ {
-				t.Errorf("EventTypeForVerb(%q) = %q, %v", typ.Verb(), byVerb, err)
-			}
-			if _, ok := schemas[typ]; !ok && typ != EngagementCorrected {
-				t.Errorf("%s has no data schema", typ)
+			if s, ok := SpecOf(typ); !ok || s.Type != typ || len(s.Fields) == 0 {
+				t.Errorf("%s has no spec with data fields", typ)
 			}
 		})
 	}
 	if len(EventTypes) != 17 {
 		t.Errorf("%d event types, the contract has 17", len(EventTypes))
-	}
-}
-
-func TestEventTypeForUnknownVerb(t *testing.T) {
-	for _, verb := range []string{"", "cancelled", "Signed", "signed ", ">", "*", "engagement.noted"} {
-		t.Run(fmt.Sprintf("%q → unknown event type", verb), func(t *testing.T) {
-			if _, err := EventTypeForVerb(verb); !errors.Is(err, ErrUnknownEventType) {
-				t.Errorf("EventTypeForVerb(%q) err = %v", verb, err)
-			}
-		})
 	}
 }
 

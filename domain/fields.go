@@ -2,6 +2,7 @@ package domain
 
 import (
 	"bytes"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -33,91 +34,6 @@ const DateLayout = "2006-01-02"
 // problem; malformed is true when the JSON type itself is wrong (400, not 422).
 type parser func(raw json.RawMessage) (value any, problem string, malformed bool)
 
-type fieldSpec struct {
-	name     string
-	required bool
-	parse    parser
-}
-
-// schemas describe the data of every event type except engagement.corrected,
-// whose fields depend on the event it corrects.
-var schemas = map[EventType][]fieldSpec{
-	EngagementRecorded: {
-		{"kind", true, enum(kindNames()...)},
-		{"title", true, text(MaxTitle, false)},
-		{"parties", true, list(MaxListEntries, MaxEntry, 1)},
-		{"description", false, text(MaxText, true)},
-		{"tags", false, list(MaxListEntries, MaxEntry, 0)},
-		{"instrument", false, enum(Instruments...)},
-		{"level", false, text(MaxEntry, false)},
-		{"location", false, text(MaxShortText, false)},
-	},
-	EngagementAmended: {
-		{"title", false, text(MaxTitle, false)},
-		{"parties", false, list(MaxListEntries, MaxEntry, 1)},
-		{"description", false, text(MaxText, true)},
-		{"tags", false, list(MaxListEntries, MaxEntry, 0)},
-		{"instrument", false, enum(Instruments...)},
-		{"level", false, text(MaxEntry, false)},
-		{"location", false, text(MaxShortText, false)},
-	},
-	EngagementLinked: {
-		{"target_id", true, uuidText},
-		{"relation", true, enum(Relations...)},
-	},
-	EngagementNoted: {
-		{"note", true, text(MaxText, true)},
-	},
-	AgreementSigned: {
-		{"signed_on", true, date},
-		{"expires_on", false, date},
-	},
-	AgreementRenewed: {
-		{"renewed_on", true, date},
-		{"expires_on", false, date},
-	},
-	AgreementTerminated: {
-		{"reason", true, text(MaxReason, true)},
-	},
-	PolicyContributed: {
-		{"contribution", true, text(MaxReason, true)},
-		{"role", true, text(MaxShortText, false)},
-	},
-	PolicyAdopted: {
-		{"adopted_by", true, text(MaxShortText, false)},
-	},
-	PolicyCommitted: {
-		{"commitment", true, text(MaxReason, true)},
-	},
-	InitiativeJoined: {
-		{"role", true, text(MaxShortText, false)},
-	},
-	InitiativeRoleChanged: {
-		{"role", true, text(MaxShortText, false)},
-	},
-	InitiativeLeft: {
-		{"reason", false, text(MaxReason, true)},
-	},
-	MeetingScheduled: {
-		{"starts_on", true, date},
-		{"location", false, text(MaxShortText, false)},
-	},
-	MeetingAttended: {
-		{"role", true, enum(AttendanceRoles...)},
-		{"delegation", false, text(MaxReason, true)},
-	},
-	MeetingConcluded: {
-		{"outcome", false, text(MaxReason, true)},
-	},
-}
-
-// correctionSpecs are the fields of engagement.corrected itself; the
-// corrected fields come from the schema of the corrected event's type.
-var correctionSpecs = []fieldSpec{
-	{"corrects", true, uuidText},
-	{"reason", true, text(MaxReason, true)},
-}
-
 func kindNames() []string {
 	out := make([]string, len(Kinds))
 	for i, k := range Kinds {
@@ -126,8 +42,10 @@ func kindNames() []string {
 	return out
 }
 
-// decodeObject splits a JSON object into its fields. Null or empty data is an
-// empty object.
+// decodeObject splits a JSON object into its members. Null or empty data is
+// an empty object. The library refuses repeated names (json.Unmarshal would
+// keep the last value silently; another reader may keep the first); invalid
+// UTF-8 is left to each field's own check, which names the field (422).
 func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
@@ -136,18 +54,21 @@ func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	if raw[0] != '{' {
 		return nil, &MalformedError{Fields: []FieldError{{Field: "data", Message: "must be a JSON object"}}}
 	}
-	// json/v2 splits an object about twice as fast as encoding/json; the
-	// options keep encoding/json's leniency here (repeated names are
-	// reported below by name, invalid UTF-8 by the field's own check).
 	var m map[string]json.RawMessage
-	if err := jsonv2.Unmarshal(raw, &m, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil {
-		return nil, &MalformedError{Fields: []FieldError{{Field: "data", Message: "is not valid JSON: " + err.Error()}}}
-	}
-	if len(m) == topLevelMembers(raw) {
-		// No name repeats (this count is cheap; duplicateKey is not).
-	} else if key, ok := duplicateKey(raw); ok {
-		// json.Unmarshal keeps the last value silently; another reader may keep the first.
-		return nil, &MalformedError{Fields: []FieldError{{Field: "data." + truncate(key, 64), Message: "appears more than once"}}}
+	if err := jsonv2.Unmarshal(raw, &m, jsontext.AllowInvalidUTF8(true)); err != nil {
+		if !errors.Is(err, jsontext.ErrDuplicateName) {
+			return nil, notJSON(err)
+		}
+		// Only a name repeated at the top level is refused here; deeper
+		// repeats are left to the member's own check (its field may not
+		// exist, or not take an object).
+		m = nil
+		if err := jsonv2.Unmarshal(raw, &m, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil {
+			return nil, notJSON(err)
+		}
+		if name, ok := repeatedName(raw); ok {
+			return nil, &MalformedError{Fields: []FieldError{{Field: "data." + truncate(name, 64), Message: "appears more than once"}}}
+		}
 	}
 	for k, v := range m {
 		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
@@ -157,63 +78,29 @@ func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	return m, nil
 }
 
-// topLevelMembers counts the members of the JSON object raw, which must be
-// valid JSON: names that decode the same count twice.
-func topLevelMembers(raw []byte) int {
-	depth, n := 0, 0
-	inString, expectName := false, false
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++ // the escaped character cannot end the string
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-			if depth == 1 && expectName {
-				n++
-				expectName = false
-			}
-		case '{':
-			depth++
-			expectName = depth == 1
-		case '[':
-			depth++
-		case '}', ']':
-			depth--
-		case ',':
-			expectName = depth == 1
-		}
-	}
-	return n
+func notJSON(err error) error {
+	return &MalformedError{Fields: []FieldError{{Field: "data", Message: "is not valid JSON: " + err.Error()}}}
 }
 
-// duplicateKey finds a key that appears twice in the JSON object raw, which
-// must be valid JSON.
-func duplicateKey(raw json.RawMessage) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil {
+// repeatedName is the first member name of the valid JSON object raw that
+// repeats an earlier one (as decoded: escapes do not make names differ).
+func repeatedName(raw []byte) (string, bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if _, err := dec.ReadToken(); err != nil {
 		return "", false
 	}
 	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
+	for dec.PeekKind() == '"' {
+		tok, err := dec.ReadToken()
 		if err != nil {
 			return "", false
 		}
-		key, _ := tok.(string)
-		if seen[key] {
-			return key, true
+		name := tok.String()
+		if seen[name] {
+			return name, true
 		}
-		seen[key] = true
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
+		seen[name] = true
+		if err := dec.SkipValue(); err != nil {
 			return "", false
 		}
 	}
@@ -223,34 +110,31 @@ func duplicateKey(raw json.RawMessage) (string, bool) {
 // parseFields checks fields against specs. Unknown fields and wrong types are
 // malformed (400); missing or out-of-range values are validation errors (422).
 // It returns the normalised fields.
-func parseFields(prefix string, fields map[string]json.RawMessage, specs []fieldSpec, extra map[string]bool) (map[string]any, error) {
+func parseFields(prefix string, fields map[string]json.RawMessage, specs []Field) (map[string]any, error) {
 	out := make(map[string]any, len(fields))
 	var bad MalformedError
 	var invalid ValidationError
 	for name := range fields {
-		if extra[name] {
-			continue
-		}
-		if !slices.ContainsFunc(specs, func(s fieldSpec) bool { return s.name == name }) {
+		if !slices.ContainsFunc(specs, func(s Field) bool { return s.Name == name }) {
 			bad.Fields = append(bad.Fields, FieldError{Field: prefix + truncate(name, 64), Message: "unknown field"})
 		}
 	}
 	for _, s := range specs {
-		raw, ok := fields[s.name]
+		raw, ok := fields[s.Name]
 		if !ok {
-			if s.required {
-				invalid.add(prefix+s.name, "is required")
+			if s.Required && s.OnlyFor == "" {
+				invalid.add(prefix+s.Name, "is required")
 			}
 			continue
 		}
 		v, problem, malformed := s.parse(raw)
 		switch {
 		case malformed:
-			bad.Fields = append(bad.Fields, FieldError{Field: prefix + s.name, Message: problem})
+			bad.Fields = append(bad.Fields, FieldError{Field: prefix + s.Name, Message: problem})
 		case problem != "":
-			invalid.add(prefix+s.name, "%s", problem)
+			invalid.add(prefix+s.Name, "%s", problem)
 		default:
-			out[s.name] = v
+			out[s.Name] = v
 		}
 	}
 	if len(bad.Fields) > 0 {

@@ -1,0 +1,388 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+)
+
+// Input is how a person enters a field in a form (the web UI reads it).
+type Input int
+
+// The inputs of fields.
+const (
+	InputText       Input = iota
+	InputArea             // multi-line text
+	InputDate             // YYYY-MM-DD
+	InputList             // comma-separated entries, sent as a JSON array
+	InputSelect           // one of Options
+	InputEngagement       // another engagement's id, chosen by title
+)
+
+// Field is one member of an event type's data: its rule, how it is labelled
+// and entered, and the state it sets.
+type Field struct {
+	// Name is the member's JSON name.
+	Name string
+	// Required fields must be present (not null). With OnlyFor set, the
+	// field is required for engagements of that kind only.
+	Required bool
+	// OnlyFor, when set, is the one kind the field applies to.
+	OnlyFor Kind
+	// Label and Hint are what a form shows.
+	Label, Hint string
+	// Input is how a form enters the field.
+	Input Input
+	// Options are the allowed values of an enum field.
+	Options []string
+
+	parse parser
+	// state is the engagement's field this one sets: a *string or a
+	// *[]string of e. nil: the type's fold handles it (or nothing does).
+	state func(e *Engagement) any
+}
+
+// Spec is everything about one event type: where it may happen, what it
+// leads to, its data, its rules and its fold. Decide, Apply, corrections,
+// the web UI's forms and the OpenAPI test read it.
+type Spec struct {
+	Type EventType
+	// Past names an entry of the timeline ("Renewed"); Action names the form
+	// that records one ("Record renewal").
+	Past, Action string
+	// From lists the statuses the event may happen in; nil: any (subject to
+	// allow).
+	From []Status
+	// To is the status after the event; "": unchanged.
+	To Status
+	// Fields are the data's members, in the order a form shows them. For
+	// engagement.corrected they are its own (corrects, reason); the
+	// corrected fields are those of the corrected event's type.
+	Fields []Field
+
+	// allow refuses the event in the state e is in, with a reason; it runs
+	// after From. values is nil when only the state is asked about (Allows).
+	allow func(e *Engagement, status Status, values map[string]any) string
+	// check adds the rules that span fields; it also runs on corrected fields.
+	check func(r rules, v *ValidationError)
+	// apply folds what the fields do not: run before the fields are set.
+	apply func(e *Engagement, ev Event, f map[string]any)
+	// item folds a type whose data is one entry of a list (a link, a
+	// contribution) instead of setting fields.
+	item func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool)
+}
+
+// rules is what a spec's check sees.
+type rules struct {
+	e      *Engagement
+	values map[string]any
+	// target is the corrected event's id, "" unless the values correct it.
+	target string
+}
+
+// Field finds one of s's fields by name.
+func (s *Spec) Field(name string) (*Field, bool) {
+	for i := range s.Fields {
+		if s.Fields[i].Name == name {
+			return &s.Fields[i], true
+		}
+	}
+	return nil, false
+}
+
+// SpecOf is the spec of t; ok is false for an unknown type.
+func SpecOf(t EventType) (s *Spec, ok bool) {
+	s, ok = specByType[t]
+	return s, ok
+}
+
+// Specs lists every event type's spec, in the order of EventTypes.
+func Specs() []*Spec {
+	out := make([]*Spec, len(EventTypes))
+	for i, t := range EventTypes {
+		out[i] = specByType[t]
+	}
+	return out
+}
+
+// specByType indexes specs. (Filled in by init: the specs' functions
+// refer to it.)
+var specByType map[EventType]*Spec
+
+func init() {
+	specByType = make(map[EventType]*Spec, len(specs))
+	for i := range specs {
+		specByType[specs[i].Type] = &specs[i]
+	}
+	for _, t := range EventTypes {
+		if specByType[t] == nil {
+			panic(fmt.Sprintf("domain: event type %s has no spec", t)) // a programming error, caught by every test
+		}
+	}
+}
+
+// Constructors of fields, by their input.
+
+func textField(name, label, hint string, max int, required bool) Field {
+	return Field{Name: name, Required: required, Label: label, Hint: hint, parse: text(max, false)}
+}
+
+func areaField(name, label, hint string, max int, required bool) Field {
+	return Field{Name: name, Required: required, Label: label, Hint: hint, Input: InputArea, parse: text(max, true)}
+}
+
+func dateField(name, label, hint string, required bool) Field {
+	return Field{Name: name, Required: required, Label: label, Hint: hint, Input: InputDate, parse: date}
+}
+
+func listField(name, label, hint string, min int, required bool) Field {
+	return Field{Name: name, Required: required, Label: label, Hint: hint, Input: InputList,
+		parse: list(MaxListEntries, MaxEntry, min)}
+}
+
+func selectField(name, label string, required bool, options ...string) Field {
+	return Field{Name: name, Required: required, Label: label, Input: InputSelect, Options: options, parse: enum(options...)}
+}
+
+// into sets the field's state.
+func (f Field) into(state func(e *Engagement) any) Field {
+	f.state = state
+	return f
+}
+
+// only makes the field apply to kind k alone.
+func (f Field) only(k Kind) Field {
+	f.OnlyFor = k
+	return f
+}
+
+// roleField is an initiative member's role.
+func roleField(label, hint string) Field {
+	return textField("role", label, hint, MaxShortText, true).into(func(e *Engagement) any { return &e.Role })
+}
+
+// openEnded makes a signing or renewal without expires_on clear the old one.
+func openEnded(_ *Engagement, _ Event, f map[string]any) {
+	if _, ok := f["expires_on"]; !ok {
+		f["expires_on"] = "" // signed or renewed without an end: open-ended
+	}
+}
+
+// get copies f's string value name into dst, if f has one.
+func get(f map[string]any, name string, dst *string) {
+	if v, ok := f[name].(string); ok {
+		*dst = v
+	}
+}
+
+// descriptive are the fields of engagement.recorded and engagement.amended
+// besides kind; required says whether recording needs them.
+func descriptive(required bool) []Field {
+	return []Field{
+		textField("title", "Title", "", MaxTitle, required).into(func(e *Engagement) any { return &e.Title }),
+		listField("parties", "Parties", "Organisations, separated by commas, e.g. IOM, WHO", 1, required).
+			into(func(e *Engagement) any { return &e.Parties }),
+		areaField("description", "Description", "", MaxText, false).into(func(e *Engagement) any { return &e.Description }),
+		listField("tags", "Tags", "Separated by commas", 0, false).into(func(e *Engagement) any { return &e.Tags }),
+		selectField("instrument", "Instrument", required, Instruments...).only(KindPolicy).
+			into(func(e *Engagement) any { return &e.Instrument }),
+		textField("level", "Level", "e.g. UNGA high-level meeting", MaxEntry, false).only(KindMeeting).
+			into(func(e *Engagement) any { return &e.Level }),
+		textField("location", "Location", "", MaxShortText, false).only(KindMeeting).
+			into(func(e *Engagement) any { return &e.Location }),
+	}
+}
+
+// The state machine, one entry per event type. Adding a type: see README.md,
+// "How to add an event type".
+var specs = []Spec{
+	{
+		Type: EngagementRecorded, Past: "Recorded", Action: "Record an engagement",
+		Fields: append([]Field{selectField("kind", "Kind", true, kindNames()...)}, descriptive(true)...),
+		apply: func(e *Engagement, ev Event, _ map[string]any) {
+			e.ID, e.Kind, e.Status = ev.EngagementID, ev.Kind, ev.Kind.initialStatus()
+			e.StartedAt, e.CreatedAt = ev.OccurredAt, ev.RecordedAt
+			e.Parties, e.Tags, e.Links = []string{}, []string{}, []Link{}
+		},
+	},
+	{
+		Type: EngagementAmended, Past: "Amended", Action: "Amend details",
+		Fields: descriptive(false),
+		allow: func(e *Engagement, status Status, _ map[string]any) string {
+			if e.closed(status) {
+				return fmt.Sprintf("the %s is %s and can no longer be amended; record a correction instead", e.Kind, status)
+			}
+			return ""
+		},
+		check: func(r rules, v *ValidationError) {
+			if len(r.values) == 0 {
+				v.add("data", "must change at least one field")
+			}
+		},
+	},
+	{
+		Type: EngagementLinked, Past: "Linked", Action: "Link to another engagement",
+		Fields: []Field{
+			{Name: "target_id", Required: true, Label: "Engagement", Input: InputEngagement, parse: uuidText},
+			selectField("relation", "Relation", true, Relations...),
+		},
+		allow: func(e *Engagement, _ Status, values map[string]any) string {
+			for _, l := range e.Links {
+				if l.TargetID == values["target_id"] && l.Relation == values["relation"] {
+					return "the engagements are already linked with that relation"
+				}
+			}
+			return ""
+		},
+		check: func(r rules, v *ValidationError) {
+			if r.values["target_id"] == r.e.ID && r.e.ID != "" {
+				v.add("data.target_id", "must be another engagement")
+			}
+		},
+		item: func(e *Engagement, id string, _ time.Time, f map[string]any, correcting bool) {
+			if !correcting {
+				e.Links = append(e.Links, Link{EventID: id})
+			}
+			for i := range e.Links {
+				if e.Links[i].EventID == id {
+					get(f, "target_id", &e.Links[i].TargetID)
+					get(f, "relation", &e.Links[i].Relation)
+				}
+			}
+		},
+	},
+	{
+		Type: EngagementNoted, Past: "Note", Action: "Add a note",
+		Fields: []Field{areaField("note", "Note", "", MaxText, true)},
+	},
+	{
+		Type: EngagementCorrected, Past: "Correction", Action: "Correct this entry",
+		Fields: []Field{
+			{Name: "corrects", Required: true, parse: uuidText},
+			areaField("reason", "Why is it wrong?", "The entry stays in the history; the correction is shown beside it.",
+				MaxReason, true),
+		},
+	},
+	{
+		Type: AgreementSigned, Past: "Signed", Action: "Record signing",
+		From: []Status{StatusDraft}, To: StatusActive,
+		Fields: []Field{
+			dateField("signed_on", "Signed on", "", true).into(func(e *Engagement) any { return &e.SignedOn }),
+			dateField("expires_on", "Expires on", "Leave empty if open-ended", false).
+				into(func(e *Engagement) any { return &e.ExpiresOn }),
+		},
+		check: func(r rules, v *ValidationError) { r.checkAfter(v, "signed_on") },
+		apply: openEnded,
+	},
+	{
+		// An agreement past its expiry may still be renewed: renewing is what revives it.
+		Type: AgreementRenewed, Past: "Renewed", Action: "Record renewal",
+		From: []Status{StatusActive, StatusExpired}, To: StatusActive,
+		Fields: []Field{
+			dateField("renewed_on", "Renewed on", "", true).into(func(e *Engagement) any { return &e.RenewedOn }),
+			dateField("expires_on", "Expires on", "Leave empty if open-ended", false).
+				into(func(e *Engagement) any { return &e.ExpiresOn }),
+		},
+		check: func(r rules, v *ValidationError) {
+			r.checkAfter(v, "renewed_on")
+			// Also for corrections: a renewal cannot precede the signing.
+			if d, ok := r.values["renewed_on"].(string); ok && d < r.e.SignedOn {
+				v.add("data.renewed_on", "must not be before signed_on %s", r.e.SignedOn)
+			}
+		},
+		apply: openEnded,
+	},
+	{
+		Type: AgreementTerminated, Past: "Terminated", Action: "Record termination",
+		From: []Status{StatusActive}, To: StatusTerminated,
+		Fields: []Field{areaField("reason", "Reason", "", MaxReason, true).
+			into(func(e *Engagement) any { return &e.TerminationReason })},
+	},
+	{
+		Type: PolicyContributed, Past: "Contribution", Action: "Record a contribution",
+		Fields: []Field{
+			areaField("contribution", "Contribution", "", MaxReason, true),
+			textField("role", "Role", "e.g. co-author, technical adviser", MaxShortText, true),
+		},
+		item: func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool) {
+			if !correcting {
+				e.Contributions = append(e.Contributions, Contribution{EventID: id, OccurredAt: at})
+			}
+			for i := range e.Contributions {
+				if e.Contributions[i].EventID == id {
+					get(f, "contribution", &e.Contributions[i].Contribution)
+					get(f, "role", &e.Contributions[i].Role)
+				}
+			}
+		},
+	},
+	{
+		Type: PolicyAdopted, Past: "Adopted", Action: "Record adoption",
+		From: []Status{StatusInProgress}, To: StatusAdopted,
+		Fields: []Field{textField("adopted_by", "Adopted by", "e.g. WHA", MaxShortText, true).
+			into(func(e *Engagement) any { return &e.AdoptedBy })},
+	},
+	{
+		Type: PolicyCommitted, Past: "Commitment", Action: "Record a commitment",
+		From: []Status{StatusAdopted}, To: StatusImplementing,
+		Fields: []Field{areaField("commitment", "Commitment", "", MaxReason, true)},
+		item: func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool) {
+			if !correcting {
+				e.Commitments = append(e.Commitments, Commitment{EventID: id, OccurredAt: at})
+			}
+			for i := range e.Commitments {
+				if e.Commitments[i].EventID == id {
+					get(f, "commitment", &e.Commitments[i].Commitment)
+				}
+			}
+		},
+	},
+	{
+		Type: InitiativeJoined, Past: "Joined", Action: "Record joining",
+		From: []Status{StatusRecorded, StatusLeft}, To: StatusMember,
+		Fields: []Field{roleField("Role", "e.g. member, co-chair")},
+		apply: func(e *Engagement, _ Event, _ map[string]any) {
+			e.LeftReason = ""
+			delete(e.sources, "reason")
+		},
+	},
+	{
+		Type: InitiativeRoleChanged, Past: "Role changed", Action: "Change role",
+		From:   []Status{StatusMember},
+		Fields: []Field{roleField("New role", "")},
+		allow: func(e *Engagement, _ Status, values map[string]any) string {
+			if values["role"] == e.Role {
+				return "the role is already " + e.Role
+			}
+			return ""
+		},
+	},
+	{
+		Type: InitiativeLeft, Past: "Left", Action: "Record leaving",
+		From: []Status{StatusMember}, To: StatusLeft,
+		Fields: []Field{areaField("reason", "Reason", "", MaxReason, false).
+			into(func(e *Engagement) any { return &e.LeftReason })},
+	},
+	{
+		Type: MeetingScheduled, Past: "Scheduled", Action: "Record scheduling",
+		From: []Status{StatusRecorded}, To: StatusScheduled,
+		Fields: []Field{
+			dateField("starts_on", "Starts on", "", true).into(func(e *Engagement) any { return &e.StartsOn }),
+			textField("location", "Location", "", MaxShortText, false).into(func(e *Engagement) any { return &e.Location }),
+		},
+	},
+	{
+		Type: MeetingAttended, Past: "Attended", Action: "Record attendance",
+		From: []Status{StatusScheduled}, To: StatusAttended,
+		Fields: []Field{
+			selectField("role", "Role", true, AttendanceRoles...).into(func(e *Engagement) any { return &e.Role }),
+			areaField("delegation", "Delegation", "Who attended", MaxReason, false).
+				into(func(e *Engagement) any { return &e.Delegation }),
+		},
+	},
+	{
+		Type: MeetingConcluded, Past: "Concluded", Action: "Record conclusion",
+		From: []Status{StatusAttended}, To: StatusConcluded,
+		Fields: []Field{areaField("outcome", "Outcome", "", MaxReason, false).
+			into(func(e *Engagement) any { return &e.Outcome })},
+	},
+}
