@@ -55,7 +55,6 @@ func ParseEventType(s string) (EventType, error) {
 	return "", fmt.Errorf("%w: %q", ErrUnknownEventType, truncate(s, 64))
 }
 
-
 // Prefix is the part before the dot: "engagement" or a kind.
 func (t EventType) Prefix() string {
 	p, _, _ := strings.Cut(string(t), ".")
