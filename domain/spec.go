@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -87,6 +88,21 @@ func (s *Spec) Field(name string) (*Field, bool) {
 		}
 	}
 	return nil, false
+}
+
+// State is e's current value of the state f sets: a list's entries joined
+// by ", ", "" when f sets no state of its own (or none is set).
+func (f *Field) State(e *Engagement) string {
+	if f.state == nil {
+		return ""
+	}
+	switch v := f.state(e).(type) {
+	case *string:
+		return *v
+	case *[]string:
+		return strings.Join(*v, ", ")
+	}
+	return ""
 }
 
 // SpecOf is the spec of t; ok is false for an unknown type.

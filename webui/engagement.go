@@ -232,7 +232,7 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 // offer asks the domain whether f may be recorded now and, if so, renders
 // it, with the user's values and the domain's messages when sub is this form.
 func (u *UI) offer(e *domain.Engagement, f *form, id string, version int, titles map[string]string, sub *submitted) (formView, bool) {
-	required, err := probe(e, f, nil, u.now())
+	req, err := required(f), allowed(e, f, u.now())
 	mine := sub != nil && sub.typ == f.typ && (f.corrects == nil || f.corrects.ID == sub.corrects)
 	// A form the domain just refused is shown with its messages even when
 	// the event is not possible now (say, an occurred_at before signing);
@@ -246,7 +246,7 @@ func (u *UI) offer(e *domain.Engagement, f *form, id string, version int, titles
 	if mine {
 		values, errs = sub.values, sub.errs
 	}
-	fv := u.formView(f, id, values, errs, required, e.ID, titles)
+	fv := u.formView(f, id, values, errs, req, e.ID, titles)
 	fv.Version = version
 	fv.Action = "/engagements/" + e.ID + "/events"
 	if f.corrects != nil {
@@ -284,7 +284,7 @@ func (u *UI) eventTypes(k domain.Kind) []domain.EventType {
 // eventForm is the form of an event of type t for e. An amendment starts
 // from the current values.
 func (u *UI) eventForm(e *domain.Engagement, t domain.EventType) *form {
-	f := &form{typ: t, fields: fieldDefs[t]}
+	f := &form{typ: t, fields: fieldDefs(t)}
 	if t == domain.EngagementAmended {
 		f.fields = u.fieldsFor(e.Kind, f.fields)
 		f.baseline = stateValues(e)
@@ -295,7 +295,7 @@ func (u *UI) eventForm(e *domain.Engagement, t domain.EventType) *form {
 // correctionForm corrects ev, starting from what ev says now (with earlier
 // corrections applied). The kind is never corrected.
 func (u *UI) correctionForm(e *domain.Engagement, history []domain.Event, ev domain.Event) *form {
-	defs := slices.DeleteFunc(slices.Clone(fieldDefs[ev.Type]), func(d fieldDef) bool { return d.name == "kind" })
+	defs := slices.DeleteFunc(slices.Clone(fieldDefs(ev.Type)), func(d fieldDef) bool { return d.Name == "kind" })
 	if ev.Type == domain.EngagementRecorded {
 		defs = u.fieldsFor(e.Kind, defs)
 	}
@@ -347,33 +347,35 @@ func valueText(v any) string {
 	return string(b)
 }
 
-// stateValues are the engagement's current values by data field name (its
-// JSON names are the event data's).
+// stateValues are the engagement's current values of the fields of
+// engagement.amended, the baseline of an amendment.
 func stateValues(e *domain.Engagement) map[string]string {
-	raw, _ := json.Marshal(e)
-	return dataValues(raw)
+	defs := fieldDefs(domain.EngagementAmended)
+	out := make(map[string]string, len(defs))
+	for i := range defs {
+		out[defs[i].Name] = defs[i].State(e)
+	}
+	return out
 }
 
 // stateFacts are the engagement's current values worth showing, in order.
 func stateFacts(e *domain.Engagement) []fact {
-	v := stateValues(e)
 	var out []fact
 	for _, x := range []struct {
-		name, label string
-		day         bool
+		label string
+		value string
+		day   bool
 	}{
-		{"parties", "Parties", false}, {"instrument", "Instrument", false}, {"level", "Level", false},
-		{"location", "Location", false}, {"signed_on", "Signed on", true}, {"renewed_on", "Renewed on", true},
-		{"expires_on", "Expires on", true}, {"termination_reason", "Reason for termination", false},
-		{"adopted_by", "Adopted by", false}, {"starts_on", "Starts on", true}, {"role", "Role", false},
-		{"delegation", "Delegation", false}, {"outcome", "Outcome", false},
-		{"left_reason", "Reason for leaving", false}, {"tags", "Tags", false},
+		{"Parties", strings.Join(e.Parties, ", "), false}, {"Instrument", words(e.Instrument), false},
+		{"Level", e.Level, false}, {"Location", e.Location, false}, {"Signed on", e.SignedOn, true},
+		{"Renewed on", e.RenewedOn, true}, {"Expires on", e.ExpiresOn, true},
+		{"Reason for termination", e.TerminationReason, false}, {"Adopted by", e.AdoptedBy, false},
+		{"Starts on", e.StartsOn, true}, {"Role", e.Role, false}, {"Delegation", e.Delegation, false},
+		{"Outcome", e.Outcome, false}, {"Reason for leaving", e.LeftReason, false},
+		{"Tags", strings.Join(e.Tags, ", "), false},
 	} {
-		if val := v[x.name]; val != "" {
-			if x.name == "instrument" {
-				val = words(val)
-			}
-			out = append(out, fact{Label: x.label, Value: val, Day: x.day})
+		if x.value != "" {
+			out = append(out, fact{Label: x.label, Value: x.value, Day: x.day})
 		}
 	}
 	return out
@@ -455,23 +457,23 @@ func facts(t domain.EventType, data json.RawMessage, titles map[string]string) [
 	var m map[string]any
 	_ = json.Unmarshal(data, &m)
 	var out []fact
-	for _, d := range fieldDefs[t] {
-		v, ok := m[d.name]
+	for _, d := range fieldDefs(t) {
+		v, ok := m[d.Name]
 		if !ok {
 			continue
 		}
-		f := fact{Label: d.label, Value: valueText(v), Day: d.input == inputDate, Wide: d.input == inputTextarea}
-		switch d.input {
-		case inputEngagement:
+		f := fact{Label: d.Label, Value: valueText(v), Day: d.Input == domain.InputDate, Wide: d.Input == domain.InputArea}
+		switch d.Input {
+		case domain.InputEngagement:
 			f.Href = "/engagements/" + f.Value
 			if title, ok := titles[f.Value]; ok {
 				f.Value = title
 			}
-		case inputSelect:
+		case domain.InputSelect:
 			f.Value = words(f.Value)
 		}
 		out = append(out, f)
-		delete(m, d.name)
+		delete(m, d.Name)
 	}
 	for k, v := range m { // fields no form knows (not expected): shown as they are
 		out = append(out, fact{Label: words(k), Value: valueText(v)})
@@ -485,15 +487,15 @@ func (u *UI) formView(f *form, id string, values map[string]string, errs formErr
 	if values == nil {
 		values = f.baseline
 	}
-	fv := formView{ID: id, Type: f.typ, Title: eventLabels[f.typ].action, Key: randomToken(), Errors: errs.general}
+	fv := formView{ID: id, Type: f.typ, Title: actionLabel(f.typ), Key: randomToken(), Errors: errs.general}
 	if f.corrects != nil {
+		reason, _ := specOf(domain.EngagementCorrected).Field("reason")
 		fv.Fields = append(fv.Fields, fieldView{ID: id + "-" + correctionReason, Name: correctionReason,
-			Label: "Why is it wrong?", Input: "textarea", Value: values[correctionReason],
-			Error: errs.fields[correctionReason], Required: required[correctionReason],
-			Hint: "The entry stays in the history; the correction is shown beside it."})
+			Label: reason.Label, Input: "textarea", Value: values[correctionReason],
+			Error: errs.fields[correctionReason], Required: required[correctionReason], Hint: reason.Hint})
 	}
 	for _, d := range f.fields {
-		fv.Fields = append(fv.Fields, u.fieldView(d, id, values[d.name], errs.fields[d.name], required[d.name], self, titles))
+		fv.Fields = append(fv.Fields, u.fieldView(d, id, values[d.Name], errs.fields[d.Name], required[d.Name], self, titles))
 	}
 	if f.corrects == nil {
 		fv.Occurred = fieldView{ID: id + "-" + occurredAt, Name: occurredAt, Label: "When did it happen?",
@@ -503,20 +505,20 @@ func (u *UI) formView(f *form, id string, values map[string]string, errs formErr
 }
 
 func (u *UI) fieldView(d fieldDef, formID, value, msg string, required bool, self string, titles map[string]string) fieldView {
-	fv := fieldView{ID: formID + "-" + d.name, Name: d.name, Label: d.label, Hint: d.hint, Value: value,
+	fv := fieldView{ID: formID + "-" + d.Name, Name: d.Name, Label: d.Label, Hint: d.Hint, Value: value,
 		Error: msg, Required: required}
-	switch d.input {
-	case inputTextarea:
+	switch d.Input {
+	case domain.InputArea:
 		fv.Input = "textarea"
-	case inputDate:
+	case domain.InputDate:
 		fv.Input = "date"
-	case inputSelect:
+	case domain.InputSelect:
 		fv.Input = "select"
 		fv.Options = append(fv.Options, option{Value: "", Label: "Choose…", Selected: value == ""})
-		for _, o := range d.options {
+		for _, o := range d.Options {
 			fv.Options = append(fv.Options, option{Value: o, Label: words(o), Selected: o == value})
 		}
-	case inputEngagement:
+	case domain.InputEngagement:
 		fv.Input = "select"
 		fv.Options = append(fv.Options, option{Value: "", Label: "Choose an engagement…", Selected: value == ""})
 		all, _ := u.proj.List(projections.Filter{Limit: u.proj.Count() + 1})
@@ -536,7 +538,7 @@ func (u *UI) fieldView(d fieldDef, formID, value, msg string, required bool, sel
 func formValues(r *http.Request, f *form) map[string]string {
 	v := map[string]string{occurredAt: r.PostForm.Get(occurredAt), correctionReason: r.PostForm.Get(correctionReason)}
 	for _, d := range f.fields {
-		v[d.name] = r.PostForm.Get(d.name)
+		v[d.Name] = r.PostForm.Get(d.Name)
 	}
 	return v
 }
@@ -623,8 +625,8 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 		// The refused event has no form on the page (a type this kind never
 		// has): say why at the top instead.
 		for _, fd := range f.fields {
-			if m := fe.fields[fd.name]; m != "" {
-				d.Refused = append(d.Refused, fd.label+": "+m)
+			if m := fe.fields[fd.Name]; m != "" {
+				d.Refused = append(d.Refused, fd.Label+": "+m)
 			}
 		}
 		d.Refused = append(d.Refused, fe.general...)
@@ -681,7 +683,7 @@ type newData struct {
 
 // recordForm is the form of a new engagement.
 func (u *UI) recordForm() *form {
-	return &form{typ: domain.EngagementRecorded, fields: fieldDefs[domain.EngagementRecorded]}
+	return &form{typ: domain.EngagementRecorded, fields: fieldDefs(domain.EngagementRecorded)}
 }
 
 // newPage: GET /engagements/new.
@@ -691,8 +693,7 @@ func (u *UI) newPage(w http.ResponseWriter, r *http.Request, s *session) {
 
 func (u *UI) renderNew(w http.ResponseWriter, s *session, status int, values map[string]string, errs formError) {
 	f := u.recordForm()
-	required, _ := probe(&domain.Engagement{}, f, nil, u.now())
-	fv := u.formView(f, "record", values, errs, required, "", nil)
+	fv := u.formView(f, "record", values, errs, required(f), "", nil)
 	fv.Action = "/engagements/new"
 	fv.Title = "Record an engagement"
 	fv.Occurred.Label, fv.Occurred.Hint = "When did it begin?", "Leave empty for today; it may be decades back"

@@ -8,34 +8,24 @@ import (
 	"github.com/iom-who/engagements/domain"
 )
 
-// eventLabels name each event type on pages: as an entry of the timeline
-// (past) and as a form to record one (action).
-var eventLabels = map[domain.EventType]struct{ past, action string }{
-	domain.EngagementRecorded:    {"Recorded", "Record an engagement"},
-	domain.EngagementAmended:     {"Amended", "Amend details"},
-	domain.EngagementLinked:      {"Linked", "Link to another engagement"},
-	domain.EngagementNoted:       {"Note", "Add a note"},
-	domain.EngagementCorrected:   {"Correction", "Correct this entry"},
-	domain.AgreementSigned:       {"Signed", "Record signing"},
-	domain.AgreementRenewed:      {"Renewed", "Record renewal"},
-	domain.AgreementTerminated:   {"Terminated", "Record termination"},
-	domain.PolicyContributed:     {"Contribution", "Record a contribution"},
-	domain.PolicyAdopted:         {"Adopted", "Record adoption"},
-	domain.PolicyCommitted:       {"Commitment", "Record a commitment"},
-	domain.InitiativeJoined:      {"Joined", "Record joining"},
-	domain.InitiativeRoleChanged: {"Role changed", "Change role"},
-	domain.InitiativeLeft:        {"Left", "Record leaving"},
-	domain.MeetingScheduled:      {"Scheduled", "Record scheduling"},
-	domain.MeetingAttended:       {"Attended", "Record attendance"},
-	domain.MeetingConcluded:      {"Concluded", "Record conclusion"},
+// specOf is t's spec; an unknown type has an empty one.
+func specOf(t domain.EventType) *domain.Spec {
+	if s, ok := domain.SpecOf(t); ok {
+		return s
+	}
+	return &domain.Spec{Type: t}
 }
 
+// pastLabel names an event of type t as an entry of the timeline.
 func pastLabel(t domain.EventType) string {
-	if l, ok := eventLabels[t]; ok {
-		return l.past
+	if s := specOf(t); s.Past != "" {
+		return s.Past
 	}
 	return string(t)
 }
+
+// actionLabel names the form that records an event of type t.
+func actionLabel(t domain.EventType) string { return specOf(t).Action }
 
 // words turns a code such as in_progress or action_plan into "in progress".
 func words(s string) string { return strings.ReplaceAll(s, "_", " ") }

@@ -3,91 +3,24 @@ package webui
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/iom-who/engagements/domain"
 )
 
-// input is how a field is entered.
-type input int
+// fieldDef is how one event data field is labelled and entered, and
+// whether it is required: the domain's spec of the event type says it all.
+type fieldDef = domain.Field
 
-const (
-	inputText input = iota
-	inputTextarea
-	inputDate
-	inputList       // comma-separated entries, sent as a JSON array
-	inputSelect     // one of options
-	inputEngagement // another engagement, chosen by title
-)
-
-// fieldDef is how one event data field is labelled and entered. Which fields
-// are required and which apply to a kind is not written here: the domain is
-// asked (see probe and descriptiveFields).
-type fieldDef struct {
-	name, label, hint string
-	input             input
-	options           []string
-}
-
-func text(name, label, hint string) fieldDef { return fieldDef{name: name, label: label, hint: hint} }
-func area(name, label, hint string) fieldDef {
-	return fieldDef{name: name, label: label, hint: hint, input: inputTextarea}
-}
-func day(name, label, hint string) fieldDef {
-	return fieldDef{name: name, label: label, hint: hint, input: inputDate}
-}
-func choice(name, label string, options []string) fieldDef {
-	return fieldDef{name: name, label: label, input: inputSelect, options: options}
-}
-
-// descriptive are the fields of engagement.recorded and engagement.amended
-// besides kind.
-var descriptive = []fieldDef{
-	text("title", "Title", ""),
-	{name: "parties", label: "Parties", hint: "Organisations, separated by commas, e.g. IOM, WHO", input: inputList},
-	area("description", "Description", ""),
-	{name: "tags", label: "Tags", hint: "Separated by commas", input: inputList},
-	choice("instrument", "Instrument", domain.Instruments),
-	text("level", "Level", "e.g. UNGA high-level meeting"),
-	text("location", "Location", ""),
-}
-
-func kindNames() []string {
-	out := make([]string, len(domain.Kinds))
-	for i, k := range domain.Kinds {
-		out[i] = string(k)
+// fieldDefs are the data fields of an event type, in the order a form shows them.
+func fieldDefs(t domain.EventType) []fieldDef {
+	s, ok := domain.SpecOf(t)
+	if !ok {
+		return nil
 	}
-	return out
-}
-
-// fieldDefs are the data fields of each event type, in the order a form shows them.
-var fieldDefs = map[domain.EventType][]fieldDef{
-	domain.EngagementRecorded: append([]fieldDef{choice("kind", "Kind", kindNames())}, descriptive...),
-	domain.EngagementAmended:  descriptive,
-	domain.EngagementLinked: {
-		{name: "target_id", label: "Engagement", input: inputEngagement},
-		choice("relation", "Relation", domain.Relations),
-	},
-	domain.EngagementNoted:       {area("note", "Note", "")},
-	domain.AgreementSigned:       {day("signed_on", "Signed on", ""), day("expires_on", "Expires on", "Leave empty if open-ended")},
-	domain.AgreementRenewed:      {day("renewed_on", "Renewed on", ""), day("expires_on", "Expires on", "Leave empty if open-ended")},
-	domain.AgreementTerminated:   {area("reason", "Reason", "")},
-	domain.PolicyContributed:     {area("contribution", "Contribution", ""), text("role", "Role", "e.g. co-author, technical adviser")},
-	domain.PolicyAdopted:         {text("adopted_by", "Adopted by", "e.g. WHA")},
-	domain.PolicyCommitted:       {area("commitment", "Commitment", "")},
-	domain.InitiativeJoined:      {text("role", "Role", "e.g. member, co-chair")},
-	domain.InitiativeRoleChanged: {text("role", "New role", "")},
-	domain.InitiativeLeft:        {area("reason", "Reason", "")},
-	domain.MeetingScheduled:      {day("starts_on", "Starts on", ""), text("location", "Location", "")},
-	domain.MeetingAttended: {
-		choice("role", "Role", domain.AttendanceRoles),
-		area("delegation", "Delegation", "Who attended"),
-	},
-	domain.MeetingConcluded: {area("outcome", "Outcome", "")},
+	return s.Fields
 }
 
 // correctionReason is the form name of a correction's own reason, apart
@@ -111,18 +44,18 @@ type form struct {
 }
 
 func (f *form) field(name string) (fieldDef, bool) {
-	i := slices.IndexFunc(f.fields, func(d fieldDef) bool { return d.name == name })
+	i := slices.IndexFunc(f.fields, func(d fieldDef) bool { return d.Name == name })
 	if i < 0 {
 		return fieldDef{}, false
 	}
 	return f.fields[i], true
 }
 
-// normalise turns what a browser sent into the value compared with the
-// baseline: trimmed, line ends as \n, list entries joined by ", ".
-func (d fieldDef) normalise(v string) string {
+// normalise turns what a browser sent for field d into the value compared
+// with the baseline: trimmed, line ends as \n, list entries joined by ", ".
+func normalise(d fieldDef, v string) string {
 	v = strings.TrimSpace(strings.ReplaceAll(v, "\r\n", "\n"))
-	if d.input == inputList {
+	if d.Input == domain.InputList {
 		return strings.Join(splitList(v), ", ")
 	}
 	return v
@@ -144,14 +77,14 @@ func splitList(v string) []string {
 func (f *form) data(values map[string]string) json.RawMessage {
 	m := make(map[string]any)
 	for _, d := range f.fields {
-		v := d.normalise(values[d.name])
-		if v == "" || f.baseline != nil && v == f.baseline[d.name] {
+		v := normalise(d, values[d.Name])
+		if v == "" || f.baseline != nil && v == f.baseline[d.Name] {
 			continue
 		}
-		if d.input == inputList {
-			m[d.name] = splitList(v)
+		if d.Input == domain.InputList {
+			m[d.Name] = splitList(v)
 		} else {
-			m[d.name] = v
+			m[d.Name] = v
 		}
 	}
 	if f.corrects != nil {
@@ -187,96 +120,40 @@ func (f *form) fieldOf(name string) string {
 	return ""
 }
 
-// probeValue is a value the domain accepts for a field, so that what a probe
-// learns is whether the event may happen, not whether the value was good.
-func probeValue(d fieldDef, today string) string {
-	switch d.input {
-	case inputSelect:
-		return d.options[0]
-	case inputEngagement:
-		return uuid.Must(uuid.NewV7()).String()
-	case inputDate:
-		if d.name == "expires_on" {
-			return fmt.Sprintf("%d-12-31", domain.MaxYear) // after any start date
-		}
-		return today
+// required are the form fields f's event cannot do without, as its spec
+// says: a correction needs only its reason (a field required for one kind
+// alone is not marked).
+func required(f *form) map[string]bool {
+	out := make(map[string]bool)
+	if f.corrects != nil {
+		out[correctionReason] = true
+		return out
 	}
-	return "probe value"
+	for _, d := range f.fields {
+		if d.Required && d.OnlyFor == "" {
+			out[d.Name] = true
+		}
+	}
+	return out
 }
 
-// probe asks the domain whether f's event may be appended to e now. It
-// starts from values (nil: an empty form) and fills in, round by round,
-// each field the domain asks for; the fields it asked for of the form as
-// given are the required ones. The error is the domain's last answer
-// (nil: allowed).
-func probe(e *domain.Engagement, f *form, values map[string]string, now time.Time) (required map[string]bool, err error) {
-	required = make(map[string]bool)
-	vals := make(map[string]string, len(values))
-	for k, v := range values {
-		vals[k] = v
+// allowed asks the domain whether f's event may happen to e now, as far as
+// e's state decides; a correction always may.
+func allowed(e *domain.Engagement, f *form, now time.Time) error {
+	if f.corrects != nil {
+		return nil
 	}
-	now = now.UTC()
-	today := now.Format(domain.DateLayout)
-	id := e.ID
-	if id == "" {
-		id = uuid.Must(uuid.NewV7()).String()
-	}
-	for round := 0; round < 8; round++ {
-		ev := domain.Event{ID: uuid.Must(uuid.NewV7()).String(), Type: f.typ, EngagementID: id, Kind: e.Kind,
-			Version: e.Version + 1, OccurredAt: now, RecordedAt: now, Actor: "probe", PrevHash: e.Hash,
-			Data: f.data(vals)}
-		_, err = e.Clone().Decide(ev)
-		var v *domain.ValidationError
-		if !errors.As(err, &v) {
-			return required, err
-		}
-		filled := false
-		for _, fe := range v.Fields {
-			name := f.fieldOf(fe.Field)
-			if name == "" && (fe.Field == "data" || fe.Field == "data.fields") {
-				// "at least one field": try the first field not filled yet.
-				for _, d := range f.fields {
-					if vals[d.name] == "" {
-						name = d.name
-						break
-					}
-				}
-			} else if round == 0 && name != "" {
-				required[name] = true
-			}
-			if name == "" || vals[name] != "" {
-				continue
-			}
-			if name == correctionReason {
-				vals[name] = "probe value"
-			} else if d, ok := f.field(name); ok {
-				vals[name] = probeValue(d, today)
-			}
-			filled = true
-		}
-		if !filled {
-			return required, err
-		}
-	}
-	return required, err
+	return e.Allows(f.typ, now)
 }
 
-// descriptiveFields asks the domain, once, which descriptive fields apply to
-// each kind: it records an engagement of that kind with the field set and
-// sees whether the field is refused.
-func descriptiveFields(now time.Time) map[domain.Kind]map[string]bool {
+// descriptiveFields says, from the spec of engagement.recorded, which of its
+// fields apply to each kind.
+func descriptiveFields(time.Time) map[domain.Kind]map[string]bool {
 	out := make(map[domain.Kind]map[string]bool)
-	today := now.UTC().Format(domain.DateLayout)
-	f := &form{typ: domain.EngagementRecorded, fields: fieldDefs[domain.EngagementRecorded]}
 	for _, k := range domain.Kinds {
 		out[k] = make(map[string]bool)
-		for _, d := range descriptive {
-			_, err := probe(&domain.Engagement{}, f, map[string]string{"kind": string(k), d.name: probeValue(d, today)}, now)
-			var v *domain.ValidationError
-			refused := errors.As(err, &v) && slices.ContainsFunc(v.Fields, func(fe domain.FieldError) bool {
-				return fe.Field == "data."+d.name
-			})
-			out[k][d.name] = !refused
+		for _, d := range fieldDefs(domain.EngagementRecorded) {
+			out[k][d.Name] = d.OnlyFor == "" || d.OnlyFor == k
 		}
 	}
 	return out
@@ -285,7 +162,7 @@ func descriptiveFields(now time.Time) map[domain.Kind]map[string]bool {
 // fieldsFor keeps the fields of defs that apply to kind k.
 func (u *UI) fieldsFor(k domain.Kind, defs []fieldDef) []fieldDef {
 	return slices.DeleteFunc(slices.Clone(defs), func(d fieldDef) bool {
-		applies, known := u.applies[k][d.name]
+		applies, known := u.applies[k][d.Name]
 		return known && !applies
 	})
 }
