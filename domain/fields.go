@@ -190,7 +190,7 @@ func checkText(s string, max int, multiline bool) string {
 func list(maxItems, maxLen, minItems int) parser {
 	return func(raw json.RawMessage) (any, string, bool) {
 		var items []string
-		if err := json.Unmarshal(raw, &items); err != nil {
+		if err := jsonv2.Unmarshal(raw, &items, jsontext.AllowInvalidUTF8(true)); err != nil {
 			return nil, "must be an array of strings", true
 		}
 		if len(items) < minItems {

@@ -535,3 +535,39 @@ func TestFastPathsAgreeWithTheLibraries(t *testing.T) {
 		}
 	}
 }
+
+// TestListDecodesAsEncodingJSONDid: list decodes with json v2; what it
+// accepts and refuses is what encoding/json did (invalid UTF-8, which
+// encoding/json replaced, is refused by checkText alike).
+func TestListDecodesAsEncodingJSONDid(t *testing.T) {
+	for _, raw := range []string{`["IOM","WHO"]`, `[]`, `[null]`, `["a",null]`, `[1]`, `"IOM"`, `{}`, `[["a"]]`,
+		`["\u00e9"]`, `["\ud800"]`, "[\"\xff\"]", `[" IOM ","iom"]`, `["a\tb"]`, `[ "x" , "y" ]`, `[true]`,
+		`["\"q\""]`, `null`} {
+		var want []string
+		wantErr := json.Unmarshal([]byte(raw), &want)
+		got, problem, malformed := list(MaxListEntries, MaxEntry, 0)(json.RawMessage(raw))
+		if malformed != (wantErr != nil) {
+			t.Errorf("%s: malformed %v, encoding/json %v", raw, malformed, wantErr)
+			continue
+		}
+		if malformed {
+			continue
+		}
+		wantProblem := ""
+		for i, it := range want {
+			if p := checkText(strings.TrimSpace(it), MaxEntry, false); p != "" {
+				wantProblem = fmt.Sprintf("entry %d %s", i, p)
+				break
+			}
+		}
+		if wantProblem != "" || problem != "" {
+			if !strings.HasPrefix(problem, wantProblem) || wantProblem == "" && !strings.Contains(problem, "repeats") {
+				t.Errorf("%s: %q, with encoding/json %q", raw, problem, wantProblem)
+			}
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) && !(len(want) == 0 && fmt.Sprint(got) == "[]") {
+			t.Errorf("%s: %q, encoding/json %q", raw, got, want)
+		}
+	}
+}
