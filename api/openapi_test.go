@@ -577,3 +577,164 @@ func (c *contract) statusOf(method, path, body string, header []string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+// TestOpenAPIDescribesEverySpec holds the document's event data schemas to
+// the domain's specs: every event type has its schema (engagement.recorded
+// is NewEngagement), with the spec's fields, required fields, enums, dates
+// and lengths. A spec without an entry in api/openapi.yaml fails.
+func TestOpenAPIDescribesEverySpec(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromFile("openapi.yaml")
+	if err != nil {
+		t.Fatalf("load api/openapi.yaml: %v", err)
+	}
+	schemas := doc.Components.Schemas
+	mapping := schemas["NewEvent"].Value.Discriminator.Mapping
+	for _, spec := range domain.Specs() {
+		t.Run(string(spec.Type), func(t *testing.T) {
+			var data *openapi3.Schema
+			switch spec.Type {
+			case domain.EngagementRecorded:
+				data = schemas["NewEngagement"].Value
+			default:
+				ref, ok := mapping[string(spec.Type)]
+				if !ok {
+					t.Fatalf("NewEvent's discriminator has no mapping for %s", spec.Type)
+				}
+				event := schemas[strings.TrimPrefix(ref.Ref, "#/components/schemas/")]
+				if event == nil || event.Value.Properties["data"] == nil {
+					t.Fatalf("%s maps to %s, which has no data schema", spec.Type, ref.Ref)
+				}
+				if c := event.Value.Properties["type"].Value.Const; c != string(spec.Type) {
+					t.Errorf("%s: type const %v, want %s", ref.Ref, c, spec.Type)
+				}
+				data = event.Value.Properties["data"].Value
+			}
+			checkDataSchema(t, spec, data)
+		})
+	}
+	if n := len(mapping) + 1; n != len(domain.Specs()) {
+		t.Errorf("the document maps %d event types (and NewEngagement), the domain has %d specs", n-1, len(domain.Specs()))
+	}
+}
+
+// checkDataSchema compares one event type's data schema with its spec.
+func checkDataSchema(t *testing.T, spec *domain.Spec, data *openapi3.Schema) {
+	t.Helper()
+	var names, required []string
+	for _, f := range spec.Fields {
+		names = append(names, f.Name)
+		if f.Required && f.OnlyFor == "" {
+			required = append(required, f.Name)
+		}
+	}
+	documented := make([]string, 0, len(data.Properties))
+	for name := range data.Properties {
+		switch {
+		case spec.Type == domain.EngagementRecorded && name == "occurred_at":
+		case spec.Type == domain.EngagementCorrected && name == "fields":
+		default:
+			documented = append(documented, name)
+		}
+	}
+	slices.Sort(names)
+	slices.Sort(documented)
+	if !slices.Equal(names, documented) {
+		t.Errorf("data properties %v, the spec's fields %v", documented, names)
+	}
+	docRequired := slices.Sorted(slices.Values(data.Required))
+	slices.Sort(required)
+	if !slices.Equal(docRequired, required) {
+		t.Errorf("data required %v, the spec requires %v", docRequired, required)
+	}
+	if spec.Type != domain.EngagementCorrected && (data.AdditionalProperties.Has == nil || *data.AdditionalProperties.Has) {
+		t.Errorf("data allows additional properties; the domain refuses unknown fields")
+	}
+	for _, f := range spec.Fields {
+		ref := data.Properties[f.Name]
+		if ref == nil {
+			continue
+		}
+		if problem := fieldProblem(f, flatten(ref)); problem != "" {
+			t.Errorf("data.%s: %s", f.Name, problem)
+		}
+	}
+}
+
+// fieldProblem says how the schema s of a field differs from the field f.
+func fieldProblem(f domain.Field, s openapi3.Schema) string {
+	switch f.Input {
+	case domain.InputSelect:
+		var enum []string
+		for _, v := range s.Enum {
+			enum = append(enum, fmt.Sprint(v))
+		}
+		if !slices.Equal(enum, f.Options) {
+			return fmt.Sprintf("enum %v, the spec's options %v", enum, f.Options)
+		}
+	case domain.InputDate:
+		if s.Format != "date" && s.Pattern == "" {
+			return "not a date"
+		}
+	case domain.InputList:
+		if !s.Type.Is("array") || s.Items == nil {
+			return "not an array"
+		}
+		items := flatten(s.Items)
+		if items.MaxLength == nil || int(*items.MaxLength) != f.Max || int(s.MinItems) != f.MinItems ||
+			s.MaxItems == nil || int(*s.MaxItems) != domain.MaxListEntries {
+			return fmt.Sprintf("entries of at most %v characters, %d to %v of them; the spec says %d, %d to %d",
+				deref(items.MaxLength), s.MinItems, deref(s.MaxItems), f.Max, f.MinItems, domain.MaxListEntries)
+		}
+	case domain.InputEngagement:
+		if s.Format != "uuid" && s.Pattern == "" {
+			return "not a UUID"
+		}
+	default:
+		if f.Max > 0 && (s.MaxLength == nil || int(*s.MaxLength) != f.Max || s.MinLength != 1) {
+			return fmt.Sprintf("length %d to %v, the spec's 1 to %d", s.MinLength, deref(s.MaxLength), f.Max)
+		}
+	}
+	return ""
+}
+
+// flatten merges a schema with those of its allOf (one level suffices here).
+func flatten(ref *openapi3.SchemaRef) openapi3.Schema {
+	s := *ref.Value
+	for _, part := range s.AllOf {
+		p := part.Value
+		if s.Type == nil {
+			s.Type = p.Type
+		}
+		if s.Items == nil {
+			s.Items = p.Items
+		}
+		if s.Enum == nil {
+			s.Enum = p.Enum
+		}
+		if s.MaxLength == nil {
+			s.MaxLength = p.MaxLength
+		}
+		if s.MaxItems == nil {
+			s.MaxItems = p.MaxItems
+		}
+		if s.MinItems == 0 {
+			s.MinItems = p.MinItems
+		}
+		if s.MinLength == 0 {
+			s.MinLength = p.MinLength
+		}
+		if s.Format == "" {
+			s.Format = p.Format
+		}
+		if s.Pattern == "" {
+			s.Pattern = p.Pattern
+		}
+	}
+	return s
+}
+
+func deref(p *uint64) any {
+	if p == nil {
+		return "∞"
+	}
+	return *p
+}

@@ -35,6 +35,9 @@ type Field struct {
 	Input Input
 	// Options are the allowed values of an enum field.
 	Options []string
+	// Max is the most characters of a text, or of each entry of a list;
+	// MinItems the fewest entries of a list.
+	Max, MinItems int
 
 	parse parser
 	// state is the engagement's field this one sets: a *string or a
@@ -139,11 +142,12 @@ func init() {
 // Constructors of fields, by their input.
 
 func textField(name, label, hint string, max int, required bool) Field {
-	return Field{Name: name, Required: required, Label: label, Hint: hint, parse: text(max, false)}
+	return Field{Name: name, Required: required, Label: label, Hint: hint, Max: max, parse: text(max, false)}
 }
 
 func areaField(name, label, hint string, max int, required bool) Field {
-	return Field{Name: name, Required: required, Label: label, Hint: hint, Input: InputArea, parse: text(max, true)}
+	return Field{Name: name, Required: required, Label: label, Hint: hint, Input: InputArea, Max: max,
+		parse: text(max, true)}
 }
 
 func dateField(name, label, hint string, required bool) Field {
@@ -151,8 +155,8 @@ func dateField(name, label, hint string, required bool) Field {
 }
 
 func listField(name, label, hint string, min int, required bool) Field {
-	return Field{Name: name, Required: required, Label: label, Hint: hint, Input: InputList,
-		parse: list(MaxListEntries, MaxEntry, min)}
+	return Field{Name: name, Required: required, Label: label, Hint: hint, Input: InputList, Max: MaxEntry,
+		MinItems: min, parse: list(MaxListEntries, MaxEntry, min)}
 }
 
 func selectField(name, label string, required bool, options ...string) Field {
