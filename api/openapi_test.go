@@ -577,6 +577,7 @@ func (c *contract) statusOf(method, path, body string, header []string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
 // TestOpenAPIDescribesEverySpec holds the document's event data schemas to
 // the domain's specs: every event type has its schema (engagement.recorded
 // is NewEngagement), with the spec's fields, required fields, enums, dates
