@@ -185,9 +185,9 @@ func (e *Engagement) Decide(ev Event) (Event, error) {
 // normalised values (strings, lists of strings, and for a correction the
 // corrected fields under "fields"), which Apply folds as they are.
 func (e *Engagement) decide(ev Event) (Event, map[string]any, error) {
-	spec, ok := specByType[ev.Type]
-	if !ok {
-		return ev, nil, fmt.Errorf("%w: %q", ErrUnknownEventType, truncate(string(ev.Type), 64))
+	spec, err := specFor(ev.Type)
+	if err != nil {
+		return ev, nil, err
 	}
 	if err := e.checkTarget(ev); err != nil {
 		return ev, nil, err
@@ -457,9 +457,9 @@ func (e *Engagement) checkTransition(spec *Spec, t EventType, status Status, val
 // does not look at data (Decide does), so an allowed event may still be
 // refused for what it says. Corrections are always allowed.
 func (e *Engagement) Allows(t EventType, at time.Time) error {
-	spec, ok := specByType[t]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownEventType, truncate(string(t), 64))
+	spec, err := specFor(t)
+	if err != nil {
+		return err
 	}
 	if t == EngagementRecorded {
 		return e.checkTarget(Event{Type: t})

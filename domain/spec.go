@@ -114,6 +114,14 @@ func SpecOf(t EventType) (s *Spec, ok bool) {
 	return s, ok
 }
 
+// specFor is t's spec, or ErrUnknownEventType.
+func specFor(t EventType) (*Spec, error) {
+	if s, ok := specByType[t]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownEventType, truncate(string(t), 64))
+}
+
 // Specs lists every event type's spec, in the order of EventTypes.
 func Specs() []*Spec {
 	out := make([]*Spec, len(EventTypes))
