@@ -13,8 +13,9 @@
 // The package reads the projections through its own narrow Projection
 // interface and writes through app.Service.Execute, the command path the API
 // uses; it never calls the API over HTTP and holds no rules of its own. Which
-// forms a page offers, which fields are required and which apply to a kind
-// are all answered by domain.Decide; validation messages are the domain's. It
+// forms a page offers is answered by domain's Engagement.Allows; the fields of
+// each form, their labels, which are required and which apply to a kind come
+// from the event type's domain.Spec; validation messages are the domain's. It
 // imports app, projections and domain, and must not import api, nor api it
 // (package app/stack mounts it with api.WithUI).
 package webui
