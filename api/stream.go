@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"net/http"
 	"strconv"
@@ -44,8 +45,45 @@ type frame struct {
 // Last-Event-ID (or ?after=) replays stored events after it, then goes live;
 // without either the stream starts with the next event appended.
 func (s *Server) streamEvents(c echo.Context) error {
+	sel, after, resume, err := streamQuery(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	defer cancel()
+	if !resume {
+		if after, err = s.stream.LastSequence(ctx); err != nil {
+			return err
+		}
+	}
+
+	w := c.Response()
+	h := w.Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, ": following after sequence %d\nretry: 2000\n\n", after)
+	w.Flush()
+
+	frames := make(chan frame, streamBuffer)
+	done := make(chan error, 1)
+	go func() {
+		err := s.follow(ctx, after, sel, frames, c.RealIP())
+		cancel()
+		done <- err
+	}()
+	s.streams.Add(1)
+	defer s.streams.Add(-1)
+	return s.writeFrames(ctx, cancel, w, frames, done)
+}
+
+// streamQuery reads the stream's selection and where it starts: resume is
+// true when the client named a sequence (Last-Event-ID, or ?after=).
+func streamQuery(c echo.Context) (sel domain.Selection, after uint64, resume bool, err error) {
 	q := c.QueryParams()
-	sel := domain.Selection{Kind: domain.Kind(q.Get("kind")), EngagementID: q.Get("engagement")}
+	sel = domain.Selection{Kind: domain.Kind(q.Get("kind")), EngagementID: q.Get("engagement")}
 	var bad []domain.FieldError
 	if sel.Kind != "" && !sel.Kind.Valid() {
 		bad = append(bad, domain.FieldError{Field: "kind", Message: "must be agreement, policy, initiative or meeting"})
@@ -62,86 +100,58 @@ func (s *Server) streamEvents(c echo.Context) error {
 	if from == "" {
 		from, field = q.Get("after"), "after"
 	}
-	var after uint64
 	if from != "" {
-		n, err := strconv.ParseUint(from, 10, 64)
-		if err != nil {
+		n, perr := strconv.ParseUint(from, 10, 64)
+		if perr != nil {
 			bad = append(bad, domain.FieldError{Field: field, Message: "must be a stream sequence (a whole number)"})
 		}
-		after = n
+		after, resume = n, true
 	}
 	if len(bad) > 0 {
-		return badRequest("a stream parameter is not valid", bad...)
+		return sel, 0, false, badRequest("a stream parameter is not valid", bad...)
 	}
-	ctx, cancel := context.WithCancel(c.Request().Context())
-	defer cancel()
-	if from == "" {
-		last, err := s.stream.LastSequence(ctx)
+	return sel, after, resume, nil
+}
+
+// follow reads the stream after after into frames until ctx ends, the read
+// fails, or the client falls streamBuffer frames behind (errSlowClient).
+func (s *Server) follow(ctx context.Context, after uint64, sel domain.Selection, frames chan<- frame, remote string) error {
+	for m, err := range s.stream.Read(ctx, after, domain.Filter{Selection: sel, Live: true}) {
 		if err != nil {
 			return err
 		}
-		after = last
-	}
-
-	w := c.Response()
-	h := w.Header()
-	h.Set(echo.HeaderContentType, "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, ": following after sequence %d\nretry: 2000\n\n", after)
-	w.Flush()
-
-	frames := make(chan frame, streamBuffer)
-	done := make(chan error, 1)
-	remote := c.RealIP()
-	go func() {
-		var err error
-		for m, rerr := range s.stream.Read(ctx, after, domain.Filter{Selection: sel, Live: true}) {
-			if rerr != nil {
-				err = rerr
-				break
-			}
-			if m.Err != nil { // verify reports it
-				s.log.Warn("not following a message that fails its checks", "sequence", m.Sequence, "err", m.Err)
-				continue
-			}
-			select {
-			case frames <- frame{seq: m.Sequence, typ: m.Event.Type, payload: m.Payload}:
-				continue
-			default:
-			}
-			err = errSlowClient
-			break
+		if m.Err != nil { // verify reports it
+			s.log.Warn("not following a message that fails its checks", "sequence", m.Sequence, "err", m.Err)
+			continue
 		}
-		// Counted here, not by the handler: its write may be the very thing
-		// that is stuck (the write deadline ends that).
-		if errors.Is(err, errSlowClient) {
+		select {
+		case frames <- frame{seq: m.Sequence, typ: m.Event.Type, payload: m.Payload}:
+		default:
+			// Counted here, not by the writer: its write may be the very
+			// thing that is stuck (the write deadline ends that).
 			s.slowStreams.Add(1)
 			s.log.Warn("event stream client too slow; disconnected", "remote", remote, "buffer", streamBuffer)
+			return errSlowClient
 		}
-		cancel()
-		done <- err
-	}()
+	}
+	return nil
+}
+
+// writeFrames writes frames and heartbeats to the client until the reader
+// is done, the client goes, or the server closes its streams.
+func (s *Server) writeFrames(ctx context.Context, cancel context.CancelFunc, w *echo.Response, frames <-chan frame, done <-chan error) error {
 	// http.Server's WriteTimeout would cut every stream after a minute;
 	// instead each write gets its own deadline, so a client that stops
 	// reading is let go and a healthy stream lasts as long as it likes.
 	rc := http.NewResponseController(w.Writer)
 	deadline := func() { _ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) }
-	s.streams.Add(1)
-	defer s.streams.Add(-1)
 	beat := time.NewTicker(heartbeatEvery)
 	defer beat.Stop()
 	for {
 		select {
 		case f := <-frames:
 			deadline()
-			fmt.Fprintf(w, "id: %d\nevent: %s\n", f.seq, f.typ)
-			for _, line := range bytes.Split(f.payload, []byte("\n")) {
-				fmt.Fprintf(w, "data: %s\n", line)
-			}
-			if _, err := w.Write([]byte("\n")); err != nil {
+			if writeFrame(w, f) != nil {
 				return nil
 			}
 			w.Flush()
@@ -165,6 +175,17 @@ func (s *Server) streamEvents(c echo.Context) error {
 			return nil
 		}
 	}
+}
+
+// writeFrame writes one event: its sequence as the id, its type as the
+// event name, each line of the stored CloudEvent as a data line.
+func writeFrame(w io.Writer, f frame) error {
+	fmt.Fprintf(w, "id: %d\nevent: %s\n", f.seq, f.typ)
+	for _, line := range bytes.Split(f.payload, []byte("\n")) {
+		fmt.Fprintf(w, "data: %s\n", line)
+	}
+	_, err := w.Write([]byte("\n"))
+	return err
 }
 
 // CloseStreams ends every open event stream, so a graceful shutdown does not
