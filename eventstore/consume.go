@@ -47,26 +47,9 @@ const readAhead = 512
 // to 10 s for each attempt, which stalled readers for 11 s when a cluster
 // node left.)
 func (s *Store) read(ctx context.Context, after uint64, subjects []string, untilIdle bool, fn func(m message) bool) error {
-	cfg := jetstream.ConsumerConfig{
-		FilterSubjects:    subjects,
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		Replicas:          1,
-		InactiveThreshold: time.Minute,
-	}
-	if after > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = after + 1
-	}
-	cctx, cancel := context.WithTimeout(ctx, consumerTimeout)
-	cons, err := s.stream.CreateConsumer(cctx, cfg)
-	cancel()
+	cons, err := s.readConsumer(ctx, after, subjects)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("create consumer: %w", Unavailable(err))
+		return err
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), consumerTimeout)
@@ -94,43 +77,7 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 		for range decoded { // let the decoder finish
 		}
 	}()
-	go func() {
-		defer close(decoded)
-		send := func(m message) bool {
-			select {
-			case decoded <- m:
-				return true
-			case <-done:
-				return false
-			}
-		}
-		var delivered uint64 // the consumer's own sequence: 1, 2, 3… with no gap
-		for {
-			msg, err := it.Next()
-			if err != nil {
-				send(message{stop: fmt.Errorf("next message: %w", Unavailable(err))})
-				return
-			}
-			meta, err := msg.Metadata()
-			if err != nil {
-				send(message{stop: fmt.Errorf("message metadata: %w", err)})
-				return
-			}
-			if meta.Sequence.Consumer != delivered+1 {
-				// Unacknowledged deliveries are not sent again: one was lost.
-				send(message{stop: fmt.Errorf("%w: delivery %d after %d (stream sequence %d): one was lost in transit",
-					domain.ErrUnavailable, meta.Sequence.Consumer, delivered, meta.Sequence.Stream)})
-				return
-			}
-			delivered = meta.Sequence.Consumer
-			m := message{pending: meta.NumPending}
-			m.Sequence, m.Payload = meta.Sequence.Stream, msg.Data()
-			m.Event, m.Err = decodeMsg(msg.Subject(), msg.Headers(), m.Payload, m.Sequence)
-			if !send(m) || untilIdle && m.pending == 0 {
-				return
-			}
-		}
-	}()
+	go decode(it, decoded, done, untilIdle)
 	for m := range decoded {
 		if m.stop != nil {
 			if ctx.Err() != nil {
@@ -138,12 +85,78 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 			}
 			return m.stop
 		}
-		if !fn(m) {
-			return nil
-		}
-		if untilIdle && m.pending == 0 {
+		if !fn(m) || untilIdle && m.pending == 0 {
 			return nil
 		}
 	}
 	return ctx.Err()
+}
+
+// readConsumer creates read's consumer: ephemeral, in memory, without
+// acknowledgements, for subjects after sequence after.
+func (s *Store) readConsumer(ctx context.Context, after uint64, subjects []string) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		FilterSubjects:    subjects,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: time.Minute,
+	}
+	if after > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = after + 1
+	}
+	cctx, cancel := context.WithTimeout(ctx, consumerTimeout)
+	cons, err := s.stream.CreateConsumer(cctx, cfg)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("create consumer: %w", Unavailable(err))
+	}
+	return cons, nil
+}
+
+// decode receives it's messages, decodes and hash-checks each, and sends
+// them to decoded in stream order until done is closed, the consumer fails
+// (a last message with stop set) or, with untilIdle, nothing is pending. It
+// closes decoded when it returns.
+func decode(it jetstream.MessagesContext, decoded chan<- message, done <-chan struct{}, untilIdle bool) {
+	defer close(decoded)
+	send := func(m message) bool {
+		select {
+		case decoded <- m:
+			return true
+		case <-done:
+			return false
+		}
+	}
+	var delivered uint64 // the consumer's own sequence: 1, 2, 3… with no gap
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			send(message{stop: fmt.Errorf("next message: %w", Unavailable(err))})
+			return
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			send(message{stop: fmt.Errorf("message metadata: %w", err)})
+			return
+		}
+		if meta.Sequence.Consumer != delivered+1 {
+			// Unacknowledged deliveries are not sent again: one was lost.
+			send(message{stop: fmt.Errorf("%w: delivery %d after %d (stream sequence %d): one was lost in transit",
+				domain.ErrUnavailable, meta.Sequence.Consumer, delivered, meta.Sequence.Stream)})
+			return
+		}
+		delivered = meta.Sequence.Consumer
+		m := message{pending: meta.NumPending}
+		m.Sequence, m.Payload = meta.Sequence.Stream, msg.Data()
+		m.Event, m.Err = decodeMsg(msg.Subject(), msg.Headers(), m.Payload, m.Sequence)
+		if !send(m) || untilIdle && m.pending == 0 {
+			return
+		}
+	}
 }
