@@ -3,31 +3,31 @@ package projections
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/gob"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strings"
 	"sync"
 
-	"github.com/iom-who/engagements/domain"
 	"golang.org/x/sync/errgroup"
 )
 
 // CheckpointVersion is the checkpoint file's schema version. Bump it when the
 // read models or the domain state change shape: an older file is then
 // ignored and the projections are rebuilt from the stream.
-const CheckpointVersion = 6
+const CheckpointVersion = 7
 
-// checkpointChunk is how many engagements one independently decodable part
-// of a checkpoint holds; the parts are decoded in parallel on load.
+// checkpointChunk is how many entries (engagements, keys) one independently
+// decodable part of a section holds; the parts are decoded in parallel on load.
 const checkpointChunk = 8192
 
-// checkpoint is what a checkpoint file holds.
+// A checkpoint file is a gob stream: the header, then each section's parts
+// in the header's order, each part a gob encoding of its own (as []byte) so
+// that it decodes on its own, in parallel with the others, as soon as it is
+// read.
 type checkpoint struct {
 	Version int
 	Applied uint64
@@ -35,37 +35,83 @@ type checkpoint struct {
 	// the file belongs to the stream it is loaded against.
 	LastEventSeq uint64
 	LastEventID  string
-	// Chunks is how many gob encodings of []savedEngagement, in id order,
-	// follow the header in the file; each is decoded on its own.
-	Chunks int
-	// OtherLastSeq holds the subject sequences of engagement ids that only
-	// messages the rules refused or could not decode named.
-	OtherLastSeq map[string]uint64
-	RejectedSeqs []uint64
-	CorrectedBy  map[string][]string
-	Idempotency  map[string]Result
 	Events       uint64
 	Rejected     uint64
 	Undecodable  uint64
+	Sections     []sectionHeader
 }
 
-// savedEngagement is one engagement with what the projector keeps beside it.
-type savedEngagement struct {
-	Snapshot domain.EngagementSnapshot
-	History  []uint64
-	LastSeq  uint64
+// sectionHeader names one read model's section and counts its parts.
+type sectionHeader struct {
+	Name  string
+	Parts int
+}
+
+// section is a read model as the checkpoint sees it.
+type section interface {
+	// save takes what the model saves. It is called under the projector's
+	// read lock and copies only pointers and small things; the parts are
+	// encoded after the lock is released.
+	save() saving
+	// load returns what decodes a section of n parts into the model.
+	load(n int) (loader, error)
+}
+
+// saving is a read model's section being saved: part returns part i (of
+// parts) to encode, and done, called once every part is written, releases
+// what save held.
+type saving struct {
+	parts int
+	part  func(i int) any
+	done  func()
+}
+
+// loader decodes one section and then restores the model from it.
+type loader interface {
+	// decode decodes part i; parts decode concurrently.
+	decode(i int, b []byte) error
+	// restore replaces the model with what was decoded, the projector being
+	// at sequence applied. It runs under the write lock, concurrently with
+	// the other models' restores.
+	restore(applied uint64)
+}
+
+// sections lists the read models in the order their sections are saved.
+func (p *Projector) sections() []struct {
+	name string
+	s    section
+} {
+	return []struct {
+		name string
+		s    section
+	}{{"current", &p.current}, {"sequences", &p.sequences}, {"keys", &p.keys}, {"recent", &p.recent}}
+}
+
+// chunks is how many parts of checkpointChunk hold n entries, and chunk the
+// bounds of part i.
+func chunks(n int) int { return (n + checkpointChunk - 1) / checkpointChunk }
+
+func chunk(i, n int) (start, end int) {
+	return i * checkpointChunk, min((i+1)*checkpointChunk, n)
 }
 
 // ErrNoCheckpoint means there is no usable checkpoint: none, another
-// version, or unreadable. The caller rebuilds from the stream.
+// version, unreadable, or of another stream. The caller rebuilds from the
+// stream.
 var ErrNoCheckpoint = errors.New("no usable checkpoint")
 
 // Checkpoint writes the read models and the last applied sequence to path,
 // atomically: a temp file is written and synced, then renamed over path.
 // It returns the sequence saved.
 func (p *Projector) Checkpoint(path string) (uint64, error) {
-	cp, states, saved := p.snapshot()
-	defer p.frozen.Add(-1) // states are not folded into until they are written
+	cp, savings := p.snapshot()
+	defer func() {
+		for _, s := range savings {
+			if s.done != nil {
+				s.done()
+			}
+		}
+	}()
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".checkpoint-*")
 	if err != nil {
 		return 0, fmt.Errorf("checkpoint: %w", err)
@@ -74,20 +120,14 @@ func (p *Projector) Checkpoint(path string) (uint64, error) {
 	w := bufio.NewWriterSize(tmp, 1<<20)
 	enc := gob.NewEncoder(w)
 	err = enc.Encode(cp)
-	// Each part is encoded on its own (so that loading can decode them in
-	// parallel) and written before the next is made.
+	// Each part is encoded on its own and written before the next is made.
 	var buf bytes.Buffer
-	for start := 0; start < len(saved) && err == nil; start += checkpointChunk {
-		end := min(start+checkpointChunk, len(saved))
-		for i := start; i < end; i++ {
-			saved[i].Snapshot = states[i].Snapshot()
-		}
-		buf.Reset()
-		if err = gob.NewEncoder(&buf).Encode(saved[start:end]); err == nil {
-			err = enc.Encode(buf.Bytes())
-		}
-		for i := start; i < end; i++ {
-			saved[i].Snapshot = domain.EngagementSnapshot{}
+	for _, s := range savings {
+		for i := 0; i < s.parts && err == nil; i++ {
+			buf.Reset()
+			if err = gob.NewEncoder(&buf).Encode(s.part(i)); err == nil {
+				err = enc.Encode(buf.Bytes())
+			}
 		}
 	}
 	if err == nil {
@@ -111,40 +151,25 @@ func (p *Projector) Checkpoint(path string) (uint64, error) {
 	return cp.Applied, nil
 }
 
-// snapshot takes the read models at one applied sequence: the header, the
-// engagements' states and what is saved beside each. Under the read lock it
-// copies only pointers and small maps. It leaves the projector frozen
-// (Handle folds into copies, so the states it returned stay as they are)
-// until the caller calls p.frozen.Add(-1): the states are encoded after
-// the lock is released, so writers, and the readers queued behind them,
-// never wait for an encode.
-func (p *Projector) snapshot() (*checkpoint, []*domain.Engagement, []savedEngagement) {
+// snapshot takes the read models at one applied sequence: the header and
+// each model's section. Under the read lock the models copy only pointers
+// and small maps; the current model stays frozen (Apply folds into copies,
+// so the states it took stay as they are) until its saving is done: the
+// states are encoded after the lock is released, so writers, and the
+// readers queued behind them, never wait for an encode.
+func (p *Projector) snapshot() (*checkpoint, []saving) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	p.frozen.Add(1)
-	cp := &checkpoint{
-		Version: CheckpointVersion, Applied: p.applied, LastEventSeq: p.lastEventSeq, LastEventID: p.lastEventID,
-		OtherLastSeq: make(map[string]uint64), RejectedSeqs: slices.Collect(maps.Keys(p.rejectedSeqs)),
-		CorrectedBy: make(map[string][]string, len(p.correctedBy)), Idempotency: maps.Clone(p.idem),
-		Events: p.events.Load(), Rejected: p.rejected.Load(), Undecodable: p.undecodable.Load(),
-		Chunks: (len(p.order) + checkpointChunk - 1) / checkpointChunk,
+	cp := &checkpoint{Version: CheckpointVersion, Applied: p.applied, LastEventSeq: p.lastEventSeq,
+		LastEventID: p.lastEventID, Events: p.events.Load(), Rejected: p.rejected.Load(),
+		Undecodable: p.undecodable.Load()}
+	var savings []saving
+	for _, s := range p.sections() {
+		sv := s.s.save()
+		savings = append(savings, sv)
+		cp.Sections = append(cp.Sections, sectionHeader{Name: s.name, Parts: sv.parts})
 	}
-	for id, c := range p.correctedBy {
-		cp.CorrectedBy[id] = slices.Clip(c) // Handle only appends
-	}
-	for id, seq := range p.lastSeq {
-		if _, ok := p.byID[id]; !ok {
-			cp.OtherLastSeq[id] = seq
-		}
-	}
-	states := make([]*domain.Engagement, len(p.order))
-	saved := make([]savedEngagement, len(p.order))
-	for i, id := range p.order {
-		states[i] = p.byID[id]
-		// Handle appends to history beyond this length, never within it.
-		saved[i] = savedEngagement{History: slices.Clip(p.history[id]), LastSeq: p.lastSeq[id]}
-	}
-	return cp, states, saved
+	return cp, savings
 }
 
 func syncDir(dir string) error {
@@ -156,172 +181,124 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// saved is a checkpoint read from disk and decoded.
-type saved struct {
-	cp          *checkpoint
-	engagements [][]savedEngagement
-}
-
-// readCheckpoint reads and decodes the checkpoint at path, each part as
-// soon as it is read, in parallel. Errors wrap ErrNoCheckpoint (and os.ErrNotExist when there is
-// no file).
-func readCheckpoint(path string) (*saved, error) {
+// LoadCheckpoint fills an empty projector from the checkpoint at path if it
+// belongs to the stream: the stream must still hold, at the checkpoint's
+// last folded sequence, the event the checkpoint saw, so a file from
+// another stream is never used. The file is read and each part decoded, in
+// parallel, as soon as it is read; meanwhile stream may still be opening:
+// it delivers the stream to check against once it is, and closed without
+// one the checkpoint is not used.
+//
+// Any error wraps ErrNoCheckpoint (and os.ErrNotExist when there is no
+// file) and leaves the projector empty.
+func (p *Projector) LoadCheckpoint(ctx context.Context, path string, stream <-chan EventReader) (uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoCheckpoint, err)
+		return 0, fmt.Errorf("%w: %w", ErrNoCheckpoint, err)
 	}
 	defer f.Close()
 	var cp checkpoint
 	dec := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20))
 	if err := dec.Decode(&cp); err != nil {
-		return nil, fmt.Errorf("%w: decode %s: %w", ErrNoCheckpoint, path, err)
+		return 0, fmt.Errorf("%w: decode %s: %w", ErrNoCheckpoint, path, err)
 	}
 	if cp.Version != CheckpointVersion {
-		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrNoCheckpoint, cp.Version, CheckpointVersion)
+		return 0, fmt.Errorf("%w: version %d, this build reads %d", ErrNoCheckpoint, cp.Version, CheckpointVersion)
 	}
-	if cp.Chunks < 0 || cp.Chunks > 1<<24 {
-		return nil, fmt.Errorf("%w: %s claims %d parts", ErrNoCheckpoint, path, cp.Chunks)
+	sections := p.sections()
+	if len(cp.Sections) != len(sections) {
+		return 0, fmt.Errorf("%w: %s has %d sections, want %d", ErrNoCheckpoint, path, len(cp.Sections), len(sections))
 	}
-	s := &saved{cp: &cp, engagements: make([][]savedEngagement, cp.Chunks)}
-	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i := range cp.Chunks {
-		var chunk []byte
-		if err := dec.Decode(&chunk); err != nil {
-			_ = g.Wait()
-			return nil, fmt.Errorf("%w: read %s part %d: %w", ErrNoCheckpoint, path, i, err)
-		}
-		g.Go(func() error {
-			if err := gob.NewDecoder(bytes.NewReader(chunk)).Decode(&s.engagements[i]); err != nil {
-				return fmt.Errorf("%w: decode %s part %d: %w", ErrNoCheckpoint, path, i, err)
-			}
-			return nil
-		})
+	// The check runs while the file is read.
+	checked := make(chan error, 1)
+	go func() { checked <- belongs(ctx, stream, cp.LastEventSeq, cp.LastEventID) }()
+	loaders, err := readSections(dec, path, cp.Sections, sections)
+	if cerr := <-checked; err == nil {
+		err = cerr
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// LoadCheckpoint fills an empty projector from path. belongs is asked
-// whether the stream still holds, at the checkpoint's last folded
-// sequence, the event the checkpoint saw (so a file from another stream is
-// never used). On any mismatch it returns an error wrapping ErrNoCheckpoint
-// and leaves the projector empty.
-//
-// With belongs nil the check is the caller's, before the projector is used:
-// compare LastEvent with the stream (this lets loading run while the store
-// opens).
-func (p *Projector) LoadCheckpoint(path string, belongs func(seq uint64, eventID string) bool) (uint64, error) {
-	s, err := readCheckpoint(path)
 	if err != nil {
 		return 0, err
-	}
-	cp := s.cp
-	if belongs != nil && cp.LastEventSeq > 0 && !belongs(cp.LastEventSeq, cp.LastEventID) {
-		return 0, fmt.Errorf("%w: the stream does not hold event %s at sequence %d", ErrNoCheckpoint, cp.LastEventID, cp.LastEventSeq)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.applied != 0 {
 		return 0, errors.New("checkpoint: the projector is not empty")
 	}
-	n := 0
-	for _, part := range s.engagements {
-		n += len(part)
-	}
-	p.byID = make(map[string]*domain.Engagement, n)
-	p.history = make(map[string][]uint64, n)
-	p.lastSeq = make(map[string]uint64, n+len(cp.OtherLastSeq))
-	p.order = make([]string, 0, n)
-	engagements := make([]*domain.Engagement, 0, n)
-	for _, part := range s.engagements {
-		for _, saved := range part {
-			e := domain.Restore(saved.Snapshot)
-			engagements = append(engagements, e)
-			p.order = append(p.order, e.ID)
-		}
-	}
-	// The indexes and the maps by id are independent: build them side by side.
 	var wg sync.WaitGroup
-	wg.Go(func() { p.indexAll(engagements) })
-	i := 0
-	for _, part := range s.engagements {
-		for _, saved := range part {
-			e := engagements[i]
-			i++
-			p.byID[e.ID] = e
-			p.history[e.ID] = saved.History
-			p.lastSeq[e.ID] = saved.LastSeq
-		}
+	for _, l := range loaders {
+		wg.Go(func() { l.restore(cp.Applied) })
 	}
 	wg.Wait()
-	if !slices.IsSorted(p.order) {
-		slices.Sort(p.order)
-	}
-	maps.Copy(p.lastSeq, cp.OtherLastSeq)
-	for _, seq := range cp.RejectedSeqs {
-		p.rejectedSeqs[seq] = struct{}{}
-	}
-	p.lastEventSeq = cp.LastEventSeq
-	p.correctedBy = orEmpty(cp.CorrectedBy)
-	p.lastEventID = cp.LastEventID
-	p.idem = orEmpty(cp.Idempotency)
+	p.lastEventSeq, p.lastEventID = cp.LastEventSeq, cp.LastEventID
 	p.events.Store(cp.Events)
 	p.rejected.Store(cp.Rejected)
 	p.undecodable.Store(cp.Undecodable)
-	p.recentFrom = cp.Applied // what came before is in the log, not in memory
 	p.advance(cp.Applied)
 	return cp.Applied, nil
 }
 
-// indexAll fills the empty indexes with every engagement: the members of
-// each set are gathered first, so each map is made once at its size.
-func (p *Projector) indexAll(engagements []*domain.Engagement) {
-	kinds := map[domain.Kind][]string{}
-	statuses := map[domain.Status][]string{}
-	parties := map[string][]string{}
-	tags := map[string][]string{}
-	for _, e := range engagements {
-		kinds[e.Kind] = append(kinds[e.Kind], e.ID)
-		statuses[e.Status] = append(statuses[e.Status], e.ID)
-		for _, party := range e.Parties {
-			k := strings.ToLower(party)
-			parties[k] = append(parties[k], e.ID)
+// readSections reads every section's parts from dec and decodes each part,
+// in parallel, as soon as it is read.
+func readSections(dec *gob.Decoder, path string, headers []sectionHeader, sections []struct {
+	name string
+	s    section
+}) ([]loader, error) {
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	loaders := make([]loader, len(sections))
+	for k, h := range headers {
+		if h.Name != sections[k].name || h.Parts < 0 || h.Parts > 1<<24 {
+			_ = g.Wait()
+			return nil, fmt.Errorf("%w: %s section %d is %q of %d parts, want %q", ErrNoCheckpoint, path, k, h.Name,
+				h.Parts, sections[k].name)
 		}
-		for _, tag := range e.Tags {
-			k := strings.ToLower(tag)
-			tags[k] = append(tags[k], e.ID)
+		l, err := sections[k].s.load(h.Parts)
+		if err != nil {
+			_ = g.Wait()
+			return nil, fmt.Errorf("%w: %s section %s: %w", ErrNoCheckpoint, path, h.Name, err)
+		}
+		loaders[k] = l
+		for i := range h.Parts {
+			var part []byte
+			if err := dec.Decode(&part); err != nil {
+				_ = g.Wait()
+				return nil, fmt.Errorf("%w: read %s section %s part %d: %w", ErrNoCheckpoint, path, h.Name, i, err)
+			}
+			g.Go(func() error {
+				if err := l.decode(i, part); err != nil {
+					return fmt.Errorf("%w: decode %s section %s part %d: %w", ErrNoCheckpoint, path, h.Name, i, err)
+				}
+				return nil
+			})
 		}
 	}
-	fill(p.byKind, kinds)
-	fill(p.byStatus, statuses)
-	fill(p.byParty, parties)
-	fill(p.byTag, tags)
-}
-
-func fill[K comparable](index map[K]set, members map[K][]string) {
-	for k, ids := range members {
-		s := make(set, len(ids))
-		for _, id := range ids {
-			s[id] = struct{}{}
-		}
-		index[k] = s
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
+	return loaders, nil
 }
 
-// LastEvent names the last event folded (sequence 0 if none): what a
-// checkpoint loaded without a check must be compared with.
-func (p *Projector) LastEvent() (seq uint64, id string) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.lastEventSeq, p.lastEventID
-}
-
-func orEmpty[K comparable, V any](m map[K]V) map[K]V {
-	if m == nil {
-		return make(map[K]V)
+// belongs checks that the stream holds event id at sequence seq (nothing
+// to check when seq is 0: the checkpoint folded no event), waiting for the
+// stream to be delivered.
+func belongs(ctx context.Context, stream <-chan EventReader, seq uint64, id string) error {
+	if seq == 0 {
+		return nil
 	}
-	return m
+	var r EventReader
+	select {
+	case r = <-stream:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNoCheckpoint, ctx.Err())
+	}
+	if r == nil {
+		return fmt.Errorf("%w: no stream to check it against", ErrNoCheckpoint)
+	}
+	if ev, err := r.Event(ctx, seq); err != nil || ev.ID != id {
+		return fmt.Errorf("%w: the stream does not hold event %s at sequence %d", ErrNoCheckpoint, id, seq)
+	}
+	return nil
 }
+
+// decodePart gob-decodes one part into v.
+func decodePart(b []byte, v any) error { return gob.NewDecoder(bytes.NewReader(b)).Decode(v) }

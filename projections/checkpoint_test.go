@@ -48,7 +48,7 @@ func TestCheckpointRestoresEveryReadModel(t *testing.T) {
 	q := projections.New(nil)
 	q.UseReader(p.mem)
 	var asked uint64
-	got, err := q.LoadCheckpoint(path, func(seq uint64, id string) bool { asked = seq; return true })
+	got, err := q.LoadCheckpoint(context.Background(), path, streamOf(askedReader{EventReader: p.mem, asked: &asked}))
 	if err != nil || got != 6 || asked != 5 {
 		t.Fatalf("load = %d, %v (asked about %d, want the last folded event 5)", got, err, asked)
 	}
@@ -61,19 +61,19 @@ func TestCheckpointRestoresEveryReadModel(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		a, sa, _ := p.State(id)
-		b, sb, _ := q.State(id)
+		a, sa, _ := state(p.Projector, id)
+		b, sb, _ := state(q, id)
 		same("state "+id, a, b)
 		if sa != sb {
 			t.Errorf("expected sequence %d vs %d", sa, sb)
 		}
-		ha, _ := p.History(context.Background(), id)
-		hb, _ := q.History(context.Background(), id)
+		ha, _ := p.History(context.Background(), id, domain.Window{})
+		hb, _ := q.History(context.Background(), id, domain.Window{})
 		same("history", ha, hb)
 	}
 	f := projections.Filter{Limit: 10, Now: time.Now(), Party: "who"}
-	la, _ := p.List(f)
-	lb, _ := q.List(f)
+	la, _, _ := p.List(context.Background(), f)
+	lb, _, _ := q.List(context.Background(), f)
 	same("list", la, lb)
 	loga, _ := p.Log(context.Background(), projections.LogFilter{Limit: 10})
 	logb, _ := q.Log(context.Background(), projections.LogFilter{Limit: 10})
@@ -88,13 +88,13 @@ func TestCheckpointRestoresEveryReadModel(t *testing.T) {
 		t.Errorf("idempotency key lost: %+v %v", r, ok)
 	}
 	// The restored state keeps what corrections need.
-	e, _, _ := q.State(ids[0])
+	e, _, _ := state(q, ids[0])
 	if e.Title != "IOM–WHO MOU" {
 		t.Errorf("title %q", e.Title)
 	}
 	// Folding goes on from where the checkpoint was.
 	q.Handle(7, event(ids[0], domain.KindAgreement, 4, domain.AgreementRenewed, `{"renewed_on":"2019-01-01"}`), nil)
-	if e, _, _ := q.State(ids[0]); e.Version != 4 || e.RenewedOn != "2019-01-01" {
+	if e, _, _ := state(q, ids[0]); e.Version != 4 || e.RenewedOn != "2019-01-01" {
 		t.Errorf("after a new event: %+v", e)
 	}
 }
@@ -122,7 +122,11 @@ func TestUnusableCheckpointsAreRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q := projections.New(nil)
-			_, err := q.LoadCheckpoint(tt.path, func(uint64, string) bool { return tt.belongs })
+			stream := memReader{}
+			if tt.belongs {
+				stream = p.mem
+			}
+			_, err := q.LoadCheckpoint(context.Background(), tt.path, streamOf(stream))
 			if !errors.Is(err, projections.ErrNoCheckpoint) {
 				t.Errorf("err = %v, want ErrNoCheckpoint", err)
 			}
@@ -148,6 +152,10 @@ func TestCheckpointWhileFoldingIsConsistent(t *testing.T) {
 		for _, id := range ids {
 			events = append(events, event(id, domain.KindAgreement, v, domain.EngagementNoted, fmt.Sprintf(`{"note":"n%d"}`, v)))
 		}
+	}
+	stream := memReader{}
+	for i, ev := range events {
+		stream[uint64(i+1)] = ev
 	}
 	p := projections.New(nil)
 	dir := t.TempDir()
@@ -177,7 +185,7 @@ func TestCheckpointWhileFoldingIsConsistent(t *testing.T) {
 	}
 	for _, path := range paths {
 		q := projections.New(nil)
-		applied, err := q.LoadCheckpoint(path, func(uint64, string) bool { return true })
+		applied, err := q.LoadCheckpoint(context.Background(), path, streamOf(stream))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,11 +196,22 @@ func TestCheckpointWhileFoldingIsConsistent(t *testing.T) {
 			t.Fatalf("checkpoint at %d, folded on: %+v (a torn cut repeats or skips events)", applied, st)
 		}
 		for _, id := range ids {
-			e, seq, _ := q.State(id)
+			e, seq, _ := state(q, id)
 			if e.Version != rounds || seq != p.Applied()-uint64(engagements)+uint64(slices.Index(ids, id))+1 {
 				t.Fatalf("checkpoint at %d: %s at version %d, expected sequence %d", applied, id, e.Version, seq)
 			}
 		}
 	}
 	t.Logf("%d checkpoints while folding %d events", len(paths), len(events))
+}
+
+// askedReader notes the sequence a checkpoint's check asks about.
+type askedReader struct {
+	projections.EventReader
+	asked *uint64
+}
+
+func (r askedReader) Event(ctx context.Context, seq uint64) (domain.Event, error) {
+	*r.asked = seq
+	return r.EventReader.Event(ctx, seq)
 }

@@ -1,6 +1,7 @@
 package projections_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -12,7 +13,7 @@ import (
 // Recent serves the latest folded events from memory, in order, and says
 // when what was asked for goes back further than it keeps.
 func TestRecentChanges(t *testing.T) {
-	p := projections.New(nil)
+	p := newTestProjector()
 	id := newID()
 	p.Handle(1, recorded(id, domain.KindAgreement, "MOU", []string{"IOM"}, nil), nil)
 	const n = 5000 // more than the memory holds
@@ -49,7 +50,7 @@ func TestRecentChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := projections.New(nil)
-	if _, err := q.LoadCheckpoint(path, func(uint64, string) bool { return true }); err != nil {
+	if _, err := q.LoadCheckpoint(context.Background(), path, streamOf(p.mem)); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := q.Recent(n-3, 10); ok {

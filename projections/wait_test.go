@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,19 +22,27 @@ func TestWaitForWakesOnlyWaitersWhoseSequenceIsApplied(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	done := map[uint64]chan error{2: make(chan error, 1), 4: make(chan error, 1)}
+	waiting := make(chan uint64, len(done))
+	projections.OnWait(p, func(seq uint64) { waiting <- seq })
 	for seq, ch := range done {
 		go func() { ch <- p.WaitFor(ctx, seq) }()
 	}
-	time.Sleep(20 * time.Millisecond) // let both wait
+	for range done {
+		<-waiting // both wait before anything is applied
+	}
 	skip(p, 1)
 	skip(p, 2)
 	if err := <-done[2]; err != nil {
 		t.Fatalf("waiting for 2 after 2 was applied: %v", err)
 	}
+	// Applying 2 woke its waiter (done[2] answered), and that alone.
+	if w := projections.Waiting(p); !slices.Equal(w, []uint64{4}) {
+		t.Fatalf("waiting for 4 ended at 2: still waiting for %v", w)
+	}
 	select {
 	case err := <-done[4]:
 		t.Fatalf("waiting for 4 ended at 2: %v", err)
-	case <-time.After(20 * time.Millisecond):
+	default:
 	}
 	skip(p, 4) // sequences may jump (messages of other subjects)
 	if err := <-done[4]; err != nil {
