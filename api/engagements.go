@@ -45,9 +45,9 @@ func (s *Server) createEngagement(c echo.Context) error {
 	if err != nil {
 		return topLevel(err)
 	}
-	e, ok := s.proj.Get(r.EngagementID)
-	if !ok {
-		return fmt.Errorf("engagement %s: %w", r.EngagementID, domain.ErrNotFound)
+	e, err := s.proj.Get(c.Request().Context(), r.EngagementID, domain.Window{})
+	if err != nil {
+		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+e.ID)
 	c.Response().Header().Set("ETag", etag(e.Version))
@@ -218,7 +218,7 @@ func (s *Server) getEngagement(c echo.Context) error {
 	if w.IsZero() {
 		return s.currentEngagement(c, id)
 	}
-	e, err := s.proj.GetAt(c.Request().Context(), id, w)
+	e, err := s.proj.Get(c.Request().Context(), id, w)
 	if err != nil {
 		return err
 	}
@@ -335,14 +335,14 @@ func (s *Server) listEngagements(c echo.Context) error {
 	if len(bad) > 0 {
 		return badRequest("a query parameter is not valid", bad...)
 	}
-	items, more, err := s.proj.ListAt(c.Request().Context(), f)
+	items, more, err := s.proj.List(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
 	resp := listResponse{Items: make([]*domain.Engagement, 0, len(items))}
 	for _, e := range items {
 		e.Status = e.StatusAt(f.Now)
-		resp.Items = append(resp.Items, e)
+		resp.Items = append(resp.Items, e.Engagement)
 	}
 	if more && len(items) > 0 {
 		next := base64.RawURLEncoding.EncodeToString([]byte(items[len(items)-1].ID))
@@ -365,7 +365,7 @@ func (s *Server) history(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	events, err := s.proj.HistoryAt(c.Request().Context(), id, w)
+	events, err := s.proj.History(c.Request().Context(), id, w)
 	if err != nil {
 		return err
 	}

@@ -24,14 +24,15 @@ type Pinger interface {
 
 // Projection is what the server reads from the read models.
 type Projection interface {
-	// Get returns a copy of the engagement's current state.
-	Get(id string) (*domain.Engagement, bool)
 	// Read calls fn with the engagement's current state under the
 	// projection's read lock and reports whether it exists.
 	Read(id string, fn func(e *domain.Engagement, lastSeq uint64)) bool
-	GetAt(ctx context.Context, id string, w domain.Window) (*domain.Engagement, error)
-	ListAt(ctx context.Context, f projections.Filter) (items []*domain.Engagement, more bool, err error)
-	HistoryAt(ctx context.Context, id string, w domain.Window) ([]domain.Event, error)
+	// Get returns a copy of the engagement, as it is or as it was within w;
+	// List a page of engagements (within f.Window when set); History the
+	// engagement's events (within w when set).
+	Get(ctx context.Context, id string, w domain.Window) (*domain.Engagement, error)
+	List(ctx context.Context, f projections.Filter) (items []projections.Listed, more bool, err error)
+	History(ctx context.Context, id string, w domain.Window) ([]domain.Event, error)
 	Log(ctx context.Context, f projections.LogFilter) ([]domain.Event, error)
 	// Applied is the last stream sequence the projection has handled;
 	// WaitFor blocks until it reaches seq or ctx ends.

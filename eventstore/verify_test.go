@@ -270,7 +270,9 @@ func TestVerifyDetects(t *testing.T) {
 
 			forged := publishMsg(t, js, tt.forge(t, a, *l.heads[a], js))
 			l.heads[a].seq = forged // the next append must expect it
-			if _, seq, _ := rebuild(t, s).State(a); seq != forged {
+			var seq uint64
+			rebuild(t, s).Read(a, func(_ *domain.Engagement, last uint64) { seq = last })
+			if seq != forged {
 				t.Errorf("projection's latest sequence of %s = %d, want the forged %d: the next append must expect it", a, seq, forged)
 			}
 			if rep := verifyStore(t, s); rep.Head != clean.Head {
@@ -306,11 +308,13 @@ func TestVerifyDetects(t *testing.T) {
 			if st != want {
 				t.Errorf("projection stats %+v, want %+v", st, want)
 			}
-			if e, ok := p.Get(a); !ok || e.Version != 3 || e.Status != domain.StatusDraft || e.Hash != l.heads[a].hash {
+			if e, err := p.Get(t.Context(), a, domain.Window{}); err != nil || e.Version != 3 || e.Status != domain.StatusDraft || e.Hash != l.heads[a].hash {
 				t.Errorf("engagement %s after the rebuild: %+v, want a draft at version 3 on its real chain", a, e)
 			}
-			if _, seq, _ := p.State(a); seq != forged+1 {
-				t.Errorf("projection's latest sequence of %s = %d, want %d", a, seq, forged+1)
+			var latest uint64
+			p.Read(a, func(_ *domain.Engagement, last uint64) { latest = last })
+			if latest != forged+1 {
+				t.Errorf("projection's latest sequence of %s = %d, want %d", a, latest, forged+1)
 			}
 			if p.Count() != 3 {
 				t.Errorf("projection has %d engagements, want 3", p.Count())

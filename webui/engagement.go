@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
-	"github.com/iom-who/engagements/projections"
 )
 
 // fact is one labelled value on a page; Href makes it a link, Day a date,
@@ -187,11 +185,11 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 	seen := u.proj.Applied() // first: live updates start after what the page shows
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	e, err := u.proj.GetAt(ctx, id, win)
+	e, err := u.proj.Get(ctx, id, win)
 	if err != nil {
 		return engagementData{}, err
 	}
-	history, err := u.proj.HistoryAt(ctx, id, win) // read from the stream
+	history, err := u.proj.History(ctx, id, win) // read from the stream
 	if err != nil {
 		return engagementData{}, err
 	}
@@ -201,7 +199,7 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 		Contributions: e.Contributions, Commitments: e.Commitments,
 		CanWrite: s.user.CanWrite() && win.IsZero(), Seen: seen}
 	d.Facts = stateFacts(e)
-	d.Outgoing, d.Incoming = u.related(e, win, day)
+	d.Outgoing, d.Incoming = u.related(e, day)
 	titles := u.titles()
 	for _, ev := range history {
 		d.Timeline = append(d.Timeline, u.entry(ev, history, titles))
@@ -383,7 +381,7 @@ func stateFacts(e *domain.Engagement) []fact {
 
 // titles maps every engagement id to its title, for links.
 func (u *UI) titles() map[string]string {
-	all, _ := u.proj.List(projections.Filter{Limit: u.proj.Count() + 1})
+	all := u.everything()
 	out := make(map[string]string, len(all))
 	for _, e := range all {
 		out[e.ID] = e.Title
@@ -392,12 +390,12 @@ func (u *UI) titles() map[string]string {
 }
 
 // related lists the engagements e links to and those that link to it
-// (found by scanning the portfolio, as it was within win).
-func (u *UI) related(e *domain.Engagement, win domain.Window, day time.Time) (out, in []related) {
-	all, _ := u.proj.List(projections.Filter{Limit: u.proj.Count() + 1, Window: win, Now: day})
+// (found by scanning the portfolio as it is now), with their statuses on day.
+func (u *UI) related(e *domain.Engagement, day time.Time) (out, in []related) {
+	all := u.everything()
 	byID := make(map[string]*domain.Engagement, len(all))
 	for _, x := range all {
-		byID[x.ID] = x
+		byID[x.ID] = x.Engagement
 	}
 	for _, l := range e.Links {
 		r := related{Relation: l.Relation, ID: l.TargetID, Title: l.TargetID}
@@ -521,8 +519,7 @@ func (u *UI) fieldView(d fieldDef, formID, value, msg string, required bool, sel
 	case domain.InputEngagement:
 		fv.Input = "select"
 		fv.Options = append(fv.Options, option{Value: "", Label: "Choose an engagement…", Selected: value == ""})
-		all, _ := u.proj.List(projections.Filter{Limit: u.proj.Count() + 1})
-		for _, e := range all {
+		for _, e := range u.everything() {
 			if e.ID != self {
 				fv.Options = append(fv.Options, option{Value: e.ID, Label: e.Title + " (" + string(e.Kind) + ")",
 					Selected: e.ID == value})
@@ -636,13 +633,13 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 
 // current is the engagement's state and history now.
 func (u *UI) current(ctx context.Context, id string) (*domain.Engagement, []domain.Event, error) {
-	e, ok := u.proj.Get(id)
-	if !ok {
-		return nil, nil, fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+	e, err := u.proj.Get(ctx, id, domain.Window{})
+	if err != nil {
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	h, err := u.proj.History(ctx, id)
+	h, err := u.proj.History(ctx, id, domain.Window{})
 	if err != nil {
 		return nil, nil, err
 	}

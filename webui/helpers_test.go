@@ -99,7 +99,7 @@ func (te *testEnv) exec(t *testing.T, cmd app.Command) app.Result {
 
 func (te *testEnv) history(t *testing.T, id string) []domain.Event {
 	t.Helper()
-	h, err := te.proj.History(context.Background(), id)
+	h, err := te.proj.History(context.Background(), id, domain.Window{})
 	if err != nil {
 		t.Fatalf("no history for %s: %v", id, err)
 	}

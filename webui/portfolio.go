@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -134,7 +135,7 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 
 	// Counts per kind and status: the text, party and date filters apply,
 	// so the counts say what choosing a kind or status would show.
-	all, _, err := u.proj.ListAt(r.Context(), projections.Filter{Party: pf.Party, Q: pf.Q, Window: pf.Window, Now: pf.Now,
+	all, _, err := u.proj.List(r.Context(), projections.Filter{Party: pf.Party, Q: pf.Q, Window: pf.Window, Now: pf.Now,
 		Limit: u.proj.Count() + 1})
 	if err != nil {
 		u.failed(w, r, s, err)
@@ -168,8 +169,7 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 			d.Matching++
 		}
 	}
-	everyone, _ := u.proj.List(projections.Filter{Limit: u.proj.Count() + 1})
-	for _, e := range everyone {
+	for _, e := range u.everything() {
 		for _, p := range e.Parties {
 			parties[p] = true
 		}
@@ -195,7 +195,7 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 
 	pf.Limit = pageSize
-	items, more, err := u.proj.ListAt(r.Context(), pf)
+	items, more, err := u.proj.List(r.Context(), pf)
 	if err != nil {
 		u.failed(w, r, s, err)
 		return
@@ -206,16 +206,9 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		if f.AsOf != "" {
 			rw.Href += "?as_of=" + url.QueryEscape(f.AsOf)
 		}
-		if h, err := u.proj.HistoryAt(r.Context(), e.ID, pf.Window); err == nil {
-			// The latest in the world; of several on one day a note, which
-			// usually explains another event, yields to that event.
-			last := h[0]
-			for _, ev := range h[1:] {
-				if ev.OccurredAt.After(last.OccurredAt) ||
-					ev.OccurredAt.Equal(last.OccurredAt) && ev.Type != domain.EngagementNoted {
-					last = ev
-				}
-			}
+		// The projection keeps each engagement's last change (within the
+		// window when there is one): no row reads the stream.
+		if last := e.LastChange; last.Type != "" {
 			rw.Last, rw.LastAt = pastLabel(last.Type), last.OccurredAt
 		}
 		d.Rows = append(d.Rows, rw)
@@ -229,4 +222,11 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		d.Title = "Portfolio as of " + dayText(f.AsOf)
 	}
 	u.render(w, http.StatusOK, "portfolio", d)
+}
+
+// everything lists every engagement as it is now. Without a window List
+// reads memory only and never blocks, so it needs no request's context.
+func (u *UI) everything() []projections.Listed {
+	all, _, _ := u.proj.List(context.Background(), projections.Filter{Limit: u.proj.Count() + 1})
+	return all
 }

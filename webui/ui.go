@@ -28,13 +28,13 @@ var assetFS embed.FS
 
 // Projection is what the pages read from the read models.
 type Projection interface {
-	Get(id string) (*domain.Engagement, bool)
-	GetAt(ctx context.Context, id string, w domain.Window) (*domain.Engagement, error)
-	List(f projections.Filter) (items []*domain.Engagement, more bool)
-	ListAt(ctx context.Context, f projections.Filter) (items []*domain.Engagement, more bool, err error)
+	// Get returns a copy of the engagement, as it is or as it was within w;
+	// List a page of engagements (within f.Window when set, with each one's
+	// last change); History the engagement's events (within w when set).
+	Get(ctx context.Context, id string, w domain.Window) (*domain.Engagement, error)
+	List(ctx context.Context, f projections.Filter) (items []projections.Listed, more bool, err error)
 	Count() int
-	History(ctx context.Context, id string) ([]domain.Event, error)
-	HistoryAt(ctx context.Context, id string, w domain.Window) ([]domain.Event, error)
+	History(ctx context.Context, id string, w domain.Window) ([]domain.Event, error)
 	// Recent and Log feed the live updates: Recent from memory, Log from
 	// the stream when asked further back.
 	Recent(after uint64, limit int) ([]projections.Change, bool)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"testing"
 
+	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 )
 
@@ -93,14 +95,14 @@ func TestRestartLoadsTheCheckpointAndAppliesOnlyNewEvents(t *testing.T) {
 	if err := m.Projector.WaitFor(context.Background(), last); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := m.Projector.Get(id); !ok {
+	if _, err := m.Projector.Get(context.Background(), id, domain.Window{}); err != nil {
 		t.Errorf("engagement %s missing after refusing a foreign checkpoint", id)
 	}
-	foreignItems, _ := other.Projector.List(projections.Filter{Limit: 1})
+	foreignItems, _, _ := other.Projector.List(context.Background(), projections.Filter{Limit: 1})
 	if len(foreignItems) == 0 {
 		t.Fatal("the other stream has no engagements")
 	}
-	if _, ok := m.Projector.Get(foreignItems[0].ID); ok {
+	if _, err := m.Projector.Get(context.Background(), foreignItems[0].ID, domain.Window{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Error("the foreign checkpoint's engagements leaked into the projections")
 	}
 }

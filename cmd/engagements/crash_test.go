@@ -486,8 +486,8 @@ func (c *crashRun) compareWithRebuild(served map[string]servedEngagement) uint64
 	now := time.Now()
 	for id, s := range served {
 		servedEvents += uint64(len(s.history))
-		e, ok := p.Get(id)
-		if !ok {
+		e, err := p.Get(ctx, id, domain.Window{})
+		if err != nil {
 			t.Errorf("engagement %s served but not in the rebuild", id)
 			continue
 		}
@@ -496,7 +496,7 @@ func (c *crashRun) compareWithRebuild(served map[string]servedEngagement) uint64
 			t.Errorf("engagement %s: served %s v%d %q seq %d, rebuilt %s v%d %q seq %d",
 				id, s.Status, s.Version, s.Title, s.Sequence, e.StatusAt(now), e.Version, e.Title, e.Sequence)
 		}
-		h, err := p.History(ctx, id)
+		h, err := p.History(ctx, id, domain.Window{})
 		if err != nil {
 			t.Errorf("engagement %s: rebuilt history: %v", id, err)
 		}

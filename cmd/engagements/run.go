@@ -79,13 +79,23 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	// Loading the checkpoint takes about as long as the store's recovery of
-	// a long stream: do both at once. It is checked against the stream
-	// before it is used.
+	// a long stream: do both at once. LoadCheckpoint checks it against the
+	// stream, which it is handed once open, before it is used.
 	loaded := make(chan checkpointLoad, 1)
+	stream := make(chan projections.EventReader, 1)
+	var delivered sync.Once
+	deliver := func(r projections.EventReader) {
+		delivered.Do(func() {
+			if r != nil {
+				stream <- r
+			}
+			close(stream)
+		})
+	}
 	proj := projections.New(log.With("component", "projector"))
 	go func() {
 		start := time.Now()
-		seq, err := proj.LoadCheckpoint(m.CheckpointFile(), nil)
+		seq, err := proj.LoadCheckpoint(ctx, m.CheckpointFile(), stream)
 		loaded <- checkpointLoad{seq, err, time.Since(start)}
 	}()
 	defer func() {
@@ -93,6 +103,7 @@ func (m *Main) Run(ctx context.Context) error {
 			<-loaded // Run failed before the checkpoint was used: wait for the loader
 		}
 	}()
+	defer deliver(nil) // a failed start leaves the loader nothing to check against
 	opening := time.Now()
 	store, err := eventstore.Open(ctx, eventstore.Config{
 		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
@@ -103,6 +114,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Store = store
+	deliver(store)
 	log.Info("event store opened", "took", time.Since(opening))
 	if u := store.ClientURL(); u != "" {
 		log.Info("embedded NATS server listening for subscribers", "url", u)
@@ -121,7 +133,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Webhooks, err = webhooks.Open(ctx, store, whCfg); err != nil {
 		return err
 	}
-	m.Projector = m.checkCheckpoint(ctx, proj, <-loaded)
+	m.Projector = m.useCheckpoint(proj, <-loaded)
 	m.parts, err = stack.Start(stack.Config{
 		Store: store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
@@ -200,22 +212,14 @@ type checkpointLoad struct {
 	took time.Duration
 }
 
-// checkCheckpoint returns proj, loaded from the checkpoint, when the stream
-// still holds the last event it folded; otherwise an empty projector that
-// rebuilds from the stream.
-func (m *Main) checkCheckpoint(ctx context.Context, proj *projections.Projector, r checkpointLoad) *projections.Projector {
+// useCheckpoint returns proj when the checkpoint loaded into it (it
+// belongs to the stream: LoadCheckpoint checked); otherwise an empty
+// projector that rebuilds from the stream.
+func (m *Main) useCheckpoint(proj *projections.Projector, r checkpointLoad) *projections.Projector {
 	log := m.Config.Logger
-	err := r.err
-	if err == nil {
-		if seq, id := proj.LastEvent(); seq > 0 {
-			if ev, gerr := m.Store.Event(ctx, seq); gerr != nil || ev.ID != id {
-				err = fmt.Errorf("%w: the stream does not hold event %s at sequence %d", projections.ErrNoCheckpoint, id, seq)
-			}
-		}
-	}
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			log.Warn("projection checkpoint not used; rebuilding from the stream", "err", err)
+	if r.err != nil {
+		if !errors.Is(r.err, os.ErrNotExist) {
+			log.Warn("projection checkpoint not used; rebuilding from the stream", "err", r.err)
 		}
 		return projections.New(log.With("component", "projector"))
 	}
