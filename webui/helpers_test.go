@@ -28,6 +28,7 @@ import (
 type testEnv struct {
 	*httptest.Server
 	tokens *tokens.Store
+	store  *eventstore.Store
 	proj   *projections.Projector
 	svc    *app.Service
 }
@@ -61,7 +62,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	srv := httptest.NewServer(parts.API)
 	t.Cleanup(srv.Close)
 	t.Cleanup(parts.UI.Close) // runs before srv.Close: live streams end first
-	return &testEnv{Server: srv, tokens: ts, proj: parts.Projector, svc: parts.Service}
+	return &testEnv{Server: srv, tokens: ts, store: store, proj: parts.Projector, svc: parts.Service}
 }
 
 // token creates a token, as an admin would.

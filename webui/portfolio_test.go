@@ -1,11 +1,15 @@
 package webui_test
 
 import (
+	"context"
+	"iter"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
 
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/projections"
 )
 
 // seed records a small portfolio with dates from the public record.
@@ -116,6 +120,54 @@ func TestPortfolioAsOf(t *testing.T) {
 		t.Errorf("bad date: %d", p.status)
 	}
 	mustContain(t, p, "must be a date as YYYY-MM-DD", "Global Compact for Migration")
+}
+
+// countingReader is the projection's Reader, of our own, counting what is
+// read from the stream.
+type countingReader struct {
+	projections.Reader
+	events, walks atomic.Int64
+}
+
+func (r *countingReader) Event(ctx context.Context, seq uint64) (domain.Event, error) {
+	r.events.Add(1)
+	return r.Reader.Event(ctx, seq)
+}
+
+func (r *countingReader) Read(ctx context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error] {
+	r.walks.Add(1)
+	return r.Reader.Read(ctx, after, f)
+}
+
+// The portfolio renders from the projection alone: each row's last change
+// is the projection's, and no row reads its history from the stream.
+func TestPortfolioReadsNothingFromTheStream(t *testing.T) {
+	te := newTestEnv(t)
+	seed(t, te)
+	stream := &countingReader{Reader: te.store}
+	te.proj.UseReader(stream)
+	b := te.browser(t)
+	b.mustLogin(te.token(t, "audit-office", domain.RoleAuditor))
+
+	for _, query := range []string{"", "?kind=agreement", "?party=who&status=active"} {
+		p := b.get("/" + query)
+		if p.status != http.StatusOK {
+			t.Fatalf("GET /%s: status %d", query, p.status)
+		}
+	}
+	p := b.get("/")
+	mustContain(t, p, "Renewed 15 Jan 2019", "Adopted 29 May 2017", "Recorded")
+	if n, w := stream.events.Load(), stream.walks.Load(); n != 0 || w != 0 {
+		t.Errorf("rendering the portfolio read %d events and read the stream %d times, want none", n, w)
+	}
+	// As of a date the projection folds the window from the stream: each
+	// engagement's events are read once per list, no more for the rows.
+	before := stream.events.Load()
+	mustContain(t, b.get("/?as_of=2018-01-01"), "Signed 1 May 1999", "Adopted 29 May 2017")
+	const events, lists = 10, 2 // seed's events; the counts and the page
+	if n := stream.events.Load() - before; n != events*lists {
+		t.Errorf("the portfolio as of a date read %d events, want %d (each event once per list)", n, events*lists)
+	}
 }
 
 func contains(list []string, s string) bool {
