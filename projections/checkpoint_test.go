@@ -1,6 +1,8 @@
 package projections_test
 
 import (
+	"bytes"
+	"encoding/gob"
 	"context"
 	"encoding/json"
 	"errors"
@@ -110,12 +112,21 @@ func TestUnusableCheckpointsAreRefused(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte("not a checkpoint"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	older := filepath.Join(dir, "older")
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(struct{ Version int }{projections.CheckpointVersion - 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(older, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		path    string
 		belongs bool
 	}{
 		{"missing file", filepath.Join(dir, "none"), true},
+		{"an older version", older, true},
 		{"garbage", garbage, true},
 		{"another stream", path, false},
 	}

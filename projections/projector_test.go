@@ -293,3 +293,47 @@ func TestIdempotencyKeysAreForgottenAfterTheDuplicateWindow(t *testing.T) {
 		t.Error("a key from today was forgotten")
 	}
 }
+
+// Each engagement's last change is the folded event that occurred last; of
+// several on one day a note yields to the event it usually explains, and a
+// refused event is no change.
+func TestLastChange(t *testing.T) {
+	p := newTestProjector()
+	id := newID()
+	on := func(ev domain.Event, day string) domain.Event {
+		ev.OccurredAt, _ = time.Parse(time.DateOnly, day)
+		return ev
+	}
+	last := func() projections.LastChange {
+		t.Helper()
+		items, _, err := p.List(context.Background(), projections.Filter{Limit: 1})
+		if err != nil || len(items) != 1 {
+			t.Fatalf("list: %v, %v", items, err)
+		}
+		return items[0].LastChange
+	}
+	p.Handle(1, on(recorded(id, domain.KindAgreement, "MOU", []string{"IOM"}, nil), "1999-01-01"), nil)
+	if got := last(); got.Type != domain.EngagementRecorded {
+		t.Errorf("after recording: %+v", got)
+	}
+	p.Handle(2, on(event(id, domain.KindAgreement, 2, domain.AgreementSigned, `{"signed_on":"1999-05-01"}`), "1999-05-01"), nil)
+	p.Handle(3, on(event(id, domain.KindAgreement, 3, domain.EngagementNoted, `{"note":"why"}`), "1999-05-01"), nil)
+	if got := last(); got.Type != domain.AgreementSigned || got.OccurredAt.Format(time.DateOnly) != "1999-05-01" {
+		t.Errorf("a note on the day of the signature: %+v, want the signature", got)
+	}
+	p.Handle(4, on(event(id, domain.KindAgreement, 4, domain.AgreementRenewed, `{"renewed_on":"1998-01-01"}`), "1998-01-01"), nil)
+	if got := last(); got.Type != domain.AgreementSigned {
+		t.Errorf("an event that occurred earlier: %+v, want the signature still", got)
+	}
+	p.Handle(5, on(event(id, domain.KindAgreement, 2, domain.AgreementRenewed, `{"renewed_on":"2030-01-01"}`), "2030-01-01"), nil) // stale version: refused
+	if got := last(); got.Type != domain.AgreementSigned {
+		t.Errorf("a refused event: %+v, want the signature still", got)
+	}
+	// As of a date, the last change within the window: the signature of
+	// May came later, the renewal of 1998 occurred before the recording.
+	items, _, err := p.List(context.Background(), projections.Filter{Limit: 1,
+		Window: domain.Window{AsOf: time.Date(1999, 3, 1, 0, 0, 0, 0, time.UTC)}})
+	if err != nil || len(items) != 1 || items[0].LastChange.Type != domain.EngagementRecorded {
+		t.Errorf("as of 1999-03-01: %+v, %v; want the recording", items, err)
+	}
+}
