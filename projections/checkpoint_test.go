@@ -2,8 +2,8 @@ package projections_test
 
 import (
 	"bytes"
-	"encoding/gob"
 	"context"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
