@@ -50,7 +50,7 @@ type entry struct {
 // current is the read model of every engagement's current state, with the
 // indexes List uses and each engagement's last change.
 type current struct {
-	byID     map[string]entry
+	byID     map[string]*entry
 	order    []string // engagement ids, sorted (UUIDv7: creation order)
 	byKind   map[domain.Kind]set
 	byStatus map[domain.Status]set
@@ -63,7 +63,7 @@ type current struct {
 }
 
 func newCurrent() current {
-	return current{byID: make(map[string]entry), byKind: make(map[domain.Kind]set),
+	return current{byID: make(map[string]*entry), byKind: make(map[domain.Kind]set),
 		byStatus: make(map[domain.Status]set), byParty: make(map[string]set), byTag: make(map[string]set),
 		frozen: new(atomic.Int32)}
 }
@@ -72,10 +72,11 @@ func newCurrent() current {
 // error if the rules refuse it, and then nothing changes.
 func (c *current) Apply(seq uint64, ev domain.Event) error {
 	en, ok := c.byID[ev.EngagementID]
-	e := en.e
 	if !ok {
-		e = &domain.Engagement{}
-	} else if c.frozen.Load() > 0 {
+		en = &entry{e: &domain.Engagement{}}
+	}
+	e := en.e
+	if ok && c.frozen.Load() > 0 {
 		// A checkpoint is encoding the states it took: fold into a copy.
 		e = e.Clone()
 	}
@@ -83,10 +84,11 @@ func (c *current) Apply(seq uint64, ev domain.Event) error {
 	if err := e.Apply(ev); err != nil {
 		return err
 	}
+	// The entry changes in place: a checkpoint took a copy of it.
 	en.e = e
 	en.last.fold(ev)
-	c.byID[ev.EngagementID] = en
 	if !ok {
+		c.byID[ev.EngagementID] = en
 		i, _ := slices.BinarySearch(c.order, ev.EngagementID)
 		c.order = slices.Insert(c.order, i, ev.EngagementID)
 	}
@@ -302,7 +304,7 @@ func (c *current) save() saving {
 	c.frozen.Add(1)
 	entries := make([]entry, len(c.order))
 	for i, id := range c.order {
-		entries[i] = c.byID[id]
+		entries[i] = *c.byID[id]
 	}
 	return saving{parts: chunks(len(entries)), done: func() { c.frozen.Add(-1) }, part: func(i int) any {
 		start, end := chunk(i, len(entries))
@@ -344,7 +346,7 @@ func (l *currentLoader) restore(uint64) {
 	}
 	c := newCurrent()
 	c.frozen = l.c.frozen
-	c.byID = make(map[string]entry, n)
+	c.byID = make(map[string]*entry, n)
 	c.order = make([]string, 0, n)
 	engagements := make([]*domain.Engagement, 0, n)
 	for _, part := range l.parts {
@@ -357,8 +359,8 @@ func (l *currentLoader) restore(uint64) {
 	var wg sync.WaitGroup
 	wg.Go(func() { c.indexAll(engagements) })
 	for _, part := range l.parts {
-		for _, en := range part {
-			c.byID[en.e.ID] = en
+		for i := range part {
+			c.byID[part[i].e.ID] = &part[i]
 		}
 	}
 	wg.Wait()
