@@ -292,10 +292,14 @@ func matches(e *domain.Engagement, q string) bool {
 	return false
 }
 
-// savedEngagement is one engagement in the checkpoint.
+// savedEngagement is one engagement in the checkpoint. Its last change is
+// saved as seconds and nanoseconds (the stream's times are UTC): gob
+// decodes a time.Time through an allocation of its own.
 type savedEngagement struct {
 	Snapshot domain.EngagementSnapshot
-	Last     LastChange
+	LastType domain.EventType
+	LastSec  int64
+	LastNsec int32
 }
 
 // save takes the engagements in id order and freezes the model until they
@@ -310,7 +314,8 @@ func (c *current) save() saving {
 		start, end := chunk(i, len(entries))
 		out := make([]savedEngagement, end-start)
 		for j, en := range entries[start:end] {
-			out[j] = savedEngagement{Snapshot: en.e.Snapshot(), Last: en.last}
+			out[j] = savedEngagement{Snapshot: en.e.Snapshot(), LastType: en.last.Type,
+				LastSec: en.last.OccurredAt.Unix(), LastNsec: int32(en.last.OccurredAt.Nanosecond())}
 		}
 		return out
 	}}
@@ -333,7 +338,8 @@ func (l *currentLoader) decode(i int, b []byte) error {
 	}
 	part := make([]entry, len(saved))
 	for j, s := range saved {
-		part[j] = entry{e: domain.Restore(s.Snapshot), last: s.Last}
+		part[j] = entry{e: domain.Restore(s.Snapshot),
+			last: LastChange{Type: s.LastType, OccurredAt: time.Unix(s.LastSec, int64(s.LastNsec)).UTC()}}
 	}
 	l.parts[i] = part
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/iom-who/engagements/domain"
 )
@@ -59,11 +60,30 @@ func (s *sequences) markCorrected(correction domain.Event) {
 	s.correctedBy[d.Corrects] = append(s.correctedBy[d.Corrects], correction.ID)
 }
 
-// savedSequences are one engagement's sequences in the checkpoint.
+// savedSequences are the sequences of some engagements in the checkpoint:
+// their ids are one string (ends[i] is where id i ends), so that decoding
+// them is one allocation, not one per engagement.
 type savedSequences struct {
-	ID      string
-	Last    uint64
-	History []uint64
+	IDs     string
+	Ends    []uint32
+	Last    []uint64
+	History [][]uint64
+}
+
+// each calls fn with each engagement's sequences; the ids share one string.
+func (s *savedSequences) each(fn func(id string, last uint64, history []uint64)) error {
+	if len(s.Last) != len(s.Ends) || len(s.History) != len(s.Ends) {
+		return errors.New("sequences of unequal length")
+	}
+	start := uint32(0)
+	for i, end := range s.Ends {
+		if end < start || int(end) > len(s.IDs) {
+			return errors.New("id out of bounds")
+		}
+		fn(s.IDs[start:end], s.Last[i], s.History[i])
+		start = end
+	}
+	return nil
 }
 
 // savedRefusals is the first part of the sequences section.
@@ -80,13 +100,18 @@ func (s *sequences) save() saving {
 	for id, c := range s.correctedBy {
 		first.CorrectedBy[id] = slices.Clip(c)
 	}
-	entries := make([]savedSequences, 0, len(s.last))
+	type one struct {
+		id      string
+		last    uint64
+		history []uint64
+	}
+	entries := make([]one, 0, len(s.last))
 	for id, last := range s.last {
-		entries = append(entries, savedSequences{ID: id, Last: last, History: slices.Clip(s.history[id])})
+		entries = append(entries, one{id, last, slices.Clip(s.history[id])})
 	}
 	for id, h := range s.history {
 		if _, ok := s.last[id]; !ok {
-			entries = append(entries, savedSequences{ID: id, History: slices.Clip(h)})
+			entries = append(entries, one{id: id, history: slices.Clip(h)})
 		}
 	}
 	return saving{parts: 1 + chunks(len(entries)), part: func(i int) any {
@@ -94,7 +119,16 @@ func (s *sequences) save() saving {
 			return first
 		}
 		start, end := chunk(i-1, len(entries))
-		return entries[start:end]
+		var part savedSequences
+		var ids strings.Builder
+		for _, e := range entries[start:end] {
+			ids.WriteString(e.id)
+			part.Ends = append(part.Ends, uint32(ids.Len()))
+			part.Last = append(part.Last, e.last)
+			part.History = append(part.History, e.history)
+		}
+		part.IDs = ids.String()
+		return part
 	}}
 }
 
@@ -102,26 +136,29 @@ func (s *sequences) load(n int) (loader, error) {
 	if n < 1 {
 		return nil, errors.New("no part of refusals")
 	}
-	return &sequencesLoader{s: s, parts: make([][]savedSequences, n-1)}, nil
+	return &sequencesLoader{s: s, parts: make([]savedSequences, n-1)}, nil
 }
 
 type sequencesLoader struct {
 	s     *sequences
 	first savedRefusals
-	parts [][]savedSequences
+	parts []savedSequences
 }
 
 func (l *sequencesLoader) decode(i int, b []byte) error {
 	if i == 0 {
 		return decodePart(b, &l.first)
 	}
-	return decodePart(b, &l.parts[i-1])
+	if err := decodePart(b, &l.parts[i-1]); err != nil {
+		return err
+	}
+	return l.parts[i-1].each(func(string, uint64, []uint64) {})
 }
 
 func (l *sequencesLoader) restore(uint64) {
 	n := 0
 	for _, part := range l.parts {
-		n += len(part)
+		n += len(part.Ends)
 	}
 	s := sequences{last: make(map[string]uint64, n), history: make(map[string][]uint64, n),
 		rejected: make(map[uint64]struct{}, len(l.first.Rejected)), correctedBy: l.first.CorrectedBy}
@@ -132,14 +169,14 @@ func (l *sequencesLoader) restore(uint64) {
 		s.rejected[seq] = struct{}{}
 	}
 	for _, part := range l.parts {
-		for _, e := range part {
-			if e.Last > 0 {
-				s.last[e.ID] = e.Last
+		_ = part.each(func(id string, last uint64, history []uint64) { // checked when decoded
+			if last > 0 {
+				s.last[id] = last
 			}
-			if e.History != nil {
-				s.history[e.ID] = e.History
+			if len(history) > 0 {
+				s.history[id] = history
 			}
-		}
+		})
 	}
 	*l.s = s
 }
