@@ -49,8 +49,8 @@ func (s *Server) createEngagement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+e.ID)
-	c.Response().Header().Set("ETag", etag(e.Version))
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+e.ID())
+	c.Response().Header().Set("ETag", etag(e.Version()))
 	return c.JSON(http.StatusCreated, s.view(e))
 }
 
@@ -222,8 +222,9 @@ func (s *Server) getEngagement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	e.Status = e.StatusAt(w.Day(s.now()))
-	return c.JSON(http.StatusOK, e)
+	v := e.View()
+	v.Status = v.StatusAt(w.Day(s.now()))
+	return c.JSON(http.StatusOK, &v)
 }
 
 // currentEngagement answers GET /v1/engagements/{id} for the current state.
@@ -273,24 +274,25 @@ var currentReads = sync.Pool{New: func() any {
 }}
 
 func (r *currentRead) read(e *domain.Engagement, _ uint64) {
-	r.version = e.Version
+	r.version = e.Version()
 	if r.inm == etag(r.version) {
 		return
 	}
-	v := *e // shares e's slices and maps, and only reads them here
+	v := e.View() // shares e's slices, and only reads them here
 	v.Status = v.StatusAt(r.now)
 	r.body, r.err = encodeJSON(&v, r.pretty)
 }
 
 // view is an engagement as the API shows it, with its status derived today.
-func (s *Server) view(e *domain.Engagement) *domain.Engagement {
-	e.Status = e.StatusAt(s.now())
-	return e
+func (s *Server) view(e *domain.Engagement) *domain.View {
+	v := e.View()
+	v.Status = v.StatusAt(s.now())
+	return &v
 }
 
 type listResponse struct {
-	Items      []*domain.Engagement `json:"items"`
-	NextCursor *string              `json:"next_cursor"`
+	Items      []domain.View `json:"items"`
+	NextCursor *string       `json:"next_cursor"`
 }
 
 // listEngagements lists and filters: GET /v1/engagements.
@@ -339,13 +341,14 @@ func (s *Server) listEngagements(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	resp := listResponse{Items: make([]*domain.Engagement, 0, len(items))}
+	resp := listResponse{Items: make([]domain.View, 0, len(items))}
 	for _, e := range items {
-		e.Status = e.StatusAt(f.Now)
-		resp.Items = append(resp.Items, e.Engagement)
+		v := e.View()
+		v.Status = v.StatusAt(f.Now)
+		resp.Items = append(resp.Items, v)
 	}
 	if more && len(items) > 0 {
-		next := base64.RawURLEncoding.EncodeToString([]byte(items[len(items)-1].ID))
+		next := base64.RawURLEncoding.EncodeToString([]byte(items[len(items)-1].ID()))
 		resp.NextCursor = &next
 	}
 	return c.JSON(http.StatusOK, resp)

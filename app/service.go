@@ -208,9 +208,9 @@ var decisions = sync.Pool{New: func() any {
 }}
 
 func (d *decision) on(state *domain.Engagement, last uint64) {
-	if d.cmd.IfMatch > 0 && state.Version != d.cmd.IfMatch {
+	if d.cmd.IfMatch > 0 && state.Version() != d.cmd.IfMatch {
 		d.err = fmt.Errorf("engagement %s at version %d, not %d: %w",
-			d.cmd.EngagementID, state.Version, d.cmd.IfMatch, domain.ErrPreconditionFailed)
+			d.cmd.EngagementID, state.Version(), d.cmd.IfMatch, domain.ErrPreconditionFailed)
 		return
 	}
 	d.ev, d.err = d.s.decide(state, d.cmd.EngagementID, d.cmd)
@@ -225,15 +225,15 @@ func (s *Service) decide(state *domain.Engagement, id string, cmd Command) (doma
 		ID:            uuid.Must(uuid.NewV7()).String(),
 		Type:          cmd.Type,
 		EngagementID:  id,
-		Kind:          state.Kind,
-		Version:       state.Version + 1,
+		Kind:          state.Kind(),
+		Version:       state.Version() + 1,
 		OccurredAt:    cmd.OccurredAt,
 		RecordedAt:    now,
 		Actor:         cmd.Actor,
 		CorrelationID: cmd.CorrelationID,
 		CausationID:   cmd.CausationID,
 		Data:          cmd.Data,
-		PrevHash:      state.Hash,
+		PrevHash:      state.Hash(),
 	}
 	if ev.OccurredAt.IsZero() {
 		ev.OccurredAt = now

@@ -18,7 +18,7 @@ func BenchmarkApply(b *testing.B) {
 		b.Fatal(err)
 	}
 	ev := Event{ID: newID(), Type: EngagementAmended, EngagementID: rec.EngagementID, Kind: KindAgreement, Version: 2,
-		OccurredAt: at, RecordedAt: at, Actor: "coordinator", PrevHash: base.Hash,
+		OccurredAt: at, RecordedAt: at, Actor: "coordinator", PrevHash: base.v.Hash,
 		Data: json.RawMessage(`{"title":"IOM–WHO memorandum","tags":["health","migration"],` +
 			`"description":"A framework for cooperation on migrant health."}`)}
 	b.ReportAllocs()

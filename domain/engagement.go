@@ -37,9 +37,10 @@ type Commitment struct {
 	EventID    string    `json:"event_id"`
 }
 
-// Engagement is the state of one engagement, folded from its events. The zero
-// value is an engagement that has not been recorded yet.
-type Engagement struct {
+// View is an engagement's state as readers see it and the API shows it (its
+// JSON is the API's engagement). Its slices are shared with the engagement
+// it was read from: readers must not change them.
+type View struct {
 	ID          string   `json:"id"`
 	Kind        Kind     `json:"kind"`
 	Title       string   `json:"title"`
@@ -80,7 +81,13 @@ type Engagement struct {
 	// CreatedAt and UpdatedAt are recorded_at times of the first and latest event.
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
 
+// Engagement is the state of one engagement, folded from its events. The zero
+// value is an engagement that has not been recorded yet. Only Apply changes
+// it; readers use its accessors or View.
+type Engagement struct {
+	v View
 	// events lists this engagement's event ids and types, for corrections,
 	// packed (see eventRefSize): a few bytes per event and nothing for the
 	// garbage collector to scan, since every event of history has one.
@@ -90,17 +97,113 @@ type Engagement struct {
 	sources map[string]string
 }
 
+// View returns e's state. It copies no slice: see View.
+func (e *Engagement) View() View { return e.v }
+
+// ID is the engagement's ID (see View).
+func (e *Engagement) ID() string { return e.v.ID }
+
+// Kind is the engagement's Kind (see View).
+func (e *Engagement) Kind() Kind { return e.v.Kind }
+
+// Title is the engagement's Title (see View).
+func (e *Engagement) Title() string { return e.v.Title }
+
+// Parties is the engagement's Parties (see View).
+func (e *Engagement) Parties() []string { return e.v.Parties }
+
+// Description is the engagement's Description (see View).
+func (e *Engagement) Description() string { return e.v.Description }
+
+// Tags is the engagement's Tags (see View).
+func (e *Engagement) Tags() []string { return e.v.Tags }
+
+// Links is the engagement's Links (see View).
+func (e *Engagement) Links() []Link { return e.v.Links }
+
+// Status is the engagement's Status (see View).
+func (e *Engagement) Status() Status { return e.v.Status }
+
+// Version is the engagement's Version (see View).
+func (e *Engagement) Version() int { return e.v.Version }
+
+// Sequence is the engagement's Sequence (see View).
+func (e *Engagement) Sequence() uint64 { return e.v.Sequence }
+
+// Hash is the engagement's Hash (see View).
+func (e *Engagement) Hash() string { return e.v.Hash }
+
+// Instrument is the engagement's Instrument (see View).
+func (e *Engagement) Instrument() string { return e.v.Instrument }
+
+// Level is the engagement's Level (see View).
+func (e *Engagement) Level() string { return e.v.Level }
+
+// Location is the engagement's Location (see View).
+func (e *Engagement) Location() string { return e.v.Location }
+
+// SignedOn is the engagement's SignedOn (see View).
+func (e *Engagement) SignedOn() string { return e.v.SignedOn }
+
+// RenewedOn is the engagement's RenewedOn (see View).
+func (e *Engagement) RenewedOn() string { return e.v.RenewedOn }
+
+// ExpiresOn is the engagement's ExpiresOn (see View).
+func (e *Engagement) ExpiresOn() string { return e.v.ExpiresOn }
+
+// TerminationReason is the engagement's TerminationReason (see View).
+func (e *Engagement) TerminationReason() string { return e.v.TerminationReason }
+
+// AdoptedBy is the engagement's AdoptedBy (see View).
+func (e *Engagement) AdoptedBy() string { return e.v.AdoptedBy }
+
+// Contributions is the engagement's Contributions (see View).
+func (e *Engagement) Contributions() []Contribution { return e.v.Contributions }
+
+// Commitments is the engagement's Commitments (see View).
+func (e *Engagement) Commitments() []Commitment { return e.v.Commitments }
+
+// Role is the engagement's Role (see View).
+func (e *Engagement) Role() string { return e.v.Role }
+
+// LeftReason is the engagement's LeftReason (see View).
+func (e *Engagement) LeftReason() string { return e.v.LeftReason }
+
+// StartsOn is the engagement's StartsOn (see View).
+func (e *Engagement) StartsOn() string { return e.v.StartsOn }
+
+// Delegation is the engagement's Delegation (see View).
+func (e *Engagement) Delegation() string { return e.v.Delegation }
+
+// Outcome is the engagement's Outcome (see View).
+func (e *Engagement) Outcome() string { return e.v.Outcome }
+
+// StartedAt is the engagement's StartedAt (see View).
+func (e *Engagement) StartedAt() time.Time { return e.v.StartedAt }
+
+// CreatedAt is the engagement's CreatedAt (see View).
+func (e *Engagement) CreatedAt() time.Time { return e.v.CreatedAt }
+
+// UpdatedAt is the engagement's UpdatedAt (see View).
+func (e *Engagement) UpdatedAt() time.Time { return e.v.UpdatedAt }
+
 // Exists reports whether the engagement has been recorded.
-func (e *Engagement) Exists() bool { return e.Version > 0 }
+func (e *Engagement) Exists() bool { return e.v.Version > 0 }
 
 // StatusAt is the status on day t: an active agreement whose expires_on lies
 // before t is expired.
-func (e *Engagement) StatusAt(t time.Time) Status {
-	if e.Status == StatusActive && e.ExpiresOn != "" && t.UTC().Format(DateLayout) > e.ExpiresOn {
+func (v *View) StatusAt(t time.Time) Status {
+	if v.Status == StatusActive && v.ExpiresOn != "" && t.UTC().Format(DateLayout) > v.ExpiresOn {
 		return StatusExpired
 	}
-	return e.Status
+	return v.Status
 }
+
+// StatusAt is the status on day t (see View.StatusAt).
+func (e *Engagement) StatusAt(t time.Time) Status { return e.v.StatusAt(t) }
+
+// MarshalJSON encodes e as its View.
+func (e *Engagement) MarshalJSON() ([]byte, error) { return json.Marshal(&e.v) }
 
 // closed reports whether no more amendments are allowed in status s.
 func (e *Engagement) closed(s Status) bool {
@@ -149,11 +252,11 @@ func (e *Engagement) addEvent(id string, t EventType) {
 // Clone returns a deep copy that shares nothing with e.
 func (e *Engagement) Clone() *Engagement {
 	c := *e
-	c.Parties = slices.Clone(e.Parties)
-	c.Tags = slices.Clone(e.Tags)
-	c.Links = slices.Clone(e.Links)
-	c.Contributions = slices.Clone(e.Contributions)
-	c.Commitments = slices.Clone(e.Commitments)
+	c.v.Parties = slices.Clone(e.v.Parties)
+	c.v.Tags = slices.Clone(e.v.Tags)
+	c.v.Links = slices.Clone(e.v.Links)
+	c.v.Contributions = slices.Clone(e.v.Contributions)
+	c.v.Commitments = slices.Clone(e.v.Commitments)
 	c.events = slices.Clone(e.events)
 	c.sources = maps.Clone(e.sources)
 	return &c
@@ -233,24 +336,24 @@ func (e *Engagement) decide(ev Event) (Event, map[string]any, error) {
 func (e *Engagement) checkTarget(ev Event) error {
 	if ev.Type == EngagementRecorded {
 		if e.Exists() {
-			return &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the engagement is already recorded"}
+			return &TransitionError{Type: ev.Type, Status: e.v.Status, Reason: "the engagement is already recorded"}
 		}
 		return nil
 	}
 	if !e.Exists() {
 		return fmt.Errorf("%w: engagement %s", ErrNotFound, ev.EngagementID)
 	}
-	if ev.Kind != e.Kind || ev.EngagementID != e.ID {
-		return &TransitionError{Type: ev.Type, Status: e.Status, Reason: "the event names another engagement or kind"}
+	if ev.Kind != e.v.Kind || ev.EngagementID != e.v.ID {
+		return &TransitionError{Type: ev.Type, Status: e.v.Status, Reason: "the event names another engagement or kind"}
 	}
 	return e.checkKind(ev.Type)
 }
 
 // checkKind refuses a type of another kind's events.
 func (e *Engagement) checkKind(t EventType) error {
-	if !t.AppliesTo(e.Kind) {
-		return &TransitionError{Type: t, Status: e.Status,
-			Reason: fmt.Sprintf("%s events apply only to %s engagements, this one is a %s", t, t.Prefix(), e.Kind)}
+	if !t.AppliesTo(e.v.Kind) {
+		return &TransitionError{Type: t, Status: e.v.Status,
+			Reason: fmt.Sprintf("%s events apply only to %s engagements, this one is a %s", t, t.Prefix(), e.v.Kind)}
 	}
 	return nil
 }
@@ -263,8 +366,8 @@ func (e *Engagement) checkEnvelope(ev Event) error {
 	if err := CheckID(ev.EngagementID); err != nil {
 		v.add("engagement_id", "must be a UUID")
 	}
-	if ev.Version != e.Version+1 {
-		v.add("version", "must be %d, the next version of the engagement", e.Version+1)
+	if ev.Version != e.v.Version+1 {
+		v.add("version", "must be %d, the next version of the engagement", e.v.Version+1)
 	}
 	if ev.OccurredAt.IsZero() {
 		v.add("occurred_at", "is required")
@@ -276,7 +379,7 @@ func (e *Engagement) checkEnvelope(ev Event) error {
 	if ev.RecordedAt.IsZero() {
 		v.add("recorded_at", "is required")
 	}
-	if ev.PrevHash != e.Hash {
+	if ev.PrevHash != e.v.Hash {
 		v.add("prev_hash", "does not continue the engagement's hash chain")
 	}
 	if p := checkText(ev.Actor, MaxEntry, false); p != "" {
@@ -362,7 +465,7 @@ var correctable = func() map[EventType][]Field {
 // spec's, and a field's OnlyFor. A correction's fields are held to the rules
 // of the corrected event's type.
 func (e *Engagement) checkRules(ev Event, values map[string]any) error {
-	kind := e.Kind
+	kind := e.v.Kind
 	if ev.Type == EngagementRecorded {
 		kind = Kind(values["kind"].(string))
 	}
@@ -442,7 +545,7 @@ func (e *Engagement) checkTransition(spec *Spec, t EventType, status Status, val
 			names[i] = string(s)
 		}
 		return &TransitionError{Type: t, Status: status,
-			Reason: fmt.Sprintf("the %s is %s; allowed only when %s", e.Kind, status, strings.Join(names, " or "))}
+			Reason: fmt.Sprintf("the %s is %s; allowed only when %s", e.v.Kind, status, strings.Join(names, " or "))}
 	}
 	if spec.allow != nil {
 		if reason := spec.allow(e, status, values); reason != "" {
@@ -465,7 +568,7 @@ func (e *Engagement) Allows(t EventType, at time.Time) error {
 		return e.checkTarget(Event{Type: t})
 	}
 	if !e.Exists() {
-		return fmt.Errorf("%w: engagement %s", ErrNotFound, e.ID)
+		return fmt.Errorf("%w: engagement %s", ErrNotFound, e.v.ID)
 	}
 	if err := e.checkKind(t); err != nil {
 		return err
@@ -486,7 +589,7 @@ func (e *Engagement) Apply(ev Event) error {
 	}
 	spec := specByType[ev.Type]
 	if spec.To != "" {
-		e.Status = spec.To
+		e.v.Status = spec.To
 	}
 	if spec.apply != nil {
 		spec.apply(e, ev, f)
@@ -500,10 +603,10 @@ func (e *Engagement) Apply(ev Event) error {
 		e.setFields(spec, ev.ID, ev.OccurredAt, f, false)
 	}
 	e.addEvent(ev.ID, ev.Type)
-	e.Version = ev.Version
-	e.Sequence = ev.Sequence
-	e.Hash = strings.Clone(ev.Hash) // not the message's header block
-	e.UpdatedAt = ev.RecordedAt
+	e.v.Version = ev.Version
+	e.v.Sequence = ev.Sequence
+	e.v.Hash = strings.Clone(ev.Hash) // not the message's header block
+	e.v.UpdatedAt = ev.RecordedAt
 	return nil
 }
 

@@ -56,11 +56,11 @@ func FuzzDecideApply(f *testing.F) {
 			}
 			stored = append(stored, decided)
 			r.ids = append(r.ids, ev.ID)
-			if e.Version != len(stored) {
-				t.Fatalf("step %d: Version = %d after %d accepted events", step, e.Version, len(stored))
+			if e.v.Version != len(stored) {
+				t.Fatalf("step %d: Version = %d after %d accepted events", step, e.v.Version, len(stored))
 			}
-			if e.Hash != ev.Hash || e.Sequence != ev.Sequence {
-				t.Fatalf("step %d: head is (%q, %d), want the last event's (%q, %d)", step, e.Hash, e.Sequence, ev.Hash, ev.Sequence)
+			if e.v.Hash != ev.Hash || e.v.Sequence != ev.Sequence {
+				t.Fatalf("step %d: head is (%q, %d), want the last event's (%q, %d)", step, e.v.Hash, e.v.Sequence, ev.Hash, ev.Sequence)
 			}
 			checkStatus(t, e, fmt.Sprintf("step %d (%s)", step, ev.Type))
 		}
@@ -83,18 +83,18 @@ func FuzzDecideApply(f *testing.F) {
 func checkStatus(t *testing.T, e *Engagement, where string) {
 	t.Helper()
 	if !e.Exists() {
-		if e.Status != "" {
-			t.Fatalf("%s: an engagement that does not exist has status %q", where, e.Status)
+		if e.v.Status != "" {
+			t.Fatalf("%s: an engagement that does not exist has status %q", where, e.v.Status)
 		}
 		return
 	}
-	statuses := e.Kind.Statuses()
-	if !slices.Contains(statuses, e.Status) {
-		t.Fatalf("%s: status %q is not one of %s's %v", where, e.Status, e.Kind, statuses)
+	statuses := e.v.Kind.Statuses()
+	if !slices.Contains(statuses, e.v.Status) {
+		t.Fatalf("%s: status %q is not one of %s's %v", where, e.v.Status, e.v.Kind, statuses)
 	}
 	for _, at := range slices.Concat(fuzzTimes, []time.Time{time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)}) {
 		if s := e.StatusAt(at); !slices.Contains(statuses, s) {
-			t.Fatalf("%s: StatusAt(%s) = %q is not one of %s's %v", where, at, s, e.Kind, statuses)
+			t.Fatalf("%s: StatusAt(%s) = %q is not one of %s's %v", where, at, s, e.v.Kind, statuses)
 		}
 	}
 }
@@ -218,16 +218,16 @@ func (r *fuzzScript) event(e *Engagement, step int) Event {
 		ID:           fmt.Sprintf("0193a5b2-7c3d-7e4f-8a9b-%012x", step+1),
 		Type:         typ,
 		EngagementID: r.engagement,
-		Kind:         e.Kind,
-		Version:      e.Version + 1,
+		Kind:         e.v.Kind,
+		Version:      e.v.Version + 1,
 		Sequence:     uint64(step + 1),
 		RecordedAt:   fuzzRecordedAt.Add(time.Duration(step) * time.Minute),
 		Actor:        "fuzzer",
 		Hash:         fmt.Sprintf("%064x", step+1),
-		PrevHash:     e.Hash,
+		PrevHash:     e.v.Hash,
 	}
 	if flags&1 != 0 {
-		ev.Kind = Kinds[(slices.Index(Kinds, e.Kind)+1)%len(Kinds)]
+		ev.Kind = Kinds[(slices.Index(Kinds, e.v.Kind)+1)%len(Kinds)]
 	}
 	if flags&2 != 0 {
 		ev.EngagementID = fuzzOther
@@ -236,7 +236,7 @@ func (r *fuzzScript) event(e *Engagement, step int) Event {
 		ev.Version += 2
 	}
 	if flags&8 != 0 {
-		ev.PrevHash = "0" + e.Hash
+		ev.PrevHash = "0" + e.v.Hash
 	}
 	if flags&16 != 0 && r.lastID != "" {
 		ev.ID = r.lastID
@@ -408,8 +408,8 @@ func TestFuzzSeedsMeanWhatTheySay(t *testing.T) {
 				t.Logf("seed %d step %d: %s %s: %v", i, step, ev.Type, ev.Data, err)
 			}
 		}
-		if e.Version != want[i] {
-			t.Errorf("seed %d folds to version %d, want %d", i, e.Version, want[i])
+		if e.v.Version != want[i] {
+			t.Errorf("seed %d folds to version %d, want %d", i, e.v.Version, want[i])
 		}
 	}
 }

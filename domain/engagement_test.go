@@ -139,7 +139,7 @@ func TestEventForUnrecordedEngagement(t *testing.T) {
 			ev.EngagementID, ev.Kind = newID(), kindOf(typ)
 			err := e.Apply(ev)
 			is(ErrNotFound)(t, err)
-			if e.Exists() || e.Version != 0 {
+			if e.Exists() || e.v.Version != 0 {
 				t.Errorf("a refused event created the engagement: %+v", e)
 			}
 		})
@@ -200,17 +200,17 @@ func TestRecorded(t *testing.T) {
 			ev := newEvent(t, e, EngagementRecorded, data)
 			ev.Sequence = 41
 			mustApply(t, e, ev)
-			want := &Engagement{
+			want := &Engagement{v: View{
 				ID: ev.EngagementID, Kind: k, Title: "IOM–WHO " + string(k), Parties: []string{"IOM", "WHO"},
 				Description: "About it", Tags: []string{"health", "migration"}, Links: []Link{},
 				Status: k.initialStatus(), Version: 1, Sequence: 41,
 				StartedAt: ev.OccurredAt, CreatedAt: ev.RecordedAt, UpdatedAt: ev.RecordedAt,
-			}
+			}}
 			switch k {
 			case KindPolicy:
-				want.Instrument = "resolution"
+				want.v.Instrument = "resolution"
 			case KindMeeting:
-				want.Level, want.Location = "ministerial", "Geneva"
+				want.v.Level, want.v.Location = "ministerial", "Geneva"
 			}
 			got := *e
 			got.events, got.sources = nil, nil
@@ -224,8 +224,8 @@ func TestRecorded(t *testing.T) {
 	}
 	t.Run("record with no tags → empty, not nil, lists", func(t *testing.T) {
 		e, _ := record(t, KindInitiative)
-		if e.Tags == nil || e.Links == nil || len(e.Tags) != 0 || len(e.Links) != 0 {
-			t.Errorf("Tags %#v, Links %#v, want empty non-nil", e.Tags, e.Links)
+		if e.v.Tags == nil || e.v.Links == nil || len(e.v.Tags) != 0 || len(e.v.Links) != 0 {
+			t.Errorf("Tags %#v, Links %#v, want empty non-nil", e.v.Tags, e.v.Links)
 		}
 	})
 }
@@ -260,7 +260,7 @@ func TestLinked(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := build(t, KindAgreement, tt.history...)
 			if tt.self {
-				tt.next.data = with(tt.next.data, "target_id", e.ID)
+				tt.next.data = with(tt.next.data, "target_id", e.v.ID)
 			}
 			before := e.Clone()
 			ev := tt.next.event(t, e)
@@ -274,13 +274,13 @@ func TestLinked(t *testing.T) {
 				t.Fatalf("Apply: %v", err)
 			}
 			var got [][2]string
-			for _, l := range e.Links {
+			for _, l := range e.v.Links {
 				got = append(got, [2]string{l.TargetID, l.Relation})
 			}
 			if !reflect.DeepEqual(got, tt.wantLinks) {
 				t.Errorf("links = %v, want %v", got, tt.wantLinks)
 			}
-			if last := e.Links[len(e.Links)-1]; last.EventID != ev.ID {
+			if last := e.v.Links[len(e.v.Links)-1]; last.EventID != ev.ID {
 				t.Errorf("link event id = %s, want %s", last.EventID, ev.ID)
 			}
 		})
@@ -293,13 +293,13 @@ func TestNoted(t *testing.T) {
 			e, _ := build(t, f.kind, f.steps...)
 			before := e.Clone()
 			ev := newEvent(t, e, EngagementNoted, obj{"note": "met in Geneva"})
-			ev.RecordedAt = before.UpdatedAt.Add(time.Second)
+			ev.RecordedAt = before.v.UpdatedAt.Add(time.Second)
 			mustApply(t, e, ev)
-			if e.Version != before.Version+1 || !e.UpdatedAt.Equal(ev.RecordedAt) || !e.HasEvent(ev.ID) {
-				t.Errorf("version %d, updated %s after note", e.Version, e.UpdatedAt)
+			if e.v.Version != before.v.Version+1 || !e.v.UpdatedAt.Equal(ev.RecordedAt) || !e.HasEvent(ev.ID) {
+				t.Errorf("version %d, updated %s after note", e.v.Version, e.v.UpdatedAt)
 			}
 			after := e.Clone()
-			after.Version, after.UpdatedAt, after.events = before.Version, before.UpdatedAt, before.events
+			after.v.Version, after.v.UpdatedAt, after.events = before.v.Version, before.v.UpdatedAt, before.events
 			assertUnchanged(t, before, after)
 		})
 	}
@@ -314,28 +314,28 @@ func TestAmended(t *testing.T) {
 		verify func(t *testing.T, e *Engagement)
 	}{
 		{"amend the title → Title changes, the rest stays", KindAgreement, obj{"title": " New title "}, nil, func(t *testing.T, e *Engagement) {
-			if e.Title != "New title" || !slices.Equal(e.Parties, []string{"IOM", "WHO"}) {
-				t.Errorf("Title %q, Parties %v", e.Title, e.Parties)
+			if e.v.Title != "New title" || !slices.Equal(e.v.Parties, []string{"IOM", "WHO"}) {
+				t.Errorf("Title %q, Parties %v", e.v.Title, e.v.Parties)
 			}
 		}},
 		{"amend the parties → replaced", KindAgreement, obj{"parties": []string{"IOM", "WHO", "UNHCR"}}, nil, func(t *testing.T, e *Engagement) {
-			if !slices.Equal(e.Parties, []string{"IOM", "WHO", "UNHCR"}) {
-				t.Errorf("Parties %v", e.Parties)
+			if !slices.Equal(e.v.Parties, []string{"IOM", "WHO", "UNHCR"}) {
+				t.Errorf("Parties %v", e.v.Parties)
 			}
 		}},
 		{"amend the tags and description", KindInitiative, obj{"tags": []string{"cluster"}, "description": "Global health cluster"}, nil, func(t *testing.T, e *Engagement) {
-			if !slices.Equal(e.Tags, []string{"cluster"}) || e.Description != "Global health cluster" {
-				t.Errorf("Tags %v, Description %q", e.Tags, e.Description)
+			if !slices.Equal(e.v.Tags, []string{"cluster"}) || e.v.Description != "Global health cluster" {
+				t.Errorf("Tags %v, Description %q", e.v.Tags, e.v.Description)
 			}
 		}},
 		{"amend the instrument of a policy", KindPolicy, obj{"instrument": "framework"}, nil, func(t *testing.T, e *Engagement) {
-			if e.Instrument != "framework" {
-				t.Errorf("Instrument %q", e.Instrument)
+			if e.v.Instrument != "framework" {
+				t.Errorf("Instrument %q", e.v.Instrument)
 			}
 		}},
 		{"amend the level and location of a meeting", KindMeeting, obj{"level": "heads of state", "location": "New York"}, nil, func(t *testing.T, e *Engagement) {
-			if e.Level != "heads of state" || e.Location != "New York" {
-				t.Errorf("Level %q, Location %q", e.Level, e.Location)
+			if e.v.Level != "heads of state" || e.v.Location != "New York" {
+				t.Errorf("Level %q, Location %q", e.v.Level, e.v.Location)
 			}
 		}},
 		{"amend nothing → data", KindAgreement, obj{}, invalid("data"), nil},
@@ -359,8 +359,8 @@ func TestAmended(t *testing.T) {
 				t.Fatalf("Apply: %v", err)
 			}
 			tt.verify(t, e)
-			if e.Status != before.Status {
-				t.Errorf("status changed from %s to %s", before.Status, e.Status)
+			if e.v.Status != before.v.Status {
+				t.Errorf("status changed from %s to %s", before.v.Status, e.v.Status)
 			}
 		})
 	}
@@ -392,16 +392,16 @@ func TestCorrected(t *testing.T) {
 			obj{"title": "Fixed title"}, nil, wantField("Title", "Fixed title")},
 		{"correct the recorded parties after an amendment of the title only → Parties change", KindAgreement, []step{amendTitle}, 0,
 			obj{"parties": []string{"IOM", "UNHCR"}}, nil, func(t *testing.T, e *Engagement) {
-				if !slices.Equal(e.Parties, []string{"IOM", "UNHCR"}) || e.Title != "Amended title" {
-					t.Errorf("Parties %v, Title %q", e.Parties, e.Title)
+				if !slices.Equal(e.v.Parties, []string{"IOM", "UNHCR"}) || e.v.Title != "Amended title" {
+					t.Errorf("Parties %v, Title %q", e.v.Parties, e.v.Title)
 				}
 			}},
 		{"correct a description the recording left out → Description set", KindAgreement, nil, 0,
 			obj{"description": "Signed in Geneva"}, nil, wantField("Description", "Signed in Geneva")},
 		{"correct tags the recording left out → Tags set", KindAgreement, nil, 0,
 			obj{"tags": []string{"health"}}, nil, func(t *testing.T, e *Engagement) {
-				if !slices.Equal(e.Tags, []string{"health"}) {
-					t.Errorf("Tags %v", e.Tags)
+				if !slices.Equal(e.v.Tags, []string{"health"}) {
+					t.Errorf("Tags %v", e.v.Tags)
 				}
 			}},
 		{"correct a description the recording left out after an amendment set it → unchanged", KindAgreement,
@@ -418,8 +418,8 @@ func TestCorrected(t *testing.T) {
 			obj{"signed_on": "2020-02-01"}, nil, wantField("SignedOn", "2020-02-01")},
 		{"correct the signing's expires_on → ExpiresOn changes", KindAgreement, []step{signedExpiring}, 1,
 			obj{"expires_on": "2030-12-31"}, nil, func(t *testing.T, e *Engagement) {
-				if e.ExpiresOn != "2030-12-31" || e.StatusAt(occurred) != StatusActive {
-					t.Errorf("ExpiresOn %q, status %s", e.ExpiresOn, e.StatusAt(occurred))
+				if e.v.ExpiresOn != "2030-12-31" || e.StatusAt(occurred) != StatusActive {
+					t.Errorf("ExpiresOn %q, status %s", e.v.ExpiresOn, e.StatusAt(occurred))
 				}
 			}},
 		{"correct the signing's expires_on after a renewal set a new one → ExpiresOn unchanged", KindAgreement,
@@ -431,28 +431,28 @@ func TestCorrected(t *testing.T) {
 			obj{"renewed_on": "2023-02-01"}, nil, wantField("RenewedOn", "2023-02-01")},
 		{"correct the recorded title of a terminated agreement → allowed, still terminated", KindAgreement, []step{signed, terminated}, 0,
 			obj{"title": "Fixed title"}, nil, func(t *testing.T, e *Engagement) {
-				if e.Title != "Fixed title" || e.Status != StatusTerminated {
-					t.Errorf("Title %q, status %s", e.Title, e.Status)
+				if e.v.Title != "Fixed title" || e.v.Status != StatusTerminated {
+					t.Errorf("Title %q, status %s", e.v.Title, e.v.Status)
 				}
 			}},
 		{"correct the relation of one link → only that link changes", KindAgreement,
 			[]step{link(otherID, "references"), link(otherID, "part_of")}, 1,
 			obj{"relation": "implements"}, nil, func(t *testing.T, e *Engagement) {
-				if e.Links[0].Relation != "implements" || e.Links[1].Relation != "part_of" || e.Links[0].TargetID != otherID {
-					t.Errorf("Links %+v", e.Links)
+				if e.v.Links[0].Relation != "implements" || e.v.Links[1].Relation != "part_of" || e.v.Links[0].TargetID != otherID {
+					t.Errorf("Links %+v", e.v.Links)
 				}
 			}},
 		{"correct one contribution → only that contribution changes", KindPolicy, []step{contributed, contributed}, 2,
 			obj{"role": "lead author"}, nil, func(t *testing.T, e *Engagement) {
-				if e.Contributions[0].Role != "co-author" || e.Contributions[1].Role != "lead author" ||
-					e.Contributions[1].Contribution != "drafted operative paragraph 3" {
-					t.Errorf("Contributions %+v", e.Contributions)
+				if e.v.Contributions[0].Role != "co-author" || e.v.Contributions[1].Role != "lead author" ||
+					e.v.Contributions[1].Contribution != "drafted operative paragraph 3" {
+					t.Errorf("Contributions %+v", e.v.Contributions)
 				}
 			}},
 		{"correct a commitment → Commitments change", KindPolicy, []step{adopted, committed}, 2,
 			obj{"commitment": "train 200 health workers"}, nil, func(t *testing.T, e *Engagement) {
-				if e.Commitments[0].Commitment != "train 200 health workers" {
-					t.Errorf("Commitments %+v", e.Commitments)
+				if e.v.Commitments[0].Commitment != "train 200 health workers" {
+					t.Errorf("Commitments %+v", e.v.Commitments)
 				}
 			}},
 		{"correct adopted_by → AdoptedBy changes", KindPolicy, []step{adopted}, 1,
@@ -556,7 +556,7 @@ func TestCorrected(t *testing.T) {
 			}
 			for k, v := range data {
 				if v == self {
-					data[k] = e.ID
+					data[k] = e.v.ID
 				}
 			}
 			before := e.Clone()
@@ -570,11 +570,11 @@ func TestCorrected(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
 			}
-			if e.Version != before.Version+1 || !e.HasEvent(ev.ID) {
-				t.Errorf("version %d after correction, want %d", e.Version, before.Version+1)
+			if e.v.Version != before.v.Version+1 || !e.HasEvent(ev.ID) {
+				t.Errorf("version %d after correction, want %d", e.v.Version, before.v.Version+1)
 			}
-			if e.Status != before.Status {
-				t.Errorf("a correction changed the status from %s to %s", before.Status, e.Status)
+			if e.v.Status != before.v.Status {
+				t.Errorf("a correction changed the status from %s to %s", before.v.Status, e.v.Status)
 			}
 			tt.verify(t, e)
 		})
@@ -591,8 +591,8 @@ func TestCorrectACorrection(t *testing.T) {
 
 	// Correcting the original again is the way to fix a correction.
 	mustApply(t, e, newEvent(t, e, EngagementCorrected, obj{"corrects": history[0].ID, "reason": "typo", "title": "Fixed again"}))
-	if e.Title != "Fixed again" {
-		t.Errorf("Title %q, want Fixed again", e.Title)
+	if e.v.Title != "Fixed again" {
+		t.Errorf("Title %q, want Fixed again", e.v.Title)
 	}
 }
 
@@ -600,7 +600,7 @@ func TestCorrectACorrection(t *testing.T) {
 func wantField(name, want string) func(t *testing.T, e *Engagement) {
 	return func(t *testing.T, e *Engagement) {
 		t.Helper()
-		got := reflect.ValueOf(e).Elem().FieldByName(name).String()
+		got := reflect.ValueOf(&e.v).Elem().FieldByName(name).String()
 		if got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
@@ -618,14 +618,14 @@ func TestApplyInvariants(t *testing.T) {
 			for i, ev := range history {
 				ev.Sequence = uint64(100 + i)
 				mustApply(t, g, ev)
-				if g.Version != i+1 {
-					t.Errorf("after %d events: version %d", i+1, g.Version)
+				if g.v.Version != i+1 {
+					t.Errorf("after %d events: version %d", i+1, g.v.Version)
 				}
-				if g.Sequence != ev.Sequence {
-					t.Errorf("sequence %d, want %d", g.Sequence, ev.Sequence)
+				if g.v.Sequence != ev.Sequence {
+					t.Errorf("sequence %d, want %d", g.v.Sequence, ev.Sequence)
 				}
-				if !slices.Contains(f.kind.Statuses(), g.Status) {
-					t.Errorf("status %q is not a %s status", g.Status, f.kind)
+				if !slices.Contains(f.kind.Statuses(), g.v.Status) {
+					t.Errorf("status %q is not a %s status", g.v.Status, f.kind)
 				}
 				for _, when := range []time.Time{ev.OccurredAt, time.Now(), time.Date(2199, 12, 31, 0, 0, 0, 0, time.UTC)} {
 					if s := g.StatusAt(when); !slices.Contains(f.kind.Statuses(), s) || !ValidStatus(s) {
@@ -635,12 +635,12 @@ func TestApplyInvariants(t *testing.T) {
 				if !g.HasEvent(ev.ID) {
 					t.Errorf("event %s not known after applying it", ev.ID)
 				}
-				if !g.UpdatedAt.Equal(ev.RecordedAt) || !g.CreatedAt.Equal(history[0].RecordedAt) || !g.StartedAt.Equal(history[0].OccurredAt) {
-					t.Errorf("times: created %s updated %s started %s", g.CreatedAt, g.UpdatedAt, g.StartedAt)
+				if !g.v.UpdatedAt.Equal(ev.RecordedAt) || !g.v.CreatedAt.Equal(history[0].RecordedAt) || !g.v.StartedAt.Equal(history[0].OccurredAt) {
+					t.Errorf("times: created %s updated %s started %s", g.v.CreatedAt, g.v.UpdatedAt, g.v.StartedAt)
 				}
 			}
 			// Folding the same events again gives the same state.
-			g.Sequence = e.Sequence
+			g.v.Sequence = e.v.Sequence
 			if !reflect.DeepEqual(e, g) {
 				t.Errorf("refold differs:\n%+v\n%+v", e, g)
 			}
@@ -659,8 +659,8 @@ func TestApplyTheSameEventTwice(t *testing.T) {
 	err := e.Apply(history[1])
 	invalid("version")(t, err)
 	assertUnchanged(t, before, e)
-	if len(e.Contributions) != 1 {
-		t.Errorf("%d contributions, want 1", len(e.Contributions))
+	if len(e.v.Contributions) != 1 {
+		t.Errorf("%d contributions, want 1", len(e.v.Contributions))
 	}
 }
 
@@ -692,11 +692,11 @@ func TestCloneIsDeep(t *testing.T) {
 		t.Fatalf("clone differs:\n%+v\n%+v", e, c)
 	}
 
-	c.Parties[0] = "UNHCR"
-	c.Tags[0] = "changed"
-	c.Links[0].Relation = "supersedes"
-	c.Contributions[0].Role = "changed"
-	c.Commitments[0].Commitment = "changed"
+	c.v.Parties[0] = "UNHCR"
+	c.v.Tags[0] = "changed"
+	c.v.Links[0].Relation = "supersedes"
+	c.v.Contributions[0].Role = "changed"
+	c.v.Commitments[0].Commitment = "changed"
 	c.events[len(c.events)-2] ^= 0xff // part of the last event's id
 	c.sources["title"] = newID()
 	mustApply(t, c, newEvent(t, c, EngagementCorrected, obj{"corrects": history[0].ID, "reason": "r", "parties": []string{"A", "B"}}))
@@ -709,7 +709,7 @@ func TestCloneIsDeep(t *testing.T) {
 	// And the other way round.
 	c2 := e.Clone()
 	mustApply(t, e, newEvent(t, e, EngagementAmended, obj{"parties": []string{"X"}}))
-	if c2.Parties[0] != "IOM" || c2.Version != len(history) {
+	if c2.v.Parties[0] != "IOM" || c2.v.Version != len(history) {
 		t.Errorf("changing the original changed the clone: %+v", c2)
 	}
 	if zero := (&Engagement{}).Clone(); zero.Exists() {

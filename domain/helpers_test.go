@@ -99,9 +99,9 @@ func newEvent(t testing.TB, e *Engagement, typ EventType, data any) Event {
 	ev := Event{
 		ID:           newID(),
 		Type:         typ,
-		EngagementID: e.ID,
-		Kind:         e.Kind,
-		Version:      e.Version + 1,
+		EngagementID: e.v.ID,
+		Kind:         e.v.Kind,
+		Version:      e.v.Version + 1,
 		OccurredAt:   occurred,
 		RecordedAt:   time.Now(),
 		Actor:        "test",

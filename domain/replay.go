@@ -47,11 +47,11 @@ func Replay(events []Event, w Window) (*Engagement, bool) {
 		version := ev.Version
 		// The chain and the versions were checked when the events were
 		// folded in full; a window may leave gaps in both.
-		ev.Version, ev.PrevHash = e.Version+1, e.Hash
+		ev.Version, ev.PrevHash = e.v.Version+1, e.v.Hash
 		if err := e.Apply(ev); err != nil {
 			continue
 		}
-		e.Version = version
+		e.v.Version = version
 	}
 	return e, e.Exists()
 }

@@ -12,8 +12,8 @@ func TestCorrectionV2CorrectsATerminationReason(t *testing.T) {
 	terminated := history[2]
 	ev := mustApply(t, e, newEvent(t, e, EngagementCorrected,
 		obj{"corrects": terminated.ID, "reason": "spelling", "fields": obj{"reason": "superseded"}}))
-	if e.TerminationReason != "superseded" {
-		t.Errorf("termination reason = %q, want superseded", e.TerminationReason)
+	if e.v.TerminationReason != "superseded" {
+		t.Errorf("termination reason = %q, want superseded", e.v.TerminationReason)
 	}
 	var stored map[string]json.RawMessage
 	if err := json.Unmarshal(ev.Data, &stored); err != nil {

@@ -9,7 +9,7 @@ import (
 // keeps for corrections, in a form that can be saved and restored (for
 // projection checkpoints).
 type EngagementSnapshot struct {
-	State Engagement
+	State View
 	// Events is the engagement's packed event references (ids and types).
 	Events []byte
 	// SourceFields and SourceEvents pair each state field with the event
@@ -20,7 +20,7 @@ type EngagementSnapshot struct {
 // Snapshot returns the engagement's whole state. It shares e's slices: e
 // must not change while the snapshot is in use (Clone first otherwise).
 func (e *Engagement) Snapshot() EngagementSnapshot {
-	s := EngagementSnapshot{State: *e, Events: e.events}
+	s := EngagementSnapshot{State: e.v, Events: e.events}
 	for _, f := range slices.Sorted(maps.Keys(e.sources)) {
 		s.SourceFields = append(s.SourceFields, f)
 		s.SourceEvents = append(s.SourceEvents, e.sources[f])
@@ -31,8 +31,7 @@ func (e *Engagement) Snapshot() EngagementSnapshot {
 // Restore rebuilds an engagement from a snapshot, which it takes over: the
 // caller must not use s afterwards.
 func Restore(s EngagementSnapshot) *Engagement {
-	e := s.State
-	e.events = s.Events
+	e := Engagement{v: s.State, events: s.Events}
 	e.sources = make(map[string]string, len(s.SourceFields))
 	for i, f := range s.SourceFields {
 		if i < len(s.SourceEvents) {
@@ -40,13 +39,13 @@ func Restore(s EngagementSnapshot) *Engagement {
 		}
 	}
 	// Encodings such as gob drop empty slices; the API shows them as [].
-	for _, l := range []*[]string{&e.Parties, &e.Tags} {
+	for _, l := range []*[]string{&e.v.Parties, &e.v.Tags} {
 		if *l == nil {
 			*l = []string{}
 		}
 	}
-	if e.Links == nil {
-		e.Links = []Link{}
+	if e.v.Links == nil {
+		e.v.Links = []Link{}
 	}
 	return &e
 }

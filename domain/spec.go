@@ -185,7 +185,7 @@ func (f Field) only(k Kind) Field {
 
 // roleField is an initiative member's role.
 func roleField(label, hint string) Field {
-	return textField("role", label, hint, MaxShortText, true).into(func(e *Engagement) any { return &e.Role })
+	return textField("role", label, hint, MaxShortText, true).into(func(e *Engagement) any { return &e.v.Role })
 }
 
 // openEnded makes a signing or renewal without expires_on clear the old one.
@@ -206,17 +206,17 @@ func get(f map[string]any, name string, dst *string) {
 // besides kind; required says whether recording needs them.
 func descriptive(required bool) []Field {
 	return []Field{
-		textField("title", "Title", "", MaxTitle, required).into(func(e *Engagement) any { return &e.Title }),
+		textField("title", "Title", "", MaxTitle, required).into(func(e *Engagement) any { return &e.v.Title }),
 		listField("parties", "Parties", "Organisations, separated by commas, e.g. IOM, WHO", 1, required).
-			into(func(e *Engagement) any { return &e.Parties }),
-		areaField("description", "Description", "", MaxText, false).into(func(e *Engagement) any { return &e.Description }),
-		listField("tags", "Tags", "Separated by commas", 0, false).into(func(e *Engagement) any { return &e.Tags }),
+			into(func(e *Engagement) any { return &e.v.Parties }),
+		areaField("description", "Description", "", MaxText, false).into(func(e *Engagement) any { return &e.v.Description }),
+		listField("tags", "Tags", "Separated by commas", 0, false).into(func(e *Engagement) any { return &e.v.Tags }),
 		selectField("instrument", "Instrument", required, Instruments...).only(KindPolicy).
-			into(func(e *Engagement) any { return &e.Instrument }),
+			into(func(e *Engagement) any { return &e.v.Instrument }),
 		textField("level", "Level", "e.g. UNGA high-level meeting", MaxEntry, false).only(KindMeeting).
-			into(func(e *Engagement) any { return &e.Level }),
+			into(func(e *Engagement) any { return &e.v.Level }),
 		textField("location", "Location", "", MaxShortText, false).only(KindMeeting).
-			into(func(e *Engagement) any { return &e.Location }),
+			into(func(e *Engagement) any { return &e.v.Location }),
 	}
 }
 
@@ -227,9 +227,9 @@ var specs = []Spec{
 		Type: EngagementRecorded, Past: "Recorded", Action: "Record an engagement",
 		Fields: append([]Field{selectField("kind", "Kind", true, kindNames()...)}, descriptive(true)...),
 		apply: func(e *Engagement, ev Event, _ map[string]any) {
-			e.ID, e.Kind, e.Status = ev.EngagementID, ev.Kind, ev.Kind.initialStatus()
-			e.StartedAt, e.CreatedAt = ev.OccurredAt, ev.RecordedAt
-			e.Parties, e.Tags, e.Links = []string{}, []string{}, []Link{}
+			e.v.ID, e.v.Kind, e.v.Status = ev.EngagementID, ev.Kind, ev.Kind.initialStatus()
+			e.v.StartedAt, e.v.CreatedAt = ev.OccurredAt, ev.RecordedAt
+			e.v.Parties, e.v.Tags, e.v.Links = []string{}, []string{}, []Link{}
 		},
 	},
 	{
@@ -237,7 +237,7 @@ var specs = []Spec{
 		Fields: descriptive(false),
 		allow: func(e *Engagement, status Status, _ map[string]any) string {
 			if e.closed(status) {
-				return fmt.Sprintf("the %s is %s and can no longer be amended; record a correction instead", e.Kind, status)
+				return fmt.Sprintf("the %s is %s and can no longer be amended; record a correction instead", e.v.Kind, status)
 			}
 			return ""
 		},
@@ -254,7 +254,7 @@ var specs = []Spec{
 			selectField("relation", "Relation", true, Relations...),
 		},
 		allow: func(e *Engagement, _ Status, values map[string]any) string {
-			for _, l := range e.Links {
+			for _, l := range e.v.Links {
 				if l.TargetID == values["target_id"] && l.Relation == values["relation"] {
 					return "the engagements are already linked with that relation"
 				}
@@ -262,18 +262,18 @@ var specs = []Spec{
 			return ""
 		},
 		check: func(r rules, v *ValidationError) {
-			if r.values["target_id"] == r.e.ID && r.e.ID != "" {
+			if r.values["target_id"] == r.e.v.ID && r.e.v.ID != "" {
 				v.add("data.target_id", "must be another engagement")
 			}
 		},
 		item: func(e *Engagement, id string, _ time.Time, f map[string]any, correcting bool) {
 			if !correcting {
-				e.Links = append(e.Links, Link{EventID: id})
+				e.v.Links = append(e.v.Links, Link{EventID: id})
 			}
-			for i := range e.Links {
-				if e.Links[i].EventID == id {
-					get(f, "target_id", &e.Links[i].TargetID)
-					get(f, "relation", &e.Links[i].Relation)
+			for i := range e.v.Links {
+				if e.v.Links[i].EventID == id {
+					get(f, "target_id", &e.v.Links[i].TargetID)
+					get(f, "relation", &e.v.Links[i].Relation)
 				}
 			}
 		},
@@ -294,9 +294,9 @@ var specs = []Spec{
 		Type: AgreementSigned, Past: "Signed", Action: "Record signing",
 		From: []Status{StatusDraft}, To: StatusActive,
 		Fields: []Field{
-			dateField("signed_on", "Signed on", "", true).into(func(e *Engagement) any { return &e.SignedOn }),
+			dateField("signed_on", "Signed on", "", true).into(func(e *Engagement) any { return &e.v.SignedOn }),
 			dateField("expires_on", "Expires on", "Leave empty if open-ended", false).
-				into(func(e *Engagement) any { return &e.ExpiresOn }),
+				into(func(e *Engagement) any { return &e.v.ExpiresOn }),
 		},
 		check: func(r rules, v *ValidationError) { r.checkAfter(v, "signed_on") },
 		apply: openEnded,
@@ -306,15 +306,15 @@ var specs = []Spec{
 		Type: AgreementRenewed, Past: "Renewed", Action: "Record renewal",
 		From: []Status{StatusActive, StatusExpired}, To: StatusActive,
 		Fields: []Field{
-			dateField("renewed_on", "Renewed on", "", true).into(func(e *Engagement) any { return &e.RenewedOn }),
+			dateField("renewed_on", "Renewed on", "", true).into(func(e *Engagement) any { return &e.v.RenewedOn }),
 			dateField("expires_on", "Expires on", "Leave empty if open-ended", false).
-				into(func(e *Engagement) any { return &e.ExpiresOn }),
+				into(func(e *Engagement) any { return &e.v.ExpiresOn }),
 		},
 		check: func(r rules, v *ValidationError) {
 			r.checkAfter(v, "renewed_on")
 			// Also for corrections: a renewal cannot precede the signing.
-			if d, ok := r.values["renewed_on"].(string); ok && d < r.e.SignedOn {
-				v.add("data.renewed_on", "must not be before signed_on %s", r.e.SignedOn)
+			if d, ok := r.values["renewed_on"].(string); ok && d < r.e.v.SignedOn {
+				v.add("data.renewed_on", "must not be before signed_on %s", r.e.v.SignedOn)
 			}
 		},
 		apply: openEnded,
@@ -323,7 +323,7 @@ var specs = []Spec{
 		Type: AgreementTerminated, Past: "Terminated", Action: "Record termination",
 		From: []Status{StatusActive}, To: StatusTerminated,
 		Fields: []Field{areaField("reason", "Reason", "", MaxReason, true).
-			into(func(e *Engagement) any { return &e.TerminationReason })},
+			into(func(e *Engagement) any { return &e.v.TerminationReason })},
 	},
 	{
 		Type: PolicyContributed, Past: "Contribution", Action: "Record a contribution",
@@ -333,12 +333,12 @@ var specs = []Spec{
 		},
 		item: func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool) {
 			if !correcting {
-				e.Contributions = append(e.Contributions, Contribution{EventID: id, OccurredAt: at})
+				e.v.Contributions = append(e.v.Contributions, Contribution{EventID: id, OccurredAt: at})
 			}
-			for i := range e.Contributions {
-				if e.Contributions[i].EventID == id {
-					get(f, "contribution", &e.Contributions[i].Contribution)
-					get(f, "role", &e.Contributions[i].Role)
+			for i := range e.v.Contributions {
+				if e.v.Contributions[i].EventID == id {
+					get(f, "contribution", &e.v.Contributions[i].Contribution)
+					get(f, "role", &e.v.Contributions[i].Role)
 				}
 			}
 		},
@@ -347,7 +347,7 @@ var specs = []Spec{
 		Type: PolicyAdopted, Past: "Adopted", Action: "Record adoption",
 		From: []Status{StatusInProgress}, To: StatusAdopted,
 		Fields: []Field{textField("adopted_by", "Adopted by", "e.g. WHA", MaxShortText, true).
-			into(func(e *Engagement) any { return &e.AdoptedBy })},
+			into(func(e *Engagement) any { return &e.v.AdoptedBy })},
 	},
 	{
 		Type: PolicyCommitted, Past: "Commitment", Action: "Record a commitment",
@@ -355,11 +355,11 @@ var specs = []Spec{
 		Fields: []Field{areaField("commitment", "Commitment", "", MaxReason, true)},
 		item: func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool) {
 			if !correcting {
-				e.Commitments = append(e.Commitments, Commitment{EventID: id, OccurredAt: at})
+				e.v.Commitments = append(e.v.Commitments, Commitment{EventID: id, OccurredAt: at})
 			}
-			for i := range e.Commitments {
-				if e.Commitments[i].EventID == id {
-					get(f, "commitment", &e.Commitments[i].Commitment)
+			for i := range e.v.Commitments {
+				if e.v.Commitments[i].EventID == id {
+					get(f, "commitment", &e.v.Commitments[i].Commitment)
 				}
 			}
 		},
@@ -369,7 +369,7 @@ var specs = []Spec{
 		From: []Status{StatusRecorded, StatusLeft}, To: StatusMember,
 		Fields: []Field{roleField("Role", "e.g. member, co-chair")},
 		apply: func(e *Engagement, _ Event, _ map[string]any) {
-			e.LeftReason = ""
+			e.v.LeftReason = ""
 			delete(e.sources, "reason")
 		},
 	},
@@ -378,8 +378,8 @@ var specs = []Spec{
 		From:   []Status{StatusMember},
 		Fields: []Field{roleField("New role", "")},
 		allow: func(e *Engagement, _ Status, values map[string]any) string {
-			if values["role"] == e.Role {
-				return "the role is already " + e.Role
+			if values["role"] == e.v.Role {
+				return "the role is already " + e.v.Role
 			}
 			return ""
 		},
@@ -388,29 +388,29 @@ var specs = []Spec{
 		Type: InitiativeLeft, Past: "Left", Action: "Record leaving",
 		From: []Status{StatusMember}, To: StatusLeft,
 		Fields: []Field{areaField("reason", "Reason", "", MaxReason, false).
-			into(func(e *Engagement) any { return &e.LeftReason })},
+			into(func(e *Engagement) any { return &e.v.LeftReason })},
 	},
 	{
 		Type: MeetingScheduled, Past: "Scheduled", Action: "Record scheduling",
 		From: []Status{StatusRecorded}, To: StatusScheduled,
 		Fields: []Field{
-			dateField("starts_on", "Starts on", "", true).into(func(e *Engagement) any { return &e.StartsOn }),
-			textField("location", "Location", "", MaxShortText, false).into(func(e *Engagement) any { return &e.Location }),
+			dateField("starts_on", "Starts on", "", true).into(func(e *Engagement) any { return &e.v.StartsOn }),
+			textField("location", "Location", "", MaxShortText, false).into(func(e *Engagement) any { return &e.v.Location }),
 		},
 	},
 	{
 		Type: MeetingAttended, Past: "Attended", Action: "Record attendance",
 		From: []Status{StatusScheduled}, To: StatusAttended,
 		Fields: []Field{
-			selectField("role", "Role", true, AttendanceRoles...).into(func(e *Engagement) any { return &e.Role }),
+			selectField("role", "Role", true, AttendanceRoles...).into(func(e *Engagement) any { return &e.v.Role }),
 			areaField("delegation", "Delegation", "Who attended", MaxReason, false).
-				into(func(e *Engagement) any { return &e.Delegation }),
+				into(func(e *Engagement) any { return &e.v.Delegation }),
 		},
 	},
 	{
 		Type: MeetingConcluded, Past: "Concluded", Action: "Record conclusion",
 		From: []Status{StatusAttended}, To: StatusConcluded,
 		Fields: []Field{areaField("outcome", "Outcome", "", MaxReason, false).
-			into(func(e *Engagement) any { return &e.Outcome })},
+			into(func(e *Engagement) any { return &e.v.Outcome })},
 	},
 }

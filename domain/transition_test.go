@@ -152,8 +152,8 @@ func TestTransitionMatrix(t *testing.T) {
 				if got := e.StatusAt(occurred); got != want {
 					t.Errorf("status after %s = %s, want %s", typ, got, want)
 				}
-				if e.Version != len(history)+1 {
-					t.Errorf("version = %d, want %d", e.Version, len(history)+1)
+				if e.v.Version != len(history)+1 {
+					t.Errorf("version = %d, want %d", e.v.Version, len(history)+1)
 				}
 			})
 		}
@@ -250,16 +250,16 @@ func TestLifecycles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := record(t, tt.kind)
-			if want := tt.kind.initialStatus(); e.Status != want {
-				t.Fatalf("status after recorded = %s, want %s", e.Status, want)
+			if want := tt.kind.initialStatus(); e.v.Status != want {
+				t.Fatalf("status after recorded = %s, want %s", e.v.Status, want)
 			}
 			for i, s := range tt.steps {
 				mustApply(t, e, s.event(t, e))
 				if got := e.StatusAt(occurred); got != tt.statuses[i] {
 					t.Fatalf("after step %d (%s): status = %s, want %s", i+1, s.typ, got, tt.statuses[i])
 				}
-				if e.Version != i+2 {
-					t.Fatalf("after step %d: version = %d, want %d", i+1, e.Version, i+2)
+				if e.v.Version != i+2 {
+					t.Fatalf("after step %d: version = %d, want %d", i+1, e.v.Version, i+2)
 				}
 			}
 		})
@@ -372,7 +372,7 @@ func TestStatusAt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := &Engagement{Kind: KindAgreement, Status: tt.status, ExpiresOn: tt.expires, Version: 2}
+			e := &Engagement{v: View{Kind: KindAgreement, Status: tt.status, ExpiresOn: tt.expires, Version: 2}}
 			if got := e.StatusAt(tt.at); got != tt.want {
 				t.Errorf("StatusAt(%s) = %s, want %s", tt.at, got, tt.want)
 			}
@@ -397,14 +397,14 @@ func TestRenewalExpiry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := build(t, KindAgreement, tt.steps...)
-			if e.ExpiresOn != tt.wantExpires {
-				t.Errorf("ExpiresOn = %q, want %q", e.ExpiresOn, tt.wantExpires)
+			if e.v.ExpiresOn != tt.wantExpires {
+				t.Errorf("ExpiresOn = %q, want %q", e.v.ExpiresOn, tt.wantExpires)
 			}
 			if got := e.StatusAt(time.Now()); got != tt.wantNow {
 				t.Errorf("StatusAt(now) = %s, want %s", got, tt.wantNow)
 			}
-			if e.Status != StatusActive {
-				t.Errorf("stored Status = %s, want active (expired is only derived)", e.Status)
+			if e.v.Status != StatusActive {
+				t.Errorf("stored Status = %s, want active (expired is only derived)", e.v.Status)
 			}
 		})
 	}

@@ -86,8 +86,8 @@ func TestUpcastsAStoredV1Correction(t *testing.T) {
 			t.Fatalf("fold %s: %v", x.Type, err)
 		}
 	}
-	if e.Title != "IOM–WHO Memorandum of Understanding" || e.Version != 2 {
-		t.Errorf("after the v1 correction: title %q version %d", e.Title, e.Version)
+	if e.Title() != "IOM–WHO Memorandum of Understanding" || e.Version() != 2 {
+		t.Errorf("after the v1 correction: title %q version %d", e.Title(), e.Version())
 	}
 
 	// New events are stored with the current schema.

@@ -96,7 +96,7 @@ func head(states map[string]*domain.Engagement) string {
 	slices.Sort(ids)
 	h := sha256.New()
 	for _, id := range ids {
-		fmt.Fprintf(h, "%s %s\n", id, states[id].Hash)
+		fmt.Fprintf(h, "%s %s\n", id, states[id].Hash())
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

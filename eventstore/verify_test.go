@@ -308,7 +308,7 @@ func TestVerifyDetects(t *testing.T) {
 			if st != want {
 				t.Errorf("projection stats %+v, want %+v", st, want)
 			}
-			if e, err := p.Get(t.Context(), a, domain.Window{}); err != nil || e.Version != 3 || e.Status != domain.StatusDraft || e.Hash != l.heads[a].hash {
+			if e, err := p.Get(t.Context(), a, domain.Window{}); err != nil || e.Version() != 3 || e.Status() != domain.StatusDraft || e.Hash() != l.heads[a].hash {
 				t.Errorf("engagement %s after the rebuild: %+v, want a draft at version 3 on its real chain", a, e)
 			}
 			var latest uint64

@@ -91,12 +91,12 @@ func TestCheckpointRestoresEveryReadModel(t *testing.T) {
 	}
 	// The restored state keeps what corrections need.
 	e, _, _ := state(q, ids[0])
-	if e.Title != "IOM–WHO MOU" {
-		t.Errorf("title %q", e.Title)
+	if e.Title() != "IOM–WHO MOU" {
+		t.Errorf("title %q", e.Title())
 	}
 	// Folding goes on from where the checkpoint was.
 	q.Handle(7, event(ids[0], domain.KindAgreement, 4, domain.AgreementRenewed, `{"renewed_on":"2019-01-01"}`), nil)
-	if e, _, _ := state(q, ids[0]); e.Version != 4 || e.RenewedOn != "2019-01-01" {
+	if e, _, _ := state(q, ids[0]); e.Version() != 4 || e.RenewedOn() != "2019-01-01" {
 		t.Errorf("after a new event: %+v", e)
 	}
 }
@@ -208,8 +208,8 @@ func TestCheckpointWhileFoldingIsConsistent(t *testing.T) {
 		}
 		for _, id := range ids {
 			e, seq, _ := state(q, id)
-			if e.Version != rounds || seq != p.Applied()-uint64(engagements)+uint64(slices.Index(ids, id))+1 {
-				t.Fatalf("checkpoint at %d: %s at version %d, expected sequence %d", applied, id, e.Version, seq)
+			if e.Version() != rounds || seq != p.Applied()-uint64(engagements)+uint64(slices.Index(ids, id))+1 {
+				t.Fatalf("checkpoint at %d: %s at version %d, expected sequence %d", applied, id, e.Version(), seq)
 			}
 		}
 	}

@@ -94,9 +94,9 @@ func (c *current) Apply(seq uint64, ev domain.Event) error {
 	}
 	if after := indexedOf(e); !ok || !before.equal(after) {
 		if ok {
-			c.unindex(e.ID, before)
+			c.unindex(e.ID(), before)
 		}
-		c.index(e.ID, after)
+		c.index(e.ID(), after)
 	}
 	return nil
 }
@@ -112,7 +112,7 @@ type indexed struct {
 }
 
 func indexedOf(e *domain.Engagement) indexed {
-	return indexed{kind: e.Kind, status: e.Status, parties: e.Parties, tags: e.Tags}
+	return indexed{kind: e.Kind(), status: e.Status(), parties: e.Parties(), tags: e.Tags()}
 }
 
 func (a indexed) equal(b indexed) bool {
@@ -169,15 +169,15 @@ func (c *current) indexAll(engagements []*domain.Engagement) {
 	parties := map[string][]string{}
 	tags := map[string][]string{}
 	for _, e := range engagements {
-		kinds[e.Kind] = append(kinds[e.Kind], e.ID)
-		statuses[e.Status] = append(statuses[e.Status], e.ID)
-		for _, party := range e.Parties {
+		kinds[e.Kind()] = append(kinds[e.Kind()], e.ID())
+		statuses[e.Status()] = append(statuses[e.Status()], e.ID())
+		for _, party := range e.Parties() {
 			k := strings.ToLower(party)
-			parties[k] = append(parties[k], e.ID)
+			parties[k] = append(parties[k], e.ID())
 		}
-		for _, tag := range e.Tags {
+		for _, tag := range e.Tags() {
 			k := strings.ToLower(tag)
-			tags[k] = append(tags[k], e.ID)
+			tags[k] = append(tags[k], e.ID())
 		}
 	}
 	fill(c.byKind, kinds)
@@ -267,10 +267,10 @@ type Filter struct {
 // matches applies the filter's predicates to one engagement.
 func (f Filter) matches(e *domain.Engagement) bool {
 	q := strings.ToLower(strings.TrimSpace(f.Q))
-	return !(f.Kind != "" && e.Kind != f.Kind ||
+	return !(f.Kind != "" && e.Kind() != f.Kind ||
 		f.Status != "" && e.StatusAt(f.Now) != f.Status ||
-		f.Party != "" && !containsFold(e.Parties, f.Party) ||
-		f.Tag != "" && !containsFold(e.Tags, f.Tag) ||
+		f.Party != "" && !containsFold(e.Parties(), f.Party) ||
+		f.Tag != "" && !containsFold(e.Tags(), f.Tag) ||
 		q != "" && !matches(e, q))
 }
 
@@ -279,10 +279,10 @@ func containsFold(list []string, s string) bool {
 }
 
 func matches(e *domain.Engagement, q string) bool {
-	if strings.Contains(strings.ToLower(e.Title), q) || strings.Contains(strings.ToLower(e.Description), q) {
+	if strings.Contains(strings.ToLower(e.Title()), q) || strings.Contains(strings.ToLower(e.Description()), q) {
 		return true
 	}
-	for _, l := range [][]string{e.Parties, e.Tags} {
+	for _, l := range [][]string{e.Parties(), e.Tags()} {
 		for _, s := range l {
 			if strings.Contains(strings.ToLower(s), q) {
 				return true
@@ -358,7 +358,7 @@ func (l *currentLoader) restore(uint64) {
 	for _, part := range l.parts {
 		for _, en := range part {
 			engagements = append(engagements, en.e)
-			c.order = append(c.order, en.e.ID)
+			c.order = append(c.order, en.e.ID())
 		}
 	}
 	// The indexes and the map by id are independent: build them side by side.
@@ -366,7 +366,7 @@ func (l *currentLoader) restore(uint64) {
 	wg.Go(func() { c.indexAll(engagements) })
 	for _, part := range l.parts {
 		for i := range part {
-			c.byID[part[i].e.ID] = &part[i]
+			c.byID[part[i].e.ID()] = &part[i]
 		}
 	}
 	wg.Wait()

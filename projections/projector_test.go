@@ -117,7 +117,7 @@ func TestBadEventsAreCountedAndNeverBlockLaterOnes(t *testing.T) {
 		t.Errorf("stats = %+v, want applied 4, events 2, rejected 1, undecodable 1", st)
 	}
 	e, expected, ok := state(p.Projector, id)
-	if !ok || e.Status != domain.StatusActive || e.Version != 2 {
+	if !ok || e.Status() != domain.StatusActive || e.Version() != 2 {
 		t.Fatalf("state = %+v (ok %v), want active version 2", e, ok)
 	}
 	if expected != 4 {
@@ -184,7 +184,7 @@ func TestListFiltersAndPages(t *testing.T) {
 			items, more, _ := p.List(context.Background(), tt.f)
 			var got []string
 			for _, e := range items {
-				got = append(got, e.ID)
+				got = append(got, e.ID())
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) || more {
 				t.Errorf("got %v (more %v), want %v", got, more, tt.want)
@@ -197,12 +197,12 @@ func TestListFiltersAndPages(t *testing.T) {
 	for page := 0; page < 5; page++ {
 		items, more, _ := p.List(context.Background(), f)
 		for _, e := range items {
-			all = append(all, e.ID)
+			all = append(all, e.ID())
 		}
 		if !more {
 			break
 		}
-		f.After = items[len(items)-1].ID
+		f.After = items[len(items)-1].ID()
 	}
 	if fmt.Sprint(all) != fmt.Sprint([]string{mou, gap, hlm}) {
 		t.Errorf("paging: %v", all)
@@ -214,10 +214,9 @@ func TestStateIsACopy(t *testing.T) {
 	id := newID()
 	p.Handle(1, recorded(id, domain.KindInitiative, "GOARN", []string{"IOM"}, []string{"x"}), nil)
 	e, _ := p.Get(context.Background(), id, domain.Window{})
-	e.Parties[0] = "changed"
-	e.Title = "changed"
+	e.Parties()[0] = "changed" // (a reader cannot set a field such as Title at all)
 	again, _ := p.Get(context.Background(), id, domain.Window{})
-	if again.Parties[0] != "IOM" || again.Title != "GOARN" {
+	if again.Parties()[0] != "IOM" || again.Title() != "GOARN" {
 		t.Errorf("a reader's change leaked into the projection: %+v", again)
 	}
 }
@@ -262,8 +261,8 @@ func TestRunFollowsTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ := p.Get(ctx, id, domain.Window{})
-	if e.Status != domain.StatusActive || e.Sequence != seq2 {
-		t.Errorf("state = %s at %d, want active at %d", e.Status, e.Sequence, seq2)
+	if e.Status() != domain.StatusActive || e.Sequence() != seq2 {
+		t.Errorf("state = %s at %d, want active at %d", e.Status(), e.Sequence(), seq2)
 	}
 }
 

@@ -195,8 +195,8 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 	}
 	now := u.now()
 	day := win.Day(now)
-	d := engagementData{base: u.base(s, e.Title, "portfolio"), E: e, Status: e.StatusAt(day),
-		Contributions: e.Contributions, Commitments: e.Commitments,
+	d := engagementData{base: u.base(s, e.Title(), "portfolio"), E: e, Status: e.StatusAt(day),
+		Contributions: e.Contributions(), Commitments: e.Commitments(),
 		CanWrite: s.user.CanWrite() && win.IsZero(), Seen: seen}
 	d.Facts = stateFacts(e)
 	d.Outgoing, d.Incoming = u.related(e, day)
@@ -207,8 +207,8 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 	if !d.CanWrite {
 		return d, nil
 	}
-	version := e.Version
-	for _, t := range u.eventTypes(e.Kind) {
+	version := e.Version()
+	for _, t := range u.eventTypes(e.Kind()) {
 		f := u.eventForm(e, t)
 		fv, ok := u.offer(e, f, formID(t, ""), version, titles, sub)
 		if ok {
@@ -244,9 +244,9 @@ func (u *UI) offer(e *domain.Engagement, f *form, id string, version int, titles
 	if mine {
 		values, errs = sub.values, sub.errs
 	}
-	fv := u.formView(f, id, values, errs, req, e.ID, titles)
+	fv := u.formView(f, id, values, errs, req, e.ID(), titles)
 	fv.Version = version
-	fv.Action = "/engagements/" + e.ID + "/events"
+	fv.Action = "/engagements/" + e.ID() + "/events"
 	if f.corrects != nil {
 		fv.Corrects = f.corrects.ID
 	}
@@ -284,7 +284,7 @@ func (u *UI) eventTypes(k domain.Kind) []domain.EventType {
 func (u *UI) eventForm(e *domain.Engagement, t domain.EventType) *form {
 	f := &form{typ: t, fields: fieldDefs(t)}
 	if t == domain.EngagementAmended {
-		f.fields = u.fieldsFor(e.Kind, f.fields)
+		f.fields = u.fieldsFor(e.Kind(), f.fields)
 		f.baseline = stateValues(e)
 	}
 	return f
@@ -295,7 +295,7 @@ func (u *UI) eventForm(e *domain.Engagement, t domain.EventType) *form {
 func (u *UI) correctionForm(e *domain.Engagement, history []domain.Event, ev domain.Event) *form {
 	defs := slices.DeleteFunc(slices.Clone(fieldDefs(ev.Type)), func(d fieldDef) bool { return d.Name == "kind" })
 	if ev.Type == domain.EngagementRecorded {
-		defs = u.fieldsFor(e.Kind, defs)
+		defs = u.fieldsFor(e.Kind(), defs)
 	}
 	f := &form{typ: domain.EngagementCorrected, fields: defs, corrects: &ev, baseline: dataValues(ev.Data)}
 	for _, c := range history {
@@ -364,13 +364,13 @@ func stateFacts(e *domain.Engagement) []fact {
 		value string
 		day   bool
 	}{
-		{"Parties", strings.Join(e.Parties, ", "), false}, {"Instrument", words(e.Instrument), false},
-		{"Level", e.Level, false}, {"Location", e.Location, false}, {"Signed on", e.SignedOn, true},
-		{"Renewed on", e.RenewedOn, true}, {"Expires on", e.ExpiresOn, true},
-		{"Reason for termination", e.TerminationReason, false}, {"Adopted by", e.AdoptedBy, false},
-		{"Starts on", e.StartsOn, true}, {"Role", e.Role, false}, {"Delegation", e.Delegation, false},
-		{"Outcome", e.Outcome, false}, {"Reason for leaving", e.LeftReason, false},
-		{"Tags", strings.Join(e.Tags, ", "), false},
+		{"Parties", strings.Join(e.Parties(), ", "), false}, {"Instrument", words(e.Instrument()), false},
+		{"Level", e.Level(), false}, {"Location", e.Location(), false}, {"Signed on", e.SignedOn(), true},
+		{"Renewed on", e.RenewedOn(), true}, {"Expires on", e.ExpiresOn(), true},
+		{"Reason for termination", e.TerminationReason(), false}, {"Adopted by", e.AdoptedBy(), false},
+		{"Starts on", e.StartsOn(), true}, {"Role", e.Role(), false}, {"Delegation", e.Delegation(), false},
+		{"Outcome", e.Outcome(), false}, {"Reason for leaving", e.LeftReason(), false},
+		{"Tags", strings.Join(e.Tags(), ", "), false},
 	} {
 		if x.value != "" {
 			out = append(out, fact{Label: x.label, Value: x.value, Day: x.day})
@@ -384,7 +384,7 @@ func (u *UI) titles() map[string]string {
 	all := u.everything()
 	out := make(map[string]string, len(all))
 	for _, e := range all {
-		out[e.ID] = e.Title
+		out[e.ID()] = e.Title()
 	}
 	return out
 }
@@ -395,19 +395,19 @@ func (u *UI) related(e *domain.Engagement, day time.Time) (out, in []related) {
 	all := u.everything()
 	byID := make(map[string]*domain.Engagement, len(all))
 	for _, x := range all {
-		byID[x.ID] = x.Engagement
+		byID[x.ID()] = x.Engagement
 	}
-	for _, l := range e.Links {
+	for _, l := range e.Links() {
 		r := related{Relation: l.Relation, ID: l.TargetID, Title: l.TargetID}
 		if t, ok := byID[l.TargetID]; ok {
-			r.Title, r.Kind, r.Status = t.Title, t.Kind, t.StatusAt(day)
+			r.Title, r.Kind, r.Status = t.Title(), t.Kind(), t.StatusAt(day)
 		}
 		out = append(out, r)
 	}
 	for _, x := range all {
-		for _, l := range x.Links {
-			if l.TargetID == e.ID {
-				in = append(in, related{Relation: l.Relation, ID: x.ID, Title: x.Title, Kind: x.Kind, Status: x.StatusAt(day)})
+		for _, l := range x.Links() {
+			if l.TargetID == e.ID() {
+				in = append(in, related{Relation: l.Relation, ID: x.ID(), Title: x.Title(), Kind: x.Kind(), Status: x.StatusAt(day)})
 			}
 		}
 	}
@@ -520,9 +520,9 @@ func (u *UI) fieldView(d fieldDef, formID, value, msg string, required bool, sel
 		fv.Input = "select"
 		fv.Options = append(fv.Options, option{Value: "", Label: "Choose an engagement…", Selected: value == ""})
 		for _, e := range u.everything() {
-			if e.ID != self {
-				fv.Options = append(fv.Options, option{Value: e.ID, Label: e.Title + " (" + string(e.Kind) + ")",
-					Selected: e.ID == value})
+			if e.ID() != self {
+				fv.Options = append(fv.Options, option{Value: e.ID(), Label: e.Title() + " (" + string(e.Kind()) + ")",
+					Selected: e.ID() == value})
 			}
 		}
 	default:
@@ -617,7 +617,7 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 		u.failed(w, r, s, err)
 		return
 	}
-	d.Title = "Check the form: " + d.E.Title
+	d.Title = "Check the form: " + d.E.Title()
 	if !d.showsForm() {
 		// The refused event has no form on the page (a type this kind never
 		// has): say why at the top instead.
@@ -661,7 +661,7 @@ func (u *UI) conflict(w http.ResponseWriter, r *http.Request, s *session, id str
 		}
 	}
 	d.Conflict = c
-	d.Title = "Changed meanwhile: " + d.E.Title
+	d.Title = "Changed meanwhile: " + d.E.Title()
 	u.render(w, http.StatusConflict, "engagement", d)
 }
 

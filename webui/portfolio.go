@@ -151,7 +151,7 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 				Active: f.Kind == string(k) && f.Status == string(st)})
 		}
 		for _, e := range all {
-			if e.Kind != k {
+			if e.Kind() != k {
 				continue
 			}
 			kc.N++
@@ -165,12 +165,12 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		d.Counts = append(d.Counts, kc)
 	}
 	for _, e := range all {
-		if (pf.Kind == "" || e.Kind == pf.Kind) && (pf.Status == "" || e.StatusAt(pf.Now) == pf.Status) {
+		if (pf.Kind == "" || e.Kind() == pf.Kind) && (pf.Status == "" || e.StatusAt(pf.Now) == pf.Status) {
 			d.Matching++
 		}
 	}
 	for _, e := range u.everything() {
-		for _, p := range e.Parties {
+		for _, p := range e.Parties() {
 			parties[p] = true
 		}
 	}
@@ -201,8 +201,8 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	for _, e := range items {
-		rw := row{ID: e.ID, Title: e.Title, Kind: e.Kind, Parties: e.Parties, Status: e.StatusAt(pf.Now),
-			Href: "/engagements/" + e.ID}
+		rw := row{ID: e.ID(), Title: e.Title(), Kind: e.Kind(), Parties: e.Parties(), Status: e.StatusAt(pf.Now),
+			Href: "/engagements/" + e.ID()}
 		if f.AsOf != "" {
 			rw.Href += "?as_of=" + url.QueryEscape(f.AsOf)
 		}
@@ -214,7 +214,7 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		d.Rows = append(d.Rows, rw)
 	}
 	if more && len(items) > 0 {
-		d.Next = f.query("after", items[len(items)-1].ID)
+		d.Next = f.query("after", items[len(items)-1].ID())
 	}
 	d.Filtered = f.Kind != "" || f.Status != "" || f.Party != "" || f.Q != "" || f.AsOf != ""
 	d.Live = "/engagements/live?after=" + strconv.FormatUint(shown, 10)

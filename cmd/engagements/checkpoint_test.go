@@ -102,7 +102,7 @@ func TestRestartLoadsTheCheckpointAndAppliesOnlyNewEvents(t *testing.T) {
 	if len(foreignItems) == 0 {
 		t.Fatal("the other stream has no engagements")
 	}
-	if _, err := m.Projector.Get(context.Background(), foreignItems[0].ID, domain.Window{}); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := m.Projector.Get(context.Background(), foreignItems[0].ID(), domain.Window{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Error("the foreign checkpoint's engagements leaked into the projections")
 	}
 }

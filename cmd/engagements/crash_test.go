@@ -418,7 +418,7 @@ func (c *crashRun) check(p *serveProcess, cycle int) {
 
 // servedEngagement is what GET /v1/engagements/{id} answered.
 type servedEngagement struct {
-	domain.Engagement
+	domain.View
 	etag    string
 	history []logEvent
 }
@@ -430,13 +430,13 @@ func (c *crashRun) served(p *serveProcess) map[string]servedEngagement {
 	cursor := ""
 	for {
 		var page struct {
-			Items      []domain.Engagement `json:"items"`
-			NextCursor *string             `json:"next_cursor"`
+			Items      []domain.View `json:"items"`
+			NextCursor *string       `json:"next_cursor"`
 		}
 		p.getJSON("/v1/engagements?limit=1000"+cursor, &page)
 		for _, e := range page.Items {
 			var s servedEngagement
-			s.etag = p.getJSON("/v1/engagements/"+e.ID, &s.Engagement).Get("ETag")
+			s.etag = p.getJSON("/v1/engagements/"+e.ID, &s.View).Get("ETag")
 			var h struct {
 				Events []logEvent `json:"events"`
 			}
@@ -491,10 +491,10 @@ func (c *crashRun) compareWithRebuild(served map[string]servedEngagement) uint64
 			t.Errorf("engagement %s served but not in the rebuild", id)
 			continue
 		}
-		if e.StatusAt(now) != s.Status || e.Version != s.Version || e.Title != s.Title ||
-			e.Sequence != s.Sequence || e.Hash != s.Hash {
+		if e.StatusAt(now) != s.Status || e.Version() != s.Version || e.Title() != s.Title ||
+			e.Sequence() != s.Sequence || e.Hash() != s.Hash {
 			t.Errorf("engagement %s: served %s v%d %q seq %d, rebuilt %s v%d %q seq %d",
-				id, s.Status, s.Version, s.Title, s.Sequence, e.StatusAt(now), e.Version, e.Title, e.Sequence)
+				id, s.Status, s.Version, s.Title, s.Sequence, e.StatusAt(now), e.Version(), e.Title(), e.Sequence())
 		}
 		h, err := p.History(ctx, id, domain.Window{})
 		if err != nil {
