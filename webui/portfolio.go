@@ -92,45 +92,8 @@ type portfolioData struct {
 func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 	// Read first: live updates start after what the page shows.
 	shown := u.proj.Applied()
-	q := r.URL.Query()
-	f := filter{Kind: q.Get("kind"), Status: q.Get("status"), Party: strings.TrimSpace(q.Get("party")),
-		Q: strings.TrimSpace(q.Get("q")), AsOf: strings.TrimSpace(q.Get("as_of")), After: q.Get("after")}
 	d := portfolioData{base: u.base(s, "Portfolio", "portfolio"), Errors: make(map[string]string)}
-	pf := projections.Filter{Party: f.Party, Q: f.Q, Now: u.now()}
-	if f.Kind != "" {
-		if pf.Kind = domain.Kind(f.Kind); !pf.Kind.Valid() {
-			d.Errors["kind"] = "must be agreement, policy, initiative or meeting"
-			pf.Kind, f.Kind = "", ""
-		}
-	}
-	if f.Status != "" {
-		if pf.Status = domain.Status(f.Status); !domain.ValidStatus(pf.Status) {
-			d.Errors["status"] = "is not a status of any kind"
-			pf.Status, f.Status = "", ""
-		}
-	}
-	for name, p := range map[string]*string{"party": &f.Party, "q": &f.Q} {
-		if utf8.RuneCountInString(*p) > maxQuery {
-			d.Errors[name] = "must be at most 200 characters"
-			*p = ""
-		}
-	}
-	pf.Party, pf.Q = f.Party, f.Q
-	if f.AsOf != "" {
-		t, err := domain.ParseDate(f.AsOf)
-		if err != nil {
-			d.Errors["as_of"] = err.Error()
-			f.AsOf = ""
-		} else {
-			pf.Window.AsOf = endOfDay(t)
-			pf.Now = pf.Window.AsOf
-		}
-	}
-	if f.After != "" && domain.CheckID(f.After) == nil {
-		pf.After = f.After
-	} else {
-		f.After = ""
-	}
+	f, pf := u.portfolioFilter(r.URL.Query(), d.Errors)
 	d.Filter = f
 
 	// Counts per kind and status: the text, party and date filters apply,
@@ -142,57 +105,9 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	d.Total = len(all)
-	parties := make(map[string]bool)
-	for _, k := range domain.Kinds {
-		kc := kindCount{Kind: k, Href: f.query("kind", string(k), "status", "", "after", ""), Active: f.Kind == string(k)}
-		for _, st := range k.Statuses() {
-			kc.Statuses = append(kc.Statuses, statusCount{Status: st,
-				Href:   f.query("kind", string(k), "status", string(st), "after", ""),
-				Active: f.Kind == string(k) && f.Status == string(st)})
-		}
-		for _, e := range all {
-			if e.Kind() != k {
-				continue
-			}
-			kc.N++
-			st := e.StatusAt(pf.Now)
-			for i := range kc.Statuses {
-				if kc.Statuses[i].Status == st {
-					kc.Statuses[i].N++
-				}
-			}
-		}
-		d.Counts = append(d.Counts, kc)
-	}
-	for _, e := range all {
-		if (pf.Kind == "" || e.Kind() == pf.Kind) && (pf.Status == "" || e.StatusAt(pf.Now) == pf.Status) {
-			d.Matching++
-		}
-	}
-	for _, e := range u.everything() {
-		for _, p := range e.Parties() {
-			parties[p] = true
-		}
-	}
-	for p := range parties {
-		d.Parties = append(d.Parties, p)
-	}
-	slices.Sort(d.Parties)
-
-	d.Kinds = []option{{Value: "", Label: "All kinds", Selected: f.Kind == ""}}
-	for _, k := range domain.Kinds {
-		d.Kinds = append(d.Kinds, option{Value: string(k), Label: kindPlural(k), Selected: f.Kind == string(k)})
-	}
-	d.Statuses = []option{{Value: "", Label: "Any status", Selected: f.Status == ""}}
-	seen := make(map[domain.Status]bool)
-	for _, k := range domain.Kinds {
-		for _, st := range k.Statuses() {
-			if !seen[st] {
-				seen[st] = true
-				d.Statuses = append(d.Statuses, option{Value: string(st), Label: words(string(st)), Selected: f.Status == string(st)})
-			}
-		}
-	}
+	d.Counts, d.Matching = counts(f, pf, all)
+	d.Parties = partiesOf(u.everything())
+	d.Kinds, d.Statuses = choices(f)
 
 	pf.Limit = pageSize
 	items, more, err := u.proj.List(r.Context(), pf)
@@ -201,17 +116,7 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	for _, e := range items {
-		rw := row{ID: e.ID(), Title: e.Title(), Kind: e.Kind(), Parties: e.Parties(), Status: e.StatusAt(pf.Now),
-			Href: "/engagements/" + e.ID()}
-		if f.AsOf != "" {
-			rw.Href += "?as_of=" + url.QueryEscape(f.AsOf)
-		}
-		// The projection keeps each engagement's last change (within the
-		// window when there is one): no row reads the stream.
-		if last := e.LastChange; last.Type != "" {
-			rw.Last, rw.LastAt = pastLabel(last.Type), last.OccurredAt
-		}
-		d.Rows = append(d.Rows, rw)
+		d.Rows = append(d.Rows, rowOf(e, f, pf.Now))
 	}
 	if more && len(items) > 0 {
 		d.Next = f.query("after", items[len(items)-1].ID())
@@ -222,6 +127,132 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		d.Title = "Portfolio as of " + dayText(f.AsOf)
 	}
 	u.render(w, http.StatusOK, "portfolio", d)
+}
+
+// portfolioFilter reads the portfolio's parameters: the filter as the page
+// shows it again (a parameter that is not valid is dropped, with its
+// problem in errs) and as the projection takes it.
+func (u *UI) portfolioFilter(q url.Values, errs map[string]string) (filter, projections.Filter) {
+	f := filter{Kind: q.Get("kind"), Status: q.Get("status"), Party: strings.TrimSpace(q.Get("party")),
+		Q: strings.TrimSpace(q.Get("q")), AsOf: strings.TrimSpace(q.Get("as_of")), After: q.Get("after")}
+	pf := projections.Filter{Now: u.now()}
+	if f.Kind != "" {
+		if pf.Kind = domain.Kind(f.Kind); !pf.Kind.Valid() {
+			errs["kind"] = "must be agreement, policy, initiative or meeting"
+			pf.Kind, f.Kind = "", ""
+		}
+	}
+	if f.Status != "" {
+		if pf.Status = domain.Status(f.Status); !domain.ValidStatus(pf.Status) {
+			errs["status"] = "is not a status of any kind"
+			pf.Status, f.Status = "", ""
+		}
+	}
+	for name, p := range map[string]*string{"party": &f.Party, "q": &f.Q} {
+		if utf8.RuneCountInString(*p) > maxQuery {
+			errs[name] = "must be at most 200 characters"
+			*p = ""
+		}
+	}
+	pf.Party, pf.Q = f.Party, f.Q
+	if f.AsOf != "" {
+		t, err := domain.ParseDate(f.AsOf)
+		if err != nil {
+			errs["as_of"] = err.Error()
+			f.AsOf = ""
+		} else {
+			pf.Window.AsOf = endOfDay(t)
+			pf.Now = pf.Window.AsOf
+		}
+	}
+	if f.After != "" && domain.CheckID(f.After) == nil {
+		pf.After = f.After
+	} else {
+		f.After = ""
+	}
+	return f, pf
+}
+
+// counts are the engagements of all per kind and status, with links that
+// choose them, and how many of all match the kind and status chosen.
+func counts(f filter, pf projections.Filter, all []projections.Listed) (kinds []kindCount, matching int) {
+	for _, k := range domain.Kinds {
+		kc := kindCount{Kind: k, Href: f.query("kind", string(k), "status", "", "after", ""), Active: f.Kind == string(k)}
+		for _, st := range k.Statuses() {
+			kc.Statuses = append(kc.Statuses, statusCount{Status: st,
+				Href:   f.query("kind", string(k), "status", string(st), "after", ""),
+				Active: f.Kind == string(k) && f.Status == string(st)})
+		}
+		kinds = append(kinds, kc)
+	}
+	for _, e := range all {
+		ki := slices.Index(domain.Kinds, e.Kind())
+		if ki < 0 {
+			continue // folded engagements always have a kind of the contract
+		}
+		st := e.StatusAt(pf.Now)
+		kc := &kinds[ki]
+		kc.N++
+		for i := range kc.Statuses {
+			if kc.Statuses[i].Status == st {
+				kc.Statuses[i].N++
+			}
+		}
+		if (pf.Kind == "" || e.Kind() == pf.Kind) && (pf.Status == "" || st == pf.Status) {
+			matching++
+		}
+	}
+	return kinds, matching
+}
+
+// partiesOf lists the parties of all, sorted, each once.
+func partiesOf(all []projections.Listed) []string {
+	seen := make(map[string]bool)
+	var out []string
+	for _, e := range all {
+		for _, p := range e.Parties() {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// choices are the kind and status menus of the filter form.
+func choices(f filter) (kinds, statuses []option) {
+	kinds = []option{{Value: "", Label: "All kinds", Selected: f.Kind == ""}}
+	for _, k := range domain.Kinds {
+		kinds = append(kinds, option{Value: string(k), Label: kindPlural(k), Selected: f.Kind == string(k)})
+	}
+	statuses = []option{{Value: "", Label: "Any status", Selected: f.Status == ""}}
+	seen := make(map[domain.Status]bool)
+	for _, k := range domain.Kinds {
+		for _, st := range k.Statuses() {
+			if !seen[st] {
+				seen[st] = true
+				statuses = append(statuses, option{Value: string(st), Label: words(string(st)), Selected: f.Status == string(st)})
+			}
+		}
+	}
+	return kinds, statuses
+}
+
+// rowOf is one engagement's row of the portfolio. The projection keeps each
+// engagement's last change (within the window when there is one): no row
+// reads the stream.
+func rowOf(e projections.Listed, f filter, now time.Time) row {
+	rw := row{ID: e.ID(), Title: e.Title(), Kind: e.Kind(), Parties: e.Parties(), Status: e.StatusAt(now),
+		Href: "/engagements/" + e.ID()}
+	if f.AsOf != "" {
+		rw.Href += "?as_of=" + url.QueryEscape(f.AsOf)
+	}
+	if last := e.LastChange; last.Type != "" {
+		rw.Last, rw.LastAt = pastLabel(last.Type), last.OccurredAt
+	}
+	return rw
 }
 
 // everything lists every engagement as it is now. Without a window List
