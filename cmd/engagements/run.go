@@ -104,38 +104,17 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	defer deliver(nil) // a failed start leaves the loader nothing to check against
-	opening := time.Now()
-	store, err := eventstore.Open(ctx, eventstore.Config{
-		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
-		Sync: m.Config.Sync, Replicas: m.Config.Replicas, Logger: log,
-		SubscriberToken: m.Config.NATSSubscriberToken, AdminToken: m.Config.NATSAdminToken,
-	})
-	if err != nil {
+	if err := m.openStore(ctx); err != nil {
 		return err
 	}
-	m.Store = store
-	deliver(store)
-	log.Info("event store opened", "took", time.Since(opening))
-	if u := store.ClientURL(); u != "" {
-		log.Info("embedded NATS server listening for subscribers", "url", u)
-	}
-	if m.Tokens, err = tokens.Open(ctx, store, tokens.Config{Replicas: m.Config.Replicas, Logger: log}); err != nil {
-		return err
-	}
-	if err := m.bootstrapAdmin(ctx); err != nil {
-		return err
-	}
-	whCfg := m.Config.Webhooks
-	whCfg.Replicas = max(whCfg.Replicas, m.Config.Replicas)
-	if whCfg.Logger == nil {
-		whCfg.Logger = log.With("component", "webhooks")
-	}
-	if m.Webhooks, err = webhooks.Open(ctx, store, whCfg); err != nil {
+	deliver(m.Store)
+	if err := m.openAdapters(ctx); err != nil {
 		return err
 	}
 	m.Projector = m.useCheckpoint(proj, <-loaded)
+	var err error
 	m.parts, err = stack.Start(stack.Config{
-		Store: store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
+		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
 	})
@@ -150,29 +129,85 @@ func (m *Main) Run(ctx context.Context) error {
 		defer m.wg.Done()
 		m.checkpointEvery(runCtx, checkpointInterval)
 	}()
+	if m.Config.Demo {
+		if err := m.loadDemo(ctx); err != nil {
+			return err
+		}
+	}
+	return m.serveHTTP(ctx)
+}
 
-	last, err := store.LastSequence(ctx)
+// openStore opens the event store.
+func (m *Main) openStore(ctx context.Context) error {
+	log := m.Config.Logger
+	opening := time.Now()
+	store, err := eventstore.Open(ctx, eventstore.Config{
+		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
+		Sync: m.Config.Sync, Replicas: m.Config.Replicas, Logger: log,
+		SubscriberToken: m.Config.NATSSubscriberToken, AdminToken: m.Config.NATSAdminToken,
+	})
 	if err != nil {
 		return err
 	}
-	if m.Config.Demo {
-		if last == 0 {
-			n, err := loadDemo(ctx, m.Service)
-			if err != nil {
-				return fmt.Errorf("demo data: %w", err)
-			}
-			log.Info("demo data loaded", "engagements", n)
-		} else {
-			log.Info("store is not empty; demo data not loaded", "last_sequence", last)
-		}
+	m.Store = store
+	log.Info("event store opened", "took", time.Since(opening))
+	if u := store.ClientURL(); u != "" {
+		log.Info("embedded NATS server listening for subscribers", "url", u)
 	}
+	return nil
+}
 
+// openAdapters opens what lives beside the stream on the store's
+// connection: the token store (with the first admin token) and webhook
+// delivery.
+func (m *Main) openAdapters(ctx context.Context) error {
+	log := m.Config.Logger
+	var err error
+	if m.Tokens, err = tokens.Open(ctx, m.Store, tokens.Config{Replicas: m.Config.Replicas, Logger: log}); err != nil {
+		return err
+	}
+	if err := m.bootstrapAdmin(ctx); err != nil {
+		return err
+	}
+	whCfg := m.Config.Webhooks
+	whCfg.Replicas = max(whCfg.Replicas, m.Config.Replicas)
+	if whCfg.Logger == nil {
+		whCfg.Logger = log.With("component", "webhooks")
+	}
+	m.Webhooks, err = webhooks.Open(ctx, m.Store, whCfg)
+	return err
+}
+
+// loadDemo records the seed's engagements into an empty store.
+func (m *Main) loadDemo(ctx context.Context) error {
+	last, err := m.Store.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	if last != 0 {
+		m.Config.Logger.Info("store is not empty; demo data not loaded", "last_sequence", last)
+		return nil
+	}
+	n, err := loadDemo(ctx, m.Service)
+	if err != nil {
+		return fmt.Errorf("demo data: %w", err)
+	}
+	m.Config.Logger.Info("demo data loaded", "engagements", n)
+	return nil
+}
+
+// serveHTTP listens on the HTTP address and serves the API and pages once the
+// projection holds what the stream holds now.
+func (m *Main) serveHTTP(ctx context.Context) error {
+	log := m.Config.Logger
+	var err error
 	m.listener, err = net.Listen("tcp", m.Config.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.HTTP, err)
 	}
 	handler := m.parts.API
-	if last, err = store.LastSequence(ctx); err != nil {
+	last, err := m.Store.LastSequence(ctx)
+	if err != nil {
 		return err
 	}
 	handler.CatchUpTo(last)
