@@ -16,9 +16,11 @@ build:
 run: build
 	./$(BIN) serve --demo --data $(DATA) --http $(HTTP)
 
-## test: go vet and the race-enabled test suite (what CI runs)
+## test: go vet, staticcheck (a Go tool dependency, from go.mod) and the race-enabled test
+## suite (what CI runs)
 test:
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 	$(GO) test -race -count=1 ./...
 
 ## bench: the service against raw JetStream on this machine, side by side (appends, rebuild,
