@@ -126,3 +126,13 @@ func (k *Keyed) makeRoom(now time.Time) {
 func RetryAfter(wait time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
 }
+
+// Len is how many buckets are kept.
+func (k *Keyed) Len() int {
+	if k == nil {
+		return 0
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.buckets)
+}
