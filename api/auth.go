@@ -3,15 +3,13 @@ package api
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/ratelimit"
 	"github.com/labstack/echo/v4"
-	"golang.org/x/time/rate"
 )
 
 // TokenStore is what authentication needs from the token store.
@@ -32,7 +30,7 @@ func WithTokens(ts TokenStore) Option { return func(s *Server) { s.tokens = ts }
 // WithRateLimit limits each token to perSecond requests with the given
 // burst; perSecond 0 turns the limit off.
 func WithRateLimit(perSecond float64, burst int) Option {
-	return func(s *Server) { s.limits = newLimiter(perSecond, burst) }
+	return func(s *Server) { s.limits = ratelimit.New(perSecond, burst, 0) }
 }
 
 const tokenKey = "token"
@@ -57,8 +55,8 @@ func (s *Server) allow(roles ...domain.Role) echo.MiddlewareFunc {
 				return problem(http.StatusForbidden, "forbidden", "Forbidden",
 					fmt.Sprintf("the %s role may not do this", info.Role))
 			}
-			if err := s.limits.allow(info.Name); err != nil {
-				return err
+			if wait, ok := s.limits.Allow(info.Name, time.Now()); !ok {
+				return rateLimited(s.limits, wait)
 			}
 			c.Set(tokenKey, info)
 			return next(c)
@@ -78,40 +76,10 @@ func actor(c echo.Context) (string, bool) {
 	return info.Name, ok
 }
 
-// limiter keeps one token bucket per token name.
-type limiter struct {
-	perSecond rate.Limit
-	burst     int
-	mu        sync.Mutex
-	byName    map[string]*rate.Limiter
-}
-
-func newLimiter(perSecond float64, burst int) *limiter {
-	if perSecond <= 0 {
-		return nil
-	}
-	return &limiter{perSecond: rate.Limit(perSecond), burst: max(burst, 1), byName: make(map[string]*rate.Limiter)}
-}
-
-func (l *limiter) allow(name string) error {
-	if l == nil {
-		return nil
-	}
-	l.mu.Lock()
-	lim, ok := l.byName[name]
-	if !ok {
-		lim = rate.NewLimiter(l.perSecond, l.burst)
-		l.byName[name] = lim
-	}
-	l.mu.Unlock()
-	r := lim.Reserve()
-	delay := r.Delay()
-	if delay == 0 {
-		return nil
-	}
-	r.Cancel()
+// rateLimited answers a request of a token whose bucket is empty.
+func rateLimited(l *ratelimit.Keyed, wait time.Duration) *Problem {
 	p := problem(http.StatusTooManyRequests, "rate-limited", "Too many requests",
-		fmt.Sprintf("this token may make %g requests per second (burst %d)", float64(l.perSecond), l.burst))
-	p.retryAfter = strconv.Itoa(int(math.Ceil(delay.Seconds())))
+		fmt.Sprintf("this token may make %g requests per second (burst %d)", l.PerSecond(), l.Burst()))
+	p.retryAfter = ratelimit.RetryAfter(wait)
 	return p
 }

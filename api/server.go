@@ -13,6 +13,7 @@ import (
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/ratelimit"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -66,7 +67,7 @@ type Server struct {
 	startSeq atomic.Uint64
 	// tokens, when set, turns on authentication; limits rate-limits tokens.
 	tokens TokenStore
-	limits *limiter
+	limits *ratelimit.Keyed
 	// subs, when set, serves /v1/subscriptions (webhooks).
 	subs Subscriptions
 	// streams counts open event streams, slowStreams those dropped for

@@ -79,16 +79,80 @@ var ErrTooMany = errors.New("too many subscriptions")
 // metadata address, where a webhook must never go.
 var ErrBlockedAddress = errors.New("link-local and metadata addresses are not allowed")
 
-// awsMetadataV6 is the IPv6 address of AWS's instance metadata service; its
-// IPv4 one, 169.254.169.254, is link-local already.
-var awsMetadataV6 = netip.MustParseAddr("fd00:ec2::254")
+// metadataAddrs are the instance metadata services (and the like) of the
+// large clouds that are not link-local already; 169.254.169.254,
+// Scaleway's 169.254.42.42, Tencent's 169.254.0.23 and fe80::a9fe:a9fe are.
+var metadataAddrs = []netip.Addr{
+	netip.MustParseAddr("fd00:ec2::254"),      // AWS instance metadata over IPv6
+	netip.MustParseAddr("fd00:ec2::23"),       // AWS EKS Pod Identity Agent over IPv6
+	netip.MustParseAddr("fd20:ce::254"),       // Google Cloud metadata over IPv6
+	netip.MustParseAddr("100.100.100.200"),    // Alibaba Cloud metadata
+	netip.MustParseAddr("fd00:100::100:200"),  // Alibaba Cloud metadata over IPv6
+	netip.MustParseAddr("192.0.0.192"),        // Oracle Cloud metadata (classic)
+	netip.MustParseAddr("fd00:c1::a9fe:a9fe"), // Oracle Cloud metadata over IPv6
+	netip.MustParseAddr("168.63.129.16"),      // Azure WireServer (agent, health, secrets)
+	netip.MustParseAddr("fd00:a9fe:a9fe::1"),  // Akamai (Linode) metadata over IPv6
+	netip.MustParseAddr("fd00:42::42"),        // Scaleway metadata over IPv6
+}
+
+// Prefixes of IPv6 addresses that carry an IPv4 address which the network
+// may deliver to: a webhook must not reach a blocked IPv4 address through
+// one of them.
+var (
+	ipv4Compatible = netip.MustParsePrefix("::/96")           // RFC 4291, deprecated
+	ipv4Translated = netip.MustParsePrefix("::ffff:0:0:0/96") // RFC 2765 (SIIT)
+	nat64          = netip.MustParsePrefix("64:ff9b::/96")    // RFC 6052 well-known
+	nat64Local     = netip.MustParsePrefix("64:ff9b:1::/48")  // RFC 8215 local use
+	sixToFour      = netip.MustParsePrefix("2002::/16")       // RFC 3056
+	teredo         = netip.MustParsePrefix("2001::/32")       // RFC 4380
+)
+
+// rfc6052Offsets are where RFC 6052 puts the IPv4 address for each prefix
+// length a network may carve out of 64:ff9b:1::/48 (/48, /56, /64, /96):
+// the byte offsets of its four octets, skipping byte 8 (bits 64–71).
+var rfc6052Offsets = [][4]int{{6, 7, 9, 10}, {7, 9, 10, 11}, {9, 10, 11, 12}, {12, 13, 14, 15}}
+
+// embeddedIPv4 returns the IPv4 addresses that a connection to the IPv6
+// address a may end up at: the one IPv4-compatible, SIIT, NAT64, 6to4,
+// Teredo (server and client) or ISATAP addresses carry.
+func embeddedIPv4(a netip.Addr) []netip.Addr {
+	b := a.As16()
+	at := func(i, j, k, l int) netip.Addr { return netip.AddrFrom4([4]byte{b[i], b[j], b[k], b[l]}) }
+	var out []netip.Addr
+	switch {
+	case ipv4Compatible.Contains(a), ipv4Translated.Contains(a), nat64.Contains(a):
+		out = append(out, at(12, 13, 14, 15))
+	case nat64Local.Contains(a):
+		for _, o := range rfc6052Offsets {
+			out = append(out, at(o[0], o[1], o[2], o[3]))
+		}
+	case sixToFour.Contains(a):
+		out = append(out, at(2, 3, 4, 5))
+	case teredo.Contains(a):
+		client := [4]byte{^b[12], ^b[13], ^b[14], ^b[15]} // obfuscated: XOR 0xffffffff
+		out = append(out, at(4, 5, 6, 7), netip.AddrFrom4(client))
+	}
+	// ISATAP (RFC 5214): an interface id of 0000:5efe or 0200:5efe and the
+	// IPv4 address, in any /64.
+	if (b[8]|0x02) == 0x02 && b[9] == 0 && b[10] == 0x5e && b[11] == 0xfe {
+		out = append(out, at(12, 13, 14, 15))
+	}
+	return out
+}
 
 // blocked reports whether a webhook must not connect to addr: link-local
-// (169.254.0.0/16, fe80::/10, and their multicast ranges) or a metadata
-// service address, IPv4-mapped forms included.
+// (169.254.0.0/16, fe80::/10, and their multicast ranges), a metadata
+// service address, or an IPv6 address that embeds a blocked IPv4 one
+// (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo, ISATAP).
 func blocked(addr netip.Addr) bool {
-	addr = addr.Unmap()
-	return addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() || addr == awsMetadataV6
+	addr = addr.Unmap().WithZone("")
+	if addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() || slices.Contains(metadataAddrs, addr) {
+		return true
+	}
+	if addr.Is4() {
+		return false
+	}
+	return slices.ContainsFunc(embeddedIPv4(addr), blocked)
 }
 
 // checkRequest validates req and returns the event types it subscribes to. With allowLinkLocal false it resolves the URL's host and refuses

@@ -20,11 +20,12 @@ import (
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/tokens"
+	"github.com/iom-who/engagements/webui"
 )
 
 // testEnv is the web UI mounted in the API, as serve runs it: a real
 // embedded nats-server on a temp dir, the token store, and the projector,
-// command path, API and pages wired by stack.Start.
+// command path, API and pages wired by stack.Start with opts.
 type testEnv struct {
 	*httptest.Server
 	tokens *tokens.Store
@@ -33,7 +34,7 @@ type testEnv struct {
 	svc    *app.Service
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t *testing.T, opts ...webui.Option) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	store, err := eventstore.Open(ctx, eventstore.Config{DataDir: t.TempDir()})
@@ -50,7 +51,7 @@ func newTestEnv(t *testing.T) *testEnv {
 		t.Fatalf("tokens: %v", err)
 	}
 	t.Cleanup(ts.Close)
-	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, UI: true})
+	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, UI: true, UIOptions: opts})
 	if err != nil {
 		t.Fatal(err)
 	}

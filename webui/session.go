@@ -4,13 +4,20 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/ratelimit"
 )
 
 // Session settings. Sessions live in this process's memory only: a restart
@@ -24,8 +31,6 @@ const (
 	// sessionLife bounds a session from sign-in; sessionIdle from its last use.
 	sessionLife = 12 * time.Hour
 	sessionIdle = 2 * time.Hour
-	// maxSessions bounds memory; beyond it the least recently used go first.
-	maxSessions = 10_000
 )
 
 // user is who a session belongs to, as the token store says now.
@@ -41,8 +46,11 @@ func (u user) CanWrite() bool { return u.Role.Allowed(writers...) }
 // token is kept so that every request can ask the token store again:
 // revoking the token ends the session at once.
 type session struct {
-	id       string
-	token    string
+	id    string
+	token string
+	// identity is the token's name at sign-in: sessions are counted and
+	// evicted per identity.
+	identity string
 	csrf     string
 	user     user
 	created  time.Time
@@ -50,12 +58,22 @@ type session struct {
 	flash    string
 }
 
+// sessions are the open sessions, at most perIdentity for one identity (a
+// token name) and total in all. An identity over its cap loses its own
+// least recently used session, never someone else's; only at the total
+// cap does the identity holding the most sessions lose one.
 type sessions struct {
-	mu   sync.Mutex
-	byID map[string]*session
+	perIdentity, total int
+
+	mu         sync.Mutex
+	byID       map[string]*session
+	byIdentity map[string][]*session
 }
 
-func newSessions() *sessions { return &sessions{byID: make(map[string]*session)} }
+func newSessions(perIdentity, total int) *sessions {
+	return &sessions{perIdentity: max(perIdentity, 1), total: max(total, 1),
+		byID: make(map[string]*session), byIdentity: make(map[string][]*session)}
+}
 
 // randomToken is 256 random bits, URL-safe.
 func randomToken() string {
@@ -66,25 +84,52 @@ func randomToken() string {
 
 // open starts a session for token, owned by u.
 func (ss *sessions) open(token string, u user, now time.Time) *session {
-	s := &session{id: randomToken(), token: token, csrf: randomToken(), user: u, created: now, lastSeen: now}
+	s := &session{id: randomToken(), token: token, identity: u.Name, csrf: randomToken(), user: u,
+		created: now, lastSeen: now}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	for id, x := range ss.byID {
+	for _, x := range ss.byID {
 		if x.expired(now) {
-			delete(ss.byID, id)
+			ss.remove(x)
 		}
 	}
-	if len(ss.byID) >= maxSessions {
-		var oldest *session
-		for _, x := range ss.byID {
-			if oldest == nil || x.lastSeen.Before(oldest.lastSeen) {
-				oldest = x
+	for len(ss.byIdentity[s.identity]) >= ss.perIdentity {
+		ss.remove(leastRecent(ss.byIdentity[s.identity]))
+	}
+	if len(ss.byID) >= ss.total {
+		var most []*session
+		for _, own := range ss.byIdentity {
+			if len(own) > len(most) {
+				most = own
 			}
 		}
-		delete(ss.byID, oldest.id)
+		ss.remove(leastRecent(most))
 	}
 	ss.byID[s.id] = s
+	ss.byIdentity[s.identity] = append(ss.byIdentity[s.identity], s)
 	return s
+}
+
+// leastRecent is the session of own used longest ago.
+func leastRecent(own []*session) *session {
+	var oldest *session
+	for _, x := range own {
+		if oldest == nil || x.lastSeen.Before(oldest.lastSeen) {
+			oldest = x
+		}
+	}
+	return oldest
+}
+
+// remove forgets s; ss.mu is held.
+func (ss *sessions) remove(s *session) {
+	delete(ss.byID, s.id)
+	own := slices.DeleteFunc(ss.byIdentity[s.identity], func(x *session) bool { return x.id == s.id })
+	if len(own) == 0 {
+		delete(ss.byIdentity, s.identity)
+	} else {
+		ss.byIdentity[s.identity] = own
+	}
 }
 
 func (s *session) expired(now time.Time) bool {
@@ -100,7 +145,7 @@ func (ss *sessions) get(id string, now time.Time) (*session, bool) {
 		return nil, false
 	}
 	if s.expired(now) {
-		delete(ss.byID, id)
+		ss.remove(s)
 		return nil, false
 	}
 	s.lastSeen = now
@@ -111,7 +156,9 @@ func (ss *sessions) get(id string, now time.Time) (*session, bool) {
 func (ss *sessions) end(id string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	delete(ss.byID, id)
+	if s, ok := ss.byID[id]; ok {
+		ss.remove(s)
+	}
 }
 
 // setFlash keeps a message for the session's next page.
@@ -161,6 +208,11 @@ func (u *UI) signedIn(roles []domain.Role, h handler) http.HandlerFunc {
 				return
 			}
 			seeOther(w, r, to)
+			return
+		}
+		if wait, ok := u.pageLimits.Allow(s.id, u.now()); !ok {
+			u.tooMany(w, r, wait, fmt.Sprintf("Each session may open %g pages per second (a burst of %d).",
+				u.pageLimits.PerSecond(), u.pageLimits.Burst()))
 			return
 		}
 		if !s.user.Role.Allowed(readers...) {
@@ -227,17 +279,79 @@ type loginData struct {
 	Error   string
 }
 
-// localPath accepts only a path on this site as where to go after signing in.
+// localPath accepts only a path on this site as where to go after signing
+// in; anything else, and the sign-in page itself, becomes "/". Browsers
+// drop tabs and newlines from a Location and read a backslash as a slash,
+// so "/<tab>/evil.example" and "/\evil.example" would leave the site: any
+// control character or backslash, raw or percent-encoded, is refused, and
+// so is a path that starts with "//" before or after decoding.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		strings.HasPrefix(p, "/login") {
+	if !strings.HasPrefix(p, "/") || unsafeInPath(p) {
+		return "/"
+	}
+	decoded, err := url.PathUnescape(p)
+	if err != nil || unsafeInPath(decoded) {
+		return "/"
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		strings.HasPrefix(path.Clean(u.Path), "/login") {
 		return "/"
 	}
 	return p
 }
 
+// unsafeInPath reports whether p holds what a browser could read as
+// another origin: a leading "//", a backslash, or a control character.
+func unsafeInPath(p string) bool {
+	return strings.HasPrefix(p, "//") || strings.ContainsFunc(p, func(r rune) bool {
+		return r == '\\' || unicode.IsControl(r)
+	})
+}
+
+// tooMany answers a request over a rate limit with a page and Retry-After.
+func (u *UI) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, limit string) {
+	after := ratelimit.RetryAfter(wait)
+	w.Header().Set("Retry-After", after)
+	u.errorPage(w, r, nil, http.StatusTooManyRequests, "Too many requests",
+		limit+" Please wait "+after+" s and try again.")
+}
+
+// clientKey is whom /login's rate limit counts a request against: the
+// connection's address, an IPv6 one by its /64 (one host's share). Headers
+// such as X-Forwarded-For are not trusted.
+func clientKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.String()
+	}
+	return addr.String()
+}
+
+// loginAllowed applies /login's rate limit, answering 429 when over it.
+func (u *UI) loginAllowed(w http.ResponseWriter, r *http.Request) bool {
+	wait, ok := u.loginLimits.Allow(clientKey(r), u.now())
+	if !ok {
+		u.tooMany(w, r, wait, fmt.Sprintf("The sign-in page may be used %g times per second from one address (a burst of %d).",
+			u.loginLimits.PerSecond(), u.loginLimits.Burst()))
+	}
+	return ok
+}
+
 // loginPage: GET /login. A signed-in user goes straight on.
 func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
+	if !u.loginAllowed(w, r) {
+		return
+	}
 	next := localPath(r.URL.Query().Get("next"))
 	if _, ok := u.session(r); ok {
 		seeOther(w, r, next)
@@ -262,6 +376,9 @@ func (u *UI) renderLogin(w http.ResponseWriter, r *http.Request, status int, d l
 
 // login: POST /login with token, _csrf and next.
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
+	if !u.loginAllowed(w, r) {
+		return
+	}
 	next := localPath(r.PostFormValue("next"))
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !sameToken(r.PostFormValue("_csrf"), c.Value) {
@@ -293,6 +410,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 // logout: POST /logout.
 func (u *UI) logout(w http.ResponseWriter, r *http.Request, s *session) {
 	u.sessions.end(s.id)
+	u.pageLimits.Forget(s.id)
 	u.setCookie(w, r, sessionCookie, "", "/", -1)
 	seeOther(w, r, "/login?signed_out=1")
 }

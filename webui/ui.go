@@ -18,6 +18,7 @@ import (
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/ratelimit"
 )
 
 //go:embed templates/*.html
@@ -64,6 +65,9 @@ type UI struct {
 	assets   fs.FS
 	version  string // digest of the assets, for cache busting
 	sessions *sessions
+	// pageLimits holds a token bucket per session, loginLimits one per
+	// client address for /login (see Option).
+	pageLimits, loginLimits *ratelimit.Keyed
 	// applies[kind][field] says whether a descriptive field of
 	// engagement.recorded applies to engagements of that kind, as the
 	// domain answered when New asked it.
@@ -74,13 +78,70 @@ type UI struct {
 	cancel context.CancelFunc
 }
 
+// Defaults of the limits New applies unless told otherwise.
+const (
+	// DefaultRateLimit and DefaultRateBurst limit each session's requests,
+	// as serve's --rate-limit and --rate-burst limit each API token.
+	DefaultRateLimit = 100
+	DefaultRateBurst = 200
+	// DefaultLoginRate and DefaultLoginBurst limit GET and POST /login per
+	// client address (an IPv4 address or an IPv6 /64).
+	DefaultLoginRate  = 2
+	DefaultLoginBurst = 20
+	// DefaultSessionsPerIdentity caps one token name's open sessions;
+	// DefaultMaxSessions caps them all, to bound memory.
+	DefaultSessionsPerIdentity = 10
+	DefaultMaxSessions         = 10_000
+)
+
+// config is what the Options set.
+type config struct {
+	rate, loginRate                  float64
+	burst, loginBurst                int
+	sessionsPerIdentity, maxSessions int
+}
+
+// Option changes a limit of the web interface.
+type Option func(*config)
+
+// WithRateLimit limits each session to perSecond requests with the given
+// burst (defaults DefaultRateLimit, DefaultRateBurst); perSecond 0 turns
+// the limit off. Above it pages answer 429 with Retry-After.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(c *config) { c.rate, c.burst = perSecond, burst }
+}
+
+// WithLoginRateLimit limits GET and POST /login per client address
+// (defaults DefaultLoginRate, DefaultLoginBurst); perSecond 0 turns the
+// limit off.
+func WithLoginRateLimit(perSecond float64, burst int) Option {
+	return func(c *config) { c.loginRate, c.loginBurst = perSecond, burst }
+}
+
+// WithSessionLimits caps the open sessions of one identity (token name) and
+// of everyone (defaults DefaultSessionsPerIdentity, DefaultMaxSessions).
+// Signing in once more beyond perIdentity ends that identity's least
+// recently used session; beyond total, one of the identity holding the
+// most sessions.
+func WithSessionLimits(perIdentity, total int) Option {
+	return func(c *config) { c.sessionsPerIdentity, c.maxSessions = perIdentity, total }
+}
+
 // New builds the web interface on the command path, the projection and the
 // token store (which must not be nil: every page needs a signed-in token).
-func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger) *UI {
+func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opts ...Option) *UI {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	u := &UI{svc: svc, proj: proj, tokens: tokens, log: log, now: time.Now, sessions: newSessions()}
+	c := config{rate: DefaultRateLimit, burst: DefaultRateBurst, loginRate: DefaultLoginRate,
+		loginBurst: DefaultLoginBurst, sessionsPerIdentity: DefaultSessionsPerIdentity, maxSessions: DefaultMaxSessions}
+	for _, o := range opts {
+		o(&c)
+	}
+	u := &UI{svc: svc, proj: proj, tokens: tokens, log: log, now: time.Now,
+		sessions:    newSessions(c.sessionsPerIdentity, c.maxSessions),
+		pageLimits:  ratelimit.New(c.rate, c.burst, c.maxSessions),
+		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0)}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()

@@ -40,6 +40,8 @@ type Config struct {
 	UI bool
 	// API holds further options of the HTTP API (rate limits, metrics token).
 	API []api.Option
+	// UIOptions holds options of the web pages (rate limits, session caps).
+	UIOptions []webui.Option
 	// Logger receives every part's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -95,7 +97,7 @@ func Start(cfg Config) (*Parts, error) {
 	}
 	opts = append(opts, cfg.API...)
 	if cfg.UI {
-		p.UI = webui.New(p.Service, p.Projector, cfg.Tokens, log.With("component", "webui"))
+		p.UI = webui.New(p.Service, p.Projector, cfg.Tokens, log.With("component", "webui"), cfg.UIOptions...)
 		opts = append(opts, api.WithUI(p.UI))
 	}
 	p.API = api.New(p.Service, p.Projector, cfg.Store, log, opts...)

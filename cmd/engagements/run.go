@@ -20,6 +20,7 @@ import (
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
+	"github.com/iom-who/engagements/webui"
 )
 
 // Config is everything serve needs.
@@ -34,7 +35,8 @@ type Config struct {
 	Sync                eventstore.Sync
 	Replicas            int
 	Demo                bool
-	// RateLimit is each token's requests per second (0: no limit), with RateBurst.
+	// RateLimit is the requests per second of each API token and each web
+	// session (0: no limit), with RateBurst.
 	RateLimit float64
 	RateBurst int
 	// MetricsToken, when set, guards /metrics.
@@ -117,6 +119,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
+		// Each web session gets the rate each API token gets.
+		UIOptions: []webui.Option{webui.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst)},
 	})
 	if err != nil {
 		return err
