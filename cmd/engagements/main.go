@@ -72,8 +72,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sync, "sync", "always", "always: fsync before an append is acknowledged; interval: faster, may lose the last seconds on power loss")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "load the seed's engagements when the store is empty")
-	fs.Float64Var(&cfg.RateLimit, "rate-limit", 100, "requests per second per token (0 disables)")
-	fs.IntVar(&cfg.RateBurst, "rate-burst", 200, "burst of requests per token above the rate")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 100, "requests per second per API token and per web session (0 disables)")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 200, "burst of requests per API token or web session above the rate")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	var format string
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
