@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/app"
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 	"github.com/labstack/echo/v4"
@@ -106,22 +107,18 @@ func (s *Server) appendEvent(c echo.Context) error {
 	if prettyJSON(c) {
 		return c.JSON(http.StatusCreated, resp)
 	}
-	return c.JSONBlob(http.StatusCreated, resp.appendJSON(make([]byte, 0, 128)))
+	b, err := resp.marshalJSON()
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusCreated, b)
 }
 
-// appendJSON appends r as c.JSON writes it (final newline included), without
-// reflection: every append answers with one. Its strings are a canonical
-// UUID and an allow-listed type, which JSON and Go quote alike.
-func (r eventResponse) appendJSON(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = strconv.AppendQuote(b, r.ID)
-	b = append(b, `,"type":`...)
-	b = strconv.AppendQuote(b, string(r.Type))
-	b = append(b, `,"sequence":`...)
-	b = strconv.AppendUint(b, r.Sequence, 10)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, int64(r.Version), 10)
-	return append(b, "}\n"...)
+// marshalJSON is r as c.JSON writes it (final newline included), by json
+// v2 without encoding/json's reflection: every append answers with one.
+func (r eventResponse) marshalJSON() ([]byte, error) {
+	b, err := jsonv2.Marshal(r, echoJSON)
+	return append(b, '\n'), err
 }
 
 // execute runs the command path and times it.

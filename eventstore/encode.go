@@ -2,93 +2,146 @@ package eventstore
 
 import (
 	"bytes"
-	"encoding/json"
-	"strconv"
+	"fmt"
+	"sync"
 	"time"
-	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// appendCloudEvent appends ce as json.Marshal encodes it, byte for byte, and
-// reports whether it could: it writes the common case by hand (plain ASCII
-// text, times within years 0000–9999, compact data without characters
-// encoding/json escapes) and gives up on anything else, for the caller to
-// fall back to json.Marshal. Reflection was most of what Encode cost.
-func appendCloudEvent(b []byte, ce *CloudEvent) ([]byte, bool) {
-	ok := true
-	str := func(name, v string) {
-		b = append(b, name...)
-		ok = ok && plainString(v)
-		b = append(b, '"')
-		b = append(b, v...)
-		b = append(b, '"')
-	}
-	at := func(name string, t time.Time) {
-		b = append(b, name...)
-		if y := t.Year(); y < 0 || y > 9999 {
-			ok = false // json.Marshal's error, not ours
-			return
-		}
-		b = append(b, '"')
-		b = t.AppendFormat(b, time.RFC3339Nano)
-		b = append(b, '"')
-	}
-	str(`{"specversion":`, ce.SpecVersion)
-	str(`,"id":`, ce.ID)
-	str(`,"source":`, ce.Source)
-	str(`,"type":`, ce.Type)
-	str(`,"subject":`, ce.Subject)
-	at(`,"time":`, ce.Time)
-	str(`,"datacontenttype":`, ce.DataContentType)
+// encodeOptions make jsontext write a CloudEvent byte for byte as
+// encoding/json's json.Marshal does, which is how every stored event was
+// written and what the hash chain covers (they are the jsontext part of
+// json/v1's DefaultOptionsV1):
+//   - <, > and & escaped as \u003c, \u003e and \u0026, U+2028 and U+2029
+//     as \u2028 and \u2029;
+//   - invalid UTF-8 in strings written as U+FFFD, and kept as it is in data;
+//   - the data compacted but otherwise verbatim: its escapes, numbers,
+//     member order and any repeated names kept.
+var encodeOptions = jsonv2.JoinOptions(
+	jsontext.EscapeForHTML(true),
+	jsontext.EscapeForJS(true),
+	jsontext.AllowInvalidUTF8(true),
+	jsontext.PreserveRawStrings(true),
+	jsontext.AllowDuplicateNames(true),
+)
+
+// writer is a jsontext.Encoder appending to a bytes.Buffer (jsontext writes
+// straight into one), pooled: Encode runs once per appended event and per
+// event re-encoded for its hash.
+type writer struct {
+	buf     bytes.Buffer
+	enc     jsontext.Encoder
+	err     error // the first error writing the event
+	scratch [len(`""`) + len(time.RFC3339Nano)]byte
+}
+
+var writers = sync.Pool{New: func() any { return new(writer) }}
+
+// The members' names, quoted: jsontext copies a quoted name it is given as
+// a Value where it would quote a Token's.
+var (
+	nameSpecVersion     = jsontext.Value(`"specversion"`)
+	nameID              = jsontext.Value(`"id"`)
+	nameSource          = jsontext.Value(`"source"`)
+	nameType            = jsontext.Value(`"type"`)
+	nameSubject         = jsontext.Value(`"subject"`)
+	nameTime            = jsontext.Value(`"time"`)
+	nameDataContentType = jsontext.Value(`"datacontenttype"`)
+	nameDataSchema      = jsontext.Value(`"dataschema"`)
+	nameData            = jsontext.Value(`"data"`)
+	nameRecordedAt      = jsontext.Value(`"recordedat"`)
+	nameActor           = jsontext.Value(`"actor"`)
+	nameKind            = jsontext.Value(`"kind"`)
+	nameVersion         = jsontext.Value(`"version"`)
+	nameCorrelationID   = jsontext.Value(`"correlationid"`)
+	nameCausationID     = jsontext.Value(`"causationid"`)
+)
+
+// marshalCloudEvent is json.Marshal(ce) written member by member by a
+// jsontext.Encoder: the same bytes without json.Marshal's reflection, which
+// was most of what Encode cost. The members are CloudEvent's, in its order.
+func marshalCloudEvent(ce *CloudEvent) ([]byte, error) {
+	w := writers.Get().(*writer)
+	defer w.release()
+	w.buf = *bytes.NewBuffer(make([]byte, 0, 512+len(ce.Data)))
+	w.enc.Reset(&w.buf, encodeOptions)
+	w.err = w.enc.WriteToken(jsontext.BeginObject)
+	w.str(nameSpecVersion, ce.SpecVersion)
+	w.str(nameID, ce.ID)
+	w.str(nameSource, ce.Source)
+	w.str(nameType, ce.Type)
+	w.str(nameSubject, ce.Subject)
+	w.time(nameTime, ce.Time)
+	w.str(nameDataContentType, ce.DataContentType)
 	if ce.DataSchema != "" {
-		str(`,"dataschema":`, ce.DataSchema)
+		w.str(nameDataSchema, ce.DataSchema)
 	}
-	b = append(b, `,"data":`...)
-	n := len(b)
-	buf := bytes.NewBuffer(b)
-	if err := json.Compact(buf, ce.Data); err != nil {
-		return nil, false
+	if ce.Data == nil {
+		w.member(nameData, jsontext.Null, nil) // json.RawMessage's nil
+	} else {
+		w.member(nameData, jsontext.Token{}, jsontext.Value(ce.Data))
 	}
-	b = buf.Bytes()
-	ok = ok && !needsHTMLEscape(b[n:])
-	at(`,"recordedat":`, ce.RecordedAt)
-	str(`,"actor":`, ce.Actor)
-	str(`,"kind":`, ce.Kind)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, int64(ce.Version), 10)
+	w.time(nameRecordedAt, ce.RecordedAt)
+	w.str(nameActor, ce.Actor)
+	w.str(nameKind, ce.Kind)
+	w.member(nameVersion, jsontext.Int(int64(ce.Version)), nil)
 	if ce.CorrelationID != "" {
-		str(`,"correlationid":`, ce.CorrelationID)
+		w.str(nameCorrelationID, ce.CorrelationID)
 	}
 	if ce.CausationID != "" {
-		str(`,"causationid":`, ce.CausationID)
+		w.str(nameCausationID, ce.CausationID)
 	}
-	b = append(b, '}')
-	return b, ok
+	if w.err == nil {
+		w.err = w.enc.WriteToken(jsontext.EndObject)
+	}
+	if w.err != nil {
+		return nil, fmt.Errorf("encode CloudEvent: %w", w.err)
+	}
+	b := w.buf.Bytes()
+	return b[:len(b)-1], nil // the Encoder ends each top-level value with a newline
 }
 
-// plainString reports whether json.Marshal writes s as it is between quotes:
-// printable ASCII other than the quote, the backslash and the characters it
-// escapes for HTML, or other valid UTF-8 than U+2028 and U+2029.
-func plainString(s string) bool {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-				return false
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			return false
-		}
-		i += size
+// member writes one member: name, then v if it is not nil, else tok. After
+// an error it does nothing.
+func (w *writer) member(name jsontext.Value, tok jsontext.Token, v jsontext.Value) {
+	if w.err == nil {
+		w.err = w.enc.WriteValue(name)
 	}
-	return true
+	if w.err != nil {
+		return
+	}
+	if v != nil {
+		w.err = w.enc.WriteValue(v)
+	} else {
+		w.err = w.enc.WriteToken(tok)
+	}
 }
 
-// needsHTMLEscape reports whether compact JSON holds a character that
-// json.Marshal escapes in a json.RawMessage: <, >, &, U+2028 or U+2029.
-func needsHTMLEscape(b []byte) bool {
-	return bytes.ContainsAny(b, "<>&\u2028\u2029")
+// str writes a member whose value is a string.
+func (w *writer) str(name jsontext.Value, s string) {
+	w.member(name, jsontext.String(s), nil)
+}
+
+// time writes a member whose value is a time, as time.Time's MarshalJSON
+// writes it, or records its error for a time RFC 3339 cannot hold (a year
+// outside 0000–9999).
+func (w *writer) time(name jsontext.Value, t time.Time) {
+	if w.err != nil {
+		return
+	}
+	b, err := t.AppendText(append(w.scratch[:0], '"'))
+	if err != nil {
+		w.err = err
+		return
+	}
+	w.member(name, jsontext.Token{}, append(b, '"'))
+}
+
+// release returns w to the pool, holding on to no event.
+func (w *writer) release() {
+	w.buf, w.err = bytes.Buffer{}, nil
+	w.enc.Reset(&w.buf)
+	writers.Put(w)
 }
