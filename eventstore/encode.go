@@ -27,15 +27,20 @@ var encodeOptions = jsonv2.JoinOptions(
 	jsontext.AllowDuplicateNames(true),
 )
 
-// writer is a jsontext.Encoder appending to a bytes.Buffer (jsontext writes
-// straight into one), pooled: Encode runs once per appended event and per
-// event re-encoded for its hash.
+// writer is a jsontext.Encoder writing a stream of CloudEvents, one per
+// line, into a bytes.Buffer (jsontext appends straight into one), pooled:
+// Encode runs once per appended event. Each event is copied out of the
+// stream; the stream starts again when it has grown past maxStream or an
+// event could not be written.
 type writer struct {
 	buf     bytes.Buffer
 	enc     jsontext.Encoder
-	err     error // the first error writing the event
+	ready   bool // enc is between two events on buf
 	scratch [len(`""`) + len(time.RFC3339Nano)]byte
 }
+
+// maxStream is how much of its stream a pooled writer keeps.
+const maxStream = 16 << 10
 
 var writers = sync.Pool{New: func() any { return new(writer) }}
 
@@ -62,86 +67,84 @@ var (
 // marshalCloudEvent is json.Marshal(ce) written member by member by a
 // jsontext.Encoder: the same bytes without json.Marshal's reflection, which
 // was most of what Encode cost. The members are CloudEvent's, in its order.
+// Each step passes the first error on (kept in a local variable rather than
+// in a struct: a pointer store would cost a GC write barrier per member).
 func marshalCloudEvent(ce *CloudEvent) ([]byte, error) {
 	w := writers.Get().(*writer)
-	defer w.release()
-	w.buf = *bytes.NewBuffer(make([]byte, 0, 512+len(ce.Data)))
-	w.enc.Reset(&w.buf, encodeOptions)
-	w.err = w.enc.WriteToken(jsontext.BeginObject)
-	w.str(nameSpecVersion, ce.SpecVersion)
-	w.str(nameID, ce.ID)
-	w.str(nameSource, ce.Source)
-	w.str(nameType, ce.Type)
-	w.str(nameSubject, ce.Subject)
-	w.time(nameTime, ce.Time)
-	w.str(nameDataContentType, ce.DataContentType)
+	defer writers.Put(w)
+	if !w.ready || w.buf.Len() > maxStream {
+		w.buf.Reset()
+		w.enc.Reset(&w.buf, encodeOptions)
+	}
+	start := w.buf.Len()
+	w.ready = false
+	err := w.enc.WriteToken(jsontext.BeginObject)
+	err = w.str(err, nameSpecVersion, ce.SpecVersion)
+	err = w.str(err, nameID, ce.ID)
+	err = w.str(err, nameSource, ce.Source)
+	err = w.str(err, nameType, ce.Type)
+	err = w.str(err, nameSubject, ce.Subject)
+	err = w.time(err, nameTime, ce.Time)
+	err = w.str(err, nameDataContentType, ce.DataContentType)
 	if ce.DataSchema != "" {
-		w.str(nameDataSchema, ce.DataSchema)
+		err = w.str(err, nameDataSchema, ce.DataSchema)
 	}
 	if ce.Data == nil {
-		w.member(nameData, jsontext.Null, nil) // json.RawMessage's nil
+		err = w.member(err, nameData, jsontext.Null, nil) // json.RawMessage's nil
 	} else {
-		w.member(nameData, jsontext.Token{}, jsontext.Value(ce.Data))
+		err = w.member(err, nameData, jsontext.Token{}, jsontext.Value(ce.Data))
 	}
-	w.time(nameRecordedAt, ce.RecordedAt)
-	w.str(nameActor, ce.Actor)
-	w.str(nameKind, ce.Kind)
-	w.member(nameVersion, jsontext.Int(int64(ce.Version)), nil)
+	err = w.time(err, nameRecordedAt, ce.RecordedAt)
+	err = w.str(err, nameActor, ce.Actor)
+	err = w.str(err, nameKind, ce.Kind)
+	err = w.member(err, nameVersion, jsontext.Int(int64(ce.Version)), nil)
 	if ce.CorrelationID != "" {
-		w.str(nameCorrelationID, ce.CorrelationID)
+		err = w.str(err, nameCorrelationID, ce.CorrelationID)
 	}
 	if ce.CausationID != "" {
-		w.str(nameCausationID, ce.CausationID)
+		err = w.str(err, nameCausationID, ce.CausationID)
 	}
-	if w.err == nil {
-		w.err = w.enc.WriteToken(jsontext.EndObject)
+	if err == nil {
+		err = w.enc.WriteToken(jsontext.EndObject)
 	}
-	if w.err != nil {
-		return nil, fmt.Errorf("encode CloudEvent: %w", w.err)
+	if err != nil {
+		return nil, fmt.Errorf("encode CloudEvent: %w", err)
 	}
-	b := w.buf.Bytes()
-	return b[:len(b)-1], nil // the Encoder ends each top-level value with a newline
+	w.ready = true
+	b := w.buf.Bytes()[start:]
+	return bytes.Clone(b[:len(b)-1]), nil // the Encoder ends each event with a newline
 }
 
-// member writes one member: name, then v if it is not nil, else tok. After
-// an error it does nothing.
-func (w *writer) member(name jsontext.Value, tok jsontext.Token, v jsontext.Value) {
-	if w.err == nil {
-		w.err = w.enc.WriteValue(name)
+// member writes one member, name then v if it is not nil, else tok, unless
+// err (an earlier step's) is not nil; it returns the first error.
+func (w *writer) member(err error, name jsontext.Value, tok jsontext.Token, v jsontext.Value) error {
+	if err != nil {
+		return err
 	}
-	if w.err != nil {
-		return
+	if err := w.enc.WriteValue(name); err != nil {
+		return err
 	}
 	if v != nil {
-		w.err = w.enc.WriteValue(v)
-	} else {
-		w.err = w.enc.WriteToken(tok)
+		return w.enc.WriteValue(v)
 	}
+	return w.enc.WriteToken(tok)
 }
 
 // str writes a member whose value is a string.
-func (w *writer) str(name jsontext.Value, s string) {
-	w.member(name, jsontext.String(s), nil)
+func (w *writer) str(err error, name jsontext.Value, s string) error {
+	return w.member(err, name, jsontext.String(s), nil)
 }
 
 // time writes a member whose value is a time, as time.Time's MarshalJSON
-// writes it, or records its error for a time RFC 3339 cannot hold (a year
+// writes it, or returns its error for a time RFC 3339 cannot hold (a year
 // outside 0000–9999).
-func (w *writer) time(name jsontext.Value, t time.Time) {
-	if w.err != nil {
-		return
+func (w *writer) time(err error, name jsontext.Value, t time.Time) error {
+	if err != nil {
+		return err
 	}
 	b, err := t.AppendText(append(w.scratch[:0], '"'))
 	if err != nil {
-		w.err = err
-		return
+		return err
 	}
-	w.member(name, jsontext.Token{}, append(b, '"'))
-}
-
-// release returns w to the pool, holding on to no event.
-func (w *writer) release() {
-	w.buf, w.err = bytes.Buffer{}, nil
-	w.enc.Reset(&w.buf)
-	writers.Put(w)
+	return w.member(nil, name, jsontext.Token{}, append(b, '"'))
 }
