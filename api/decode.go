@@ -62,7 +62,7 @@ func readJSON(c echo.Context) ([]byte, error) {
 // it and checks the syntax and the duplicate names; this bounds the depth,
 // refuses what follows the object and words the errors for the client.
 func checkJSON(body []byte) error {
-	r := newReader(body)
+	r := newReader(body, readOptions)
 	defer r.release()
 	dec := &r.dec
 	if tok, err := dec.ReadToken(); err != nil {
@@ -111,11 +111,7 @@ type reader struct {
 	dec jsontext.Decoder
 }
 
-var (
-	readers = sync.Pool{New: func() any { return new(reader) }}
-	// noInput is what a pooled reader reads, so that it holds on to no body.
-	noInput bytes.Buffer
-)
+var readers = sync.Pool{New: func() any { return new(reader) }}
 
 // readOptions are the request bodies' jsontext options. Duplicate names are
 // refused (jsontext's default). Invalid UTF-8 is allowed because readJSON
@@ -124,18 +120,22 @@ var (
 // refuses them field by field (422), as it did.
 var readOptions = jsontext.AllowInvalidUTF8(true)
 
-// newReader is a pooled reader of body; release it after use.
-func newReader(body []byte) *reader {
+// splitOptions are members' options: the body has been checked, names
+// included, by checkJSON.
+var splitOptions = jsonv2.JoinOptions(readOptions, jsontext.AllowDuplicateNames(true))
+
+// newReader is a pooled reader of body with opts; release it after use.
+func newReader(body []byte, opts jsontext.Options) *reader {
 	r := readers.Get().(*reader)
 	r.buf = *bytes.NewBuffer(body)
-	r.dec.Reset(&r.buf, readOptions)
+	r.dec.Reset(&r.buf, opts)
 	return r
 }
 
 // release returns r to the pool.
 func (r *reader) release() {
-	r.buf = bytes.Buffer{}
-	r.dec.Reset(&noInput)
+	r.buf = bytes.Buffer{} // holding on to no body
+	r.dec.Reset(&r.buf)
 	readers.Put(r)
 }
 
@@ -162,11 +162,11 @@ func fields(body []byte, allowed ...string) (map[string]json.RawMessage, error) 
 // errNotObject is members' answer to a body that is not one JSON object.
 var errNotObject = errors.New("not a JSON object")
 
-// members splits a JSON object into its members, as json.Unmarshal into a
-// map of json.RawMessage does, with the values left in body rather than
-// copied.
+// members splits a JSON object that checkJSON accepted into its members,
+// as json.Unmarshal into a map of json.RawMessage does, with the values left
+// in body rather than copied.
 func members(body []byte) (map[string]json.RawMessage, error) {
-	r := newReader(body)
+	r := newReader(body, splitOptions)
 	defer r.release()
 	dec := &r.dec
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
