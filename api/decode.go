@@ -252,6 +252,33 @@ func encodeJSON(v any, pretty bool) ([]byte, error) {
 // <, >, & and U+2028/U+2029 escaped.
 var echoJSON = jsonv2.JoinOptions(jsontext.EscapeForHTML(true), jsontext.EscapeForJS(true))
 
+// writer is a jsontext.Encoder writing into a bytes.Buffer, pooled.
+type writer struct {
+	buf bytes.Buffer
+	enc jsontext.Encoder
+}
+
+var writers = sync.Pool{New: func() any { return new(writer) }}
+
+// writeJSON is the JSON value of tokens as c.JSON writes it: escaped as
+// echoJSON says, with a final newline (jsontext's, as encoding/json's).
+func writeJSON(tokens ...jsontext.Token) ([]byte, error) {
+	w := writers.Get().(*writer)
+	defer func() {
+		w.buf = bytes.Buffer{} // holding on to no answer
+		w.enc.Reset(&w.buf)
+		writers.Put(w)
+	}()
+	w.buf = *bytes.NewBuffer(make([]byte, 0, 128))
+	w.enc.Reset(&w.buf, echoJSON)
+	for _, t := range tokens {
+		if err := w.enc.WriteToken(t); err != nil {
+			return nil, err
+		}
+	}
+	return w.buf.Bytes(), nil
+}
+
 // prettyJSON reports whether the client asked for indented JSON (?pretty),
 // which echo's c.JSON honours.
 func prettyJSON(c echo.Context) bool {

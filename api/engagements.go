@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/iom-who/engagements/app"
-	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 	"github.com/labstack/echo/v4"
@@ -114,11 +114,18 @@ func (s *Server) appendEvent(c echo.Context) error {
 	return c.JSONBlob(http.StatusCreated, b)
 }
 
-// marshalJSON is r as c.JSON writes it (final newline included), by json
-// v2 without encoding/json's reflection: every append answers with one.
+// marshalJSON is r as c.JSON writes it (final newline included), written
+// token by token by a pooled jsontext.Encoder: every append answers with
+// one, and reflection would cost more than the rest of the answer.
 func (r eventResponse) marshalJSON() ([]byte, error) {
-	b, err := jsonv2.Marshal(r, echoJSON)
-	return append(b, '\n'), err
+	return writeJSON(
+		jsontext.BeginObject,
+		jsontext.String("id"), jsontext.String(r.ID),
+		jsontext.String("type"), jsontext.String(string(r.Type)),
+		jsontext.String("sequence"), jsontext.Uint(r.Sequence),
+		jsontext.String("version"), jsontext.Int(int64(r.Version)),
+		jsontext.EndObject,
+	)
 }
 
 // execute runs the command path and times it.
