@@ -33,10 +33,9 @@ var encodeOptions = jsonv2.JoinOptions(
 // stream; the stream starts again when it has grown past maxStream or an
 // event could not be written.
 type writer struct {
-	buf     bytes.Buffer
-	enc     jsontext.Encoder
-	ready   bool // enc is between two events on buf
-	scratch [len(`""`) + len(time.RFC3339Nano)]byte
+	buf   bytes.Buffer
+	enc   jsontext.Encoder
+	ready bool // enc is between two events on buf
 }
 
 // maxStream is how much of its stream a pooled writer keeps.
@@ -71,7 +70,6 @@ var (
 // in a struct: a pointer store would cost a GC write barrier per member).
 func marshalCloudEvent(ce *CloudEvent) ([]byte, error) {
 	w := writers.Get().(*writer)
-	defer writers.Put(w)
 	if !w.ready || w.buf.Len() > maxStream {
 		w.buf.Reset()
 		w.enc.Reset(&w.buf, encodeOptions)
@@ -108,11 +106,14 @@ func marshalCloudEvent(ce *CloudEvent) ([]byte, error) {
 		err = w.enc.WriteToken(jsontext.EndObject)
 	}
 	if err != nil {
+		writers.Put(w)
 		return nil, fmt.Errorf("encode CloudEvent: %w", err)
 	}
-	w.ready = true
 	b := w.buf.Bytes()[start:]
-	return bytes.Clone(b[:len(b)-1]), nil // the Encoder ends each event with a newline
+	b = bytes.Clone(b[:len(b)-1]) // the Encoder ends each event with a newline
+	w.ready = true
+	writers.Put(w)
+	return b, nil
 }
 
 // member writes one member, name then v if it is not nil, else tok, unless
@@ -142,9 +143,13 @@ func (w *writer) time(err error, name jsontext.Value, t time.Time) error {
 	if err != nil {
 		return err
 	}
-	b, err := t.AppendText(append(w.scratch[:0], '"'))
+	if err := w.enc.WriteValue(name); err != nil {
+		return err
+	}
+	// Written in the Encoder's own buffer, the value is not copied again.
+	b, err := t.AppendText(append(w.enc.AvailableBuffer(), '"'))
 	if err != nil {
 		return err
 	}
-	return w.member(nil, name, jsontext.Token{}, append(b, '"'))
+	return w.enc.WriteValue(append(b, '"'))
 }
