@@ -71,6 +71,9 @@ var (
 func marshalCloudEvent(ce *CloudEvent) ([]byte, error) {
 	w := writers.Get().(*writer)
 	if !w.ready || w.buf.Len() > maxStream {
+		if w.buf.Cap() > 4*maxStream {
+			w.buf = bytes.Buffer{} // after a large event: keep no large buffer
+		}
 		w.buf.Reset()
 		w.enc.Reset(&w.buf, encodeOptions)
 	}

@@ -29,6 +29,7 @@ func TestEncodeAsEncodingJSON(t *testing.T) {
 		{"invalid UTF-8, data not JSON", "bad \xff utf-8", `{"a":1} x`, -62167219200, 1, -1},
 		{"invalid UTF-8 in data", "x", "{\"a\":\"\xff\"}", 1600000000, 0, 1},
 		{"control characters", "tab\there\n\r\b\f\x00\x1f\x7f", `{"a":"\t\u0000"}`, 1600000000, 0, 1},
+		{"data smuggling a member", "x", `1,"version":2`, 1600000000, 0, 1},
 		{"duplicate names in data", "x", `{"a":1,"a":2,"b":{}}`, 1600000000, 0, 1},
 		{"data a string", "tab\there", `"just a string"`, 32503680000, 0, 0},
 		{"year 10000", "x", `{}`, 253402300800, 0, 1},
@@ -57,12 +58,36 @@ func TestEncodeAsEncodingJSON(t *testing.T) {
 	}
 }
 
-// TestEncodeLongData: data larger than any buffer the encoder starts with.
-func TestEncodeLongData(t *testing.T) {
-	ce := CloudEvent{SpecVersion: "1.0", Source: Source, Data: json.RawMessage(`{"note":"` + strings.Repeat("<é>", 20000) + `"}`)}
-	got, err := marshalCloudEvent(&ce)
-	want, _ := json.Marshal(ce)
-	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("encoded %.200s… (%v), json.Marshal %.200s…", got, err, want)
+// TestEncodeStream: one pooled writer encodes event after event, whatever
+// came before: a long event, an event it refused, many short ones (past the
+// length at which it starts its stream again).
+func TestEncodeStream(t *testing.T) {
+	at := time.Date(2024, 3, 1, 9, 0, 0, 120000000, time.UTC)
+	event := func(data string) CloudEvent {
+		return CloudEvent{
+			SpecVersion: "1.0", ID: "0193a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a01", Source: Source, Type: "engagement.noted",
+			Subject: "0193a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a00", Time: at, DataContentType: "application/json",
+			DataSchema: "/schemas/engagement.noted/v1", Data: json.RawMessage(data), RecordedAt: at, Actor: "IOM liaison",
+			Kind: "agreement", Version: 7,
+		}
+	}
+	long := `{"note":"` + strings.Repeat("<é>", 40000) + `"}`
+	var events []CloudEvent
+	for i, data := range []string{`{"note":"first"}`, long, `{"note":"after a long one"}`, `{"a":1} x`, `{"note":"after an error"}`} {
+		events = append(events, event(data))
+		if i == 3 {
+			events[i].Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) // and an error in a time
+			events = append(events, event(data))
+		}
+	}
+	for i := range 200 {
+		events = append(events, event(`{"note":"`+strings.Repeat("x", i)+`"}`))
+	}
+	for i, ce := range events {
+		got, gotErr := marshalCloudEvent(&ce)
+		want, wantErr := json.Marshal(ce)
+		if (gotErr != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("event %d: encoded %.200s… (%v)\njson.Marshal %.200s… (%v)", i, got, gotErr, want, wantErr)
+		}
 	}
 }
