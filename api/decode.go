@@ -248,9 +248,9 @@ func encodeJSON(v any, pretty bool) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// echoJSON makes json v2 write what c.JSON writes with encoding/json:
-// <, >, & and U+2028/U+2029 escaped.
-var echoJSON = jsonv2.JoinOptions(jsontext.EscapeForHTML(true), jsontext.EscapeForJS(true))
+// echoJSON makes jsontext write what c.JSON writes with encoding/json:
+// <, >, & and U+2028/U+2029 escaped, invalid UTF-8 written as U+FFFD.
+var echoJSON = jsonv2.JoinOptions(jsontext.EscapeForHTML(true), jsontext.EscapeForJS(true), jsontext.AllowInvalidUTF8(true))
 
 // writer is a jsontext.Encoder writing into a bytes.Buffer, pooled.
 type writer struct {

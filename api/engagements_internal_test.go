@@ -8,13 +8,14 @@ import (
 	"github.com/iom-who/engagements/domain"
 )
 
-// TestEventResponseJSON holds the append answer, written by json v2, to
+// TestEventResponseJSON holds the append answer, written by jsontext, to
 // what c.JSON (encoding/json) writes for it.
 func TestEventResponseJSON(t *testing.T) {
 	for _, r := range []eventResponse{
 		{ID: uuid.Must(uuid.NewV7()).String(), Type: domain.EngagementNoted, Sequence: 1, Version: 1},
 		{ID: uuid.Must(uuid.NewV7()).String(), Type: domain.InitiativeRoleChanged, Sequence: 1<<64 - 1, Version: 1<<31 - 1},
 		{ID: "<&> \u2028 \u2029", Type: "\"quoted\""},
+		{ID: "bad \xff UTF-8", Type: "\t\x00"},
 		{},
 	} {
 		want, err := encodeJSON(r, false)
