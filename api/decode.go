@@ -249,7 +249,9 @@ func encodeJSON(v any, pretty bool) ([]byte, error) {
 }
 
 // echoJSON makes jsontext write what c.JSON writes with encoding/json:
-// <, >, & and U+2028/U+2029 escaped, invalid UTF-8 written as U+FFFD.
+// <, >, & and U+2028/U+2029 escaped. Invalid UTF-8 it writes as U+FFFD, where
+// encoding/json writes the escape \ufffd; writeJSON's callers write strings
+// that are valid UTF-8 (canonical ids, allow-listed types).
 var echoJSON = jsonv2.JoinOptions(jsontext.EscapeForHTML(true), jsontext.EscapeForJS(true), jsontext.AllowInvalidUTF8(true))
 
 // writer is a jsontext.Encoder writing into a bytes.Buffer, pooled.

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -12,17 +13,17 @@ import (
 
 // encodeOptions make jsontext write a CloudEvent byte for byte as
 // encoding/json's json.Marshal does, which is how every stored event was
-// written and what the hash chain covers (they are the jsontext part of
-// json/v1's DefaultOptionsV1):
+// written and what the hash chain covers (json/v1's DefaultOptionsV1 has
+// them too):
 //   - <, > and & escaped as \u003c, \u003e and \u0026, U+2028 and U+2029
 //     as \u2028 and \u2029;
-//   - invalid UTF-8 in strings written as U+FFFD, and kept as it is in data;
+//   - invalid UTF-8 refused (json.Marshal writes what has it, see
+//     marshalCloudEvent);
 //   - the data compacted but otherwise verbatim: its escapes, numbers,
 //     member order and any repeated names kept.
 var encodeOptions = jsonv2.JoinOptions(
 	jsontext.EscapeForHTML(true),
 	jsontext.EscapeForJS(true),
-	jsontext.AllowInvalidUTF8(true),
 	jsontext.PreserveRawStrings(true),
 	jsontext.AllowDuplicateNames(true),
 )
@@ -63,12 +64,32 @@ var (
 	nameCausationID     = jsontext.Value(`"causationid"`)
 )
 
-// marshalCloudEvent is json.Marshal(ce) written member by member by a
-// jsontext.Encoder: the same bytes without json.Marshal's reflection, which
-// was most of what Encode cost. The members are CloudEvent's, in its order.
-// Each step passes the first error on (kept in a local variable rather than
-// in a struct: a pointer store would cost a GC write barrier per member).
+// marshalCloudEvent is json.Marshal(ce): written by writeCloudEvent, or,
+// for what jsontext refuses, by encoding/json, which refuses it too or
+// writes it as it always did: times RFC 3339 cannot hold, data that is not
+// one JSON value, and invalid UTF-8, which json.Marshal writes as the
+// escape \ufffd in a string and as it is in data, and which no jsontext
+// option writes so. No event from the API or the stream has any of these
+// (ids are canonical, types allow-listed, headers visible ASCII, bodies
+// checked UTF-8, Decode strict).
 func marshalCloudEvent(ce *CloudEvent) ([]byte, error) {
+	if b, err := writeCloudEvent(ce); err == nil {
+		return b, nil
+	}
+	b, err := json.Marshal(*ce) // a copy: ce itself stays on its caller's stack
+	if err != nil {
+		return nil, fmt.Errorf("encode CloudEvent: %w", err)
+	}
+	return b, nil
+}
+
+// writeCloudEvent is json.Marshal(ce) written member by member by a
+// jsontext.Encoder, for a CloudEvent jsontext accepts: the same bytes
+// without json.Marshal's reflection, which was most of what Encode cost.
+// The members are CloudEvent's, in its order. Each step passes the first
+// error on (kept in a local variable rather than in a struct: a pointer
+// store would cost a GC write barrier per member).
+func writeCloudEvent(ce *CloudEvent) ([]byte, error) {
 	w := writers.Get().(*writer)
 	if !w.ready || w.buf.Len() > maxStream {
 		if w.buf.Cap() > 4*maxStream {
@@ -110,7 +131,7 @@ func marshalCloudEvent(ce *CloudEvent) ([]byte, error) {
 	}
 	if err != nil {
 		writers.Put(w)
-		return nil, fmt.Errorf("encode CloudEvent: %w", err)
+		return nil, err
 	}
 	b := w.buf.Bytes()[start:]
 	b = bytes.Clone(b[:len(b)-1]) // the Encoder ends each event with a newline

@@ -20,21 +20,23 @@ func TestEncodeAsEncodingJSON(t *testing.T) {
 		name, text, data string
 		sec, nsec        int64
 		version          int
+		fallback         bool // invalid UTF-8: encoding/json writes it
 	}{
-		{"ordinary", "anonymous", `{"note":"Discussed at the annual review."}`, 1700000000, 123456789, 2},
-		{"empty text and data", "", `{}`, 0, 0, 1},
-		{"HTML characters", "chair <&>", `{"role":"chair <&>"}`, -62135596800, 0, 3},
-		{"quote, backslash, U+2028/9, spaced data", "quote \" and \\ and \u2028", "{ \"a\" : [1, 2.50, null],\n \"b\": \"\u2029\" }", 253402300799, 999999999, 10},
-		{"non-ASCII, escaped in data", "naïve café", `{"note":"naïve \u00e9","n":1e2,"m":-0.0,"s":"\/\ud83d\ude00"}`, 1600000000, 100, 1 << 40},
-		{"invalid UTF-8, data not JSON", "bad \xff utf-8", `{"a":1} x`, -62167219200, 1, -1},
-		{"invalid UTF-8 in data", "x", "{\"a\":\"\xff\"}", 1600000000, 0, 1},
-		{"control characters", "tab\there\n\r\b\f\x00\x1f\x7f", `{"a":"\t\u0000"}`, 1600000000, 0, 1},
-		{"data smuggling a member", "x", `1,"version":2`, 1600000000, 0, 1},
-		{"duplicate names in data", "x", `{"a":1,"a":2,"b":{}}`, 1600000000, 0, 1},
-		{"data a string", "tab\there", `"just a string"`, 32503680000, 0, 0},
-		{"year 10000", "x", `{}`, 253402300800, 0, 1},
-		{"year -1", "x", `{}`, -62198755200, 0, 1},
-		{"no data", "x", ``, 1600000000, 0, 1},
+		{"ordinary", "anonymous", `{"note":"Discussed at the annual review."}`, 1700000000, 123456789, 2, false},
+		{"empty text and data", "", `{}`, 0, 0, 1, false},
+		{"HTML characters", "chair <&>", `{"role":"chair <&>"}`, -62135596800, 0, 3, false},
+		{"quote, backslash, U+2028/9, spaced data", "quote \" and \\ and \u2028", "{ \"a\" : [1, 2.50, null],\n \"b\": \"\u2029\" }", 253402300799, 999999999, 10, false},
+		{"non-ASCII, escaped in data", "naïve café", `{"note":"naïve \u00e9","n":1e2,"m":-0.0,"s":"\/\ud83d\ude00"}`, 1600000000, 100, 1 << 40, false},
+		{"invalid UTF-8, data not JSON", "bad \xff utf-8", `{"a":1} x`, -62167219200, 1, -1, false},
+		{"invalid UTF-8 in data", "x", "{\"a\":\"\xff\"}", 1600000000, 0, 1, true},
+		{"invalid UTF-8 in attributes", "bad \xff utf-8 \xed\xa0\x80", `{"a":"\ud800"}`, 1600000000, 0, 1, true},
+		{"control characters", "tab\there\n\r\b\f\x00\x1f\x7f", `{"a":"\t\u0000"}`, 1600000000, 0, 1, false},
+		{"data smuggling a member", "x", `1,"version":2`, 1600000000, 0, 1, false},
+		{"duplicate names in data", "x", `{"a":1,"a":2,"b":{}}`, 1600000000, 0, 1, false},
+		{"data a string", "tab\there", `"just a string"`, 32503680000, 0, 0, false},
+		{"year 10000", "x", `{}`, 253402300800, 0, 1, false},
+		{"year -1", "x", `{}`, -62198755200, 0, 1, false},
+		{"no data", "x", ``, 1600000000, 0, 1, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			at := time.Unix(c.sec, c.nsec).UTC()
@@ -52,6 +54,15 @@ func TestEncodeAsEncodingJSON(t *testing.T) {
 				}
 				if !bytes.Equal(got, want) {
 					t.Fatalf("encoded\n  %s\njson.Marshal\n  %s", got, want)
+				}
+				// jsontext writes it, or refuses what encoding/json then
+				// writes; events of valid UTF-8 it writes itself.
+				written, err := writeCloudEvent(&ce)
+				if err == nil && !bytes.Equal(written, want) {
+					t.Fatalf("jsontext wrote\n  %s\njson.Marshal\n  %s", written, want)
+				}
+				if err != nil && wantErr == nil && !c.fallback {
+					t.Fatalf("jsontext refused what json.Marshal writes: %v", err)
 				}
 			}
 		})
@@ -84,10 +95,10 @@ func TestEncodeStream(t *testing.T) {
 		events = append(events, event(`{"note":"`+strings.Repeat("x", i)+`"}`))
 	}
 	for i, ce := range events {
-		got, gotErr := marshalCloudEvent(&ce)
+		got, gotErr := writeCloudEvent(&ce)
 		want, wantErr := json.Marshal(ce)
 		if (gotErr != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
-			t.Fatalf("event %d: encoded %.200s… (%v)\njson.Marshal %.200s… (%v)", i, got, gotErr, want, wantErr)
+			t.Fatalf("event %d: written %.200s… (%v)\njson.Marshal %.200s… (%v)", i, got, gotErr, want, wantErr)
 		}
 	}
 }
