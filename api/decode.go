@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/iom-who/engagements/domain"
 	"github.com/labstack/echo/v4"
 )
@@ -55,211 +58,93 @@ func readJSON(c echo.Context) ([]byte, error) {
 }
 
 // checkJSON checks that body is one JSON value: an object, with no duplicate
-// keys at any level, at most maxDepth deep, and nothing after.
-//
-// Valid JSON, the usual case, is checked by one pass over the bytes
-// (checkShape) that allocates nothing for small objects; anything else goes
-// through walkTokens, which gives the same answer in more time and with
-// encoding/json's description of the syntax error.
+// keys at any level, at most maxDepth deep, and nothing after. jsontext reads
+// it and checks the syntax and the duplicate names; this bounds the depth,
+// refuses what follows the object and words the errors for the client.
 func checkJSON(body []byte) error {
-	if !json.Valid(body) {
-		return walkTokens(body)
-	}
-	return checkShape(body)
-}
-
-// smallObject is how many keys an object may have before checkShape looks
-// its keys up in a map rather than comparing with each one.
-const smallObject = 16
-
-// checkShape is checkJSON for a body that json.Valid accepted: it finds the
-// first problem walkTokens would find, in document order.
-func checkShape(body []byte) error {
-	type frame struct {
-		object bool
-		start  int                 // the object's first key in keys
-		big    map[string]struct{} // the object's keys once it has many
-	}
-	var (
-		frameBuf  [8]frame
-		keyBuf    [32][]byte
-		stack     = frameBuf[:0]
-		keys      = keyBuf[:0] // the open objects' keys, innermost last
-		expectKey bool
-	)
-	i := skipSpace(body, 0)
-	if body[i] != '{' {
+	r := newReader(body, readOptions)
+	defer r.release()
+	dec := &r.dec
+	if tok, err := dec.ReadToken(); err != nil {
+		return syntaxError(err)
+	} else if tok.Kind() != '{' {
 		return errors.New("the body must be a JSON object")
 	}
-	for ; i < len(body); i++ {
-		switch c := body[i]; c {
-		case '{', '[':
-			if len(stack) >= maxDepth {
-				return fmt.Errorf("JSON nested deeper than %d levels", maxDepth)
-			}
-			stack = append(stack, frame{object: c == '{', start: len(keys)})
-			expectKey = c == '{'
-		case '}', ']':
-			keys = keys[:stack[len(stack)-1].start]
-			stack = stack[:len(stack)-1]
-			expectKey = false
-		case ',':
-			expectKey = stack[len(stack)-1].object
-		case '"':
-			end := stringEnd(body, i)
-			if expectKey {
-				key := keyOf(body[i : end+1])
-				top := &stack[len(stack)-1]
-				if seen(keys[top.start:], top.big, key) {
-					return fmt.Errorf("duplicate key %q", truncate(string(key), 64))
-				}
-				switch n := len(keys) - top.start; {
-				case n < smallObject:
-					keys = append(keys, key)
-				case top.big == nil:
-					top.big = make(map[string]struct{}, 2*smallObject)
-					for _, k := range keys[top.start:] {
-						top.big[string(k)] = struct{}{}
-					}
-					fallthrough
-				default:
-					top.big[string(key)] = struct{}{}
-				}
-				expectKey = false
-			}
-			i = end
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return syntaxError(err)
 		}
+		depth := dec.StackDepth()
+		if k := tok.Kind(); (k == '{' || k == '[') && depth > maxDepth {
+			return fmt.Errorf("JSON nested deeper than %d levels", maxDepth)
+		}
+		if depth == 0 {
+			break
+		}
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return errors.New("unexpected data after the JSON object")
 	}
 	return nil
 }
 
-// seen reports whether key is among an object's keys so far: small, or, once
-// the object has many, big.
-func seen(small [][]byte, big map[string]struct{}, key []byte) bool {
-	if big != nil {
-		_, ok := big[string(key)]
-		return ok
+// syntaxError words a jsontext error for the client: what is wrong and,
+// for a duplicate, which key.
+func syntaxError(err error) error {
+	var serr *jsontext.SyntacticError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("the JSON document is incomplete")
+	case errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &serr):
+		return fmt.Errorf("duplicate key %q", truncate(serr.JSONPointer.LastToken(), 64))
+	default:
+		return fmt.Errorf("the body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "jsontext: "))
 	}
-	for _, k := range small {
-		if bytes.Equal(k, key) {
-			return true
-		}
-	}
-	return false
 }
 
-// keyOf is the text of a valid JSON string literal (quotes included) as
-// encoding/json decodes it; without escapes or invalid UTF-8 that is the
-// literal itself, without copying.
-func keyOf(lit []byte) []byte {
-	inner := lit[1 : len(lit)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return inner
-	}
-	var s string
-	_ = json.Unmarshal(lit, &s) // valid: checked by json.Valid
-	return []byte(s)
+// reader is a jsontext.Decoder reading straight from a byte slice (through a
+// bytes.Buffer, which jsontext reads without copying), pooled: a Decoder
+// is large, and every write request reads its body twice.
+type reader struct {
+	buf bytes.Buffer
+	dec jsontext.Decoder
 }
 
-// stringEnd is the index of the quote that ends the valid JSON string
-// literal starting at body[start].
-func stringEnd(body []byte, start int) int {
-	for i := start + 1; i < len(body); i++ {
-		switch body[i] {
-		case '\\':
-			i++ // the escaped character; \uXXXX's digits need no care
-		case '"':
-			return i
-		}
-	}
-	return len(body) - 1
+var readers = sync.Pool{New: func() any { return new(reader) }}
+
+// readOptions are the request bodies' jsontext options. Duplicate names are
+// refused (jsontext's default). Invalid UTF-8 is allowed because readJSON
+// has already refused raw invalid bytes, so what is left are escaped lone
+// surrogates (\ud800): encoding/json read them as U+FFFD, and the domain
+// refuses them field by field (422), as it did.
+var readOptions = jsontext.AllowInvalidUTF8(true)
+
+// splitOptions are members' options: the body has been checked, names
+// included, by checkJSON.
+var splitOptions = jsonv2.JoinOptions(readOptions, jsontext.AllowDuplicateNames(true))
+
+// newReader is a pooled reader of body with opts; release it after use.
+func newReader(body []byte, opts jsontext.Options) *reader {
+	r := readers.Get().(*reader)
+	r.buf = *bytes.NewBuffer(body)
+	r.dec.Reset(&r.buf, opts)
+	return r
 }
 
-// skipSpace is the index of the first byte at or after i that is not JSON
-// white space.
-func skipSpace(body []byte, i int) int {
-	for i < len(body) && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// walkTokens is checkJSON token by token with encoding/json's decoder, whose
-// errors say what is wrong with a document that is not valid JSON.
-func walkTokens(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	type frame struct {
-		keys     map[string]bool
-		isObject bool
-		wantKey  bool
-	}
-	var stack []*frame
-	first := true
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if len(stack) != 0 || first {
-				return errors.New("the JSON document is incomplete")
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("the body is not valid JSON: %v", err)
-		}
-		if first {
-			if d, ok := tok.(json.Delim); !ok || d != '{' {
-				return errors.New("the body must be a JSON object")
-			}
-		} else if len(stack) == 0 {
-			return errors.New("unexpected data after the JSON object")
-		}
-		first = false
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.isObject && top.wantKey {
-			if key, ok := tok.(string); ok {
-				if top.keys[key] {
-					return fmt.Errorf("duplicate key %q", truncate(key, 64))
-				}
-				top.keys[key] = true
-				top.wantKey = false
-				continue
-			}
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) >= maxDepth {
-				return fmt.Errorf("JSON nested deeper than %d levels", maxDepth)
-			}
-			if top != nil && top.isObject {
-				top.wantKey = true
-			}
-			f := &frame{isObject: tok == json.Delim('{'), wantKey: true}
-			if f.isObject {
-				f.keys = make(map[string]bool)
-			}
-			stack = append(stack, f)
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		default:
-			if top != nil && top.isObject {
-				top.wantKey = true
-			}
-		}
-	}
+// release returns r to the pool.
+func (r *reader) release() {
+	r.buf = bytes.Buffer{} // holding on to no body
+	r.dec.Reset(&r.buf)
+	readers.Put(r)
 }
 
 // fields splits a JSON object (already checked by readJSON) into its
 // members and refuses members other than allowed.
 func fields(body []byte, allowed ...string) (map[string]json.RawMessage, error) {
-	m, ok := members(body)
-	if !ok {
-		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, badRequest("the body is not a JSON object")
-		}
+	m, err := members(body)
+	if err != nil {
+		return nil, badRequest("the body is not a JSON object")
 	}
 	var unknown []domain.FieldError
 	for k := range m {
@@ -274,96 +159,58 @@ func fields(body []byte, allowed ...string) (map[string]json.RawMessage, error) 
 	return m, nil
 }
 
-// members splits a JSON object that checkJSON accepted into its members,
-// as json.Unmarshal into a map of json.RawMessage does, but in one pass and
-// with the values left in body rather than copied. ok is false if body is
-// not such an object after all.
-func members(body []byte) (m map[string]json.RawMessage, ok bool) {
-	i := skipSpace(body, 0)
-	if i >= len(body) || body[i] != '{' {
-		return nil, false
-	}
-	m = make(map[string]json.RawMessage, 4)
-	if i = skipSpace(body, i+1); i < len(body) && body[i] == '}' {
-		return m, true
-	}
-	for i < len(body) && body[i] == '"' {
-		end := stringEnd(body, i)
-		if end <= i {
-			return nil, false
-		}
-		key := keyOf(body[i : end+1])
-		if i = skipSpace(body, end+1); i >= len(body) || body[i] != ':' {
-			return nil, false
-		}
-		i = skipSpace(body, i+1)
-		vend := valueEnd(body, i)
-		if vend <= i {
-			return nil, false
-		}
-		m[string(key)] = body[i:vend:vend]
-		if i = skipSpace(body, vend); i >= len(body) {
-			return nil, false
-		}
-		switch body[i] {
-		case '}':
-			return m, true
-		case ',':
-			i = skipSpace(body, i+1)
-		default:
-			return nil, false
-		}
-	}
-	return nil, false
-}
+// errNotObject is members' answer to a body that is not one JSON object.
+var errNotObject = errors.New("not a JSON object")
 
-// valueEnd is the index just after the valid JSON value starting at body[i].
-func valueEnd(body []byte, i int) int {
-	if i >= len(body) {
-		return i
+// members splits a JSON object that checkJSON accepted into its members,
+// as json.Unmarshal into a map of json.RawMessage does, with the values left
+// in body rather than copied.
+func members(body []byte) (map[string]json.RawMessage, error) {
+	r := newReader(body, splitOptions)
+	defer r.release()
+	dec := &r.dec
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, errNotObject
 	}
-	switch body[i] {
-	case '"':
-		return stringEnd(body, i) + 1
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(body); j++ {
-			switch body[j] {
-			case '"':
-				j = stringEnd(body, j)
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return j + 1
-				}
-			}
+	m := make(map[string]json.RawMessage, 4)
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
 		}
-		return len(body)
+		key := name.String()
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		end := int(dec.InputOffset())
+		m[key] = body[end-len(v) : end : end]
 	}
-	j := i // a number, true, false or null: up to the next delimiter
-	for j < len(body) && !strings.ContainsRune(",}] \t\n\r", rune(body[j])) {
-		j++
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		return nil, errNotObject
 	}
-	return j
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, errNotObject
+	}
+	return m, nil
 }
 
 // stringField decodes an optional string member; a non-string is a 400.
 func stringField(m map[string]json.RawMessage, name string) (string, bool, error) {
-	raw, ok := m[name]
-	if !ok || string(bytes.TrimSpace(raw)) == "null" {
+	raw := jsontext.Value(m[name])
+	switch raw.Kind() {
+	case 0, 'n': // absent, or null
 		return "", false, nil
-	}
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
-		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) {
-			return string(inner), true, nil // what json.Unmarshal gives, without its reflection
+	case '"':
+		var buf [64]byte
+		s, err := jsontext.AppendUnquote(buf[:0], raw)
+		// The one error a well-formed string can have is an escaped lone
+		// surrogate, which reads as U+FFFD, as encoding/json reads it.
+		if err == nil || raw.IsValid(readOptions) {
+			return string(s), true, nil
 		}
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false, badRequest("a field has the wrong type", domain.FieldError{Field: name, Message: "must be a string"})
-	}
-	return s, true, nil
+	return "", false, badRequest("a field has the wrong type", domain.FieldError{Field: name, Message: "must be a string"})
 }
 
 // parseTime reads occurred_at: RFC 3339, or a date YYYY-MM-DD (midnight UTC).
@@ -399,6 +246,39 @@ func encodeJSON(v any, pretty bool) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// echoJSON makes jsontext write what c.JSON writes with encoding/json:
+// <, >, & and U+2028/U+2029 escaped. Invalid UTF-8 it writes as U+FFFD, where
+// encoding/json writes the escape \ufffd; writeJSON's callers write strings
+// that are valid UTF-8 (canonical ids, allow-listed types).
+var echoJSON = jsonv2.JoinOptions(jsontext.EscapeForHTML(true), jsontext.EscapeForJS(true), jsontext.AllowInvalidUTF8(true))
+
+// writer is a jsontext.Encoder writing into a bytes.Buffer, pooled.
+type writer struct {
+	buf bytes.Buffer
+	enc jsontext.Encoder
+}
+
+var writers = sync.Pool{New: func() any { return new(writer) }}
+
+// writeJSON is the JSON value of tokens as c.JSON writes it: escaped as
+// echoJSON says, with a final newline (jsontext's, as encoding/json's).
+func writeJSON(tokens ...jsontext.Token) ([]byte, error) {
+	w := writers.Get().(*writer)
+	defer func() {
+		w.buf = bytes.Buffer{} // holding on to no answer
+		w.enc.Reset(&w.buf)
+		writers.Put(w)
+	}()
+	w.buf = *bytes.NewBuffer(make([]byte, 0, 128))
+	w.enc.Reset(&w.buf, echoJSON)
+	for _, t := range tokens {
+		if err := w.enc.WriteToken(t); err != nil {
+			return nil, err
+		}
+	}
+	return w.buf.Bytes(), nil
 }
 
 // prettyJSON reports whether the client asked for indented JSON (?pretty),

@@ -58,10 +58,7 @@ func Encode(ev domain.Event) ([]byte, error) {
 		CorrelationID:   ev.CorrelationID,
 		CausationID:     ev.CausationID,
 	}
-	if b, ok := appendCloudEvent(make([]byte, 0, 512+len(data)), &ce); ok {
-		return b, nil
-	}
-	return json.Marshal(ce)
+	return marshalCloudEvent(&ce)
 }
 
 // ErrUndecodable marks a stream message that is not a valid event envelope.
