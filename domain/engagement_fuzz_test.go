@@ -21,7 +21,8 @@ import (
 //   - Version counts the events accepted, and Status (and StatusAt, on any
 //     day) is always one of the kind's statuses;
 //   - the normalised events Decide returns fold again to the same state,
-//     which is what readers do with the stored stream (Replay).
+//     which is what readers do with the stored stream (Replay), and their
+//     data decodes strictly into the type's struct (Spec.Decode).
 func FuzzDecideApply(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
@@ -54,6 +55,7 @@ func FuzzDecideApply(f *testing.F) {
 				}
 				continue
 			}
+			decodesStrictly(t, decided) // what Decide stores, readers decode into the type's struct
 			stored = append(stored, decided)
 			r.ids = append(r.ids, ev.ID)
 			if e.v.Version != len(stored) {

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -58,6 +59,10 @@ type Spec struct {
 	From []Status
 	// To is the status after the event; "": unchanged.
 	To Status
+	// Data is the struct type the stored data decodes into (DecodeData,
+	// Spec.Decode): one member per field, omitzero unless the field is
+	// required of every kind; checked against Fields at init.
+	Data reflect.Type
 	// Fields are the data's members, in the order a form shows them. For
 	// engagement.corrected they are its own (corrects, reason); the
 	// corrected fields are those of the corrected event's type.
@@ -144,6 +149,9 @@ func init() {
 		if specByType[t] == nil {
 			panic(fmt.Sprintf("domain: event type %s has no spec", t)) // a programming error, caught by every test
 		}
+		if err := checkData(specByType[t]); err != nil {
+			panic("domain: " + err.Error()) // the data struct drifted from the spec's fields: caught by every test
+		}
 	}
 }
 
@@ -224,7 +232,7 @@ func descriptive(required bool) []Field {
 // "How to add an event type".
 var specs = []Spec{
 	{
-		Type: EngagementRecorded, Past: "Recorded", Action: "Record an engagement",
+		Type: EngagementRecorded, Past: "Recorded", Action: "Record an engagement", Data: reflect.TypeFor[RecordedData](),
 		Fields: append([]Field{selectField("kind", "Kind", true, kindNames()...)}, descriptive(true)...),
 		apply: func(e *Engagement, ev Event, _ map[string]any) {
 			e.v.ID, e.v.Kind, e.v.Status = ev.EngagementID, ev.Kind, ev.Kind.initialStatus()
@@ -233,7 +241,7 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: EngagementAmended, Past: "Amended", Action: "Amend details",
+		Type: EngagementAmended, Past: "Amended", Action: "Amend details", Data: reflect.TypeFor[AmendedData](),
 		Fields: descriptive(false),
 		allow: func(e *Engagement, status Status, _ map[string]any) string {
 			if e.closed(status) {
@@ -248,7 +256,7 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: EngagementLinked, Past: "Linked", Action: "Link to another engagement",
+		Type: EngagementLinked, Past: "Linked", Action: "Link to another engagement", Data: reflect.TypeFor[LinkedData](),
 		Fields: []Field{
 			{Name: "target_id", Required: true, Label: "Engagement", Input: InputEngagement, parse: uuidText},
 			selectField("relation", "Relation", true, Relations...),
@@ -279,11 +287,11 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: EngagementNoted, Past: "Note", Action: "Add a note",
+		Type: EngagementNoted, Past: "Note", Action: "Add a note", Data: reflect.TypeFor[NotedData](),
 		Fields: []Field{areaField("note", "Note", "", MaxText, true)},
 	},
 	{
-		Type: EngagementCorrected, Past: "Correction", Action: "Correct this entry",
+		Type: EngagementCorrected, Past: "Correction", Action: "Correct this entry", Data: reflect.TypeFor[CorrectedData](),
 		Fields: []Field{
 			{Name: "corrects", Required: true, parse: uuidText},
 			areaField("reason", "Why is it wrong?", "The entry stays in the history; the correction is shown beside it.",
@@ -291,7 +299,7 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: AgreementSigned, Past: "Signed", Action: "Record signing",
+		Type: AgreementSigned, Past: "Signed", Action: "Record signing", Data: reflect.TypeFor[SignedData](),
 		From: []Status{StatusDraft}, To: StatusActive,
 		Fields: []Field{
 			dateField("signed_on", "Signed on", "", true).into(func(e *Engagement) any { return &e.v.SignedOn }),
@@ -303,7 +311,7 @@ var specs = []Spec{
 	},
 	{
 		// An agreement past its expiry may still be renewed: renewing is what revives it.
-		Type: AgreementRenewed, Past: "Renewed", Action: "Record renewal",
+		Type: AgreementRenewed, Past: "Renewed", Action: "Record renewal", Data: reflect.TypeFor[RenewedData](),
 		From: []Status{StatusActive, StatusExpired}, To: StatusActive,
 		Fields: []Field{
 			dateField("renewed_on", "Renewed on", "", true).into(func(e *Engagement) any { return &e.v.RenewedOn }),
@@ -320,13 +328,13 @@ var specs = []Spec{
 		apply: openEnded,
 	},
 	{
-		Type: AgreementTerminated, Past: "Terminated", Action: "Record termination",
+		Type: AgreementTerminated, Past: "Terminated", Action: "Record termination", Data: reflect.TypeFor[TerminatedData](),
 		From: []Status{StatusActive}, To: StatusTerminated,
 		Fields: []Field{areaField("reason", "Reason", "", MaxReason, true).
 			into(func(e *Engagement) any { return &e.v.TerminationReason })},
 	},
 	{
-		Type: PolicyContributed, Past: "Contribution", Action: "Record a contribution",
+		Type: PolicyContributed, Past: "Contribution", Action: "Record a contribution", Data: reflect.TypeFor[ContributedData](),
 		Fields: []Field{
 			areaField("contribution", "Contribution", "", MaxReason, true),
 			textField("role", "Role", "e.g. co-author, technical adviser", MaxShortText, true),
@@ -344,13 +352,13 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: PolicyAdopted, Past: "Adopted", Action: "Record adoption",
+		Type: PolicyAdopted, Past: "Adopted", Action: "Record adoption", Data: reflect.TypeFor[AdoptedData](),
 		From: []Status{StatusInProgress}, To: StatusAdopted,
 		Fields: []Field{textField("adopted_by", "Adopted by", "e.g. WHA", MaxShortText, true).
 			into(func(e *Engagement) any { return &e.v.AdoptedBy })},
 	},
 	{
-		Type: PolicyCommitted, Past: "Commitment", Action: "Record a commitment",
+		Type: PolicyCommitted, Past: "Commitment", Action: "Record a commitment", Data: reflect.TypeFor[CommittedData](),
 		From: []Status{StatusAdopted}, To: StatusImplementing,
 		Fields: []Field{areaField("commitment", "Commitment", "", MaxReason, true)},
 		item: func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool) {
@@ -365,7 +373,7 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: InitiativeJoined, Past: "Joined", Action: "Record joining",
+		Type: InitiativeJoined, Past: "Joined", Action: "Record joining", Data: reflect.TypeFor[JoinedData](),
 		From: []Status{StatusRecorded, StatusLeft}, To: StatusMember,
 		Fields: []Field{roleField("Role", "e.g. member, co-chair")},
 		apply: func(e *Engagement, _ Event, _ map[string]any) {
@@ -374,7 +382,7 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: InitiativeRoleChanged, Past: "Role changed", Action: "Change role",
+		Type: InitiativeRoleChanged, Past: "Role changed", Action: "Change role", Data: reflect.TypeFor[RoleChangedData](),
 		From:   []Status{StatusMember},
 		Fields: []Field{roleField("New role", "")},
 		allow: func(e *Engagement, _ Status, values map[string]any) string {
@@ -385,13 +393,13 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: InitiativeLeft, Past: "Left", Action: "Record leaving",
+		Type: InitiativeLeft, Past: "Left", Action: "Record leaving", Data: reflect.TypeFor[LeftData](),
 		From: []Status{StatusMember}, To: StatusLeft,
 		Fields: []Field{areaField("reason", "Reason", "", MaxReason, false).
 			into(func(e *Engagement) any { return &e.v.LeftReason })},
 	},
 	{
-		Type: MeetingScheduled, Past: "Scheduled", Action: "Record scheduling",
+		Type: MeetingScheduled, Past: "Scheduled", Action: "Record scheduling", Data: reflect.TypeFor[ScheduledData](),
 		From: []Status{StatusRecorded}, To: StatusScheduled,
 		Fields: []Field{
 			dateField("starts_on", "Starts on", "", true).into(func(e *Engagement) any { return &e.v.StartsOn }),
@@ -399,7 +407,7 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: MeetingAttended, Past: "Attended", Action: "Record attendance",
+		Type: MeetingAttended, Past: "Attended", Action: "Record attendance", Data: reflect.TypeFor[AttendedData](),
 		From: []Status{StatusScheduled}, To: StatusAttended,
 		Fields: []Field{
 			selectField("role", "Role", true, AttendanceRoles...).into(func(e *Engagement) any { return &e.v.Role }),
@@ -408,7 +416,7 @@ var specs = []Spec{
 		},
 	},
 	{
-		Type: MeetingConcluded, Past: "Concluded", Action: "Record conclusion",
+		Type: MeetingConcluded, Past: "Concluded", Action: "Record conclusion", Data: reflect.TypeFor[ConcludedData](),
 		From: []Status{StatusAttended}, To: StatusConcluded,
 		Fields: []Field{areaField("outcome", "Outcome", "", MaxReason, false).
 			into(func(e *Engagement) any { return &e.v.Outcome })},
