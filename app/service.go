@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -246,10 +245,8 @@ func (s *Service) checkTarget(ev domain.Event) error {
 	if ev.Type != domain.EngagementLinked {
 		return nil
 	}
-	var d struct {
-		TargetID string `json:"target_id"`
-	}
-	if err := json.Unmarshal(ev.Data, &d); err != nil {
+	d, err := domain.DecodeData[domain.LinkedData](ev)
+	if err != nil {
 		return fmt.Errorf("decode link: %w", err)
 	}
 	if !s.proj.Read(d.TargetID, func(*domain.Engagement, uint64) {}) {

@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"encoding/json"
 	"errors"
 	"maps"
 	"slices"
@@ -51,10 +50,8 @@ func (s *sequences) Apply(seq uint64, ev domain.Event) {
 // markCorrected notes the correction's id against the corrected event, so
 // history shows the two side by side.
 func (s *sequences) markCorrected(correction domain.Event) {
-	var d struct {
-		Corrects string `json:"corrects"`
-	}
-	if err := json.Unmarshal(correction.Data, &d); err != nil {
+	d, err := domain.DecodeData[domain.CorrectedData](correction)
+	if err != nil {
 		return
 	}
 	s.correctedBy[d.Corrects] = append(s.correctedBy[d.Corrects], correction.ID)

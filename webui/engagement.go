@@ -302,11 +302,8 @@ func (u *UI) correctionForm(e *domain.Engagement, history []domain.Event, ev dom
 		if c.Type != domain.EngagementCorrected || !slices.Contains(ev.CorrectedBy, c.ID) {
 			continue
 		}
-		var cd struct {
-			Fields json.RawMessage `json:"fields"`
-		}
-		if json.Unmarshal(c.Data, &cd) == nil {
-			for k, v := range dataValues(cd.Fields) {
+		if cd, err := domain.DecodeData[domain.CorrectedData](c); err == nil {
+			for k, v := range dataValues(json.RawMessage(cd.Fields)) {
 				f.baseline[k] = v
 			}
 		}
@@ -419,16 +416,11 @@ func (u *UI) entry(ev domain.Event, history []domain.Event, titles map[string]st
 	en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt,
 		Recorded: ev.RecordedAt, Actor: ev.Actor, Version: ev.Version}
 	if ev.Type == domain.EngagementCorrected {
-		var c struct {
-			Corrects string          `json:"corrects"`
-			Reason   string          `json:"reason"`
-			Fields   json.RawMessage `json:"fields"`
-		}
-		_ = json.Unmarshal(ev.Data, &c)
+		c, _ := domain.DecodeData[domain.CorrectedData](ev)
 		en.Corrects, en.Reason = c.Corrects, c.Reason
 		if i := slices.IndexFunc(history, func(x domain.Event) bool { return x.ID == c.Corrects }); i >= 0 {
 			en.CorrectsTitle = pastLabel(history[i].Type) + " (" + when(history[i].OccurredAt) + ")"
-			en.Facts = facts(history[i].Type, c.Fields, titles)
+			en.Facts = facts(history[i].Type, json.RawMessage(c.Fields), titles)
 		}
 		return en
 	}
@@ -439,13 +431,9 @@ func (u *UI) entry(ev domain.Event, history []domain.Event, titles map[string]st
 			continue // outside the window shown
 		}
 		c := history[i]
-		var cd struct {
-			Reason string          `json:"reason"`
-			Fields json.RawMessage `json:"fields"`
-		}
-		_ = json.Unmarshal(c.Data, &cd)
+		cd, _ := domain.DecodeData[domain.CorrectedData](c)
 		en.CorrectedBy = append(en.CorrectedBy, correction{ID: c.ID, Actor: c.Actor, Recorded: c.RecordedAt,
-			Reason: cd.Reason, Facts: facts(ev.Type, cd.Fields, titles)})
+			Reason: cd.Reason, Facts: facts(ev.Type, json.RawMessage(cd.Fields), titles)})
 	}
 	return en
 }
