@@ -233,3 +233,24 @@ func sameMembers(t testing.TB, v any, want obj) bool {
 	}
 	return true
 }
+
+// TestUpcastCorrectionDecodes: a v1 correction, as readers get it after
+// Upcast (eventstore/testdata/corrected-v1.json's data), decodes strictly.
+func TestUpcastCorrectionDecodes(t *testing.T) {
+	v1 := []byte(`{"corrects":"0193b0c0-0000-7000-8000-000000000001","reason":"typo in the title","title":"IOM–WHO Memorandum of Understanding"}`)
+	data, err := Upcast(EngagementCorrected, 1, v1)
+	if err != nil {
+		t.Fatalf("Upcast: %v", err)
+	}
+	c, err := DecodeData[CorrectedData](Event{Type: EngagementCorrected, Data: data})
+	if err != nil {
+		t.Fatalf("DecodeData(%s): %v", data, err)
+	}
+	if c.Corrects != "0193b0c0-0000-7000-8000-000000000001" || c.Reason != "typo in the title" ||
+		string(c.Fields) != `{"title":"IOM–WHO Memorandum of Understanding"}` {
+		t.Errorf("decoded %+v", c)
+	}
+	if _, err := DecodeData[CorrectedData](Event{Type: EngagementCorrected, Data: v1}); err == nil {
+		t.Error("a v1 correction decodes without Upcast: the struct would drop its fields")
+	}
+}
