@@ -241,13 +241,12 @@ func (s *Server) currentEngagement(c echo.Context, id string) error {
 		*r = currentRead{fn: r.fn} // keep nothing of this request in the pool
 		currentReads.Put(r)
 	}()
-	r.inm, r.pretty, r.now = c.Request().Header.Get("If-None-Match"), prettyJSON(c), s.now()
+	r.inm, r.pretty, r.now = c.Request().Header["If-None-Match"], prettyJSON(c), s.now()
 	if !s.proj.Read(id, r.fn) {
 		return fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
 	}
-	tag := etag(r.version)
-	c.Response().Header().Set("ETag", tag)
-	if r.inm == tag {
+	c.Response().Header().Set("ETag", etag(r.version))
+	if r.notModified {
 		return c.NoContent(http.StatusNotModified)
 	}
 	if r.err != nil {
@@ -261,13 +260,14 @@ func (s *Server) currentEngagement(c echo.Context, id string) error {
 // variables would cost four allocations per GET; pooled, with its method
 // value bound once, it costs none.
 type currentRead struct {
-	inm    string
+	inm    []string // the If-None-Match field lines
 	pretty bool
 	now    time.Time
 
-	version int
-	body    []byte
-	err     error
+	version     int
+	notModified bool
+	body        []byte
+	err         error
 	fn      func(e *domain.Engagement, lastSeq uint64) // read
 }
 
@@ -279,7 +279,7 @@ var currentReads = sync.Pool{New: func() any {
 
 func (r *currentRead) read(e *domain.Engagement, _ uint64) {
 	r.version = e.Version()
-	if r.inm == etag(r.version) {
+	if r.notModified = noneMatch(r.inm, r.version); r.notModified {
 		return
 	}
 	v := e.View() // shares e's slices, and only reads them here
@@ -388,6 +388,42 @@ func pathID(c echo.Context) (string, error) {
 }
 
 func etag(version int) string { return `"` + strconv.Itoa(version) + `"` }
+
+// noneMatch reports whether If-None-Match, given as its field lines, matches
+// the engagement at version (RFC 9110 13.1.2): "*" matches any existing
+// engagement, otherwise any entity-tag of the comma-separated lists does
+// whose opaque tag is this version's, weak (W/"3") or strong ("3"), since
+// If-None-Match compares weakly. A malformed list matches from nothing
+// after the point where it stops being one. It allocates nothing: every
+// GET without a match runs it.
+func noneMatch(lines []string, version int) bool {
+	var buf [20]byte
+	want := strconv.AppendInt(buf[:0], int64(version), 10)
+	for _, v := range lines {
+		for v != "" {
+			switch v[0] {
+			case ' ', '\t', ',':
+				v = v[1:]
+				continue
+			case '*':
+				return true
+			}
+			v = strings.TrimPrefix(v, "W/")
+			if v == "" || v[0] != '"' {
+				break // not an entity-tag: the rest of this line is not read
+			}
+			end := strings.IndexByte(v[1:], '"')
+			if end < 0 {
+				break
+			}
+			if v[1:1+end] == string(want) {
+				return true
+			}
+			v = v[end+2:]
+		}
+	}
+	return false
+}
 
 // parseIfMatch reads If-Match: "<version>". Empty or * means no check.
 func parseIfMatch(v string) (int, error) {
