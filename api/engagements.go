@@ -268,7 +268,7 @@ type currentRead struct {
 	notModified bool
 	body        []byte
 	err         error
-	fn      func(e *domain.Engagement, lastSeq uint64) // read
+	fn          func(e *domain.Engagement, lastSeq uint64) // read
 }
 
 var currentReads = sync.Pool{New: func() any {
