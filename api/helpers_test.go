@@ -111,7 +111,9 @@ func buildServer(t testing.TB, su setup) *built {
 		}
 	})
 	b.api = parts.API
-	srv := httptest.NewServer(b.api)
+	srv := httptest.NewUnstartedServer(b.api)
+	srv.Config.MaxHeaderBytes = api.ReadHeaderBytes // as cmd/engagements serves it
+	srv.Start()
 	t.Cleanup(srv.Close)
 	b.testServer = &testServer{Server: srv, store: store, proj: parts.Projector}
 	return b

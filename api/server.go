@@ -123,6 +123,7 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 			return nil
 		},
 	}))
+	e.Use(limitHeaders)
 	e.Use(limitBody)
 	e.Use(s.observe)
 
@@ -215,6 +216,45 @@ func minSequence(c echo.Context) (uint64, error) {
 			domain.FieldError{Field: "min_sequence", Message: "must be a whole number"})
 	}
 	return n, nil
+}
+
+// MaxHeaderBytes is the most a request's line and header fields may take:
+// above it the API answers 431 with a problem. It is net/http's default
+// limit, as before.
+const MaxHeaderBytes = http.DefaultMaxHeaderBytes
+
+// ReadHeaderBytes is what the http.Server serving the API should read of a
+// request's header (its MaxHeaderBytes): more than MaxHeaderBytes, so that
+// a header over our limit reaches limitHeaders and gets a problem. Above
+// ReadHeaderBytes net/http answers by itself, with a plain-text 431.
+const ReadHeaderBytes = 4 * MaxHeaderBytes
+
+// limitHeaders answers 431 with a problem when the request line and header
+// fields are larger than MaxHeaderBytes, counted as on the wire.
+func limitHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if headerBytes(c.Request()) > MaxHeaderBytes {
+			return echo.NewHTTPError(http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("the request line and header fields are larger than %d bytes", MaxHeaderBytes))
+		}
+		return next(c)
+	}
+}
+
+// headerBytes is the size of r's request line and header fields as sent:
+// "METHOD URI PROTO\r\n", "Name: value\r\n" per field line (Host among
+// them) and the blank line.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	if r.Host != "" {
+		n += len("Host: \r\n") + len(r.Host)
+	}
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n + 2
 }
 
 // limitBody caps request bodies at MaxBody; a larger body is a 413 whether

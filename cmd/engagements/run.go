@@ -222,7 +222,10 @@ func (m *Main) serveHTTP(ctx context.Context) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Read past the API's own limit, so that it answers a large header
+		// with a problem rather than net/http with plain text.
+		MaxHeaderBytes: api.ReadHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	m.http.RegisterOnShutdown(m.parts.UI.Close) // the pages' live streams never end by themselves
 	m.wg.Add(1)
