@@ -57,7 +57,7 @@ func TestHeaderLimits(t *testing.T) {
 		body    string
 	}{
 		{"a header just under the limit → 200", get + big(api.MaxHeaderBytes-1024), http.StatusOK, false, ""},
-		{"a header of 2 MB → 431 problem", get + big(2 << 20), http.StatusRequestHeaderFieldsTooLarge, true, ""},
+		{"a header of 2 MB → 431 problem", get + big(2<<20), http.StatusRequestHeaderFieldsTooLarge, true, ""},
 		{"many header lines over the limit → 431 problem", get + strings.Repeat(big(1000), api.MaxHeaderBytes/1000+1),
 			http.StatusRequestHeaderFieldsTooLarge, true, ""},
 		{"a header past what the server reads → net/http's 431", get + big(api.ReadHeaderBytes+8192),
