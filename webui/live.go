@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 )
 
@@ -50,16 +52,19 @@ func (u *UI) changes(ctx context.Context, after uint64) ([]projections.Change, e
 // changes after the sequence it was rendered at (after), so nothing recorded
 // while it loaded is missed; Last-Event-ID, sent when the browser reconnects,
 // is newer and wins. The session's cookie authenticates it (EventSource
-// cannot send an Authorization header), and a revoked token ends it.
+// cannot send an Authorization header), and a revoked token ends it. A
+// malformed engagement, after or Last-Event-ID is a 400 page naming it.
 func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
-	only := r.URL.Query().Get("engagement")
-	after := u.proj.Applied()
-	from := r.Header.Get("Last-Event-ID")
-	if from == "" {
-		from = r.URL.Query().Get("after")
+	only, from, err := liveParams(r)
+	if err != nil {
+		// Not a 200: an EventSource stops on any other status rather than
+		// follow something the page did not ask for.
+		u.errorPage(w, r, s, http.StatusBadRequest, "Live updates could not start", err.Error())
+		return
 	}
-	if n, err := strconv.ParseUint(from, 10, 64); err == nil && n <= after {
-		after = n
+	after := u.proj.Applied()
+	if from.set && from.seq <= after {
+		after = from.seq
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -122,4 +127,37 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
 			}
 		}
 	}
+}
+
+// since is where a live stream starts: after seq, when set.
+type since struct {
+	seq uint64
+	set bool
+}
+
+// liveParams reads what a live stream follows: the engagement (every one
+// when absent) and the sequence to resume after, from Last-Event-ID or else
+// ?after=. A value that is present but malformed is an error naming it.
+func liveParams(r *http.Request) (only string, from since, err error) {
+	q := r.URL.Query()
+	if q.Has("engagement") {
+		only = q.Get("engagement")
+		if domain.CheckID(only) != nil {
+			return "", since{}, fmt.Errorf("engagement must be the id of an engagement, not %.40q.", only)
+		}
+	}
+	// An empty Last-Event-ID is the same as none (EventSource sends none
+	// before its first id).
+	name, v := "Last-Event-ID", r.Header.Values("Last-Event-ID")
+	if len(v) == 0 || len(v) == 1 && v[0] == "" {
+		name, v = "after", q["after"]
+	}
+	if len(v) == 0 {
+		return only, since{}, nil
+	}
+	n, perr := strconv.ParseUint(v[0], 10, 64)
+	if perr != nil || len(v) > 1 {
+		return "", since{}, fmt.Errorf("%s must be one stream sequence (a whole number), not %.40q.", name, strings.Join(v, ", "))
+	}
+	return only, since{seq: n, set: true}, nil
 }
