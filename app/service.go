@@ -45,6 +45,9 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 	retry RetryPolicy
+	// links serialises the writes that may add or change a link, so that
+	// two cannot both pass checkSupersedes and close a cycle together.
+	links sync.Mutex
 	// wait bounds how long a write waits for its own projection.
 	wait time.Duration
 }
@@ -87,6 +90,10 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 	}
 	if cmd.EngagementID == "" {
 		w.newID = uuid.Must(uuid.NewV7()).String()
+	}
+	if cmd.Type == domain.EngagementLinked || cmd.Type == domain.EngagementCorrected {
+		s.links.Lock()
+		defer s.links.Unlock()
 	}
 	for {
 		if r, ok := s.twin(&w); ok {
@@ -243,7 +250,7 @@ func (s *Service) decide(state *domain.Engagement, id string, cmd Command) (doma
 // checkTarget makes sure a link points at an engagement that exists.
 func (s *Service) checkTarget(ev domain.Event) error {
 	if ev.Type != domain.EngagementLinked {
-		return nil
+		return s.checkSupersedes(ev) // a correction may change a link
 	}
 	d, err := domain.DecodeData[domain.LinkedData](ev)
 	if err != nil {
@@ -252,7 +259,7 @@ func (s *Service) checkTarget(ev domain.Event) error {
 	if !s.proj.Read(d.TargetID, func(*domain.Engagement, uint64) {}) {
 		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "data.target_id", Message: "no engagement has this id"}}}
 	}
-	return nil
+	return s.checkSupersedes(ev)
 }
 
 // again decides, after the stream refused w's append with conflict, whether
