@@ -6,7 +6,8 @@
 // Idempotency-Key with the first result, reads the engagement's state and the
 // sequence of its latest message from the projection, lets domain.Decide
 // build the event, appends it with that sequence as the expected one
-// (retrying lost races as RetryPolicy says) and waits until the projection
+// (one at a time per engagement on this instance, retrying races lost to
+// other instances as RetryPolicy says) and waits until the projection
 // shows the write, so the caller reads its own write.
 //
 // Its dependencies are the narrow interfaces Store and Projection, defined

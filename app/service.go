@@ -48,6 +48,8 @@ type Service struct {
 	// links serialises the writes that may add or change a link, so that
 	// two cannot both pass checkSupersedes and close a cycle together.
 	links sync.Mutex
+	// gates queues the appends to each engagement.
+	gates gates
 	// wait bounds how long a write waits for its own projection.
 	wait time.Duration
 }
@@ -72,10 +74,10 @@ type write struct {
 	caughtUp bool
 	// lost counts the races lost to appends that were stored.
 	lost int
-	// inFlightUntil ends the waiting out of appends in flight; waits counts
+	// retryUntil ends the retries (set at the first refusal); pauses counts
 	// the pauses so far.
-	inFlightUntil time.Time
-	waits         int
+	retryUntil time.Time
+	pauses     int
 }
 
 // Execute appends the event cmd describes. A retry with the same
@@ -94,6 +96,13 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 	if cmd.Type == domain.EngagementLinked || cmd.Type == domain.EngagementCorrected {
 		s.links.Lock()
 		defer s.links.Unlock()
+	}
+	if cmd.EngagementID != "" {
+		g, err := s.gates.enter(ctx, cmd.EngagementID)
+		if err != nil {
+			return Result{}, err
+		}
+		defer s.gates.leave(cmd.EngagementID, g)
 	}
 	for {
 		if r, ok := s.twin(&w); ok {
@@ -263,12 +272,21 @@ func (s *Service) checkTarget(ev domain.Event) error {
 }
 
 // again decides, after the stream refused w's append with conflict, whether
-// it is tried again (nil) or fails (the error to return), as s.retry says.
+// it is tried again (nil) or fails (the error to return), as s.retry says:
+// within its time bound, at once after the first race w lost, else after a
+// pause.
 func (s *Service) again(ctx context.Context, w *write, expected uint64, conflict error) error {
 	if w.cmd.IfMatch > 0 {
 		return fmt.Errorf("%w: %w", domain.ErrPreconditionFailed, conflict)
 	}
-	if w.newID != "" || w.lost+1 >= s.retry.Attempts {
+	if w.newID != "" {
+		return conflict
+	}
+	now := time.Now()
+	if w.retryUntil.IsZero() {
+		w.retryUntil = now.Add(s.retry.Within)
+	}
+	if now.After(w.retryUntil) {
 		return conflict
 	}
 	if err := s.catchUp(ctx); err != nil {
@@ -276,27 +294,18 @@ func (s *Service) again(ctx context.Context, w *write, expected uint64, conflict
 	}
 	if s.lastSeq(w.cmd.EngagementID) != expected {
 		w.lost++ // another append was stored: try on top of it
-		return nil
+		if w.lost == 1 {
+			return nil
+		}
 	}
-	return s.waitInFlight(ctx, w, conflict)
-}
-
-// waitInFlight pauses before w is tried again after a refusal that stored
-// nothing for the engagement: another append to it is still in flight (a
-// clustered stream refuses at once rather than queue). It waits for that
-// without spending an attempt, within s.retry's bounds, then fails with
-// conflict.
-func (s *Service) waitInFlight(ctx context.Context, w *write, conflict error) error {
-	if w.inFlightUntil.IsZero() {
-		w.inFlightUntil = time.Now().Add(s.retry.InFlightWait)
-	}
-	if time.Now().After(w.inFlightUntil) {
-		return conflict
-	}
-	if err := sleep(ctx, s.retry.pause(w.waits)); err != nil {
+	// Lost again, or refused while another append to the engagement is
+	// still in flight (a clustered stream refuses at once rather than
+	// queue, and stores nothing): pause, so that the writers refused
+	// together come back spread out.
+	if err := sleep(ctx, s.retry.pause(w.pauses)); err != nil {
 		return err
 	}
-	w.waits++
+	w.pauses++
 	return nil
 }
 
