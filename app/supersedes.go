@@ -42,53 +42,59 @@ func (s *Service) checkSupersedes(ev domain.Event) error {
 // supersededBy returns the engagement ev makes its engagement supersede
 // (ok false when it makes none) and the field a refusal names.
 func (s *Service) supersededBy(ev domain.Event) (target, field string, ok bool, err error) {
-	type link struct {
-		TargetID *string `json:"target_id"`
-		Relation *string `json:"relation"`
-	}
-	var d struct {
-		link
-		Corrects string `json:"corrects"`
-		Fields   link   `json:"fields"` // of a correction (decided, so v2)
-	}
+	var l domain.LinkedData
 	switch ev.Type {
-	case domain.EngagementLinked, domain.EngagementCorrected:
+	case domain.EngagementLinked:
+		if l, err = domain.DecodeData[domain.LinkedData](ev); err != nil {
+			return "", "", false, fmt.Errorf("decode link: %w", err)
+		}
+		field = "data.target_id"
+	case domain.EngagementCorrected:
+		if l, field, ok, err = s.correctedLink(ev); !ok || err != nil {
+			return "", "", false, err
+		}
 	default:
 		return "", "", false, nil
 	}
-	if err := json.Unmarshal(ev.Data, &d); err != nil {
-		return "", "", false, fmt.Errorf("decode %s: %w", ev.Type, err)
+	return l.TargetID, field, l.Relation == supersedes, nil
+}
+
+// correctedLink returns the link an engagement.corrected leaves, when it
+// corrects one (ok), and the field a refusal names: data.fields.target_id,
+// or data.fields.relation when only the relation is corrected.
+func (s *Service) correctedLink(ev domain.Event) (l domain.LinkedData, field string, ok bool, err error) {
+	cd, err := domain.DecodeData[domain.CorrectedData](ev)
+	if err != nil {
+		return l, "", false, fmt.Errorf("decode correction: %w", err)
 	}
-	field = "data.target_id"
-	if ev.Type == domain.EngagementCorrected {
-		d.link, field = d.Fields, "data.fields.target_id"
-		if d.TargetID == nil && d.Relation == nil {
-			return "", "", false, nil
-		}
-		// The link as the correction leaves it: corrected fields over the
-		// link's current ones.
-		var link domain.Link
-		s.proj.Read(ev.EngagementID, func(e *domain.Engagement, _ uint64) {
-			for _, l := range e.Links() {
-				if l.EventID == d.Corrects {
-					link = l
-				}
+	var fix struct {
+		TargetID *string `json:"target_id"`
+		Relation *string `json:"relation"`
+	}
+	if err := json.Unmarshal(cd.Fields, &fix); err != nil {
+		return l, "", false, fmt.Errorf("decode corrected fields: %w", err)
+	}
+	if fix.TargetID == nil && fix.Relation == nil {
+		return l, "", false, nil
+	}
+	s.proj.Read(ev.EngagementID, func(e *domain.Engagement, _ uint64) {
+		for _, link := range e.Links() {
+			if link.EventID == cd.Corrects {
+				l, ok = domain.LinkedData{TargetID: link.TargetID, Relation: link.Relation}, true
 			}
-		})
-		if link.EventID == "" {
-			return "", "", false, nil // it corrects no link
 		}
-		if d.TargetID == nil {
-			d.TargetID, field = &link.TargetID, "data.fields.relation"
-		}
-		if d.Relation == nil {
-			d.Relation = &link.Relation
-		}
+	})
+	if !ok {
+		return l, "", false, nil // it corrects no link
 	}
-	if d.TargetID == nil || d.Relation == nil || *d.Relation != supersedes {
-		return "", "", false, nil
+	field = "data.fields.relation"
+	if fix.TargetID != nil {
+		l.TargetID, field = *fix.TargetID, "data.fields.target_id"
 	}
-	return *d.TargetID, field, true, nil
+	if fix.Relation != nil {
+		l.Relation = *fix.Relation
+	}
+	return l, field, true, nil
 }
 
 // reaches reports whether from supersedes to, directly or through others;
