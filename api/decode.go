@@ -26,11 +26,13 @@ const MaxBody = 1 << 20
 // maxDepth bounds JSON nesting; no request needs more than a few levels.
 const maxDepth = 32
 
-// readJSON reads the body and checks it is one well-formed JSON object: valid
-// UTF-8, no duplicate keys, not nested too deep, nothing after it. It
-// returns the raw bytes.
+// readJSON reads the body and checks it is one well-formed JSON object: not
+// empty, sent as application/json or a +json type (415 otherwise, and
+// without a Content-Type too), valid UTF-8, no duplicate keys, not nested
+// too deep, nothing after it. It returns the raw bytes.
 func readJSON(c echo.Context) ([]byte, error) {
-	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType,
@@ -47,6 +49,11 @@ func readJSON(c echo.Context) ([]byte, error) {
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, badRequest("the request body is empty; send a JSON object")
+	}
+	if ct == "" {
+		// Only a request without content may go without a Content-Type.
+		return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType,
+			"the request body has no Content-Type; send application/json")
 	}
 	if !utf8.Valid(body) {
 		return nil, badRequest("the request body is not valid UTF-8")

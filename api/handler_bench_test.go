@@ -69,6 +69,7 @@ func BenchmarkGetEngagement(b *testing.B) {
 			default:
 			}
 			req := httptest.NewRequest(http.MethodPost, "/v1/engagements/"+id+"/events", strings.NewReader(note(benchNote)))
+			req.Header.Set("Content-Type", "application/json")
 			ts.api.ServeHTTP(httptest.NewRecorder(), req)
 		}
 	}()
