@@ -123,7 +123,6 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 			return nil
 		},
 	}))
-	e.Use(limitHeaders)
 	e.Use(limitBody)
 	e.Use(s.observe)
 
@@ -225,20 +224,20 @@ const MaxHeaderBytes = http.DefaultMaxHeaderBytes
 
 // ReadHeaderBytes is what the http.Server serving the API should read of a
 // request's header (its MaxHeaderBytes): more than MaxHeaderBytes, so that
-// a header over our limit reaches limitHeaders and gets a problem. Above
+// a header over our limit reaches the API and gets a problem. Above
 // ReadHeaderBytes net/http answers by itself, with a plain-text 431.
 const ReadHeaderBytes = 4 * MaxHeaderBytes
 
-// limitHeaders answers 431 with a problem when the request line and header
-// fields are larger than MaxHeaderBytes, counted as on the wire.
-func limitHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if headerBytes(c.Request()) > MaxHeaderBytes {
-			return echo.NewHTTPError(http.StatusRequestHeaderFieldsTooLarge,
-				fmt.Sprintf("the request line and header fields are larger than %d bytes", MaxHeaderBytes))
-		}
-		return next(c)
+// headersTooLarge is the 431 problem for a request whose line and header
+// fields are larger than MaxHeaderBytes, counted as on the wire, or nil.
+// limitBody calls it: echo wraps each middleware per request, which would
+// cost an allocation per request for a middleware of its own.
+func headersTooLarge(r *http.Request) error {
+	if headerBytes(r) <= MaxHeaderBytes {
+		return nil
 	}
+	return echo.NewHTTPError(http.StatusRequestHeaderFieldsTooLarge,
+		fmt.Sprintf("the request line and header fields are larger than %d bytes", MaxHeaderBytes))
 }
 
 // headerBytes is the size of r's request line and header fields as sent:
@@ -258,10 +257,14 @@ func headerBytes(r *http.Request) int {
 }
 
 // limitBody caps request bodies at MaxBody; a larger body is a 413 whether
-// or not it announced its length.
+// or not it announced its length. Headers over MaxHeaderBytes are a 431
+// first.
 func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		if err := headersTooLarge(r); err != nil {
+			return err
+		}
 		if r.ContentLength > MaxBody {
 			return echo.ErrStatusRequestEntityTooLarge
 		}

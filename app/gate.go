@@ -2,7 +2,11 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
+
+	"github.com/iom-who/engagements/domain"
 )
 
 // gates lets one append at a time through per engagement, in the order
@@ -27,10 +31,11 @@ type gate struct {
 // gatePool keeps gates for reuse: every append takes one.
 var gatePool = sync.Pool{New: func() any { return &gate{token: make(chan struct{}, 1)} }}
 
-// enter waits until the append to engagement id may go through, or ctx
+// enter waits until the append to engagement id may go through, for at
+// most wait (then ErrConflict: too many appends queue for it) or until ctx
 // ends; a nil error must be followed by leave. Waiting appends go through
 // in the order they came (a channel's blocked senders queue in order).
-func (gs *gates) enter(ctx context.Context, id string) (*gate, error) {
+func (gs *gates) enter(ctx context.Context, id string, wait time.Duration) (*gate, error) {
 	gs.mu.Lock()
 	if gs.m == nil {
 		gs.m = make(map[string]*gate)
@@ -47,12 +52,17 @@ func (gs *gates) enter(ctx context.Context, id string) (*gate, error) {
 		return g, nil
 	default:
 	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	select {
 	case g.token <- struct{}{}:
 		return g, nil
 	case <-ctx.Done():
 		gs.release(id, g)
 		return nil, ctx.Err()
+	case <-t.C:
+		gs.release(id, g)
+		return nil, fmt.Errorf("engagement %s: other appends to it queued for longer than %v: %w", id, wait, domain.ErrConflict)
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 // sustained contention from many writers a writer may lose any number of
 // races in a row.
 type RetryPolicy struct {
-	// Within bounds how long refusals are retried, from the first one;
-	// then ErrConflict (a 409).
+	// Within bounds how long refusals are retried, from the first one,
+	// and how long an append waits for the others queued on this instance
+	// for its engagement; then ErrConflict (a 409).
 	Within time.Duration
 	// Backoff is the first pause between refusals; it doubles up to
 	// MaxBackoff, and each pause is jittered to between half and all of it,

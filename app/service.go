@@ -98,7 +98,7 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 		defer s.links.Unlock()
 	}
 	if cmd.EngagementID != "" {
-		g, err := s.gates.enter(ctx, cmd.EngagementID)
+		g, err := s.gates.enter(ctx, cmd.EngagementID, s.retry.Within)
 		if err != nil {
 			return Result{}, err
 		}
