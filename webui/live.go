@@ -55,11 +55,11 @@ func (u *UI) changes(ctx context.Context, after uint64) ([]projections.Change, e
 // cannot send an Authorization header), and a revoked token ends it. A
 // malformed engagement, after or Last-Event-ID is a 400 page naming it.
 func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
-	only, from, err := liveParams(r)
-	if err != nil {
+	only, from, bad := liveParams(r)
+	if bad != "" {
 		// Not a 200: an EventSource stops on any other status rather than
 		// follow something the page did not ask for.
-		u.errorPage(w, r, s, http.StatusBadRequest, "Live updates could not start", err.Error())
+		u.errorPage(w, r, s, http.StatusBadRequest, "Live updates could not start", bad)
 		return
 	}
 	after := u.proj.Applied()
@@ -137,13 +137,14 @@ type since struct {
 
 // liveParams reads what a live stream follows: the engagement (every one
 // when absent) and the sequence to resume after, from Last-Event-ID or else
-// ?after=. A value that is present but malformed is an error naming it.
-func liveParams(r *http.Request) (only string, from since, err error) {
+// ?after=. bad says, for the reader, what is wrong with a value that is
+// present but malformed.
+func liveParams(r *http.Request) (only string, from since, bad string) {
 	q := r.URL.Query()
 	if q.Has("engagement") {
 		only = q.Get("engagement")
 		if domain.CheckID(only) != nil {
-			return "", since{}, fmt.Errorf("engagement must be the id of an engagement, not %.40q.", only)
+			return "", since{}, fmt.Sprintf("engagement must be the id of an engagement, not %.40q.", only)
 		}
 	}
 	// An empty Last-Event-ID is the same as none (EventSource sends none
@@ -153,11 +154,11 @@ func liveParams(r *http.Request) (only string, from since, err error) {
 		name, v = "after", q["after"]
 	}
 	if len(v) == 0 {
-		return only, since{}, nil
+		return only, since{}, ""
 	}
-	n, perr := strconv.ParseUint(v[0], 10, 64)
-	if perr != nil || len(v) > 1 {
-		return "", since{}, fmt.Errorf("%s must be one stream sequence (a whole number), not %.40q.", name, strings.Join(v, ", "))
+	n, err := strconv.ParseUint(v[0], 10, 64)
+	if err != nil || len(v) > 1 {
+		return "", since{}, fmt.Sprintf("%s must be one stream sequence (a whole number), not %.40q.", name, strings.Join(v, ", "))
 	}
-	return only, since{seq: n, set: true}, nil
+	return only, since{seq: n, set: true}, ""
 }
