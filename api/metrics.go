@@ -91,6 +91,20 @@ func (s *Server) newMetrics() *metrics {
 				func() float64 { return float64(c.get(w.Stats())) }))
 		}
 	}
+	if w, ok := s.stream.(interface{ WriteFailures() uint64 }); ok {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "engagements_store_write_failures_total",
+			Help: "Appends the event store failed (refused, e.g. on a full disk; timed out; lost with the connection)."},
+			func() float64 { return float64(w.WriteFailures()) }))
+	}
+	if w, ok := s.stream.(WriteRefuser); ok {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "engagements_store_writes_refused",
+			Help: "1 while the event store refuses writes (then /readyz is 503 and says why)."}, func() float64 {
+			if w.WritesRefused() != nil {
+				return 1
+			}
+			return 0
+		}))
+	}
 	if c, ok := s.stream.(Connected); ok {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "engagements_nats_connected",
 			Help: "1 when the NATS connection is up."}, func() float64 {

@@ -280,9 +280,22 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz is 200 only when NATS answers and the projection has caught up with
-// everything the stream held when the check began.
+// WriteRefuser reports whether the event store refuses writes (a full disk,
+// a failed write) and why; eventstore.Store has it.
+type WriteRefuser interface{ WritesRefused() error }
+
+// readyz is 200 only when NATS answers, the store takes writes and the
+// projection has caught up with everything the stream held when the check
+// began. A load balancer then sends no writes to an instance whose store
+// refuses them; reads come back with the store.
 func (s *Server) readyz(c echo.Context) error {
+	if w, ok := s.stream.(WriteRefuser); ok {
+		if err := w.WritesRefused(); err != nil {
+			p := problem(http.StatusServiceUnavailable, "not-ready", "Not ready", "writes refused: "+err.Error())
+			p.retryAfter = "1"
+			return p
+		}
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	last, err := s.stream.LastSequence(ctx)

@@ -25,7 +25,16 @@ import (
 //
 // Under SyncAlways concurrent appends are committed together (see
 // committer); each still gets the answer it would get on its own.
+//
+// While the store refuses writes (WritesRefused) Append fails at once with
+// a *RefusedError, which is domain.ErrUnavailable; an append waiting for its
+// acknowledgement when a refusal begins fails with it too, and none waits
+// longer than publishTimeout.
 func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (seq uint64, duplicate bool, err error) {
+	if r := s.guard.refused(); r != nil {
+		s.guard.failures.Add(1)
+		return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, r)
+	}
 	msg, err := appendMsg(ev, expected)
 	if err != nil {
 		return 0, false, err
@@ -34,15 +43,34 @@ func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (s
 	if s.committer != nil {
 		ack, err = s.committer.append(ctx, msg, ev.EngagementID, ev.IdempotencyKey)
 	} else {
-		ack, err = s.js.PublishMsg(ctx, msg)
+		ack, err = s.publish(ctx, msg)
 	}
 	if err != nil {
 		if isWrongLastSequence(err) {
 			return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, domain.ErrConflict)
 		}
+		s.failed(ctx, err)
 		return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, Unavailable(err))
 	}
 	return ack.Sequence, ack.Duplicate, nil
+}
+
+// publish publishes one message and waits for its acknowledgement, at most
+// publishTimeout and only until a refusal of writes begins.
+func (s *Store) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	return publishGuarded(ctx, s.js, s.guard, msg)
+}
+
+func publishGuarded(ctx context.Context, js jetstream.JetStream, g *guard, msg *nats.Msg) (*jetstream.PubAck, error) {
+	pctx, cancel := g.bind(ctx)
+	defer cancel()
+	ack, err := js.PublishMsg(pctx, msg)
+	if err != nil {
+		if r := refusedBy(pctx); r != nil {
+			return nil, r
+		}
+	}
+	return ack, err
 }
 
 // appendMsg builds the message that appends ev, with the headers that make
@@ -89,6 +117,12 @@ func isWrongLastSequence(err error) bool {
 // errors and cancellations stay as they are. It is the one rule for every
 // adapter on the store's connection (webhooks, tokens).
 func Unavailable(err error) error {
+	if errors.Is(err, domain.ErrUnavailable) {
+		return err
+	}
+	if _, ok := refusalReason(err); ok {
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.Code == http.StatusServiceUnavailable {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)

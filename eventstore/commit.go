@@ -65,6 +65,7 @@ var errClosing = fmt.Errorf("store closing: %w", nats.ErrConnectionClosed)
 type committer struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	guard    *guard
 	log      *slog.Logger
 	idPrefix string
 	ids      atomic.Uint64
@@ -112,7 +113,7 @@ type batchAck struct {
 }
 
 // startCommitter starts the committer's goroutine; stop ends it.
-func startCommitter(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) (*committer, error) {
+func startCommitter(nc *nats.Conn, js jetstream.JetStream, g *guard, log *slog.Logger) (*committer, error) {
 	token, err := randomToken()
 	if err != nil {
 		return nil, err
@@ -120,6 +121,7 @@ func startCommitter(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) (*c
 	c := &committer{
 		nc:       nc,
 		js:       js,
+		guard:    g,
 		log:      log,
 		idPrefix: token[:12] + "-", // stored with each message: short
 		reqs:     make(chan *commitReq),
@@ -334,16 +336,29 @@ func (c *committer) commit(g commitGroup) {
 
 // publish publishes g and answers each of its appends.
 func (c *committer) publish(g commitGroup) {
+	if r := c.guard.refused(); r != nil {
+		// The store refuses writes: answer at once, send nothing.
+		for _, req := range g.reqs {
+			req.res <- commitResult{err: r}
+		}
+		return
+	}
 	if !g.batch {
 		c.publishEach(g.reqs)
 		return
 	}
 	acks, err := c.publishBatch(g.reqs)
 	var apiErr *jetstream.APIError
+	_, refusing := refusalReason(err)
 	switch {
 	case err == nil:
 		for i, r := range g.reqs {
 			r.res <- commitResult{ack: acks[i]}
+		}
+	case refusing:
+		// Nothing of it is stored, and alone each would be refused too.
+		for _, r := range g.reqs {
+			r.res <- commitResult{err: err}
 		}
 	case errors.As(err, &apiErr) || errors.Is(err, nats.ErrNoResponders):
 		// The server refused the batch, or nothing took it: none of it
@@ -351,8 +366,9 @@ func (c *committer) publish(g commitGroup) {
 		c.log.Debug("batch not stored; publishing its appends one by one", "appends", len(g.reqs), "err", err)
 		c.publishEach(g.reqs)
 	default:
-		// Lost on the way or unanswered: whether the batch is stored is
-		// unknown, as for a single publish that times out.
+		// Lost on the way, unanswered or cut short by a refusal of writes:
+		// whether the batch is stored is unknown, as for a single publish
+		// that times out.
 		for _, r := range g.reqs {
 			r.res <- commitResult{err: err}
 		}
@@ -365,7 +381,7 @@ func (c *committer) publishEach(reqs []*commitReq) {
 	var wg sync.WaitGroup
 	for _, r := range reqs {
 		wg.Go(func() {
-			ack, err := c.js.PublishMsg(r.ctx, r.msg)
+			ack, err := publishGuarded(r.ctx, c.js, c.guard, r.msg)
 			r.res <- commitResult{ack: ack, err: err}
 		})
 	}
@@ -395,10 +411,14 @@ func (c *committer) publishBatch(reqs []*commitReq) ([]*jetstream.PubAck, error)
 			return nil, fmt.Errorf("batch %s: %w", id, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	// The wait ends early when a refusal of writes begins meanwhile.
+	ctx, cancel := context.WithTimeout(c.guard.context(), commitTimeout)
 	defer cancel()
 	resp, err := c.nc.RequestMsgWithContext(ctx, commit)
 	if err != nil {
+		if r := refusedBy(ctx); r != nil {
+			err = r
+		}
 		return nil, fmt.Errorf("batch %s: %w", id, err)
 	}
 	var ack batchAck

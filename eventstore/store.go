@@ -95,6 +95,12 @@ type Store struct {
 	// committer gathers appends into atomic batches under SyncAlways; nil
 	// means each append is published on its own.
 	committer *committer
+	// guard holds a refusal of writes (refusal.go); watcher, with the
+	// embedded server only, heals it (watch.go).
+	guard   *guard
+	watcher *watcher
+	cfg     Config
+	opts    *server.Options // the embedded server's, as started
 }
 
 // Open starts or connects to NATS and creates or updates the stream.
@@ -108,7 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
 	}
-	s := &Store{log: cfg.Logger}
+	s := &Store{log: cfg.Logger, guard: newGuard(), cfg: cfg}
 	var err error
 	if cfg.NATSURL == "" {
 		var auth *natsAuth
@@ -118,7 +124,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 				return nil, err
 			}
 		}
-		s.ns, err = startServer(cfg, auth)
+		s.ns, s.opts, err = startServer(cfg, auth)
 		if err != nil {
 			return nil, err
 		}
@@ -188,22 +194,27 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// would take a batch's messages as plain publishes.
 		if !s.stream.CachedInfo().Config.AllowAtomicPublish {
 			s.log.Warn("the NATS server does not take atomic batches; appends are committed one by one")
-		} else if s.committer, err = startCommitter(s.nc, s.js, s.log); err != nil {
+		} else if s.committer, err = startCommitter(s.nc, s.js, s.guard, s.log); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
+	if s.ns != nil {
+		s.startWatcher()
+	}
 	return s, nil
 }
 
-func startServer(cfg Config, auth *natsAuth) (*server.Server, error) {
+// startServer starts the embedded server; it returns a copy of the options
+// it started with (restartJetStream needs them).
+func startServer(cfg Config, auth *natsAuth) (*server.Server, *server.Options, error) {
 	for _, t := range []string{cfg.SubscriberToken, cfg.AdminToken} {
 		if t != "" && len(t) < 16 {
-			return nil, errors.New("NATS tokens must be at least 16 characters")
+			return nil, nil, errors.New("NATS tokens must be at least 16 characters")
 		}
 	}
 	if cfg.SubscriberToken != "" && cfg.SubscriberToken == cfg.AdminToken {
-		return nil, errors.New("the NATS subscriber and admin tokens must differ")
+		return nil, nil, errors.New("the NATS subscriber and admin tokens must differ")
 	}
 	opts := &server.Options{
 		ServerName: "engagements",
@@ -222,26 +233,27 @@ func startServer(cfg Config, auth *natsAuth) (*server.Server, error) {
 	} else {
 		host, port, err := net.SplitHostPort(cfg.NATSListen)
 		if err != nil {
-			return nil, fmt.Errorf("nats listen address %q: %w", cfg.NATSListen, err)
+			return nil, nil, fmt.Errorf("nats listen address %q: %w", cfg.NATSListen, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
-			return nil, fmt.Errorf("nats listen port %q: %w", port, err)
+			return nil, nil, fmt.Errorf("nats listen port %q: %w", port, err)
 		}
 		opts.Host, opts.Port = host, p
 	}
+	started := opts.Clone()
 	ns, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded nats server: %w", err)
+		return nil, nil, fmt.Errorf("embedded nats server: %w", err)
 	}
 	ns.SetLoggerV2(serverLogger{cfg.Logger.With("component", "nats-server")}, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, errors.New("embedded nats server did not become ready")
+		return nil, nil, errors.New("embedded nats server did not become ready")
 	}
-	return ns, nil
+	return ns, started, nil
 }
 
 // ClientURL is the embedded server's client URL when it listens, else "".
@@ -291,6 +303,7 @@ func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 // in-flight publishes and acknowledgements) and shuts the embedded server
 // down.
 func (s *Store) Close() error {
+	s.stopWatcher()
 	if s.committer != nil {
 		s.committer.stop()
 	}
