@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -29,6 +30,7 @@ const (
 // watcher is the goroutine that watches the embedded server.
 type watcher struct {
 	quit, done  chan struct{}
+	stopOnce    sync.Once
 	lastRestart time.Time
 }
 
@@ -38,9 +40,9 @@ func (s *Store) startWatcher() {
 }
 
 func (s *Store) stopWatcher() {
-	if s.watcher != nil {
-		close(s.watcher.quit)
-		<-s.watcher.done
+	if w := s.watcher; w != nil {
+		w.stopOnce.Do(func() { close(w.quit) }) // Close may be called twice
+		<-w.done
 	}
 }
 
