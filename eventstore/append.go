@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/nats-io/nats.go"
@@ -27,9 +28,9 @@ import (
 // committer); each still gets the answer it would get on its own.
 //
 // While the store refuses writes (WritesRefused) Append fails at once with
-// a *RefusedError, which is domain.ErrUnavailable; an append waiting for its
-// acknowledgement when a refusal begins fails with it too, and none waits
-// longer than publishTimeout.
+// a *RefusedError, which is domain.ErrUnavailable; under SyncAlways an
+// append waiting for its batch when a refusal begins fails with it too. None
+// waits longer than publishTimeout for its acknowledgement.
 func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (seq uint64, duplicate bool, err error) {
 	if r := s.guard.refused(); r != nil {
 		s.guard.failures.Add(1)
@@ -55,22 +56,21 @@ func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (s
 	return ack.Sequence, ack.Duplicate, nil
 }
 
-// publish publishes one message and waits for its acknowledgement, at most
-// publishTimeout and only until a refusal of writes begins.
+// publish publishes one message and waits for its acknowledgement.
 func (s *Store) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
-	return publishGuarded(ctx, s.js, s.guard, msg)
+	return publishBounded(ctx, s.js, msg)
 }
 
-func publishGuarded(ctx context.Context, js jetstream.JetStream, g *guard, msg *nats.Msg) (*jetstream.PubAck, error) {
-	pctx, cancel := g.bind(ctx)
-	defer cancel()
-	ack, err := js.PublishMsg(pctx, msg)
-	if err != nil {
-		if r := refusedBy(pctx); r != nil {
-			return nil, r
-		}
+// publishBounded publishes msg and waits at most publishTimeout for its
+// acknowledgement. Without a deadline on ctx the jetstream client applies
+// its own default, publishTimeout, at no cost here.
+func publishBounded(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) (*jetstream.PubAck, error) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) > publishTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+		defer cancel()
 	}
-	return ack, err
+	return js.PublishMsg(ctx, msg)
 }
 
 // appendMsg builds the message that appends ev, with the headers that make

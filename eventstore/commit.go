@@ -153,12 +153,17 @@ func (c *committer) append(ctx context.Context, msg *nats.Msg, engagement, key s
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	trip := c.guard.context()
 	select {
 	case res := <-r.res:
 		return res.ack, res.err
 	case <-ctx.Done():
 		// What was sent may still be stored, as with a direct publish.
 		return nil, ctx.Err()
+	case <-trip.Done():
+		// The store began refusing writes: answer now rather than at
+		// the publish's timeout (what was sent may still be stored).
+		return nil, context.Cause(trip)
 	}
 }
 
@@ -381,7 +386,7 @@ func (c *committer) publishEach(reqs []*commitReq) {
 	var wg sync.WaitGroup
 	for _, r := range reqs {
 		wg.Go(func() {
-			ack, err := publishGuarded(r.ctx, c.js, c.guard, r.msg)
+			ack, err := publishBounded(r.ctx, c.js, r.msg)
 			r.res <- commitResult{ack: ack, err: err}
 		})
 	}

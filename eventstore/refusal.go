@@ -26,8 +26,8 @@ import (
 const (
 	// refusalHold is how long an external server's refusal is believed.
 	refusalHold = 2 * time.Second
-	// publishTimeout bounds the wait for one append's acknowledgement, as
-	// the jetstream client's default bounds a publish without a deadline.
+	// publishTimeout is the jetstream client's default, which bounds the
+	// wait for a publish without a deadline; commitTimeout bounds a batch's.
 	publishTimeout = 5 * time.Second
 )
 
@@ -120,19 +120,6 @@ func (g *guard) clear() bool {
 // context is cancelled, with a *RefusedError as its cause, when the next
 // refusal begins.
 func (g *guard) context() context.Context { return g.trip.Load().ctx }
-
-// bind is ctx, bounded by publishTimeout and ended by the next refusal.
-func (g *guard) bind(ctx context.Context) (context.Context, context.CancelFunc) {
-	trip := g.context()
-	ctx, cancel := context.WithTimeoutCause(ctx, publishTimeout, context.DeadlineExceeded)
-	cctx, ccancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(trip, func() { ccancel(context.Cause(trip)) })
-	return cctx, func() {
-		stop()
-		ccancel(nil)
-		cancel()
-	}
-}
 
 // refusedBy is the refusal that ended ctx, if one did.
 func refusedBy(ctx context.Context) *RefusedError {

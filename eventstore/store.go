@@ -223,6 +223,9 @@ func startServer(cfg Config, auth *natsAuth) (*server.Server, *server.Options, e
 		SyncAlways: cfg.Sync == SyncAlways,
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
+		// Set, rather than left to JetStream, so that the watcher may
+		// raise it once space is freed (watch.go).
+		JetStreamMaxStore: initialStoreLimit(cfg.DataDir),
 	}
 	if auth != nil {
 		// Every connection, the in-process one included, must present a token.

@@ -2,22 +2,26 @@ package eventstore
 
 import (
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// The embedded server's watcher. JetStream sizes its file store once, at
-// start-up, to 75% of the disk's free space (plus what it already holds);
-// at that limit it refuses every write ("insufficient resources"), and
-// freeing space does not raise it. A write that fails on the disk itself
-// (ENOSPC, EIO) stops the stream's writes for good, and a permission error
-// shuts JetStream down. The server heals from none of these by itself. So
-// the watcher checks every probeInterval; while the store refuses it puts
-// the refusal in force, and once space is back it restarts JetStream on the
-// same directory, which recovers the stream from its files (nothing
-// acknowledged is lost) and sizes the limit afresh.
+// The embedded server's watcher. JetStream limits its file store to 75% of
+// the disk's free space at start-up (plus what it already holds); at that
+// limit it refuses every write ("insufficient resources"), and freeing
+// space does not raise it. A write that fails on the disk itself (ENOSPC
+// when another tenant filled the volume, EIO) stops the stream's writes for
+// good, and a permission error shuts JetStream down. The server heals from
+// none of these by itself. So the store sets the limit itself, as JetStream
+// would (initialStoreLimit), and the watcher checks every probeInterval:
+// while the store refuses it puts the refusal in force; once space is back
+// it raises the limit (a config reload, which JetStream takes while it
+// runs), or, when the file store itself failed, restarts JetStream on the
+// same directory, which recovers the stream from its files.
 const (
 	probeInterval = 500 * time.Millisecond
 	// headroom is the space the store must have left, under its limit and
@@ -79,6 +83,12 @@ func (s *Store) probe() {
 	if !heal || time.Since(w.lastRestart) < restartEvery {
 		return
 	}
+	if s.raiseLimit() {
+		if reason, _ := s.check(); reason == "" && s.guard.clear() {
+			s.log.Info("the event store takes writes again")
+		}
+		return
+	}
 	w.lastRestart = time.Now()
 	s.log.Warn("restarting the embedded JetStream to take writes again", "reason", reason)
 	start := time.Now()
@@ -114,10 +124,7 @@ func (s *Store) check() (reason string, heal bool) {
 			r += fmt.Sprintf(", %s free on the data volume", mib(free))
 		}
 		r += ")"
-		// A restart sizes the limit like this (finalizeDynamicMaxStore);
-		// a configured limit stays what it is.
-		next := free/4*3 + used/4*3
-		return r, statErr == nil && s.dynamicLimit() && next > used+2*headroom
+		return r, statErr == nil && storeLimit(free, used) > used+2*headroom
 	}
 	if statErr == nil && free < headroom {
 		return fmt.Sprintf("the data volume is full (%s free)", mib(free)), false
@@ -130,8 +137,60 @@ func (s *Store) check() (reason string, heal bool) {
 	return "", false
 }
 
-// dynamicLimit reports whether JetStream sized the file store itself.
-func (s *Store) dynamicLimit() bool { return s.opts.JetStreamMaxStore <= 0 }
+// storeLimit is the file store limit JetStream would set itself at
+// start-up (dynJetStreamConfig, finalizeDynamicMaxStore): 75% of the free
+// space plus 75% of what the store holds.
+func storeLimit(free, used int64) int64 { return free/4*3 + used/4*3 }
+
+// initialStoreLimit is storeLimit for dir before the server starts, or 0
+// (JetStream then sizes the store itself, and the limit cannot be raised
+// while it runs).
+func initialStoreLimit(dir string) int64 {
+	free, err := diskFree(dir)
+	if err != nil {
+		return 0
+	}
+	var used int64
+	_ = filepath.WalkDir(filepath.Join(dir, server.JetStreamStoreDir), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				used += info.Size()
+			}
+		}
+		return nil
+	})
+	return storeLimit(free, used)
+}
+
+// raiseLimit raises the file store's limit, when the server's
+// configuration allows it, to what free space allows now. JetStream takes a
+// larger limit while it runs (a config reload); a smaller one never.
+func (s *Store) raiseLimit() bool {
+	if s.opts.JetStreamMaxStore <= 0 {
+		return false
+	}
+	free, err := diskFree(s.cfg.DataDir)
+	if err != nil {
+		return false
+	}
+	info, err := s.ns.Jsz(nil)
+	if err != nil || info.Disabled {
+		return false
+	}
+	next := storeLimit(free, int64(info.Store))
+	if next <= info.Config.MaxStore {
+		return false
+	}
+	o := s.opts.Clone()
+	o.JetStreamMaxStore = next
+	if err := s.ns.ReloadOptions(o); err != nil {
+		s.log.Warn("raising the file store's limit failed", "err", err)
+		return false
+	}
+	s.opts.JetStreamMaxStore = next
+	s.log.Info("file store limit raised", "limit", mib(next), "free", mib(free))
+	return true
+}
 
 // restartJetStream shuts JetStream down and enables it again with the
 // configuration the server started with.

@@ -218,17 +218,24 @@ func TestFullDiskRefusesWritesFastAndHealsWithoutRestart(t *testing.T) {
 
 	// Every acknowledged write is in the log, once.
 	seen := map[string]int{}
-	for _, ev := range c.logEvents(t) {
+	log := c.logEvents(t)
+	for _, ev := range log {
 		seen[ev.ID]++
 	}
+	var missing, twice []string
 	for _, id := range acked {
 		switch seen[id] {
 		case 1:
 		case 0:
-			t.Errorf("acknowledged event %s is not in the log", id)
+			missing = append(missing, id)
 		default:
-			t.Errorf("acknowledged event %s is in the log %d times", id, seen[id])
+			twice = append(twice, id)
 		}
+	}
+	if len(missing)+len(twice) > 0 {
+		last, err := m.Store.LastSequence(context.Background())
+		t.Errorf("of %d acknowledged events, %d are not in the log (e.g. %q) and %d more than once (%q); the log has %d events, the stream ends at %d (%v)",
+			len(acked), len(missing), missing[:min(3, len(missing))], len(twice), twice[:min(3, len(twice))], len(log), last, err)
 	}
 }
 
