@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -11,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,12 +23,10 @@ import (
 )
 
 // mountTmpfs mounts a tmpfs of size MiB on a fresh directory and unmounts it
-// when the test ends; it skips the test where mounting is not allowed.
+// when the test ends; it skips the test where mounting is not allowed (the
+// file builds on Linux only).
 func mountTmpfs(t *testing.T, size int) string {
 	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skip("the full-disk test mounts a tmpfs: Linux only")
-	}
 	if os.Geteuid() != 0 {
 		t.Skip("the full-disk test mounts a tmpfs and needs root (CI runs it as root)")
 	}
