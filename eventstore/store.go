@@ -223,13 +223,18 @@ func startServer(cfg Config, auth *natsAuth) (*server.Server, *server.Options, e
 		SyncAlways: cfg.Sync == SyncAlways,
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
-		// Set, rather than left to JetStream, so that the watcher may
-		// raise it once space is freed (watch.go).
-		JetStreamMaxStore: initialStoreLimit(cfg.DataDir),
 	}
 	if auth != nil {
 		// Every connection, the in-process one included, must present a token.
 		opts.CustomClientAuthentication = auth
+	} else {
+		// Set, rather than left to JetStream, so that the watcher may raise
+		// it by a config reload once space is freed (watch.go). A reload
+		// re-authorizes every client, which custom authentication does not
+		// survive (measured: the in-process connection reconnected after
+		// 2 s), so with tokens JetStream sizes the store itself and the
+		// watcher restarts JetStream instead.
+		opts.JetStreamMaxStore = initialStoreLimit(cfg.DataDir)
 	}
 	if cfg.NATSListen == "" {
 		opts.DontListen = true

@@ -17,11 +17,17 @@ import (
 // when another tenant filled the volume, EIO) stops the stream's writes for
 // good, and a permission error shuts JetStream down. The server heals from
 // none of these by itself. So the store sets the limit itself, as JetStream
-// would (initialStoreLimit), and the watcher checks every probeInterval:
+// would (initialStoreLimit; not with tokens, see startServer), and the
+// watcher checks every probeInterval:
 // while the store refuses it puts the refusal in force; once space is back
 // it raises the limit (a config reload, which JetStream takes while it
 // runs), or, when the file store itself failed, restarts JetStream on the
 // same directory, which recovers the stream from its files.
+//
+// Seen in testing after such a restart (not after a reload): reads to the
+// stream's end (Read without Live) sometimes stopped early, as if the new
+// consumers' pending counts were wrong. The
+// stored messages were all there. So a restart is the last resort.
 const (
 	probeInterval = 500 * time.Millisecond
 	// headroom is the space the store must have left, under its limit and
