@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/webhooks"
@@ -158,7 +159,10 @@ func (s *Server) getSubscription(c echo.Context) error {
 		return err
 	}
 	out := subscriptionWithHealth{Subscription: sub}
-	h, err := s.subs.Health(c.Request().Context(), sub.ID)
+	// Bounded: without NATS the subscription is still shown, promptly.
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	h, err := s.subs.Health(ctx, sub.ID)
 	switch {
 	case err == nil:
 		out.Health = &h

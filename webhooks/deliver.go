@@ -109,6 +109,10 @@ func (m *Manager) deliver(ctx context.Context, st stored, key []byte) {
 	}
 }
 
+// healDelay is how long a worker waits, once it finds its consumer
+// missing, before it makes it again.
+const healDelay = 500 * time.Millisecond
+
 // heal makes subscription st's missing consumer again if st is still
 // active in the bucket, starting after the last sequence settled, and
 // reports whether it did. A subscription being deleted or paused is left
@@ -128,6 +132,13 @@ func (m *Manager) heal(ctx context.Context, st stored, t *tracker, log *slog.Log
 			return false, err
 		}
 		return cur.State == StateActive, nil
+	}
+	// JetStream answers a consumer's deletion before it has finished
+	// tearing it down; one made again under the same name at once can
+	// lose its first delivery to the old one (handed out again only after
+	// AckWait). Deletions are rare: wait a moment.
+	if !sleep(ctx, healDelay) {
+		return false, ctx.Err()
 	}
 	if ok, err := active(); !ok || err != nil {
 		return false, err

@@ -346,3 +346,72 @@ func TestPauseReachesEveryInstance(t *testing.T) {
 	default:
 	}
 }
+
+// Deleted while idle (waiting for the next event), the consumer is made
+// again and the next event arrives.
+func TestConsumerDeletedWhileIdleHeals(t *testing.T) {
+	store := newStore(t)
+	m := open(t, store, quick)
+	rcv := newReceiver(t, always(http.StatusOK))
+	secret, _ := newSecret(t)
+	sub := subscribe(t, m, rcv.URL, secret, 0)
+	first := record(t, store, "first")
+	rcv.next(t)
+	waitSettled(t, store, sub.ID, first.seq)
+	if err := store.DeleteDurable(context.Background(), "webhook-"+sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	next := record(t, store, "next")
+	if got := rcv.next(t).id(t); got != next.id {
+		t.Fatalf("got %s, want %s", got, next.id)
+	}
+	if s := m.Stats(); s.Recreated != 1 {
+		t.Errorf("recreated %d, want 1", s.Recreated)
+	}
+}
+
+// A subscription deleted while another instance delivers it leaves no
+// consumer behind: a missing consumer of a subscription being deleted is
+// not made again.
+func TestDeleteWithTwoInstancesLeavesNoConsumer(t *testing.T) {
+	store := newStore(t)
+	a := open(t, store, quick)
+	b := open(t, store, quick)
+	rcv := newReceiver(t, always(http.StatusOK))
+	secret, _ := newSecret(t)
+	ctx := context.Background()
+	stream, err := store.JetStream().Stream(ctx, eventstore.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		sub := subscribe(t, a, rcv.URL, secret, 0)
+		for i := 0; ; i++ {
+			if _, err := b.Get(sub.ID); err == nil {
+				break
+			}
+			if i == 1000 {
+				t.Fatal("the other instance does not see the subscription")
+			}
+			waitABit()
+		}
+		if err := a.Delete(ctx, sub.ID); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; ; i++ {
+			if _, err := b.Get(sub.ID); errors.Is(err, domain.ErrNotFound) {
+				break
+			}
+			if i == 1000 {
+				t.Fatal("the other instance still has the deleted subscription")
+			}
+			waitABit()
+		}
+		if _, err := stream.Consumer(ctx, "webhook-"+sub.ID); err == nil {
+			t.Errorf("subscription %s deleted, its consumer is still there", sub.ID)
+		}
+	}
+	if s := b.Stats(); s.Recreated != 0 {
+		t.Errorf("the other instance recreated %d consumers of deleted subscriptions", s.Recreated)
+	}
+}
