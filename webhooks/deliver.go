@@ -143,6 +143,10 @@ func (m *Manager) heal(ctx context.Context, st stored, t *tracker, log *slog.Log
 	if ok, err := active(); !ok || err != nil {
 		return false, err
 	}
+	// Another instance sharing the consumer may have made it meanwhile.
+	if _, err := m.src.DurableInfo(ctx, consumerName(st.ID)); !errors.Is(err, domain.ErrNotFound) {
+		return err == nil, err
+	}
 	types, msg := eventTypes(st.Types)
 	if msg != "" {
 		return false, fmt.Errorf("subscription types: %s", msg)
@@ -155,7 +159,8 @@ func (m *Manager) heal(ctx context.Context, st stored, t *tracker, log *slog.Log
 	t.h, t.rev = h, rev
 	from := max(st.FromSequence, h.AcknowledgedSequence+1)
 	if err := m.src.CreateDurable(ctx, consumerName(st.ID), m.consumerConfig(st.ID, types, from)); err != nil {
-		// Another instance may have made it first; binding it tells.
+		// Another instance may have made it first (with the same
+		// configuration it is no error); binding it tells.
 		return false, err
 	}
 	if ok, err := active(); !ok || err != nil {
