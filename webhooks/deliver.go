@@ -79,10 +79,23 @@ func (m *Manager) ackWait() time.Duration { return max(30*time.Second, 3*m.cfg.T
 func (m *Manager) deliver(ctx context.Context, st stored, key []byte) {
 	log := m.log.With("subscription", st.ID)
 	var t *tracker
+	defer func() {
+		if t != nil {
+			<-t.done
+		}
+	}()
 	for {
 		var err error
 		if t == nil {
-			t, err = m.newTracker(ctx, st.ID, log)
+			if t, err = m.newTracker(ctx, st.ID, log); err == nil {
+				t.done = make(chan struct{})
+				go func() {
+					defer close(t.done)
+					t.run(ctx)
+				}()
+			} else {
+				t = nil
+			}
 		}
 		if err == nil {
 			err = m.consume(ctx, st, key, t, log)
@@ -151,13 +164,11 @@ func (m *Manager) heal(ctx context.Context, st stored, t *tracker, log *slog.Log
 	if msg != "" {
 		return false, fmt.Errorf("subscription types: %s", msg)
 	}
-	// Read again: another instance may have delivered meanwhile.
-	h, rev, err := m.loadProgress(ctx, st.ID)
-	if err != nil {
+	// Another instance may have delivered meanwhile.
+	if err := t.reload(ctx); err != nil {
 		return false, err
 	}
-	t.h, t.rev = h, rev
-	from := max(st.FromSequence, h.AcknowledgedSequence+1)
+	from := max(st.FromSequence, t.position()+1)
 	if err := m.src.CreateDurable(ctx, consumerName(st.ID), m.consumerConfig(st.ID, types, from)); err != nil {
 		// Another instance may have made it first (with the same
 		// configuration it is no error); binding it tells.
@@ -168,7 +179,7 @@ func (m *Manager) heal(ctx context.Context, st stored, t *tracker, log *slog.Log
 		return false, err
 	}
 	m.recreated.Add(1)
-	t.recreated(ctx)
+	t.recreated()
 	log.Warn("webhook consumer was missing; recreated it", "consumer", consumerName(st.ID), "from_sequence", from)
 	return true, nil
 }
@@ -184,7 +195,7 @@ func (m *Manager) consume(ctx context.Context, st stored, key []byte, t *tracker
 	// Progress recorded before this release, or lost in a failed write,
 	// catches up with what the consumer has acknowledged.
 	if info, err := m.src.DurableInfo(ctx, consumerName(st.ID)); err == nil {
-		t.acknowledged(ctx, info.Acknowledged)
+		t.acknowledged(info.Acknowledged)
 	}
 	for {
 		d, err := cons.Next(ctx)
@@ -207,7 +218,7 @@ func (m *Manager) handle(ctx context.Context, st stored, key []byte, d *eventsto
 	if d.Err != nil {
 		log.Warn("webhook not delivered: the stored message fails its checks", "sequence", seq, "err", d.Err)
 		f := Failure{Sequence: seq, EventID: ev.ID, Type: string(ev.Type), LastError: "not delivered: " + d.Err.Error()}
-		t.failed(ctx, seq, f.LastError)
+		t.failed(seq, f.LastError)
 		m.fail(ctx, st, d, f, t, log)
 		return
 	}
@@ -221,7 +232,7 @@ func (m *Manager) handle(ctx context.Context, st stored, key []byte, d *eventsto
 				"attempt", attempt, "status", status)
 			// Recorded before the acknowledgement: should the consumer
 			// be gone by now, its replacement starts after this event.
-			t.settled(ctx, seq, true)
+			t.settled(seq, true)
 			m.settle(ctx, d, log)
 			return
 		}
@@ -231,7 +242,7 @@ func (m *Manager) handle(ctx context.Context, st stored, key []byte, d *eventsto
 		}
 		m.attemptsFailed.Add(1)
 		f.Attempts, f.LastStatus, f.LastError = attempt, status, err.Error()
-		t.failed(ctx, seq, f.LastError)
+		t.failed(seq, f.LastError)
 		log.Debug("webhook attempt failed", "sequence", seq, "event", ev.ID, "attempt", attempt,
 			"status", status, "err", err)
 		if attempt >= m.cfg.MaxAttempts {
@@ -292,7 +303,7 @@ func (m *Manager) fail(ctx context.Context, st stored, d *eventstore.Delivery, f
 		return
 	}
 	m.failed.Add(1)
-	t.settled(ctx, f.Sequence, false)
+	t.settled(f.Sequence, false)
 	m.settle(ctx, d, log)
 }
 

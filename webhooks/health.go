@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/iom-who/engagements/domain"
@@ -96,57 +97,132 @@ func (m *Manager) loadProgress(ctx context.Context, id string) (Health, uint64, 
 	return h, e.Revision(), nil
 }
 
-// tracker writes one worker's progress. Writes are compare-and-set on the
-// entry's revision, and every change keeps sequences from going back, so
-// two instances handing the consumer's events between them (one at a time)
-// never lose each other's progress.
+// flushEvery is the least time between two writes of a subscription's
+// progress: a burst of deliveries costs a few writes, not one each.
+const flushEvery = 250 * time.Millisecond
+
+// tracker keeps one worker's progress: exact in memory, where the worker
+// updates it after each event, and written to the bucket by run, at most
+// every flushEvery and once more when the worker stops. A missing consumer
+// is made again from the memory's position (merged with the bucket's,
+// which another instance may have moved); the bucket's may lag by up to
+// flushEvery, so only when another instance settled events in that time
+// before a consumer disappeared can those arrive twice. Writes are
+// compare-and-set on the entry's revision, merged with what another
+// instance wrote, and sequences never go back.
 type tracker struct {
-	m   *Manager
-	id  string
-	log *slog.Logger
-	h   Health
-	rev uint64
+	m    *Manager
+	id   string
+	log  *slog.Logger
+	wake chan struct{} // one pending signal: the progress changed
+	done chan struct{} // closed when run has returned
+
+	mu    sync.Mutex
+	h     Health
+	rev   uint64 // of the bucket entry h was last merged with or written as; 0: none
+	dirty bool
 }
 
 func (m *Manager) newTracker(ctx context.Context, id string, log *slog.Logger) (*tracker, error) {
-	t := &tracker{m: m, id: id, log: log}
+	t := &tracker{m: m, id: id, log: log, wake: make(chan struct{}, 1)}
 	var err error
 	t.h, t.rev, err = m.loadProgress(ctx, id)
 	return t, err
 }
 
-// save applies change to the recorded progress. A write that fails is
-// logged, not returned: delivery goes on, and the worst outcome is that a
+// change applies f to the progress and has run write it.
+func (t *tracker) change(f func(*Health)) {
+	t.mu.Lock()
+	f(&t.h)
+	t.dirty = true
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// position is the last sequence settled, as far as this worker knows.
+func (t *tracker) position() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.h.AcknowledgedSequence
+}
+
+// reload merges the bucket's progress into memory.
+func (t *tracker) reload(ctx context.Context) error {
+	theirs, rev, err := t.m.loadProgress(ctx, t.id)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.h, t.rev = merge(t.h, theirs), rev
+	t.mu.Unlock()
+	return nil
+}
+
+// run writes the progress whenever it changes, at most every flushEvery,
+// until ctx ends; then once more.
+func (t *tracker) run(ctx context.Context) {
+	defer t.flush(context.WithoutCancel(ctx))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.wake:
+		}
+		t.flush(ctx)
+		if !sleep(ctx, flushEvery) {
+			return
+		}
+	}
+}
+
+// flush writes the progress if it changed. A write that fails is logged,
+// not returned: delivery goes on, and the worst outcome is that a
 // recreated consumer hands out an already delivered event again.
-func (t *tracker) save(ctx context.Context, change func(*Health)) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+func (t *tracker) flush(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	kv := t.m.progress
 	for range 3 {
-		h := t.h
-		change(&h)
+		t.mu.Lock()
+		if !t.dirty {
+			t.mu.Unlock()
+			return
+		}
+		h, rev := t.h, t.rev
+		t.dirty = false
+		t.mu.Unlock()
 		h.Pending = nil
 		raw, err := json.Marshal(h)
 		if err != nil {
 			t.log.Warn("webhook progress not encoded", "err", err)
 			return
 		}
-		var rev uint64
-		if t.rev == 0 {
-			rev, err = kv.Create(sctx, t.id, raw)
+		var next uint64
+		if rev == 0 {
+			next, err = kv.Create(sctx, t.id, raw)
 		} else {
-			rev, err = kv.Update(sctx, t.id, raw, t.rev)
+			next, err = kv.Update(sctx, t.id, raw, rev)
 		}
 		if err == nil {
-			t.h, t.rev = h, rev
+			t.mu.Lock()
+			if t.rev == rev {
+				t.rev = next
+			}
+			t.mu.Unlock()
 			return
 		}
+		t.mu.Lock()
+		t.dirty = true // not written: try again
+		t.mu.Unlock()
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			t.log.Warn("webhook progress not recorded", "err", err)
 			return
 		}
-		// Another instance wrote meanwhile: read its version, apply ours on top.
-		if t.h, t.rev, err = t.m.loadProgress(sctx, t.id); err != nil {
+		// Another instance wrote meanwhile: merge its progress, write again.
+		if err := t.reload(sctx); err != nil {
 			t.log.Warn("webhook progress not recorded", "err", err)
 			return
 		}
@@ -154,10 +230,23 @@ func (t *tracker) save(ctx context.Context, change func(*Health)) {
 	t.log.Warn("webhook progress not recorded: too many concurrent writers")
 }
 
+// merge is the progress of a and b together: the later of each.
+func merge(a, b Health) Health {
+	a.AcknowledgedSequence = max(a.AcknowledgedSequence, b.AcknowledgedSequence)
+	if b.LastDeliveredSequence > a.LastDeliveredSequence {
+		a.LastDeliveredSequence, a.LastSuccessAt = b.LastDeliveredSequence, b.LastSuccessAt
+	}
+	if b.LastErrorAt != nil && (a.LastErrorAt == nil || b.LastErrorAt.After(*a.LastErrorAt)) {
+		a.LastError, a.LastErrorSequence, a.LastErrorAt = b.LastError, b.LastErrorSequence, b.LastErrorAt
+	}
+	a.ConsumersRecreated = max(a.ConsumersRecreated, b.ConsumersRecreated)
+	return a
+}
+
 // settled records that seq was settled; delivered says it got a 2xx.
-func (t *tracker) settled(ctx context.Context, seq uint64, delivered bool) {
+func (t *tracker) settled(seq uint64, delivered bool) {
 	now := time.Now().UTC()
-	t.save(ctx, func(h *Health) {
+	t.change(func(h *Health) {
 		h.AcknowledgedSequence = max(h.AcknowledgedSequence, seq)
 		if delivered && seq >= h.LastDeliveredSequence {
 			h.LastDeliveredSequence, h.LastSuccessAt = seq, &now
@@ -166,23 +255,23 @@ func (t *tracker) settled(ctx context.Context, seq uint64, delivered bool) {
 }
 
 // failed records a failed attempt at seq.
-func (t *tracker) failed(ctx context.Context, seq uint64, msg string) {
+func (t *tracker) failed(seq uint64, msg string) {
 	now := time.Now().UTC()
-	t.save(ctx, func(h *Health) {
+	t.change(func(h *Health) {
 		h.LastError, h.LastErrorSequence, h.LastErrorAt = msg, seq, &now
 	})
 }
 
 // acknowledged moves the progress up to what the consumer says is
 // acknowledged: progress recorded before this release, or lost writes.
-func (t *tracker) acknowledged(ctx context.Context, seq uint64) {
-	if seq <= t.h.AcknowledgedSequence {
+func (t *tracker) acknowledged(seq uint64) {
+	if seq <= t.position() {
 		return
 	}
-	t.save(ctx, func(h *Health) { h.AcknowledgedSequence = max(h.AcknowledgedSequence, seq) })
+	t.change(func(h *Health) { h.AcknowledgedSequence = max(h.AcknowledgedSequence, seq) })
 }
 
 // recreated counts one recreation of the consumer.
-func (t *tracker) recreated(ctx context.Context) {
-	t.save(ctx, func(h *Health) { h.ConsumersRecreated++ })
+func (t *tracker) recreated() {
+	t.change(func(h *Health) { h.ConsumersRecreated++ })
 }
