@@ -10,9 +10,10 @@
 // dedupe by the webhook-id header (the event id).
 //
 // Each subscription's progress (the last sequence settled) and delivery
-// health are written to their own KV bucket after every event settled, so
-// a consumer that disappears (deleted by someone with access to the
-// stream, or lost with a node) is made again to start right after it.
+// health are kept by the worker delivering it and written to their own KV
+// bucket (at most every 250 ms), so a consumer that disappears (deleted by
+// someone with access to the stream, or lost with a node) is made again to
+// start right after it.
 // Subscriptions can be paused (their state is in the subscription's entry,
 // so it holds on every instance and across restarts) and resumed, and a
 // recorded failure can be sent again.

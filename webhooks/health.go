@@ -27,9 +27,9 @@ const (
 )
 
 // ProgressBucket is the JetStream KV bucket of each subscription's
-// delivery progress and health, one entry per subscription, written after
-// each event it settles. It is apart from Bucket so that these writes do
-// not wake every instance's watch.
+// delivery progress and health, one entry per subscription, written at
+// most every 250 ms while it delivers. It is apart from Bucket so that
+// these writes do not wake every instance's watch.
 const ProgressBucket = "ENGAGEMENTS_WEBHOOK_PROGRESS"
 
 // Health is how a subscription's deliveries are going, as every instance
