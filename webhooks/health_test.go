@@ -415,3 +415,27 @@ func TestDeleteWithTwoInstancesLeavesNoConsumer(t *testing.T) {
 		t.Errorf("the other instance recreated %d consumers of deleted subscriptions", s.Recreated)
 	}
 }
+
+// A paused subscription can be deleted; a deleted one cannot be resumed.
+func TestDeletePausedSubscription(t *testing.T) {
+	store := newStore(t)
+	m := open(t, store, quick)
+	secret, _ := newSecret(t)
+	sub := subscribe(t, m, "http://127.0.0.1:9/hook", secret, 0)
+	ctx := context.Background()
+	if _, err := m.Pause(ctx, sub.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Delete(ctx, sub.ID); err != nil {
+		t.Fatalf("delete a paused subscription: %v", err)
+	}
+	if _, err := store.DurableInfo(ctx, "webhook-"+sub.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("its consumer: %v, want gone", err)
+	}
+	if _, err := m.Resume(ctx, sub.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("resume a deleted subscription: %v", err)
+	}
+	if _, err := m.Health(ctx, sub.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("health of a deleted subscription: %v", err)
+	}
+}
