@@ -86,6 +86,8 @@ func (s *Server) newMetrics() *metrics {
 				func(s webhooks.Stats) uint64 { return s.AttemptsFailed }},
 			{"engagements_webhook_failures_total", "Webhook events given up on and recorded as failures.",
 				func(s webhooks.Stats) uint64 { return s.Failed }},
+			{"engagements_webhook_consumers_recreated_total", "Webhook consumers found missing (deleted, or lost with a node) and made again.",
+				func(s webhooks.Stats) uint64 { return s.Recreated }},
 		} {
 			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
 				func() float64 { return float64(c.get(w.Stats())) }))

@@ -424,6 +424,22 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	if len(failures) == 0 {
 		t.Errorf("no failures recorded for an endpoint answering 500")
 	}
+	if len(failures) > 0 {
+		var failed uint64
+		if err := json.Unmarshal(failures[0], &struct{ Sequence *uint64 }{&failed}); err != nil {
+			t.Fatal(err)
+		}
+		redeliver := fmt.Sprintf("/v1/subscriptions/%s/failures/%d/redeliver", failSub, failed)
+		c.check("pause", 200, valid, "POST", "/v1/subscriptions/"+failSub+"/pause", "", sub...)
+		c.check("redeliver while paused → 409", 409, valid, "POST", redeliver, "", sub...)
+		c.check("resume", 200, valid, "POST", "/v1/subscriptions/"+failSub+"/resume", "", sub...)
+		c.check("redeliver a failure (the endpoint still fails)", 200, valid, "POST", redeliver, "", sub...)
+		c.check("redeliver a sequence that never failed → 404", 404, valid, "POST",
+			fmt.Sprintf("/v1/subscriptions/%s/failures/%d/redeliver", failSub, failed+1000), "", sub...)
+		c.check("redeliver a sequence that is not a number → 400", 400, invalid, "POST",
+			"/v1/subscriptions/"+failSub+"/failures/abc/redeliver", "", sub...)
+		c.check("pause an unknown subscription → 404", 404, valid, "POST", "/v1/subscriptions/"+newID()+"/pause", "", sub...)
+	}
 	c.check("unsubscribe", 204, valid, "DELETE", "/v1/subscriptions/"+okSub, "", sub...)
 	c.check("unsubscribe twice → 404", 404, valid, "DELETE", "/v1/subscriptions/"+okSub, "", sub...)
 

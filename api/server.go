@@ -158,6 +158,9 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 		v1.GET("/subscriptions/:id", s.getSubscription, sub)
 		v1.DELETE("/subscriptions/:id", s.deleteSubscription, sub)
 		v1.GET("/subscriptions/:id/failures", s.subscriptionFailures, sub)
+		v1.POST("/subscriptions/:id/failures/:sequence/redeliver", s.redeliverFailure, sub)
+		v1.POST("/subscriptions/:id/pause", s.pauseSubscription, sub)
+		v1.POST("/subscriptions/:id/resume", s.resumeSubscription, sub)
 	}
 	if s.ui != nil {
 		// Pages read the projection too: after a restart they wait for it

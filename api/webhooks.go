@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/webhooks"
@@ -22,6 +23,12 @@ type Subscriptions interface {
 	Get(id string) (webhooks.Subscription, error)
 	Delete(ctx context.Context, id string) error
 	Failures(ctx context.Context, id string) ([]webhooks.Failure, error)
+	// Health is a subscription's delivery progress and pending count.
+	Health(ctx context.Context, id string) (webhooks.Health, error)
+	Pause(ctx context.Context, id string) (webhooks.Subscription, error)
+	Resume(ctx context.Context, id string) (webhooks.Subscription, error)
+	// Redeliver sends a recorded failure again, once, and says how it went.
+	Redeliver(ctx context.Context, id string, seq uint64) (webhooks.Redelivery, error)
 }
 
 // WithSubscriptions turns on the /v1/subscriptions routes (webhooks).
@@ -136,13 +143,88 @@ func (s *Server) ownSubscription(c echo.Context) (webhooks.Subscription, error) 
 	return sub, nil
 }
 
-// getSubscription: GET /v1/subscriptions/{id}.
+// subscriptionWithHealth is the answer of GET /v1/subscriptions/{id}: the
+// subscription and, added to it, its delivery health.
+type subscriptionWithHealth struct {
+	webhooks.Subscription
+	// Health is absent when NATS does not answer: the subscription is
+	// still shown, as it is kept in memory.
+	Health *webhooks.Health `json:"health,omitempty"`
+}
+
+// getSubscription: GET /v1/subscriptions/{id} — with its delivery health.
 func (s *Server) getSubscription(c echo.Context) error {
 	sub, err := s.ownSubscription(c)
 	if err != nil {
 		return err
 	}
+	out := subscriptionWithHealth{Subscription: sub}
+	// Bounded: without NATS the subscription is still shown, promptly.
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	h, err := s.subs.Health(ctx, sub.ID)
+	switch {
+	case err == nil:
+		out.Health = &h
+	case errors.Is(err, domain.ErrNotFound):
+		return err // deleted meanwhile
+	default:
+		s.log.Warn("webhook subscription health not read", "subscription", sub.ID, "err", err)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// pauseSubscription: POST /v1/subscriptions/{id}/pause — delivery stops on
+// every instance and keeps its position; pausing twice is no error.
+func (s *Server) pauseSubscription(c echo.Context) error {
+	return s.setSubscriptionState(c, s.subs.Pause)
+}
+
+// resumeSubscription: POST /v1/subscriptions/{id}/resume — delivery goes
+// on from where it was paused.
+func (s *Server) resumeSubscription(c echo.Context) error {
+	return s.setSubscriptionState(c, s.subs.Resume)
+}
+
+func (s *Server) setSubscriptionState(c echo.Context, set func(context.Context, string) (webhooks.Subscription, error)) error {
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		return err
+	}
+	sub, err = set(c.Request().Context(), sub.ID)
+	if errors.Is(err, domain.ErrConflict) {
+		return problem(http.StatusConflict, "conflict", "Conflict", "the subscription kept changing meanwhile; retry the request")
+	}
+	if err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, sub)
+}
+
+// redeliverFailure: POST /v1/subscriptions/{id}/failures/{sequence}/redeliver
+// — the failed event is POSTed once more; 200 with the outcome, and a
+// delivered failure leaves the list.
+func (s *Server) redeliverFailure(c echo.Context) error {
+	sub, err := s.ownSubscription(c)
+	if err != nil {
+		return err
+	}
+	seq, err := strconv.ParseUint(c.Param("sequence"), 10, 64)
+	if err != nil || seq == 0 {
+		return badRequest("the sequence must be a stream sequence, a whole number of at least 1",
+			domain.FieldError{Field: "sequence", Message: "must be a whole number of at least 1"})
+	}
+	out, err := s.subs.Redeliver(c.Request().Context(), sub.ID, seq)
+	switch {
+	case errors.Is(err, webhooks.ErrPaused):
+		return problem(http.StatusConflict, "conflict", "Conflict", "the subscription is paused; resume it first")
+	case errors.Is(err, webhooks.ErrUndeliverable):
+		return problem(http.StatusConflict, "conflict", "Conflict",
+			"the stored message fails its checks (see GET /v1/verify); it is never delivered")
+	case err != nil:
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // deleteSubscription: DELETE /v1/subscriptions/{id} — delivery stops.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +40,8 @@ func newWebhookServer(t *testing.T) *webhookServer {
 // each request's webhook-id and body.
 type hookReceiver struct {
 	*httptest.Server
-	got chan hookDelivery
+	got    chan hookDelivery
+	status atomic.Int64 // what it answers; tests may change it
 }
 
 type hookDelivery struct {
@@ -50,10 +52,11 @@ type hookDelivery struct {
 func newHookReceiver(t *testing.T, status int) *hookReceiver {
 	t.Helper()
 	r := &hookReceiver{got: make(chan hookDelivery, 100)}
+	r.status.Store(int64(status))
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		r.got <- hookDelivery{id: req.Header.Get("webhook-id"), body: body}
-		w.WriteHeader(status)
+		w.WriteHeader(int(r.status.Load()))
 	}))
 	t.Cleanup(r.Close)
 	return r
@@ -319,5 +322,150 @@ func TestFailedDeliveriesAreListed(t *testing.T) {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// subscriptionHealth is GET /v1/subscriptions/{id}: the subscription, its
+// state and its health.
+type subscriptionHealth struct {
+	subscription
+	State  string `json:"state"`
+	Health *struct {
+		AcknowledgedSequence  uint64     `json:"acknowledged_sequence"`
+		LastDeliveredSequence uint64     `json:"last_delivered_sequence"`
+		LastSuccessAt         *time.Time `json:"last_success_at"`
+		LastError             string     `json:"last_error"`
+		LastErrorSequence     uint64     `json:"last_error_sequence"`
+		LastErrorAt           *time.Time `json:"last_error_at"`
+		Pending               *uint64    `json:"pending"`
+		ConsumersRecreated    uint64     `json:"consumers_recreated"`
+	} `json:"health"`
+}
+
+func (ws *webhookServer) health(t *testing.T, token, id string) subscriptionHealth {
+	t.Helper()
+	r := ws.get(t, "/v1/subscriptions/"+id, bearer(token)...)
+	if r.status != http.StatusOK {
+		t.Fatalf("get subscription: %s", r)
+	}
+	h := decode[subscriptionHealth](t, r)
+	if h.Health == nil {
+		t.Fatalf("no health: %s", r.body)
+	}
+	return h
+}
+
+func TestSubscriptionHealthPauseAndRedeliver(t *testing.T) {
+	ws := newWebhookServer(t)
+	crm := ws.mint(t, "crm-sync", domain.RoleSubscriber)
+	bi := ws.mint(t, "bi-feed", domain.RoleSubscriber)
+	coordinator := ws.mint(t, "maria", domain.RoleCoordinator)
+	rcv := newHookReceiver(t, http.StatusBadGateway)
+	canary := newHookReceiver(t, http.StatusOK)
+	sub := ws.subscribe(t, crm, rcv.URL)
+	ws.subscribe(t, bi, canary.URL)
+	path := "/v1/subscriptions/" + sub.ID
+
+	if h := ws.health(t, crm, sub.ID); h.State != "active" || h.Health.LastDeliveredSequence != 0 ||
+		h.Health.LastSuccessAt != nil || h.Health.Pending == nil || *h.Health.Pending != 0 {
+		t.Errorf("a new subscription: %+v %+v", h, h.Health)
+	}
+
+	// A delivery fails every attempt: the health says so.
+	id := decode[struct{ ID string }](t, ws.post(t, "/v1/engagements", agreement("MOU"), bearer(coordinator)...)).ID
+	seq := ws.historyAs(t, id, bearer(coordinator))[0].Sequence
+	for range webhookAttempts {
+		rcv.next(t)
+	}
+	canary.next(t)
+	var h subscriptionHealth
+	for i := 0; ; i++ {
+		if h = ws.health(t, crm, sub.ID); h.Health.AcknowledgedSequence == seq {
+			break
+		}
+		if i == 1000 {
+			t.Fatalf("the failure never settled: %+v", h.Health)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.Health.LastError != "HTTP 502" || h.Health.LastErrorSequence != seq || h.Health.LastErrorAt == nil ||
+		h.Health.LastDeliveredSequence != 0 {
+		t.Errorf("after a failure: %+v", h.Health)
+	}
+
+	redeliver := fmt.Sprintf("%s/failures/%d/redeliver", path, seq)
+	tests := []struct {
+		name, method, path, token string
+		status                    int
+	}{
+		{"another subscriber pauses it → 404", "POST", path + "/pause", bi, 404},
+		{"another subscriber resumes it → 404", "POST", path + "/resume", bi, 404},
+		{"another subscriber redelivers its failure → 404", "POST", redeliver, bi, 404},
+		{"a coordinator pauses → 403", "POST", path + "/pause", coordinator, 403},
+		{"a coordinator redelivers → 403", "POST", redeliver, coordinator, 403},
+		{"an unknown subscription → 404", "POST", "/v1/subscriptions/" + newID() + "/pause", crm, 404},
+		{"a sequence that never failed → 404", "POST", fmt.Sprintf("%s/failures/%d/redeliver", path, seq+1), crm, 404},
+		{"a sequence that is not a number → 400", "POST", path + "/failures/abc/redeliver", crm, 400},
+		{"sequence 0 → 400", "POST", path + "/failures/0/redeliver", crm, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ws.request(t, tt.method, tt.path, "", bearer(tt.token)...)
+			if r.status != tt.status || mediaType(r.header) != "application/problem+json" {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+		})
+	}
+
+	// The receiver is fixed; redelivering reaches it and clears the failure.
+	rcv.status.Store(http.StatusOK)
+	r := ws.post(t, redeliver, "", bearer(crm)...)
+	out := decode[struct {
+		Sequence  uint64 `json:"sequence"`
+		EventID   string `json:"event_id"`
+		Delivered bool   `json:"delivered"`
+		Status    int    `json:"status"`
+	}](t, r)
+	if r.status != http.StatusOK || !out.Delivered || out.Status != http.StatusOK || out.Sequence != seq {
+		t.Fatalf("redeliver: %s", r)
+	}
+	if d := rcv.next(t); d.id != out.EventID {
+		t.Errorf("redelivered %s, want %s", d.id, out.EventID)
+	}
+	if f := decode[struct{ Items []json.RawMessage }](t, ws.get(t, path+"/failures", bearer(crm)...)).Items; len(f) != 0 {
+		t.Errorf("failures after the redelivery: %s", f)
+	}
+	if r := ws.post(t, redeliver, "", bearer(crm)...); r.status != http.StatusNotFound {
+		t.Errorf("redeliver twice: %s", r)
+	}
+
+	// Paused (by an admin, who may manage anyone's): nothing is delivered
+	// until it is resumed.
+	r = ws.post(t, path+"/pause", "", bearer(ws.admin)...)
+	if r.status != http.StatusOK || decode[subscriptionHealth](t, r).State != "paused" {
+		t.Fatalf("pause: %s", r)
+	}
+	ws.appendEvent(t, id, note("while paused"), bearer(coordinator)...)
+	canary.next(t)
+	select {
+	case d := <-rcv.got:
+		t.Fatalf("a paused subscription delivered %s", d.id)
+	default:
+	}
+	if h := ws.health(t, crm, sub.ID); h.State != "paused" || h.Health.Pending == nil || *h.Health.Pending != 1 {
+		t.Errorf("while paused: %s %+v", h.State, h.Health)
+	}
+	if r := ws.get(t, "/v1/subscriptions", bearer(crm)...); !strings.Contains(string(r.body), `"state":"paused"`) {
+		t.Errorf("the list does not show the pause: %s", r.body)
+	}
+	r = ws.post(t, path+"/resume", "", bearer(crm)...)
+	if r.status != http.StatusOK || decode[subscriptionHealth](t, r).State != "active" {
+		t.Fatalf("resume: %s", r)
+	}
+	rcv.next(t)
+
+	metrics := string(ws.get(t, "/metrics").body)
+	if !strings.Contains(metrics, "engagements_webhook_consumers_recreated_total 0\n") {
+		t.Errorf("/metrics lacks engagements_webhook_consumers_recreated_total")
 	}
 }

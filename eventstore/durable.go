@@ -137,3 +137,24 @@ func (d *Delivery) Nak() error { return d.msg.Nak() }
 
 // NakWithDelay hands the message back, to be handed out again after delay.
 func (d *Delivery) NakWithDelay(delay time.Duration) error { return d.msg.NakWithDelay(delay) }
+
+// DurableInfo is where a durable consumer stands.
+type DurableInfo struct {
+	// Acknowledged is the stream sequence up to which every message the
+	// consumer selects is acknowledged (its ack floor).
+	Acknowledged uint64
+	// Pending is how many selected messages are not acknowledged yet:
+	// waiting to be handed out, or handed out and in flight.
+	Pending uint64
+}
+
+// DurableInfo returns where the durable consumer called name stands,
+// wrapping domain.ErrNotFound if there is none.
+func (s *Store) DurableInfo(ctx context.Context, name string) (DurableInfo, error) {
+	cons, err := s.stream.Consumer(ctx, name)
+	if err != nil {
+		return DurableInfo{}, durableErr(name, err)
+	}
+	info := cons.CachedInfo()
+	return DurableInfo{Acknowledged: info.AckFloor.Stream, Pending: info.NumPending + uint64(max(info.NumAckPending, 0))}, nil
+}

@@ -22,6 +22,22 @@ func (s *Store) Event(ctx context.Context, seq uint64) (domain.Event, error) {
 	return decodeMsg(msg.Subject, msg.Header, msg.Data, msg.Sequence)
 }
 
+// Message reads the message stored at seq with a direct get: its payload
+// as stored, and the event decoded and hash-checked (Err says why not). A
+// sequence with no message wraps domain.ErrNotFound.
+func (s *Store) Message(ctx context.Context, seq uint64) (domain.Message, error) {
+	msg, err := s.stream.GetMsg(ctx, seq)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return domain.Message{}, fmt.Errorf("message at sequence %d: %w", seq, domain.ErrNotFound)
+		}
+		return domain.Message{}, fmt.Errorf("message at sequence %d: %w", seq, Unavailable(err))
+	}
+	m := domain.Message{Sequence: msg.Sequence, Payload: msg.Data}
+	m.Event, m.Err = decodeMsg(msg.Subject, msg.Header, msg.Data, msg.Sequence)
+	return m, nil
+}
+
 // Read is the one reader of the stream. It yields the stored messages after
 // sequence after that f selects, in stream order, with no gap and no
 // duplicate: each decoded and hash-checked, or, for a message that does not

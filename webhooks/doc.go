@@ -9,6 +9,15 @@
 // dead letters, and delivery goes on. Delivery is at least once: receivers
 // dedupe by the webhook-id header (the event id).
 //
+// Each subscription's progress (the last sequence settled) and delivery
+// health are kept by the worker delivering it and written to their own KV
+// bucket (at most every 250 ms), so a consumer that disappears (deleted by
+// someone with access to the stream, or lost with a node) is made again to
+// start right after it.
+// Subscriptions can be paused (their state is in the subscription's entry,
+// so it holds on every instance and across restarts) and resumed, and a
+// recorded failure can be sent again.
+//
 // Of this module it imports domain and eventstore, whose durable consumers
 // read the stream and whose rule says which NATS errors are outages (the
 // stream, its subjects and its decoding are eventstore's alone); not api or

@@ -57,7 +57,7 @@ func open(t *testing.T, store *eventstore.Store, cfg webhooks.Config) *webhooks.
 }
 
 // newSecret is a fresh "whsec_" secret and its key.
-func newSecret(t *testing.T) (string, []byte) {
+func newSecret(t testing.TB) (string, []byte) {
 	t.Helper()
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -132,7 +132,7 @@ type appended struct {
 
 // record appends an engagement.recorded event for a new agreement and
 // returns its id, sequence and the payload exactly as the stream holds it.
-func record(t *testing.T, store *eventstore.Store, title string) appended {
+func record(t testing.TB, store *eventstore.Store, title string) appended {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()

@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -45,6 +46,10 @@ type Source interface {
 	CreateDurable(ctx context.Context, name string, cfg eventstore.DurableConfig) error
 	Durable(ctx context.Context, name string) (*eventstore.Durable, error)
 	DeleteDurable(ctx context.Context, name string) error
+	// DurableInfo says where a durable consumer stands (its pending count).
+	DurableInfo(ctx context.Context, name string) (eventstore.DurableInfo, error)
+	// Message reads the message stored at a sequence, for a redelivery.
+	Message(ctx context.Context, seq uint64) (domain.Message, error)
 }
 
 // Config tunes delivery. The zero value is the production setting.
@@ -114,12 +119,14 @@ type Manager struct {
 	log      *slog.Logger
 	js       jetstream.JetStream
 	kv       jetstream.KeyValue
+	progress jetstream.KeyValue // see ProgressBucket
 	failures jetstream.Stream
 	client   *http.Client
 	resolver *net.Resolver
 
 	mu      sync.Mutex
 	subs    map[string]stored
+	revs    map[string]uint64 // each subscription's bucket revision, to ignore late echoes
 	workers map[string]*worker
 	// gone holds deleted ids (UUIDv7s are never reused), so that the
 	// watch's late echo of a subscription's creation cannot revive it.
@@ -129,7 +136,7 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the watch and every worker
 
-	delivered, attemptsFailed, failed atomic.Uint64
+	delivered, attemptsFailed, failed, recreated atomic.Uint64
 }
 
 // Stats counts this instance's deliveries since it started.
@@ -137,11 +144,13 @@ type Stats struct {
 	Delivered      uint64 // events a subscriber acknowledged with a 2xx
 	AttemptsFailed uint64 // attempts that got no 2xx (each retry counts)
 	Failed         uint64 // events given up on and recorded as failures
+	Recreated      uint64 // consumers found missing and made again
 }
 
 // Stats returns this instance's delivery counters.
 func (m *Manager) Stats() Stats {
-	return Stats{Delivered: m.delivered.Load(), AttemptsFailed: m.attemptsFailed.Load(), Failed: m.failed.Load()}
+	return Stats{Delivered: m.delivered.Load(), AttemptsFailed: m.attemptsFailed.Load(), Failed: m.failed.Load(),
+		Recreated: m.recreated.Load()}
 }
 
 // worker is one subscription's delivery goroutine.
@@ -158,7 +167,7 @@ func Open(ctx context.Context, src Source, cfg Config) (*Manager, error) {
 	cfg = cfg.withDefaults()
 	js := src.JetStream()
 	m := &Manager{cfg: cfg, src: src, js: js, log: cfg.Logger, client: newClient(cfg), resolver: net.DefaultResolver,
-		subs: make(map[string]stored), workers: make(map[string]*worker), gone: make(map[string]bool)}
+		subs: make(map[string]stored), revs: make(map[string]uint64), workers: make(map[string]*worker), gone: make(map[string]bool)}
 	var err error
 	m.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "Webhook subscriptions", History: 1,
@@ -166,6 +175,13 @@ func Open(ctx context.Context, src Source, cfg Config) (*Manager, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: bucket: %w", eventstore.Unavailable(err))
+	}
+	m.progress, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: ProgressBucket, Description: "Webhook delivery progress and health", History: 1,
+		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: progress bucket: %w", eventstore.Unavailable(err))
 	}
 	m.failures, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              FailureStream,
@@ -219,23 +235,49 @@ func (m *Manager) apply(u jetstream.KeyValueEntry) {
 		m.forget(u.Key())
 		return
 	}
-	var st stored
-	if err := json.Unmarshal(u.Value(), &st); err != nil {
+	st, err := decodeStored(u.Value())
+	if err != nil {
 		m.log.Warn("webhook subscription does not decode; not delivering it", "key", u.Key(), "err", err)
 		return
 	}
-	m.remember(st)
+	m.remember(st, u.Revision())
 }
 
-// remember keeps st and starts its worker unless one runs.
-func (m *Manager) remember(st stored) {
+// decodeStored decodes a bucket entry; entries written before states
+// existed are active.
+func decodeStored(raw []byte) (stored, error) {
+	var st stored
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return stored{}, err
+	}
+	if st.State == "" {
+		st.State = StateActive
+	}
+	return st, nil
+}
+
+// remember keeps st, the bucket's revision rev of it, and starts its worker
+// unless one runs, or stops it unless st is active. An older revision than
+// the one kept (the watch's late echo of a local change) changes nothing.
+func (m *Manager) remember(st stored, rev uint64) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.gone[st.ID] {
+	if m.gone[st.ID] || rev < m.revs[st.ID] {
+		m.mu.Unlock()
 		return
 	}
-	m.subs[st.ID] = st
-	if _, ok := m.workers[st.ID]; ok || m.ctx.Err() != nil {
+	m.subs[st.ID], m.revs[st.ID] = st, rev
+	w, running := m.workers[st.ID]
+	if st.State != StateActive {
+		delete(m.workers, st.ID)
+		m.mu.Unlock()
+		if running {
+			w.cancel()
+			<-w.done
+		}
+		return
+	}
+	defer m.mu.Unlock()
+	if running || m.ctx.Err() != nil {
 		return
 	}
 	key, msg := decodeSecret(st.Secret)
@@ -244,7 +286,7 @@ func (m *Manager) remember(st stored) {
 		return
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
-	w := &worker{cancel: cancel, done: make(chan struct{})}
+	w = &worker{cancel: cancel, done: make(chan struct{})}
 	m.workers[st.ID] = w
 	m.wg.Add(1)
 	go func() {
@@ -258,6 +300,7 @@ func (m *Manager) remember(st stored) {
 func (m *Manager) forget(id string) {
 	m.mu.Lock()
 	delete(m.subs, id)
+	delete(m.revs, id)
 	m.gone[id] = true
 	w := m.workers[id]
 	delete(m.workers, id)
@@ -306,21 +349,13 @@ func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscr
 		Subscription: Subscription{
 			ID: uuid.Must(uuid.NewV7()).String(), Owner: owner, URL: req.URL,
 			Types: slices.Clone(req.Types), FromSequence: from, SecretSet: true, CreatedAt: time.Now().UTC(),
+			State: StateActive,
 		},
 		Secret: req.Secret,
 	}
 	// The consumer first: once the subscription is in the bucket, any
 	// instance may start delivering it.
-	err = m.src.CreateDurable(ctx, consumerName(st.ID), eventstore.DurableConfig{
-		Description: "webhook subscription " + st.ID,
-		Selection:   domain.Selection{Types: types},
-		From:        from,
-		// A delivery in progress says so before each attempt and while it
-		// backs off, so only an instance that went away loses the event
-		// to another, after AckWait.
-		AckWait:  m.ackWait(),
-		Replicas: m.cfg.Replicas,
-	})
+	err = m.src.CreateDurable(ctx, consumerName(st.ID), m.consumerConfig(st.ID, types, from))
 	if err != nil {
 		return Subscription{}, fmt.Errorf("webhook consumer: %w", err)
 	}
@@ -328,12 +363,28 @@ func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscr
 	if err != nil {
 		return Subscription{}, err
 	}
-	if _, err := m.kv.Create(ctx, st.ID, raw); err != nil {
+	rev, err := m.kv.Create(ctx, st.ID, raw)
+	if err != nil {
 		m.deleteConsumer(st.ID)
 		return Subscription{}, fmt.Errorf("store webhook subscription: %w", eventstore.Unavailable(err))
 	}
-	m.remember(st)
+	m.remember(st, rev)
 	return st.Subscription, nil
+}
+
+// consumerConfig is subscription id's durable consumer, starting at
+// stream sequence from: when it is created, and when it is made again.
+func (m *Manager) consumerConfig(id string, types []domain.EventType, from uint64) eventstore.DurableConfig {
+	return eventstore.DurableConfig{
+		Description: "webhook subscription " + id,
+		Selection:   domain.Selection{Types: types},
+		From:        from,
+		// A delivery in progress says so before each attempt and while it
+		// backs off, so only an instance that went away loses the event
+		// to another, after AckWait.
+		AckWait:  m.ackWait(),
+		Replicas: m.cfg.Replicas,
+	}
 }
 
 // List returns owner's subscriptions (every one when owner is ""), oldest
@@ -364,14 +415,19 @@ func (m *Manager) Get(id string) (Subscription, error) {
 }
 
 // Delete stops delivering subscription id, here at once and on other
-// instances through the watch, and deletes its consumer and its failures.
+// instances through the watch, and deletes its consumer, its progress and
+// its failures.
 func (m *Manager) Delete(ctx context.Context, id string) error {
 	if _, err := m.Get(id); err != nil {
 		return err
 	}
-	// The consumer before the entry: if deleting the entry fails, the
-	// subscription is still listed and a retried DELETE finishes the job.
-	// Meanwhile its worker only finds no consumer.
+	// Marked first, so that no worker takes the missing consumer for one
+	// to recreate; then the consumer before the entry: if deleting the
+	// entry fails, the subscription is still listed and a retried DELETE
+	// finishes the job.
+	if _, err := m.setState(ctx, id, StateDeleting); err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return err
+	}
 	if err := m.src.DeleteDurable(ctx, consumerName(id)); err != nil {
 		return fmt.Errorf("webhook consumer: %w", err)
 	}
@@ -379,10 +435,69 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete webhook subscription: %w", eventstore.Unavailable(err))
 	}
 	m.forget(id)
+	if err := m.progress.Purge(ctx, id); err != nil {
+		m.log.Warn("webhook progress not purged", "subscription", id, "err", err)
+	}
 	if err := m.failures.Purge(ctx, jetstream.WithPurgeSubject(failureSubject(id))); err != nil {
 		m.log.Warn("webhook failures not purged", "subscription", id, "err", err)
 	}
 	return nil
+}
+
+// Pause stops delivering subscription id on every instance; its consumer
+// keeps its position. An event in flight is handed back, to be delivered
+// (again) on Resume. Pausing a paused subscription changes nothing.
+func (m *Manager) Pause(ctx context.Context, id string) (Subscription, error) {
+	return m.setState(ctx, id, StatePaused)
+}
+
+// Resume delivers subscription id again, from where it was paused.
+func (m *Manager) Resume(ctx context.Context, id string) (Subscription, error) {
+	return m.setState(ctx, id, StateActive)
+}
+
+// setState writes subscription id's state to the bucket (compare-and-set,
+// so two changes at once do not undo each other) and applies it here at
+// once, on other instances through the watch. A subscription being
+// deleted cannot be paused or resumed: it is not found.
+func (m *Manager) setState(ctx context.Context, id, state string) (Subscription, error) {
+	if _, err := m.Get(id); err != nil {
+		return Subscription{}, err
+	}
+	for range 5 {
+		e, err := m.kv.Get(ctx, id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return Subscription{}, fmt.Errorf("subscription %s: %w", id, domain.ErrNotFound)
+		}
+		if err != nil {
+			return Subscription{}, fmt.Errorf("read webhook subscription: %w", eventstore.Unavailable(err))
+		}
+		st, err := decodeStored(e.Value())
+		if err != nil {
+			return Subscription{}, fmt.Errorf("read webhook subscription %s: %w", id, err)
+		}
+		if st.State == StateDeleting && state != StateDeleting {
+			return Subscription{}, fmt.Errorf("subscription %s is being deleted: %w", id, domain.ErrNotFound)
+		}
+		rev := e.Revision()
+		if st.State != state {
+			st.State = state
+			raw, err := json.Marshal(st)
+			if err != nil {
+				return Subscription{}, err
+			}
+			rev, err = m.kv.Update(ctx, id, raw, e.Revision())
+			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				continue // changed meanwhile: read it again
+			}
+			if err != nil {
+				return Subscription{}, fmt.Errorf("store webhook subscription: %w", eventstore.Unavailable(err))
+			}
+		}
+		m.remember(st, rev)
+		return st.Subscription, nil
+	}
+	return Subscription{}, fmt.Errorf("subscription %s: %w: changed too often meanwhile", id, domain.ErrConflict)
 }
 
 func (m *Manager) deleteConsumer(id string) {

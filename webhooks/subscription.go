@@ -44,6 +44,9 @@ type Subscription struct {
 	// SecretSet is always true: the secret is kept but never shown again.
 	SecretSet bool      `json:"secret_set"`
 	CreatedAt time.Time `json:"created_at"`
+
+	// State is StateActive, StatePaused or StateDeleting.
+	State string `json:"state"`
 }
 
 // Request is what a subscriber asks for.
