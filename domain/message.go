@@ -1,5 +1,7 @@
 package domain
 
+import "time"
+
 // Message is one stored message as a reader of the event stream gets it.
 type Message struct {
 	// Sequence is the message's stream sequence.
@@ -22,4 +24,9 @@ type Filter struct {
 	// until the reader stops; without it reading ends at the end of the
 	// stream as it was when reading began.
 	Live bool
+	// Since, when not zero and reading starts at the beginning (after 0),
+	// starts at the first message stored at or after it, by the time the
+	// stream stored it (an event's recorded_at, give or take the write's
+	// round trip); a read that starts after a sequence ignores it.
+	Since time.Time
 }

@@ -34,7 +34,8 @@ const readAhead = 512
 
 // read is the one loop every reader of the stream uses. It creates an
 // ephemeral, unacknowledged consumer in memory (the server removes it if
-// this process goes away) for subjects after sequence after, and passes
+// this process goes away) for subjects after sequence after (or, with after
+// 0 and since set, from the first message stored at or after since), and passes
 // each message, decoded and hash-checked, to fn in stream order. It ends
 // when ctx ends (returning ctx.Err()), when fn returns false (returning nil),
 // or when anything goes wrong: the consumer's server gone,
@@ -46,8 +47,8 @@ const readAhead = 512
 // (nats.go's ordered consumer would recreate itself instead, but it waits up
 // to 10 s for each attempt, which stalled readers for 11 s when a cluster
 // node left.)
-func (s *Store) read(ctx context.Context, after uint64, subjects []string, untilIdle bool, fn func(m message) bool) error {
-	cons, err := s.readConsumer(ctx, after, subjects)
+func (s *Store) read(ctx context.Context, after uint64, since time.Time, subjects []string, untilIdle bool, fn func(m message) bool) error {
+	cons, err := s.readConsumer(ctx, after, since, subjects)
 	if err != nil {
 		return err
 	}
@@ -93,8 +94,10 @@ func (s *Store) read(ctx context.Context, after uint64, subjects []string, until
 }
 
 // readConsumer creates read's consumer: ephemeral, in memory, without
-// acknowledgements, for subjects after sequence after.
-func (s *Store) readConsumer(ctx context.Context, after uint64, subjects []string) (jetstream.Consumer, error) {
+// acknowledgements, for subjects after sequence after; with after 0 and
+// since set, from the first message stored at or after since (JetStream's
+// DeliverByStartTime, by the time each message was stored).
+func (s *Store) readConsumer(ctx context.Context, after uint64, since time.Time, subjects []string) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		FilterSubjects:    subjects,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -103,9 +106,13 @@ func (s *Store) readConsumer(ctx context.Context, after uint64, subjects []strin
 		Replicas:          1,
 		InactiveThreshold: time.Minute,
 	}
-	if after > 0 {
+	switch {
+	case after > 0:
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = after + 1
+	case !since.IsZero():
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &since
 	}
 	cctx, cancel := context.WithTimeout(ctx, consumerTimeout)
 	cons, err := s.stream.CreateConsumer(cctx, cfg)
@@ -117,6 +124,22 @@ func (s *Store) readConsumer(ctx context.Context, after uint64, subjects []strin
 		return nil, fmt.Errorf("create consumer: %w", Unavailable(err))
 	}
 	return cons, nil
+}
+
+// SequenceSince is the stream sequence of the first message stored at or
+// after t, or the stream's next sequence when none is: where a reader that
+// starts at t starts.
+func (s *Store) SequenceSince(ctx context.Context, t time.Time) (uint64, error) {
+	cons, err := s.readConsumer(ctx, 0, t, nil)
+	if err != nil {
+		return 0, err
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), consumerTimeout)
+	defer cancel()
+	_ = s.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	// A new consumer's delivered stream sequence is the one before its
+	// start, whether or not a message is there yet.
+	return cons.CachedInfo().Delivered.Stream + 1, nil
 }
 
 // decode receives it's messages, decodes and hash-checks each, and sends

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/nats-io/nats.go/jetstream"
@@ -72,9 +73,9 @@ func (s *Store) Read(ctx context.Context, after uint64, f domain.Filter) iter.Se
 			return true
 		}
 		if f.Live {
-			err = s.read(ctx, after, subjects, false, emit)
+			err = s.read(ctx, after, f.Since, subjects, false, emit)
 		} else {
-			err = s.readStored(ctx, after, subjects, emit)
+			err = s.readStored(ctx, after, f.Since, subjects, emit)
 		}
 		if err != nil && !stopped {
 			yield(domain.Message{}, err)
@@ -89,7 +90,7 @@ const readAttempts = 5
 // readStored passes the messages after sequence after up to the stream's
 // end as it is now to fn, as read does, starting over after a lost
 // consumer.
-func (s *Store) readStored(ctx context.Context, after uint64, subjects []string, fn func(m message) bool) error {
+func (s *Store) readStored(ctx context.Context, after uint64, since time.Time, subjects []string, fn func(m message) bool) error {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("stream info: %w", Unavailable(err))
@@ -100,7 +101,8 @@ func (s *Store) readStored(ctx context.Context, after uint64, subjects []string,
 	last := info.State.LastSeq
 	for attempt := 1; ; attempt++ {
 		stopped := false
-		err := s.read(ctx, after, subjects, true, func(m message) bool {
+		// After a lost consumer after is past since: a start by sequence.
+		err := s.read(ctx, after, since, subjects, true, func(m message) bool {
 			if !fn(m) {
 				stopped = true
 				return false
