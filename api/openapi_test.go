@@ -394,6 +394,8 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.checkStream("replay the stream", "/v1/events/stream?after=0&kind=agreement", sub)
 	c.check("a stream filter on a bad id → 400", 400, invalid, "GET", "/v1/events/stream?engagement=nope", "", sub...)
 	c.check("a coordinator streams → 403", 403, valid, "GET", "/v1/events/stream", "", coord...)
+	c.checkStream("replay the stream since a date", "/v1/events/stream?since=2000-01-01&kind=agreement", sub)
+	c.check("a stream since no time → 400", 400, invalid, "GET", "/v1/events/stream?since=yesterday", "", sub...)
 
 	// Webhooks.
 	r = c.check("subscribe", 201, valid, "POST", "/v1/subscriptions",
@@ -403,6 +405,12 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	r = c.check("subscribe an endpoint that fails", 201, valid, "POST", "/v1/subscriptions",
 		fmt.Sprintf(`{"url":%q,"types":["meeting.*"],"secret":%q,"from_sequence":1}`, fs.hooks.URL+"/fail", newWebhookSecret(t)), sub...)
 	failSub := decode[struct{ ID string }](t, r).ID
+	r = c.check("subscribe from a time", 201, valid, "POST", "/v1/subscriptions",
+		fmt.Sprintf(`{"url":%q,"types":["policy.*"],"secret":%q,"from_time":"2000-01-01T00:00:00Z"}`,
+			fs.hooks.URL+"/from-time", newWebhookSecret(t)), sub...)
+	c.check("unsubscribe the one from a time", 204, valid, "DELETE", "/v1/subscriptions/"+decode[struct{ ID string }](t, r).ID, "", sub...)
+	c.check("subscribe from no time → 422", 422, invalid, "POST", "/v1/subscriptions",
+		fmt.Sprintf(`{"url":%q,"types":["policy.*"],"secret":%q,"from_time":"yesterday"}`, fs.hooks.URL, newWebhookSecret(t)), sub...)
 	c.check("subscribe without a secret → 422", 422, invalid, "POST", "/v1/subscriptions",
 		fmt.Sprintf(`{"url":%q,"types":["agreement.*"]}`, fs.hooks.URL), sub...)
 	c.check("subscribe to an unknown type → 422", 422, invalid, "POST", "/v1/subscriptions",

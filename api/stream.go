@@ -43,9 +43,10 @@ type frame struct {
 // streamEvents serves GET /v1/events/stream as Server-Sent Events: each
 // event as `id: <sequence>`, `event: <type>`, `data: <CloudEvent JSON>`.
 // Last-Event-ID (or ?after=) replays stored events after it, then goes live;
-// without either the stream starts with the next event appended.
+// ?since= replays those stored at or after a time; without any the stream
+// starts with the next event appended.
 func (s *Server) streamEvents(c echo.Context) error {
-	sel, after, resume, err := streamQuery(c)
+	sel, after, since, resume, err := streamQuery(c)
 	if err != nil {
 		return err
 	}
@@ -64,13 +65,17 @@ func (s *Server) streamEvents(c echo.Context) error {
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, ": following after sequence %d\nretry: 2000\n\n", after)
+	if since.IsZero() {
+		fmt.Fprintf(w, ": following after sequence %d\nretry: 2000\n\n", after)
+	} else {
+		fmt.Fprintf(w, ": following since %s\nretry: 2000\n\n", since.Format(time.RFC3339Nano))
+	}
 	w.Flush()
 
 	frames := make(chan frame, streamBuffer)
 	done := make(chan error, 1)
 	go func() {
-		err := s.follow(ctx, after, sel, frames, c.RealIP())
+		err := s.follow(ctx, after, domain.Filter{Selection: sel, Since: since, Live: true}, frames, c.RealIP())
 		cancel()
 		done <- err
 	}()
@@ -80,8 +85,14 @@ func (s *Server) streamEvents(c echo.Context) error {
 }
 
 // streamQuery reads the stream's selection and where it starts: resume is
-// true when the client named a sequence (Last-Event-ID, or ?after=).
-func streamQuery(c echo.Context) (sel domain.Selection, after uint64, resume bool, err error) {
+// true when the client named a sequence (Last-Event-ID, or ?after=) or a
+// time (?since=, RFC 3339 or a date meaning its midnight UTC).
+//
+// since and after together are refused: they name two starts. Last-Event-ID
+// wins over both, as SSE prescribes: an EventSource opened with ?since=
+// reconnects to the same URL with the id of the last event it received, and
+// must go on after it, not start over.
+func streamQuery(c echo.Context) (sel domain.Selection, after uint64, since time.Time, resume bool, err error) {
 	q := c.QueryParams()
 	sel = domain.Selection{Kind: domain.Kind(q.Get("kind")), EngagementID: q.Get("engagement")}
 	var bad []domain.FieldError
@@ -99,6 +110,17 @@ func streamQuery(c echo.Context) (sel domain.Selection, after uint64, resume boo
 	from, field := c.Request().Header.Get("Last-Event-ID"), "Last-Event-ID"
 	if from == "" {
 		from, field = q.Get("after"), "after"
+		if v := q.Get("since"); v != "" {
+			t, perr := parseTime(v)
+			switch {
+			case from != "":
+				bad = append(bad, domain.FieldError{Field: "since", Message: "must not be sent with after; they name two starts"})
+			case perr != nil:
+				bad = append(bad, domain.FieldError{Field: "since", Message: perr.Error()})
+			default:
+				since, resume = t, true
+			}
+		}
 	}
 	if from != "" {
 		n, perr := strconv.ParseUint(from, 10, 64)
@@ -108,15 +130,16 @@ func streamQuery(c echo.Context) (sel domain.Selection, after uint64, resume boo
 		after, resume = n, true
 	}
 	if len(bad) > 0 {
-		return sel, 0, false, badRequest("a stream parameter is not valid", bad...)
+		return sel, 0, time.Time{}, false, badRequest("a stream parameter is not valid", bad...)
 	}
-	return sel, after, resume, nil
+	return sel, after, since, resume, nil
 }
 
-// follow reads the stream after after into frames until ctx ends, the read
-// fails, or the client falls streamBuffer frames behind (errSlowClient).
-func (s *Server) follow(ctx context.Context, after uint64, sel domain.Selection, frames chan<- frame, remote string) error {
-	for m, err := range s.stream.Read(ctx, after, domain.Filter{Selection: sel, Live: true}) {
+// follow reads the stream after after, as f selects, into frames until ctx
+// ends, the read fails, or the client falls streamBuffer frames behind
+// (errSlowClient).
+func (s *Server) follow(ctx context.Context, after uint64, f domain.Filter, frames chan<- frame, remote string) error {
+	for m, err := range s.stream.Read(ctx, after, f) {
 		if err != nil {
 			return err
 		}

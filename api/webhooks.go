@@ -53,7 +53,7 @@ func (s *Server) createSubscription(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := fields(body, "url", "types", "secret", "from_sequence")
+	m, err := fields(body, "url", "types", "secret", "from_sequence", "from_time")
 	if err != nil {
 		return err
 	}
@@ -85,6 +85,16 @@ func (s *Server) createSubscription(c echo.Context) error {
 			return err
 		}
 		req.FromSequence = n
+	}
+	fromTime, ok, err := stringField(m, "from_time")
+	if err != nil {
+		return err
+	}
+	if ok {
+		// As occurred_at: a string that is no time is 422.
+		if req.FromTime, err = parseTime(fromTime); err != nil {
+			return &domain.ValidationError{Fields: []domain.FieldError{{Field: "from_time", Message: err.Error()}}}
+		}
 	}
 	if len(missing) > 0 {
 		return &domain.ValidationError{Fields: missing}

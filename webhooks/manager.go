@@ -40,6 +40,9 @@ type Source interface {
 	JetStream() jetstream.JetStream
 	// LastSequence is the event stream's last sequence.
 	LastSequence(ctx context.Context) (uint64, error)
+	// SequenceSince is the sequence of the first event stored at or after
+	// a time, or the stream's next one when there is none.
+	SequenceSince(ctx context.Context, t time.Time) (uint64, error)
 	// CreateDurable, Durable and DeleteDurable manage and bind each
 	// subscription's durable consumer of the event stream, which hands
 	// out decoded, hash-checked events one at a time.
@@ -323,7 +326,8 @@ func (m *Manager) Close() {
 
 // Create validates req, makes the subscription's durable consumer and
 // stores the subscription for owner. It receives the events appended after
-// now, or, with req.FromSequence, those from that sequence on.
+// now, or, with req.FromSequence, those from that sequence on, or, with
+// req.FromTime, those stored at or after that time.
 func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscription, error) {
 	types, err := checkRequest(ctx, req, m.cfg.AllowLinkLocal, m.resolver)
 	if err != nil {
@@ -345,11 +349,23 @@ func (m *Manager) Create(ctx context.Context, owner string, req Request) (Subscr
 		}
 		from = req.FromSequence
 	}
+	var fromTime *time.Time
+	if !req.FromTime.IsZero() {
+		if req.FromSequence > 0 {
+			return Subscription{}, &domain.ValidationError{Fields: []domain.FieldError{{Field: "from_time",
+				Message: "must not be sent with from_sequence; they name two starts"}}}
+		}
+		if from, err = m.src.SequenceSince(ctx, req.FromTime); err != nil {
+			return Subscription{}, err
+		}
+		t := req.FromTime.UTC()
+		fromTime = &t
+	}
 	st := stored{
 		Subscription: Subscription{
 			ID: uuid.Must(uuid.NewV7()).String(), Owner: owner, URL: req.URL,
-			Types: slices.Clone(req.Types), FromSequence: from, SecretSet: true, CreatedAt: time.Now().UTC(),
-			State: StateActive,
+			Types: slices.Clone(req.Types), FromSequence: from, FromTime: fromTime, SecretSet: true,
+			CreatedAt: time.Now().UTC(), State: StateActive,
 		},
 		Secret: req.Secret,
 	}

@@ -41,6 +41,9 @@ type Subscription struct {
 	// FromSequence is the first stream sequence the subscription may
 	// receive: the one asked for, or the stream's next one at creation.
 	FromSequence uint64 `json:"from_sequence"`
+	// FromTime is the from_time asked for, if any; FromSequence is then the
+	// sequence it named.
+	FromTime *time.Time `json:"from_time,omitempty"`
 	// SecretSet is always true: the secret is kept but never shown again.
 	SecretSet bool      `json:"secret_set"`
 	CreatedAt time.Time `json:"created_at"`
@@ -57,6 +60,9 @@ type Request struct {
 	Secret string
 	// FromSequence, when not 0, backfills from that stream sequence.
 	FromSequence uint64
+	// FromTime, when not zero, backfills from the first event stored at or
+	// after it (not with FromSequence).
+	FromTime time.Time
 }
 
 // Failure is a dead letter: an event that could not be delivered.
