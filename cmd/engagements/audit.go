@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,11 +27,12 @@ import (
 // storeFlags are the flags of the commands that read a stream: verify,
 // export and rebuild.
 type storeFlags struct {
-	natsURL, data string
+	natsURL, natsToken, data string
 }
 
 func (f *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.natsURL, "nats-url", "", "NATS server/cluster holding the stream (e.g. a running serve's --nats-listen)")
+	fs.StringVar(&f.natsToken, "nats-token", "", "token to present to --nats-url: serve's --nats-admin-token (better in ENGAGEMENTS_NATS_TOKEN than on the command line)")
 	fs.StringVar(&f.data, "data", "", "data directory of a stopped serve's embedded NATS server")
 }
 
@@ -43,8 +46,40 @@ func (f *storeFlags) open(ctx context.Context, stderr io.Writer) (*eventstore.St
 			return nil, fmt.Errorf("--data: %w", err)
 		}
 	}
+	natsURL := f.natsURL
+	if f.natsToken != "" {
+		if natsURL == "" {
+			return nil, errors.New("--nats-token is for --nats-url; a stopped serve's --data needs none")
+		}
+		var err error
+		if natsURL, err = withToken(natsURL, f.natsToken); err != nil {
+			return nil, err
+		}
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return eventstore.Open(ctx, eventstore.Config{DataDir: f.data, NATSURL: f.natsURL, ReadOnly: true, Logger: log})
+	return eventstore.Open(ctx, eventstore.Config{DataDir: f.data, NATSURL: natsURL, ReadOnly: true, Logger: log})
+}
+
+// withToken puts token into each of the comma-separated NATS URLs, where
+// nats.go reads a user without a password as the token to present.
+func withToken(urls, token string) (string, error) {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p
+		}
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" {
+			return "", fmt.Errorf("--nats-url: %q is not a NATS URL", parts[i])
+		}
+		if u.User != nil {
+			return "", errors.New("--nats-url already carries credentials; give them there or in --nats-token, not both")
+		}
+		u.User = url.User(token)
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ","), nil
 }
 
 // parseFlags parses a subcommand's flags with ENGAGEMENTS_* variables.

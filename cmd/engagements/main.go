@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/iom-who/engagements/eventstore"
@@ -25,9 +26,12 @@ Usage:
   engagements verify [flags]    check every event's hash chain and the stream's completeness
   engagements export [flags]    write the event log as NDJSON or CSV
   engagements rebuild [flags]   replay the whole stream through the projections and time it
+  engagements version           print the version (also --version)
 
 verify, export and rebuild read the stream with --nats-url URL (a running serve
-started with --nats-listen, or a cluster) or --data DIR (a stopped serve's data).
+started with --nats-listen, or a cluster) or --data DIR (a stopped serve's data);
+--nats-token (or ENGAGEMENTS_NATS_TOKEN) is the token to present to --nats-url,
+serve's --nats-admin-token.
 Run 'engagements COMMAND -h' for the flags. Each flag can also be set with an
 ENGAGEMENTS_* environment variable, e.g. ENGAGEMENTS_NATS_URL for --nats-url.
 `
@@ -45,6 +49,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	switch args[0] {
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, version())
+		return 0
 	case "serve":
 		return serve(args[1:], stdout, stderr)
 	case "verify":
@@ -56,6 +63,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "engagements: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// version is "engagements" and the module version from the build
+// information, with the VCS revision and time when built from a checkout
+// (go build -buildvcs=true, the default there).
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "engagements (unknown version: built without module support)"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, at, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	out := "engagements " + v
+	if rev != "" {
+		out += fmt.Sprintf(" (%s %s%s)", rev, at, modified)
+	}
+	return out + ", " + bi.GoVersion
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
