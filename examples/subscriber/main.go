@@ -1,9 +1,12 @@
-// Command subscriber is an example subscriber: it follows agreement
-// renewals on the engagement stream through a durable JetStream consumer,
-// prints each one and acknowledges it. Being durable, it resumes where it
-// stopped after a restart.
+// Command subscriber is an example subscriber: it follows the renewals of
+// one agreement (--engagement, e.g. the MOU's id), or of every agreement
+// without it, on the engagement stream through a durable JetStream
+// consumer, prints each one and acknowledges it. Being durable, it resumes
+// where it stopped after a restart. With --since it starts at the first
+// renewal the stream stored at or after a time (JetStream's
+// DeliverByStartTime) instead of the first one.
 //
-//	go run ./examples/subscriber --url nats://127.0.0.1:4222 --token "$SUBSCRIBER_TOKEN"
+//	go run ./examples/subscriber --url nats://127.0.0.1:4222 --token "$SUBSCRIBER_TOKEN" --engagement "$MOU"
 package main
 
 import (
@@ -14,7 +17,9 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,8 +43,38 @@ type renewal struct {
 func main() {
 	url := flag.String("url", "nats://127.0.0.1:4222", "NATS URL (serve --nats-listen)")
 	token := flag.String("token", os.Getenv("SUBSCRIBER_TOKEN"), "subscriber token (serve --nats-subscriber-token)")
-	durable := flag.String("durable", "mou-renewals", "durable consumer name")
+	engagement := flag.String("engagement", "", "the agreement whose renewals to print (its id); empty: every agreement's")
+	since := flag.String("since", "", "start at the first renewal stored at or after this time (RFC 3339 or YYYY-MM-DD; for a new durable: JetStream cannot move an existing one); empty: the first")
+	durable := flag.String("durable", "", "durable consumer name (default: renewals, or renewals-<engagement>)")
 	flag.Parse()
+
+	// One subject per agreement: engagements.agreement.<id>.renewed.
+	id := "*"
+	name := "renewals"
+	if *engagement != "" {
+		if strings.ContainsAny(*engagement, ".*> \t") {
+			log.Fatalf("--engagement %q is not an engagement id", *engagement)
+		}
+		id, name = *engagement, "renewals-"+*engagement
+	}
+	if *durable != "" {
+		name = *durable
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		FilterSubject: "engagements.agreement." + id + ".renewed",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if *since != "" {
+		t, err := time.Parse(time.RFC3339, *since)
+		if err != nil {
+			if t, err = time.Parse(time.DateOnly, *since); err != nil {
+				log.Fatalf("--since %q: want an RFC 3339 time or a date YYYY-MM-DD", *since)
+			}
+		}
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -52,12 +87,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, "ENGAGEMENTS", jetstream.ConsumerConfig{
-		Durable:       *durable,
-		FilterSubject: "engagements.agreement.*.renewed",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	cons, err := js.CreateOrUpdateConsumer(ctx, "ENGAGEMENTS", cfg)
 	if err != nil {
 		log.Fatalf("consumer: %v", err)
 	}
