@@ -102,8 +102,11 @@ func TestGeneratedClient(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	env := append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod -buildvcs=false")
-	goCmd := func(dir string, args ...string) string {
+	// The tool runs in this module as go.mod pins it (never changing go.mod);
+	// the generated module may add the requirements its imports need.
+	toolEnv := append(os.Environ(), "GOWORK=off")
+	genEnv := append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	goCmd := func(env []string, dir string, args ...string) string {
 		t.Helper()
 		cmd := exec.CommandContext(ctx, goBin, args...)
 		cmd.Dir, cmd.Env = dir, env
@@ -119,7 +122,7 @@ func TestGeneratedClient(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "client"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	goCmd(root, "tool", "oapi-codegen", "-package", "client", "-o", filepath.Join(dir, "client", "client.go"),
+	goCmd(toolEnv, root, "tool", "oapi-codegen", "-package", "client", "-o", filepath.Join(dir, "client", "client.go"),
 		filepath.Join(root, "api", "openapi.yaml"))
 
 	// The module requires this one (replaced by the checkout) so that every
@@ -138,7 +141,7 @@ func TestGeneratedClient(t *testing.T) {
 		}
 	}
 	bin := filepath.Join(dir, "engagementsclient")
-	goCmd(dir, "build", "-o", bin, ".")
+	goCmd(genEnv, dir, "build", "-o", bin, ".")
 
 	m := startMain(t, t.TempDir(), true)
 	defer m.Close()
