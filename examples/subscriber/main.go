@@ -45,17 +45,17 @@ func main() {
 	token := flag.String("token", os.Getenv("SUBSCRIBER_TOKEN"), "subscriber token (serve --nats-subscriber-token)")
 	engagement := flag.String("engagement", "", "the agreement whose renewals to print (its id); empty: every agreement's")
 	since := flag.String("since", "", "start at the first renewal stored at or after this time (RFC 3339 or YYYY-MM-DD; for a new durable: JetStream cannot move an existing one); empty: the first")
-	durable := flag.String("durable", "", "durable consumer name (default: renewals, or renewals-<engagement>)")
+	durable := flag.String("durable", "", "durable consumer name (default: example-renewals, or example-renewals-<engagement>)")
 	flag.Parse()
 
 	// One subject per agreement: engagements.agreement.<id>.renewed.
 	id := "*"
-	name := "renewals"
+	name := "example-renewals"
 	if *engagement != "" {
 		if strings.ContainsAny(*engagement, ".*> \t") {
 			log.Fatalf("--engagement %q is not an engagement id", *engagement)
 		}
-		id, name = *engagement, "renewals-"+*engagement
+		id, name = *engagement, "example-renewals-"+*engagement
 	}
 	if *durable != "" {
 		name = *durable
