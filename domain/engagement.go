@@ -238,6 +238,22 @@ func (e *Engagement) eventType(id string) (EventType, bool) {
 	return "", false
 }
 
+// EventVersion returns the version of e's event id: its 1-based position in
+// the events folded into e. The projection uses it to find an event's stream
+// sequence without reading the history.
+func (e *Engagement) EventVersion(id string) (int, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return 0, false
+	}
+	for i := 0; i+eventRefSize <= len(e.events); i += eventRefSize {
+		if [16]byte(e.events[i:i+16]) == u {
+			return i/eventRefSize + 1, true
+		}
+	}
+	return 0, false
+}
+
 // addEvent remembers one of this engagement's events. Only events whose id
 // is a UUID and whose type is known reach Apply.
 func (e *Engagement) addEvent(id string, t EventType) {

@@ -103,6 +103,118 @@ func (p *Projector) History(ctx context.Context, id string, w domain.Window) ([]
 	return out, nil
 }
 
+// HistoryQuery selects a page of an engagement's history by version, the
+// 1-based position of an event in it: the events after After and before
+// Before (when positive), within Window, at most Limit of them (when
+// positive): the oldest of the range, or with Newest the newest.
+type HistoryQuery struct {
+	Window        domain.Window
+	After, Before int
+	Limit         int
+	Newest        bool
+}
+
+// HistoryPage is a page of an engagement's history, oldest first. Older and
+// Newer report whether events come before and after it (within the window,
+// except that with one Newer is set by any later event); Latest is the
+// engagement's version (its number of events).
+type HistoryPage struct {
+	Events       []domain.Event
+	Older, Newer bool
+	Latest       int
+}
+
+// HistoryPage returns the page of the engagement's history q selects;
+// domain.ErrNotFound if there is no such engagement or it did not exist
+// within q.Window. Without a window only the page's events are read from
+// the stream; with one, every event of the range is read (to know which
+// fall in the window), and the first one if the range leaves it out.
+func (p *Projector) HistoryPage(ctx context.Context, id string, q HistoryQuery) (HistoryPage, error) {
+	p.mu.RLock()
+	all, ok := p.sequences.history[id]
+	r := p.reader
+	p.mu.RUnlock()
+	if !ok {
+		return HistoryPage{}, fmt.Errorf("engagement %s: %w", id, domain.ErrNotFound)
+	}
+	// Apply only appends beyond the length taken here: all[:n] stays put.
+	n := len(all)
+	lo, hi := min(max(q.After, 0), n), n // versions lo+1 … hi
+	if q.Before > 0 {
+		hi = min(hi, q.Before-1)
+	}
+	hi = max(hi, lo)
+	page := HistoryPage{Latest: n}
+	if q.Window.IsZero() {
+		from, to := lo, hi
+		if q.Limit > 0 && to-from > q.Limit {
+			if q.Newest {
+				from = to - q.Limit
+			} else {
+				to = from + q.Limit
+			}
+		}
+		events, err := p.fetch(ctx, r, slices.Clone(all[from:to]))
+		if err != nil {
+			return HistoryPage{}, err
+		}
+		page.Events, page.Older, page.Newer = events, from > 0, to < n
+		return page, nil
+	}
+	seqs := slices.Clone(all[lo:hi])
+	if lo > 0 {
+		seqs = append([]uint64{all[0]}, seqs...) // did it exist within the window?
+	}
+	events, err := p.fetch(ctx, r, seqs)
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	if len(events) == 0 || !q.Window.Contains(events[0]) || events[0].Type != domain.EngagementRecorded {
+		return HistoryPage{}, fmt.Errorf("engagement %s within the window: %w", id, domain.ErrNotFound)
+	}
+	if lo > 0 {
+		events = events[1:]
+	}
+	in := events[:0]
+	for _, ev := range events {
+		if q.Window.Contains(ev) {
+			in = append(in, ev)
+		}
+	}
+	from, to := 0, len(in)
+	if q.Limit > 0 && to-from > q.Limit {
+		if q.Newest {
+			from = to - q.Limit
+		} else {
+			to = from + q.Limit
+		}
+	}
+	page.Events = in[from:to]
+	page.Older = from > 0 || lo > 0 // the first event is in the window
+	page.Newer = to < len(in) || hi < n
+	return page, nil
+}
+
+// Events returns the events of engagement id that have the given ids, in
+// history order, read from the stream; ids that are not its events are left
+// out. Only current history is searched (no window).
+func (p *Projector) Events(ctx context.Context, id string, ids ...string) ([]domain.Event, error) {
+	p.mu.RLock()
+	var seqs []uint64
+	if en, ok := p.current.byID[id]; ok {
+		h := p.sequences.history[id]
+		for _, x := range ids {
+			if v, ok := en.e.EventVersion(x); ok && v <= len(h) {
+				seqs = append(seqs, h[v-1])
+			}
+		}
+	}
+	r := p.reader
+	p.mu.RUnlock()
+	slices.Sort(seqs)
+	return p.fetch(ctx, r, slices.Compact(seqs))
+}
+
 // fetch reads events by sequence and adds corrected_by: the one place that
 // reads events of an engagement from the stream.
 func (p *Projector) fetch(ctx context.Context, r Reader, seqs []uint64) ([]domain.Event, error) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/projections"
 )
 
 // fact is one labelled value on a page; Href makes it a link, Day a date,
@@ -31,13 +32,16 @@ type related struct {
 	Status   domain.Status
 }
 
-// correction is a correction shown beside the entry it corrects.
+// correction is a correction shown beside the entry it corrects. Href
+// links to the correction's own entry; Elsewhere says it is not on this page.
 type correction struct {
-	ID       string
-	Actor    string
-	Recorded time.Time
-	Reason   string
-	Facts    []fact
+	ID        string
+	Actor     string
+	Recorded  time.Time
+	Reason    string
+	Facts     []fact
+	Href      string
+	Elsewhere bool
 }
 
 // entry is one event of the timeline.
@@ -55,6 +59,14 @@ type entry struct {
 	CorrectsTitle string
 	Reason        string
 	CorrectedBy   []correction
+	// CorrectsHref links to the corrected entry: on this page, or (Elsewhere)
+	// on the page of that entry alone.
+	CorrectsHref string
+	Elsewhere    bool
+	// Href is this entry alone, in full; Cut says a long text was shortened
+	// here (and the correction form is on that page, not this one).
+	Href string
+	Cut  bool
 	// Correct is the form to correct this entry (writers only).
 	Correct *formView
 }
@@ -94,6 +106,7 @@ type formView struct {
 // the user saw.
 type conflict struct {
 	Since   []entry
+	More    bool // more changed than Since lists
 	Allowed bool // the user's event is still possible in the new state
 }
 
@@ -108,9 +121,11 @@ type engagementData struct {
 	Outgoing      []related
 	Incoming      []related
 	Timeline      []entry
-	Forms         []formView
-	Conflict      *conflict
-	CanWrite      bool
+	// History says which part of the history Timeline is.
+	History  historyNav
+	Forms    []formView
+	Conflict *conflict
+	CanWrite bool
 	// Seen is the stream sequence the page was built at: live updates
 	// start after it.
 	Seen uint64
@@ -160,7 +175,13 @@ func (u *UI) engagement(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		win.AsOf = endOfDay(t)
 	}
-	d, err := u.engagementData(r.Context(), s, id, win, nil)
+	sel, err := parseHistorySel(r.URL.Query())
+	if err != nil {
+		u.errorPage(w, r, s, http.StatusBadRequest, "That page of history does not exist", err.Error())
+		return
+	}
+	sel.asOf = asOf
+	d, err := u.engagementData(r.Context(), s, id, win, sel, nil)
 	if err != nil {
 		if asOf != "" && errors.Is(err, domain.ErrNotFound) {
 			u.errorPage(w, r, s, http.StatusNotFound, "Not recorded yet on that date",
@@ -180,8 +201,10 @@ func endOfDay(t time.Time) time.Time { return t.Add(24*time.Hour - time.Nanoseco
 // readTimeout bounds reading an engagement's history from the stream.
 const readTimeout = 5 * time.Second
 
-// sub, when set, is a form the user sent that is shown again.
-func (u *UI) engagementData(ctx context.Context, s *session, id string, win domain.Window, sub *submitted) (engagementData, error) {
+// sel is the part of the history shown; sub, when set, is a form the user
+// sent that is shown again.
+func (u *UI) engagementData(ctx context.Context, s *session, id string, win domain.Window, sel historySel,
+	sub *submitted) (engagementData, error) {
 	seen := u.proj.Applied() // first: live updates start after what the page shows
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
@@ -189,7 +212,13 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 	if err != nil {
 		return engagementData{}, err
 	}
-	history, err := u.proj.History(ctx, id, win) // read from the stream
+	page, err := u.proj.HistoryPage(ctx, id, sel.query(win)) // read from the stream
+	if err != nil {
+		return engagementData{}, err
+	}
+	// What the page's entries name that is on other pages: corrections of
+	// its entries, and the entries its corrections correct.
+	history, err := u.withRelated(ctx, id, win, page.Events)
 	if err != nil {
 		return engagementData{}, err
 	}
@@ -201,9 +230,7 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 	d.Facts = stateFacts(e)
 	d.Outgoing, d.Incoming = u.related(e, day)
 	titles := u.titles()
-	for _, ev := range history {
-		d.Timeline = append(d.Timeline, u.entry(ev, history, titles))
-	}
+	d.Timeline, d.History = u.timeline(id, page, history, sel, titles, d.CanWrite)
 	if !d.CanWrite {
 		return d, nil
 	}
@@ -216,10 +243,10 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 		}
 	}
 	for i, en := range d.Timeline {
-		if en.Type == domain.EngagementCorrected {
-			continue
+		if en.Type == domain.EngagementCorrected || en.Cut {
+			continue // a cut entry is corrected on its own page, in full
 		}
-		f := u.correctionForm(e, history, history[i])
+		f := u.correctionForm(e, history, history[slices.IndexFunc(history, func(ev domain.Event) bool { return ev.ID == en.ID })])
 		if fv, ok := u.offer(e, f, formID(domain.EngagementCorrected, en.ID), version, titles, sub); ok {
 			d.Timeline[i].Correct = &fv
 		}
@@ -550,7 +577,7 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 		u.failed(w, r, s, err)
 		return
 	}
-	e, history, err := u.current(r.Context(), id)
+	e, err := u.proj.Get(r.Context(), id, domain.Window{})
 	if err != nil {
 		u.failed(w, r, s, err)
 		return
@@ -569,15 +596,21 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	f := u.eventForm(e, typ)
 	sub := &submitted{typ: typ}
+	var sel historySel // the page shown again: the newest entries, or the one corrected
 	if typ == domain.EngagementCorrected {
 		sub.corrects = r.PostForm.Get("corrects")
-		i := slices.IndexFunc(history, func(ev domain.Event) bool { return ev.ID == sub.corrects })
-		if i < 0 {
+		target, history, err := u.correctionTarget(r.Context(), id, sub.corrects)
+		if err != nil {
+			u.failed(w, r, s, err)
+			return
+		}
+		if len(history) == 0 {
 			u.errorPage(w, r, s, http.StatusBadRequest, "The form could not be read",
 				"The entry to correct is not part of this engagement's history.")
 			return
 		}
-		f = u.correctionForm(e, history, history[i])
+		f = u.correctionForm(e, history, target)
+		sel.entry = target.Version
 	}
 	sub.values = formValues(r, f)
 	occurred, err := parseOccurred(sub.values[occurredAt])
@@ -591,7 +624,7 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	if errors.Is(err, domain.ErrPreconditionFailed) {
-		u.conflict(w, r, s, id, version, sub)
+		u.conflict(w, r, s, id, version, sel, sub)
 		return
 	}
 	fe, ok := explain(f, err)
@@ -600,7 +633,7 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	sub.errs = fe
-	d, err := u.engagementData(r.Context(), s, id, domain.Window{}, sub)
+	d, err := u.engagementData(r.Context(), s, id, domain.Window{}, sel, sub)
 	if err != nil {
 		u.failed(w, r, s, err)
 		return
@@ -619,34 +652,47 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 	u.render(w, statusOf(err), "engagement", d)
 }
 
-// current is the engagement's state and history now.
-func (u *UI) current(ctx context.Context, id string) (*domain.Engagement, []domain.Event, error) {
-	e, err := u.proj.Get(ctx, id, domain.Window{})
-	if err != nil {
-		return nil, nil, err
-	}
+// correctionTarget reads the event of engagement id that a correction
+// corrects, followed by its corrections so far (the form starts from what
+// they say), from the stream; none if it is not one of its events.
+func (u *UI) correctionTarget(ctx context.Context, id, corrects string) (domain.Event, []domain.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	h, err := u.proj.History(ctx, id, domain.Window{})
-	if err != nil {
-		return nil, nil, err
+	h, err := u.proj.Events(ctx, id, corrects)
+	if err != nil || len(h) == 0 {
+		return domain.Event{}, nil, err
 	}
-	return e, h, nil
+	cs, err := u.proj.Events(ctx, id, h[0].CorrectedBy...)
+	if err != nil {
+		return domain.Event{}, nil, err
+	}
+	return h[0], append(h, cs...), nil
 }
 
 // conflict shows the engagement as it is now, what changed since the
-// version the user saw, and their form filled in again. Nothing was stored.
-func (u *UI) conflict(w http.ResponseWriter, r *http.Request, s *session, id string, seen int, sub *submitted) {
-	d, err := u.engagementData(r.Context(), s, id, domain.Window{}, sub)
+// version the user saw (the first page of it), and their form filled in
+// again, on the page sel. Nothing was stored.
+func (u *UI) conflict(w http.ResponseWriter, r *http.Request, s *session, id string, seen int, sel historySel, sub *submitted) {
+	d, err := u.engagementData(r.Context(), s, id, domain.Window{}, sel, sub)
 	if err != nil {
 		u.failed(w, r, s, err)
 		return
 	}
-	c := &conflict{Allowed: d.showsForm()}
-	for _, en := range d.Timeline {
-		if en.Version > seen {
-			c.Since = append(c.Since, en)
+	ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
+	defer cancel()
+	since, err := u.proj.HistoryPage(ctx, id, projections.HistoryQuery{After: seen, Limit: historyPageSize})
+	if err != nil {
+		u.failed(w, r, s, err)
+		return
+	}
+	c := &conflict{Allowed: d.showsForm(), More: since.Newer}
+	for _, ev := range since.Events {
+		en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt, Actor: ev.Actor,
+			Version: ev.Version, Href: sel.entryHref(id, ev)}
+		if slices.ContainsFunc(d.Timeline, func(x entry) bool { return x.ID == ev.ID }) {
+			en.Href = "#ev-" + ev.ID
 		}
+		c.Since = append(c.Since, en)
 	}
 	d.Conflict = c
 	d.Title = "Changed meanwhile: " + d.E.Title()

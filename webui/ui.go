@@ -36,6 +36,10 @@ type Projection interface {
 	List(ctx context.Context, f projections.Filter) (items []projections.Listed, more bool, err error)
 	Count() int
 	History(ctx context.Context, id string, w domain.Window) ([]domain.Event, error)
+	// HistoryPage reads one page of the engagement's history from the
+	// stream, Events some of its events by id.
+	HistoryPage(ctx context.Context, id string, q projections.HistoryQuery) (projections.HistoryPage, error)
+	Events(ctx context.Context, id string, ids ...string) ([]domain.Event, error)
 	// Recent and Log feed the live updates: Recent from memory, Log from
 	// the stream when asked further back.
 	Recent(after uint64, limit int) ([]projections.Change, bool)
