@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -362,7 +363,8 @@ type historyResponse struct {
 	Events []domain.Event `json:"events"`
 }
 
-// history lists an engagement's events, oldest first.
+// history lists an engagement's events, oldest first: all of them, or with
+// after, before or limit one page (see parseHistoryPage).
 func (s *Server) history(c echo.Context) error {
 	id, err := pathID(c)
 	if err != nil {
@@ -372,11 +374,54 @@ func (s *Server) history(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	q, paged, err := parseHistoryPage(c)
+	if err != nil {
+		return err
+	}
+	if paged {
+		q.Window = w
+		page, err := s.proj.HistoryPage(c.Request().Context(), id, q)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, historyResponse{Events: page.Events})
+	}
 	events, err := s.proj.History(c.Request().Context(), id, w)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, historyResponse{Events: events})
+}
+
+// parseHistoryPage reads the paging of history, by version: after (from 0)
+// and before (from 1) bound the versions, limit (1 to MaxLimit) the count,
+// the oldest of the range, or with before alone the newest. Without any of
+// them the whole history is answered, as it always was (paged reports it).
+func parseHistoryPage(c echo.Context) (q projections.HistoryQuery, paged bool, err error) {
+	var bad []domain.FieldError
+	for _, p := range []struct {
+		name string
+		min  int
+		max  int
+		to   *int
+	}{{"after", 0, math.MaxInt32, &q.After}, {"before", 1, math.MaxInt32, &q.Before}, {"limit", 1, MaxLimit, &q.Limit}} {
+		v := c.QueryParam(p.name)
+		if v == "" {
+			continue
+		}
+		paged = true
+		n, err := strconv.Atoi(v)
+		if err != nil || n < p.min || n > p.max {
+			bad = append(bad, domain.FieldError{Field: p.name, Message: fmt.Sprintf("must be a whole number from %d to %d", p.min, p.max)})
+			continue
+		}
+		*p.to = n
+	}
+	if len(bad) > 0 {
+		return q, false, badRequest("a query parameter is not valid", bad...)
+	}
+	q.Newest = q.Before > 0 && q.After == 0
+	return q, paged, nil
 }
 
 func pathID(c echo.Context) (string, error) {

@@ -34,6 +34,8 @@ type Projection interface {
 	Get(ctx context.Context, id string, w domain.Window) (*domain.Engagement, error)
 	List(ctx context.Context, f projections.Filter) (items []projections.Listed, more bool, err error)
 	History(ctx context.Context, id string, w domain.Window) ([]domain.Event, error)
+	// HistoryPage is one page of the engagement's history.
+	HistoryPage(ctx context.Context, id string, q projections.HistoryQuery) (projections.HistoryPage, error)
 	Log(ctx context.Context, f projections.LogFilter) ([]domain.Event, error)
 	// Applied is the last stream sequence the projection has handled;
 	// WaitFor blocks until it reaches seq or ctx ends.
