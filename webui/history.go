@@ -2,7 +2,6 @@ package webui
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -162,10 +161,7 @@ func (u *UI) withRelated(ctx context.Context, id string, win domain.Window, show
 
 // correctedID is the id of the event a correction corrects.
 func correctedID(ev domain.Event) string {
-	var c struct {
-		Corrects string `json:"corrects"`
-	}
-	_ = json.Unmarshal(ev.Data, &c)
+	c, _ := domain.DecodeData[domain.CorrectedData](ev) // stored corrections always decode
 	return c.Corrects
 }
 
