@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 )
 
 // Event data has a schema version per type, stored with every event as its
-// CloudEvents dataschema (/schemas/<type>/v<N>). When a type's shape changes,
+// CloudEvents dataschema (see DataSchema). When a type's shape changes,
 // its version goes up and an upcaster turns the older shape into the newer
 // one; Upcast is the one place readers do that.
 //
@@ -35,17 +36,48 @@ func SchemaVersion(t EventType) int {
 	return 1
 }
 
-// DataSchema is the dataschema attribute of t's current version.
-func DataSchema(t EventType) string {
-	return "/schemas/" + string(t) + "/v" + strconv.Itoa(SchemaVersion(t))
+// SchemaPath is the path of t's current data schema, relative to the
+// service's public URL: /schemas/<type>/v<N>. Releases before the public URL
+// existed stored it as the dataschema itself; CloudEvents 1.0 wants an
+// absolute URI there (see DataSchema).
+func SchemaPath(t EventType) string {
+	return schemaPath(t, SchemaVersion(t))
 }
 
-// ParseDataSchema reads /schemas/<type>/v<N>.
+func schemaPath(t EventType, v int) string {
+	return "/schemas/" + string(t) + "/v" + strconv.Itoa(v)
+}
+
+// SchemaURNPrefix starts the dataschema of events stored by a service with
+// no public URL: urn:engagements:schema:<type>:v<N>.
+const SchemaURNPrefix = "urn:engagements:schema:"
+
+// DataSchema is the dataschema attribute of t's current version under base,
+// the service's public URL (scheme, host and any path prefix, no trailing
+// slash): base + SchemaPath(t), or, with no base, the URN
+// urn:engagements:schema:<type>:v<N>. Either is an absolute URI.
+func DataSchema(base string, t EventType) string {
+	if base == "" {
+		return SchemaURNPrefix + string(t) + ":v" + strconv.Itoa(SchemaVersion(t))
+	}
+	return base + SchemaPath(t)
+}
+
+// ParseDataSchema reads a dataschema in any of the forms the service has
+// stored: urn:engagements:schema:<type>:v<N>, an absolute http or https URL
+// whose path ends in /schemas/<type>/v<N> (under whatever public URL was set
+// then), or the relative /schemas/<type>/v<N> of earlier releases.
 func ParseDataSchema(s string) (EventType, int, error) {
-	rest, ok := strings.CutPrefix(s, "/schemas/")
-	typ, ver, ok2 := strings.Cut(rest, "/v")
-	if !ok || !ok2 {
-		return "", 0, fmt.Errorf("dataschema %q is not /schemas/<type>/v<N>", truncate(s, 80))
+	var typ, ver string
+	ok := false
+	if rest, isURN := strings.CutPrefix(s, SchemaURNPrefix); isURN {
+		typ, ver, ok = strings.Cut(rest, ":v")
+	} else if i := strings.LastIndex(s, "/schemas/"); i >= 0 && (i == 0 || isHTTPBase(s[:i])) {
+		typ, ver, ok = strings.Cut(s[i+len("/schemas/"):], "/v")
+	}
+	if !ok {
+		return "", 0, fmt.Errorf("dataschema %q is not %s<type>:v<N> or [<base URL>]/schemas/<type>/v<N>",
+			truncate(s, 80), SchemaURNPrefix)
 	}
 	t, err := ParseEventType(typ)
 	if err != nil {
@@ -56,6 +88,28 @@ func ParseDataSchema(s string) (EventType, int, error) {
 		return "", 0, fmt.Errorf("dataschema %q: version must be 1 to %d", truncate(s, 80), SchemaVersion(t))
 	}
 	return t, n, nil
+}
+
+// isHTTPBase tells whether base is a public URL a dataschema may start
+// with: http or https, a host, no query or fragment.
+func isHTTPBase(base string) bool {
+	return CheckPublicURL(base) == nil
+}
+
+// CheckPublicURL checks a public URL the service names itself by: absolute
+// http or https with a host, no query, fragment, user info or trailing slash.
+func CheckPublicURL(base string) error {
+	u, err := url.Parse(base)
+	switch {
+	case err != nil:
+		return fmt.Errorf("public URL %q: %w", truncate(base, 80), err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return fmt.Errorf("public URL %q must be an absolute http or https URL", truncate(base, 80))
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.HasSuffix(base, "/") ||
+		strings.ContainsAny(base, "?#"):
+		return fmt.Errorf("public URL %q must have no query, fragment, user info or trailing slash", truncate(base, 80))
+	}
+	return nil
 }
 
 // Upcast turns data of version v of t into the current shape.

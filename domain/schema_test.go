@@ -57,6 +57,17 @@ func TestDataSchemas(t *testing.T) {
 		{"/schemas/agreement.bogus/v1", "", 0, false},
 		{"agreement.renewed/v1", "", 0, false},
 		{"/schemas/agreement.renewed/vx", "", 0, false},
+		{"urn:engagements:schema:agreement.renewed:v1", AgreementRenewed, 1, true},
+		{"urn:engagements:schema:engagement.corrected:v2", EngagementCorrected, 2, true},
+		{"urn:engagements:schema:engagement.corrected:v3", "", 0, false},
+		{"urn:engagements:schema:agreement.renewed/v1", "", 0, false},
+		{"urn:other:schema:agreement.renewed:v1", "", 0, false},
+		{"https://tracker.example.org/schemas/agreement.renewed/v1", AgreementRenewed, 1, true},
+		{"http://localhost:8080/tracker/schemas/engagement.corrected/v1", EngagementCorrected, 1, true},
+		{"https://tracker.example.org/schemas/agreement.bogus/v1", "", 0, false},
+		{"ftp://tracker.example.org/schemas/agreement.renewed/v1", "", 0, false},
+		{"https://tracker.example.org?q=/schemas/agreement.renewed/v1", "", 0, false},
+		{"tracker.example.org/schemas/agreement.renewed/v1", "", 0, false},
 	}
 	for _, tt := range tests {
 		typ, v, err := ParseDataSchema(tt.in)
@@ -64,8 +75,14 @@ func TestDataSchemas(t *testing.T) {
 			t.Errorf("ParseDataSchema(%q) = %s %d %v", tt.in, typ, v, err)
 		}
 	}
-	if got := DataSchema(EngagementCorrected); got != "/schemas/engagement.corrected/v2" {
-		t.Errorf("DataSchema(corrected) = %q", got)
+	if got := SchemaPath(EngagementCorrected); got != "/schemas/engagement.corrected/v2" {
+		t.Errorf("SchemaPath(corrected) = %q", got)
+	}
+	if got := DataSchema("", AgreementRenewed); got != "urn:engagements:schema:agreement.renewed:v1" {
+		t.Errorf("DataSchema(no base, renewed) = %q", got)
+	}
+	if got := DataSchema("https://tracker.example.org", AgreementRenewed); got != "https://tracker.example.org/schemas/agreement.renewed/v1" {
+		t.Errorf("DataSchema(base, renewed) = %q", got)
 	}
 	if _, err := Upcast(AgreementSigned, 2, json.RawMessage(`{}`)); err == nil {
 		t.Error("Upcast from a future version succeeded")

@@ -36,7 +36,7 @@ func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (s
 		s.guard.failures.Add(1)
 		return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, r)
 	}
-	msg, err := appendMsg(ev, expected)
+	msg, err := s.appendMsg(ev, expected)
 	if err != nil {
 		return 0, false, err
 	}
@@ -76,12 +76,12 @@ func publishBounded(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) 
 // appendMsg builds the message that appends ev, with the headers that make
 // JetStream check the stream, the engagement's expected last sequence and
 // the idempotency key.
-func appendMsg(ev domain.Event, expected uint64) (*nats.Msg, error) {
+func (s *Store) appendMsg(ev domain.Event, expected uint64) (*nats.Msg, error) {
 	subject, err := Subject(ev.Kind, ev.EngagementID, ev.Type)
 	if err != nil {
 		return nil, err
 	}
-	payload, err := Encode(ev)
+	payload, err := encode(ev, s.schemas)
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}

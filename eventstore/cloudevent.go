@@ -24,7 +24,9 @@ type CloudEvent struct {
 	Subject         string    `json:"subject"`
 	Time            time.Time `json:"time"`
 	DataContentType string    `json:"datacontenttype"`
-	// DataSchema names the data's shape and version: /schemas/<type>/v<N>.
+	// DataSchema names the data's shape and version, an absolute URI (see
+	// domain.DataSchema); events stored by earlier releases have the
+	// relative /schemas/<type>/v<N>, and the earliest none.
 	DataSchema    string          `json:"dataschema,omitempty"`
 	Data          json.RawMessage `json:"data"`
 	RecordedAt    time.Time       `json:"recordedat"`
@@ -35,8 +37,37 @@ type CloudEvent struct {
 	CausationID   string          `json:"causationid,omitempty"`
 }
 
-// Encode turns an event into its CloudEvent JSON.
+// dataSchemas holds each event type's dataschema under one public URL,
+// built once so that encoding an event does not build a string.
+type dataSchemas map[domain.EventType]string
+
+// newDataSchemas builds the dataschemas under base ("": URNs), a public
+// URL domain.CheckPublicURL accepts.
+func newDataSchemas(base string) (dataSchemas, error) {
+	if base != "" {
+		if err := domain.CheckPublicURL(base); err != nil {
+			return nil, err
+		}
+	}
+	m := make(dataSchemas, len(domain.EventTypes))
+	for _, t := range domain.EventTypes {
+		m[t] = domain.DataSchema(base, t)
+	}
+	return m, nil
+}
+
+// urnSchemas are the dataschemas of a service with no public URL.
+var urnSchemas, _ = newDataSchemas("")
+
+// Encode turns an event into its CloudEvent JSON, with the dataschema of a
+// service that has no public URL (urn:engagements:schema:<type>:v<N>); the
+// store encodes with its Config.PublicURL.
 func Encode(ev domain.Event) ([]byte, error) {
+	return encode(ev, urnSchemas)
+}
+
+// encode is Encode with the dataschemas under one public URL.
+func encode(ev domain.Event, schemas dataSchemas) ([]byte, error) {
 	data := ev.Data
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
@@ -49,7 +80,7 @@ func Encode(ev domain.Event) ([]byte, error) {
 		Subject:         ev.EngagementID,
 		Time:            ev.OccurredAt.UTC(),
 		DataContentType: "application/json",
-		DataSchema:      domain.DataSchema(ev.Type),
+		DataSchema:      schemas[ev.Type],
 		Data:            data,
 		RecordedAt:      ev.RecordedAt.UTC(),
 		Actor:           ev.Actor,
@@ -104,7 +135,10 @@ func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
 	if err := domain.CheckID(ce.ID); err != nil {
 		return fail("event id: %v", err)
 	}
-	// Events stored before dataschema existed are version 1.
+	// Events stored before dataschema existed are version 1. Every form a
+	// release has stored is read: the URN, an absolute URL under any public
+	// URL, and the relative path of earlier releases (their bytes are kept:
+	// the hash chain covers them).
 	version := 1
 	if ce.DataSchema != "" {
 		st, v, err := domain.ParseDataSchema(ce.DataSchema)

@@ -62,7 +62,7 @@ func checkCloudEvent(t *testing.T, payload []byte, ev domain.Event) {
 		"subject":         ev.EngagementID,
 		"time":            ev.OccurredAt.UTC().Format(time.RFC3339Nano),
 		"datacontenttype": "application/json",
-		"dataschema":      domain.DataSchema(ev.Type),
+		"dataschema":      domain.DataSchema("", ev.Type),
 		"recordedat":      ev.RecordedAt.UTC().Format(time.RFC3339Nano),
 		"actor":           ev.Actor,
 		"kind":            string(ev.Kind),

@@ -81,7 +81,7 @@ func TestPublishBatchAnswersEachAppend(t *testing.T) {
 			reqs := make([]*commitReq, len(tt.appends))
 			for i, a := range tt.appends {
 				evs[i] = event(a.id, a.key)
-				msg, err := appendMsg(evs[i], a.expected)
+				msg, err := s.appendMsg(evs[i], a.expected)
 				if err != nil {
 					t.Fatal(err)
 				}

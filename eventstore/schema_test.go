@@ -103,7 +103,7 @@ func TestUpcastsAStoredV1Correction(t *testing.T) {
 	if err := json.Unmarshal(raw.Data, &ce); err != nil {
 		t.Fatal(err)
 	}
-	if ce["dataschema"] != "/schemas/engagement.recorded/v1" {
+	if ce["dataschema"] != "urn:engagements:schema:engagement.recorded:v1" {
 		t.Errorf("dataschema = %v", ce["dataschema"])
 	}
 }

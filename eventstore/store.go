@@ -78,6 +78,11 @@ type Config struct {
 	ReadOnly bool
 	// DuplicateWindow overrides the stream's DuplicateWindow (tests).
 	DuplicateWindow time.Duration
+	// PublicURL, when set, is the base URL the service is reached at
+	// (http or https, no trailing slash): new events' dataschema is
+	// PublicURL + /schemas/<type>/v<N>. Empty: the URN
+	// urn:engagements:schema:<type>:v<N>.
+	PublicURL string
 }
 
 // Store appends and reads engagement events.
@@ -101,6 +106,8 @@ type Store struct {
 	watcher *watcher
 	cfg     Config
 	opts    *server.Options // the embedded server's, as started
+	// schemas are the dataschemas new events are stored with.
+	schemas dataSchemas
 }
 
 // Open starts or connects to NATS and creates or updates the stream.
@@ -114,8 +121,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
 	}
-	s := &Store{log: cfg.Logger, guard: newGuard(), cfg: cfg}
-	var err error
+	schemas, err := newDataSchemas(cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{log: cfg.Logger, guard: newGuard(), cfg: cfg, schemas: schemas}
 	if cfg.NATSURL == "" {
 		var auth *natsAuth
 		if cfg.SubscriberToken != "" || cfg.AdminToken != "" {
