@@ -256,6 +256,12 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("the document itself", 200, valid, "GET", "/openapi.yaml", "")
 	c.check("metrics without the metrics token → 401", 401, valid, "GET", "/metrics", "")
 	c.check("metrics", 200, valid, "GET", "/metrics", "", bearer(metricsToken)...)
+	c.check("a data schema, no token needed", 200, valid, "GET", "/schemas/agreement.renewed/v1", "")
+	c.check("a correction's old data schema", 200, valid, "GET", "/schemas/engagement.corrected/v1", "")
+	c.check("a data schema under /v1", 200, valid, "GET", "/v1/schemas/engagement.corrected/v2", "")
+	c.check("the schema of an unknown type → 404", 404, valid, "GET", "/schemas/agreement.torn_up/v1", "")
+	c.check("a version the type never had → 404", 404, valid, "GET", "/v1/schemas/agreement.renewed/v2", "")
+	c.check("a version that is no version → 404", 404, valid, "GET", "/schemas/agreement.renewed/1", "")
 
 	// Tokens.
 	mint := func(name string, role domain.Role) []string {

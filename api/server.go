@@ -132,12 +132,16 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.yaml", s.openAPI)
 	e.GET("/metrics", s.serveMetrics)
+	// The data schemas an event's dataschema names: public, like the
+	// OpenAPI document.
+	e.GET("/schemas/:type/:version", s.dataSchema)
 	// Middleware is added per route: as group middleware echo would answer
 	// a wrong method with 404 instead of 405.
 	write := []echo.MiddlewareFunc{s.allow(domain.RoleCoordinator), s.caughtUp}
 	read := []echo.MiddlewareFunc{s.allow(domain.RoleCoordinator, domain.RoleAuditor), s.caughtUp}
 	audit := []echo.MiddlewareFunc{s.allow(domain.RoleAuditor), s.caughtUp}
 	v1 := e.Group("/v1")
+	v1.GET("/schemas/:type/:version", s.dataSchema)
 	v1.POST("/engagements", s.createEngagement, write...)
 	v1.GET("/engagements", s.listEngagements, read...)
 	v1.GET("/engagements/:id", s.getEngagement, read...)
