@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
+	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/peterbourgon/ff/v3"
 )
@@ -116,6 +118,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	var format string
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach the service at, e.g. https://tracker.example.org: events' dataschema is <this>/schemas/<type>/v<N> (unset: urn:engagements:schema:<type>:v<N>)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", "", "when set, /metrics needs Authorization: Bearer <this token>")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -136,6 +139,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg.NATSListen != "" && cfg.NATSSubscriberToken == "" {
 		fmt.Fprintf(stderr, "engagements serve: --nats-listen exposes the stream and needs --nats-subscriber-token (at least 16 characters)\n")
 		return 2
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	if cfg.PublicURL != "" {
+		if err := domain.CheckPublicURL(cfg.PublicURL); err != nil {
+			fmt.Fprintf(stderr, "engagements serve: --public-url: %v\n", err)
+			return 2
+		}
 	}
 	if cfg.RateLimit < 0 || cfg.RateBurst < 1 {
 		fmt.Fprintf(stderr, "engagements serve: --rate-limit must be ≥ 0 and --rate-burst ≥ 1\n")

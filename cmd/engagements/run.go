@@ -32,9 +32,11 @@ type Config struct {
 	// NATSSubscriberToken and NATSAdminToken guard NATSListen.
 	NATSSubscriberToken string
 	NATSAdminToken      string
-	Sync                eventstore.Sync
-	Replicas            int
-	Demo                bool
+	// PublicURL is the base of new events' dataschema (eventstore.Config).
+	PublicURL string
+	Sync      eventstore.Sync
+	Replicas  int
+	Demo      bool
 	// RateLimit is the requests per second of each API token and each web
 	// session (0: no limit), with RateBurst.
 	RateLimit float64
@@ -149,6 +151,7 @@ func (m *Main) openStore(ctx context.Context) error {
 		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
 		Sync: m.Config.Sync, Replicas: m.Config.Replicas, Logger: log,
 		SubscriberToken: m.Config.NATSSubscriberToken, AdminToken: m.Config.NATSAdminToken,
+		PublicURL: m.Config.PublicURL,
 	})
 	if err != nil {
 		return err
