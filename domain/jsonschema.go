@@ -90,7 +90,8 @@ func dataJSONSchema(s *Spec, v int) map[string]any {
 		out["additionalProperties"] = true
 	case s.Type == EngagementCorrected:
 		props[correctedFields] = map[string]any{
-			"type": "object",
+			"type":          "object",
+			"minProperties": 1,
 			"description": "The corrected fields: members of the corrected event's type's data, " +
 				"each valid as that type's schema says.",
 		}
