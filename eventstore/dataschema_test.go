@@ -9,6 +9,8 @@ import (
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestDataSchemaForms: new events carry an absolute dataschema (under the
@@ -85,5 +87,75 @@ func TestDataSchemaForms(t *testing.T) {
 
 	if _, err := eventstore.Open(ctx, eventstore.Config{DataDir: t.TempDir(), PublicURL: "tracker.example.org"}); err == nil {
 		t.Error("Open accepted a public URL that is not absolute")
+	}
+}
+
+// TestVerifyAcceptsEveryDataSchemaForm: an engagement whose chain holds an
+// event an earlier release stored (relative dataschema) between events
+// stored under a public URL verifies, and each of them reads back.
+func TestVerifyAcceptsEveryDataSchemaForm(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, eventstore.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1",
+		PublicURL: "https://tracker.example.org"})
+	id := newID()
+	first := newEvent(id)
+	seq1 := mustAppend(t, store, first, 0)
+	stored1, err := store.Event(ctx, seq1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// What an earlier release stored: the relative form, bytes and hash as they were.
+	noted := func(version int, prev string) domain.Event {
+		ev := newEvent(id)
+		ev.ID, ev.Type, ev.Version, ev.PrevHash = newID(), domain.EngagementNoted, version, prev
+		ev.Data = []byte(`{"note":"as an earlier release stored it"}`)
+		return ev
+	}
+	old := noted(2, stored1.Hash)
+	payload, err := eventstore.Encode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload = bytes.Replace(payload, []byte(`"urn:engagements:schema:engagement.noted:v1"`), []byte(`"/schemas/engagement.noted/v1"`), 1)
+	if !bytes.Contains(payload, []byte(`"dataschema":"/schemas/engagement.noted/v1"`)) {
+		t.Fatalf("no relative dataschema in %s", payload)
+	}
+	subject, err := eventstore.Subject(old.Kind, old.EngagementID, old.Type)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(store.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = payload
+	msg.Header.Set(eventstore.HeaderPrevHash, stored1.Hash)
+	msg.Header.Set(eventstore.HeaderHash, eventstore.ChainHash(stored1.Hash, subject, payload))
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored2, err := store.Event(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatalf("reading the relative form: %v", err)
+	}
+	seq3 := mustAppend(t, store, noted(3, stored2.Hash), ack.Sequence)
+	if _, err := store.Event(ctx, seq3); err != nil {
+		t.Fatal(err)
+	}
+
+	report, err := store.Verify(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !report.OK || report.Events != 3 {
+		t.Errorf("verify: ok %v, %d events, problems %v", report.OK, report.Events, report.Problems)
 	}
 }
