@@ -528,7 +528,9 @@ func TestForgedMessages(t *testing.T) {
 			head := decode[struct{ Events []logEvent }](t, hist).Events[1].Hash
 			clean := ts.verify(t)
 
-			ack, err := js.PublishMsg(t.Context(), tt.forge(id, head))
+			msg := tt.forge(id, head)
+			msg.Subject = eventstore.IntakeSubject(msg.Subject) // stored under the forged subject
+			ack, err := js.PublishMsg(t.Context(), msg)
 			if err != nil {
 				t.Fatalf("publish the forged message: %v", err)
 			}

@@ -167,7 +167,7 @@ func BenchmarkPublishRaw(b *testing.B) {
 						t := targets[int(next.Add(1)-1)%len(targets)]
 						ctx := context.Background()
 						for pb.Next() {
-							msg := nats.NewMsg(t.subject)
+							msg := nats.NewMsg(eventstore.IntakeSubject(t.subject))
 							msg.Data = t.payload
 							var opts []jetstream.PublishOpt
 							if expect {

@@ -88,7 +88,7 @@ func rawPublish(ctx context.Context, dir string, policy eventstore.Sync, clients
 				if err == nil {
 					var payload []byte
 					if payload, err = eventstore.Encode(ev); err == nil {
-						msg := nats.NewMsg(subject)
+						msg := nats.NewMsg(eventstore.IntakeSubject(subject))
 						msg.Data = payload
 						var opts []jetstream.PublishOpt
 						if expect {

@@ -13,7 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Append publishes ev to its engagement's subject. expected is the stream
+// Append publishes ev to its engagement's intake subject (IntakeSubject),
+// which the stream stores under the engagement's subject. expected is the stream
 // sequence of the engagement's latest event (0 for a new engagement);
 // JetStream refuses the append if another event was stored for the
 // engagement since, and Append returns domain.ErrConflict.
@@ -85,7 +86,9 @@ func (s *Store) appendMsg(ev domain.Event, expected uint64) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
-	msg := nats.NewMsg(subject)
+	// Published on the intake subject; the stream stores it under subject,
+	// which the chain hash below covers.
+	msg := nats.NewMsg(IntakeSubject(subject))
 	msg.Data = payload
 	// The chain: ev.PrevHash is the engagement's head as the caller read it
 	// together with expected, so JetStream's check guards both.

@@ -78,7 +78,7 @@ func BenchmarkPublishRawSyncAlways(b *testing.B) {
 		ids[i] = newID()
 	}
 	runWriters(b, func(w int, _ uint64) (uint64, error) {
-		ack, err := js.Publish(b.Context(), "engagements.agreement."+ids[w]+".noted", payload, jetstream.WithExpectStream("ENGAGEMENTS"))
+		ack, err := js.Publish(b.Context(), "engagements-intake.agreement."+ids[w]+".noted", payload, jetstream.WithExpectStream("ENGAGEMENTS"))
 		if err != nil {
 			return 0, err
 		}

@@ -19,7 +19,8 @@ type natsAuth struct {
 // subscriberPermissions let a subscriber subscribe to engagements.>, read
 // stream info, manage its own consumers on ENGAGEMENTS, fetch and ack — and
 // nothing else: it cannot publish events, nor update, purge or delete the
-// stream or its messages, nor read other buckets (tokens, webhooks).
+// stream or its messages, nor read other buckets (tokens, webhooks). It
+// cannot subscribe to the intake subjects (engagements-intake.>) either.
 var subscriberPermissions = &server.Permissions{
 	Publish: &server.SubjectPermission{Allow: []string{
 		"$JS.API.INFO",
@@ -38,7 +39,11 @@ var subscriberPermissions = &server.Permissions{
 		"$JS.API.DIRECT.GET." + StreamName,
 		"$JS.ACK." + StreamName + ".>",
 		"$JS.FC." + StreamName + ".>",
-	}},
+	},
+		// Denied outright, whatever the allow list: appends (intake) are the
+		// service's alone, and the contract's subjects carry only what the
+		// stream republishes.
+		Deny: []string{intakeRoot + ".>", subjectRoot + ".>"}},
 	Subscribe: &server.SubjectPermission{Allow: []string{subjectRoot + ".>", "_INBOX.>", "deliver.>"}},
 	// Replies to requests the subscriber makes are always allowed.
 	Response: &server.ResponsePermission{MaxMsgs: 1},

@@ -110,6 +110,10 @@ func TestSubscriberTokenReadsButCannotWrite(t *testing.T) {
 			_, err := js.Publish(short(), "engagements.agreement."+id+".renewed", []byte(`{}`))
 			return err
 		}},
+		{"publish an event on the intake subject", func() error {
+			_, err := js.Publish(short(), eventstore.IntakeSubject("engagements.agreement."+id+".renewed"), []byte(`{}`))
+			return err
+		}},
 		{"purge the stream", func() error { return stream.Purge(short()) }},
 		{"delete a message", func() error { return stream.DeleteMsg(short(), 1) }},
 		{"update the stream", func() error {

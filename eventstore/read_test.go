@@ -176,10 +176,11 @@ func TestReadLiveAlreadyCancelled(t *testing.T) {
 	}
 }
 
-// publishRaw stores payload on subject directly, bypassing Append.
+// publishRaw stores payload under subject directly, bypassing Append (it
+// publishes on the intake subject).
 func publishRaw(t *testing.T, js jetstream.JetStream, subject string, payload []byte) uint64 {
 	t.Helper()
-	ack, err := js.Publish(t.Context(), subject, payload)
+	ack, err := js.Publish(t.Context(), eventstore.IntakeSubject(subject), payload)
 	if err != nil {
 		t.Fatalf("publish to %s: %v", subject, err)
 	}

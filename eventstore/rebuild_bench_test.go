@@ -132,7 +132,7 @@ func fillChained(b *testing.B, js jetstream.JetStream, n, engagements int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		msg := nats.NewMsg(subject)
+		msg := nats.NewMsg(eventstore.IntakeSubject(subject))
 		msg.Data = payload
 		if h.hash != "" {
 			msg.Header.Set(eventstore.HeaderPrevHash, h.hash)

@@ -53,7 +53,7 @@ func TestUpcastsAStoredV1Correction(t *testing.T) {
 		t.Fatal(err)
 	}
 	subject := "engagements.agreement." + engagement + ".corrected"
-	msg := nats.NewMsg(subject)
+	msg := nats.NewMsg(eventstore.IntakeSubject(subject))
 	msg.Data = fixture
 	msg.Header.Set(eventstore.HeaderPrevHash, first.Hash)
 	msg.Header.Set(eventstore.HeaderHash, eventstore.ChainHash(first.Hash, subject, fixture))

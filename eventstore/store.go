@@ -85,6 +85,10 @@ type Config struct {
 	PublicURL string
 }
 
+// errNoTransform says the NATS server ignored the stream's subject
+// transform or republish (it predates nats-server 2.10).
+var errNoTransform = errors.New("the NATS server does not apply stream subject transforms and republish (nats-server 2.10 or later is needed)")
+
 // Store appends and reads engagement events.
 type Store struct {
 	// onReconnect are run (each in its own goroutine) after the connection
@@ -183,7 +187,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "Engagement events as CloudEvents 1.0 documents",
-		Subjects:    []string{subjectRoot + ".>"},
+		// Appends come in on the intake subjects and are stored under the
+		// contract's; only what was stored is republished there, for core
+		// subscribers. An existing stream (Subjects engagements.>) is
+		// migrated by this update; its messages keep their subjects.
+		Subjects: []string{intakeRoot + ".>"},
+		SubjectTransform: &jetstream.SubjectTransformConfig{
+			Source: intakeRoot + ".>", Destination: subjectRoot + ".>",
+		},
+		RePublish: &jetstream.RePublish{
+			Source: subjectRoot + ".>", Destination: subjectRoot + ".>",
+		},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Replicas:    cfg.Replicas,
@@ -198,6 +212,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	if got := s.stream.CachedInfo().Config; got.SubjectTransform == nil || got.RePublish == nil {
+		// A server before 2.10 drops both: appends would be stored under
+		// the intake subjects.
+		s.Close()
+		return nil, fmt.Errorf("create stream %s: %w", StreamName, errNoTransform)
 	}
 	if cfg.Sync == SyncAlways {
 		// A server that predates atomic batches drops the setting; it

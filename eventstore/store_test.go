@@ -158,8 +158,16 @@ func TestStreamConfig(t *testing.T) {
 	if cfg.Name != "ENGAGEMENTS" {
 		t.Errorf("name = %q, want ENGAGEMENTS", cfg.Name)
 	}
-	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != "engagements.>" {
-		t.Errorf("subjects = %q, want [engagements.>]", cfg.Subjects)
+	// Appends come in on the intake subjects, are stored under the
+	// contract's, and only what was stored is republished there.
+	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != "engagements-intake.>" {
+		t.Errorf("subjects = %q, want [engagements-intake.>]", cfg.Subjects)
+	}
+	if tr := cfg.SubjectTransform; tr == nil || tr.Source != "engagements-intake.>" || tr.Destination != "engagements.>" {
+		t.Errorf("subject transform = %+v, want engagements-intake.> to engagements.>", tr)
+	}
+	if rp := cfg.RePublish; rp == nil || rp.Source != "engagements.>" || rp.Destination != "engagements.>" || rp.HeadersOnly {
+		t.Errorf("republish = %+v, want engagements.> to engagements.> with payloads", rp)
 	}
 	if cfg.Storage != jetstream.FileStorage {
 		t.Errorf("storage = %v, want file", cfg.Storage)

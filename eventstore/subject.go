@@ -9,6 +9,26 @@ import (
 
 const subjectRoot = "engagements"
 
+// intakeRoot is the root of the subjects the service publishes appends to.
+// The stream takes them and stores each under the contract's subject
+// (engagements.<kind>.<id>.<verb>, a subject transform), then republishes
+// what it stored there: a core subscriber of engagements.> sees stored
+// events only, never a publish JetStream refused. It is not under
+// engagements.>, so subscribers of the contract's subjects never see it.
+const intakeRoot = "engagements-intake"
+
+// IntakeSubject is the subject an append to subject (one under
+// engagements.>) is published on: the same tokens under
+// engagements-intake.>, which the stream stores under subject again. Any
+// other subject is returned as it is. Publishing to engagements.> stores
+// nothing; tests that forge stored messages publish to IntakeSubject.
+func IntakeSubject(subject string) string {
+	if rest, ok := strings.CutPrefix(subject, subjectRoot+"."); ok {
+		return intakeRoot + "." + rest
+	}
+	return subject
+}
+
 // Subject builds engagements.<kind>.<id>.<verb>. It is the one place that
 // builds subjects, and it only accepts allow-listed kinds and types and ids in
 // canonical UUID form, so nothing a client sends can smuggle `.`, `*`, `>` or

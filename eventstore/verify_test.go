@@ -154,9 +154,11 @@ func TestVerifyCleanStream(t *testing.T) {
 	}
 }
 
-// publishMsg stores msg straight on the stream with a plain client.
+// publishMsg stores msg straight on the stream with a plain client, under
+// msg.Subject (published on its intake subject).
 func publishMsg(t *testing.T, js jetstream.JetStream, msg *nats.Msg) uint64 {
 	t.Helper()
+	msg.Subject = eventstore.IntakeSubject(msg.Subject)
 	ack, err := js.PublishMsg(t.Context(), msg)
 	if err != nil {
 		t.Fatalf("publish to %s: %v", msg.Subject, err)
@@ -383,8 +385,11 @@ func TestVerifyReportsDeletedMessages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The layout Open makes, without deny-delete: appends come in on
+			// the intake subjects.
 			stream, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
-				Name: eventstore.StreamName, Subjects: []string{"engagements.>"}, Storage: jetstream.FileStorage,
+				Name: eventstore.StreamName, Subjects: []string{"engagements-intake.>"}, Storage: jetstream.FileStorage,
+				SubjectTransform: &jetstream.SubjectTransformConfig{Source: "engagements-intake.>", Destination: "engagements.>"},
 			})
 			if err != nil {
 				t.Fatalf("create stream: %v", err)

@@ -92,7 +92,7 @@ func forge(t *testing.T, dir, id string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: "engagements.agreement." + id + ".renewed", Data: payload})
+	ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: eventstore.IntakeSubject("engagements.agreement." + id + ".renewed"), Data: payload})
 	if err != nil {
 		t.Fatalf("publish the forged renewal: %v", err)
 	}
