@@ -83,6 +83,12 @@ func TestSubscriberTokenReadsButCannotWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The intake subjects are the service's: the server refuses this
+	// subscription (asynchronously), so nothing arrives on it.
+	intake, err := nc.SubscribeSync("engagements-intake.>")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +101,9 @@ func TestSubscriberTokenReadsButCannotWrite(t *testing.T) {
 	}
 	if _, err := sub.NextMsg(5 * time.Second); err != nil {
 		t.Errorf("core subscription got nothing: %v", err)
+	}
+	if msg, err := intake.NextMsg(100 * time.Millisecond); err == nil {
+		t.Errorf("subscriber received %s on the intake subjects", msg.Subject)
 	}
 
 	short := func() context.Context {
