@@ -59,7 +59,7 @@ func (s *Store) Message(ctx context.Context, seq uint64) (domain.Message, error)
 // projections.Projector.Run does), or what is wrong with f.
 func (s *Store) Read(ctx context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error] {
 	return func(yield func(domain.Message, error) bool) {
-		subjects, err := filterSubjects(f.Selection)
+		subjects, err := readSubjects(f.Selection)
 		if err != nil {
 			yield(domain.Message{}, err)
 			return
