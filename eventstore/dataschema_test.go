@@ -134,7 +134,7 @@ func TestVerifyAcceptsEveryDataSchemaForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := nats.NewMsg(subject)
+	msg := nats.NewMsg(eventstore.IntakeSubject(subject)) // stored under subject
 	msg.Data = payload
 	msg.Header.Set(eventstore.HeaderPrevHash, stored1.Hash)
 	msg.Header.Set(eventstore.HeaderHash, eventstore.ChainHash(stored1.Hash, subject, payload))
