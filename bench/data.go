@@ -65,7 +65,7 @@ func generate(ctx context.Context, store *eventstore.Store, events, engagements 
 			return ds, err
 		}
 		bytes += int64(len(payload))
-		msg := nats.NewMsg(subject)
+		msg := nats.NewMsg(eventstore.IntakeSubject(subject)) // stored under subject
 		msg.Data = payload
 		if h.hash != "" {
 			msg.Header.Set(eventstore.HeaderPrevHash, h.hash)
