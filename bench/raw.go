@@ -157,18 +157,11 @@ func readRaw(ctx context.Context, store *eventstore.Store, n int) (time.Duration
 }
 
 // rebuildInProcess replays the whole stream into fresh projections through
-// store.Read: what `engagements rebuild` (cmd/engagements.Rebuild) and a
+// Projector.Fold: what `engagements rebuild` (cmd/engagements.Rebuild) and a
 // first start without checkpoint do, minus the HTTP server.
 func rebuildInProcess(ctx context.Context, store *eventstore.Store) (time.Duration, projections.Stats, int, error) {
 	p := projections.New(nil)
 	start := time.Now()
-	var err error
-	for m, rerr := range store.Read(ctx, 0, domain.Filter{}) {
-		if rerr != nil {
-			err = rerr
-			break
-		}
-		p.Handle(m.Sequence, m.Event, m.Err)
-	}
+	err := p.Fold(ctx, store, nil)
 	return time.Since(start), p.Stats(), p.Count(), err
 }

@@ -110,13 +110,29 @@ func (p *Projector) Run(ctx context.Context, src Source) error {
 }
 
 // follow hands every message of src after sequence after to Handle until
-// the reading ends: the one place that reads the live stream.
+// the reading ends.
 func (p *Projector) follow(ctx context.Context, src Source, after uint64) error {
-	for m, err := range src.Read(ctx, after, domain.Filter{Live: true}) {
+	return p.fold(ctx, src, after, true, nil)
+}
+
+// Fold hands every message src holds now after what p has applied to
+// Handle, then returns: what `engagements rebuild` does with a fresh
+// projector. progress, when set, is told each sequence folded.
+func (p *Projector) Fold(ctx context.Context, src Source, progress func(seq uint64)) error {
+	return p.fold(ctx, src, p.Applied(), false, progress)
+}
+
+// fold is the one loop that reads src into the projector, live (until the
+// reading ends) or to the end of what is stored now.
+func (p *Projector) fold(ctx context.Context, src Source, after uint64, live bool, progress func(seq uint64)) error {
+	for m, err := range src.Read(ctx, after, domain.Filter{Live: live}) {
 		if err != nil {
 			return err
 		}
 		p.Handle(m.Sequence, m.Event, m.Err)
+		if progress != nil {
+			progress(m.Sequence)
+		}
 	}
 	return nil
 }

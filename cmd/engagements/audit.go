@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/api"
-	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 	"github.com/peterbourgon/ff/v3"
@@ -284,15 +283,7 @@ type RebuildStats struct {
 func Rebuild(ctx context.Context, store *eventstore.Store, progress func(seq uint64)) (RebuildStats, time.Duration, error) {
 	p := projections.New(nil)
 	start := time.Now()
-	var err error
-	for m, rerr := range store.Read(ctx, 0, domain.Filter{}) {
-		if rerr != nil {
-			err = rerr
-			break
-		}
-		p.Handle(m.Sequence, m.Event, m.Err)
-		progress(m.Sequence)
-	}
+	err := p.Fold(ctx, store, progress)
 	elapsed := time.Since(start)
 	return RebuildStats{Stats: p.Stats(), Engagements: p.Count()}, elapsed, err
 }
