@@ -17,8 +17,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Walker reads the stream itself, in order and in constant memory;
-// eventstore.Store is one.
+// Walker reads the stream itself, in order and in constant memory, to the
+// end of what is stored (export) or on live (with domain.Filter.Live: the
+// event stream); eventstore.Store is one.
 type Walker interface {
 	Read(ctx context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error]
 }

@@ -52,7 +52,6 @@ type Stream interface {
 	// every event and link.
 	VerifyUntil(ctx context.Context, until uint64, progress func(done, total uint64)) (domain.Report, error)
 	Walker
-	Follower
 }
 
 // Server is the HTTP API.

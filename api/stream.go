@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,12 +13,6 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/labstack/echo/v4"
 )
-
-// Follower streams stored CloudEvent documents, replay then live (with
-// domain.Filter.Live); eventstore.Store is one.
-type Follower interface {
-	Read(ctx context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error]
-}
 
 // SSE settings.
 const (
