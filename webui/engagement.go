@@ -311,7 +311,7 @@ func (u *UI) eventTypes(k domain.Kind) []domain.EventType {
 func (u *UI) eventForm(e *domain.Engagement, t domain.EventType) *form {
 	f := &form{typ: t, fields: fieldDefs(t)}
 	if t == domain.EngagementAmended {
-		f.fields = u.fieldsFor(e.Kind(), f.fields)
+		f.fields = fieldsFor(e.Kind(), f.fields)
 		f.baseline = stateValues(e)
 	}
 	return f
@@ -322,7 +322,7 @@ func (u *UI) eventForm(e *domain.Engagement, t domain.EventType) *form {
 func (u *UI) correctionForm(e *domain.Engagement, history []domain.Event, ev domain.Event) *form {
 	defs := slices.DeleteFunc(slices.Clone(fieldDefs(ev.Type)), func(d fieldDef) bool { return d.Name == "kind" })
 	if ev.Type == domain.EngagementRecorded {
-		defs = u.fieldsFor(e.Kind(), defs)
+		defs = fieldsFor(e.Kind(), defs)
 	}
 	f := &form{typ: domain.EngagementCorrected, fields: defs, corrects: &ev, baseline: dataValues(ev.Data)}
 	for _, c := range history {
@@ -728,10 +728,12 @@ func (u *UI) renderNew(w http.ResponseWriter, s *session, status int, values map
 	fv.Action = "/engagements/new"
 	fv.Title = "Record an engagement"
 	fv.Occurred.Label, fv.Occurred.Hint = "When did it begin?", "Leave empty for today; it may be decades back"
+	recorded, _ := domain.SpecOf(domain.EngagementRecorded)
 	for i, fd := range fv.Fields {
+		def, known := recorded.Field(fd.Name)
 		var kinds []string
 		for _, k := range domain.Kinds {
-			if applies, known := u.applies[k][fd.Name]; !known || applies {
+			if !known || appliesTo(*def, k) {
 				kinds = append(kinds, string(k))
 			}
 		}

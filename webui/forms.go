@@ -146,26 +146,14 @@ func allowed(e *domain.Engagement, f *form, now time.Time) error {
 	return e.Allows(f.typ, now)
 }
 
-// descriptiveFields says, from the spec of engagement.recorded, which of its
-// fields apply to each kind.
-func descriptiveFields(time.Time) map[domain.Kind]map[string]bool {
-	out := make(map[domain.Kind]map[string]bool)
-	for _, k := range domain.Kinds {
-		out[k] = make(map[string]bool)
-		for _, d := range fieldDefs(domain.EngagementRecorded) {
-			out[k][d.Name] = d.OnlyFor == "" || d.OnlyFor == k
-		}
-	}
-	return out
+// fieldsFor keeps the fields of defs that apply to kind k (the spec says
+// which fields belong to one kind only).
+func fieldsFor(k domain.Kind, defs []fieldDef) []fieldDef {
+	return slices.DeleteFunc(slices.Clone(defs), func(d fieldDef) bool { return !appliesTo(d, k) })
 }
 
-// fieldsFor keeps the fields of defs that apply to kind k.
-func (u *UI) fieldsFor(k domain.Kind, defs []fieldDef) []fieldDef {
-	return slices.DeleteFunc(slices.Clone(defs), func(d fieldDef) bool {
-		applies, known := u.applies[k][d.Name]
-		return known && !applies
-	})
-}
+// appliesTo reports whether field d applies to engagements of kind k.
+func appliesTo(d fieldDef, k domain.Kind) bool { return d.OnlyFor == "" || d.OnlyFor == k }
 
 // formError is what the domain said about a submitted form: messages per
 // field, and messages about the whole form.

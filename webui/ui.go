@@ -72,10 +72,6 @@ type UI struct {
 	// pageLimits holds a token bucket per session, loginLimits one per
 	// client address for /login (see Option).
 	pageLimits, loginLimits *ratelimit.Keyed
-	// applies[kind][field] says whether a descriptive field of
-	// engagement.recorded applies to engagements of that kind, as the
-	// domain answered when New asked it.
-	applies map[domain.Kind]map[string]bool
 
 	// ctx ends live-update streams when Close is called.
 	ctx    context.Context
@@ -149,7 +145,6 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()
-	u.applies = descriptiveFields(u.now())
 
 	m := http.NewServeMux()
 	m.HandleFunc("GET /login", u.loginPage)
