@@ -1,0 +1,71 @@
+package domain
+
+import (
+	"slices"
+	"time"
+)
+
+// DeadlineKind says what a dated item of an engagement is.
+type DeadlineKind string
+
+// The kinds of deadline. Expiry and meeting come from the agreement's and the
+// meeting's own fields; notice and action deadlines are added by the event
+// types that carry them.
+const (
+	DeadlineExpiry  DeadlineKind = "expiry"  // an agreement's expires_on
+	DeadlineNotice  DeadlineKind = "notice"  // expires_on less the notice period
+	DeadlineAction  DeadlineKind = "action"  // an open action item's due_on
+	DeadlineMeeting DeadlineKind = "meeting" // a scheduled meeting's starts_on
+)
+
+// Deadline is one dated item ahead of (or overdue for) an engagement: what
+// the upcoming list, the calendar feed and the reminders are built from.
+type Deadline struct {
+	Kind DeadlineKind `json:"kind"`
+	// On is the day, YYYY-MM-DD.
+	On string `json:"on"`
+	// Ref tells deadlines of one kind apart (an action's action_id); "" for
+	// the engagement's single expiry, notice or meeting.
+	Ref string `json:"ref,omitempty"`
+	// Title is what the item is, e.g. an action's title; "" for the
+	// engagement's own expiry, notice or meeting.
+	Title string `json:"title,omitempty"`
+}
+
+// Deadlines lists v's dated items that are still open, by day: an active
+// agreement's expiry (also when it lies in the past and no expiry was
+// recorded yet), a scheduled meeting's start. Closed engagements
+// (terminated, left, concluded) have none.
+func (v *View) Deadlines() []Deadline {
+	var out []Deadline
+	switch {
+	case v.Kind == KindAgreement && v.Status == StatusActive && v.ExpiresOn != "":
+		out = append(out, Deadline{Kind: DeadlineExpiry, On: v.ExpiresOn})
+	case v.Kind == KindMeeting && v.Status == StatusScheduled && v.StartsOn != "":
+		out = append(out, Deadline{Kind: DeadlineMeeting, On: v.StartsOn})
+	}
+	slices.SortStableFunc(out, func(a, b Deadline) int {
+		switch {
+		case a.On < b.On:
+			return -1
+		case a.On > b.On:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Deadlines lists e's open dated items (see View.Deadlines).
+func (e *Engagement) Deadlines() []Deadline { return e.v.Deadlines() }
+
+// DaysLeft is the number of whole days from the day of now (UTC) to the
+// deadline's day: 0 on the day, negative when overdue.
+func (d Deadline) DaysLeft(now time.Time) int {
+	on, err := time.Parse(DateLayout, d.On)
+	if err != nil {
+		return 0
+	}
+	today := now.UTC().Truncate(24 * time.Hour)
+	return int(on.Sub(today).Hours() / 24)
+}
