@@ -65,6 +65,7 @@ type Projector struct {
 	sequences sequences
 	keys      keys
 	recent    recent
+	timeline  timeline
 
 	events, rejected, undecodable atomic.Uint64
 }
@@ -74,7 +75,8 @@ func New(log *slog.Logger) *Projector {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Projector{log: log, current: newCurrent(), sequences: newSequences(), keys: newKeys()}
+	return &Projector{log: log, current: newCurrent(), sequences: newSequences(), keys: newKeys(),
+		timeline: newTimeline()}
 }
 
 // UseReader sets where history and log reads fetch the events from.
@@ -168,6 +170,7 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	}
 	p.lastEventID, p.lastEventSeq = ev.ID, seq
 	p.sequences.Apply(seq, ev)
+	p.timeline.Apply(seq, ev)
 	p.recent.Apply(seq, ev)
 	p.keys.Apply(seq, ev)
 	p.events.Add(1)

@@ -41,7 +41,7 @@ func (p *Projector) Read(id string, fn func(e *domain.Engagement, lastSeq uint64
 
 // Get returns a copy of the engagement as it is, or with a window set, as
 // it was within w: then only the events in the window, read from the
-// stream, are folded. domain.ErrNotFound if it does not (or did not then)
+// stream, are folded (none when they all are: see asof.go). domain.ErrNotFound if it does not (or did not then)
 // exist.
 func (p *Projector) Get(ctx context.Context, id string, w domain.Window) (*domain.Engagement, error) {
 	if w.IsZero() {
@@ -60,6 +60,11 @@ func (p *Projector) Get(ctx context.Context, id string, w domain.Window) (*domai
 // replay folds the engagement's events that fall in w, read from the
 // stream, and finds their last change.
 func (p *Projector) replay(ctx context.Context, id string, w domain.Window) (*domain.Engagement, LastChange, error) {
+	if b, ok := boundsOf(w); ok {
+		if e, last, ok, err := p.replayIndexed(ctx, id, b); ok {
+			return e, last, err
+		}
+	}
 	h, err := p.History(ctx, id, domain.Window{})
 	if err != nil {
 		return nil, LastChange{}, err
@@ -76,6 +81,11 @@ func (p *Projector) replay(ctx context.Context, id string, w domain.Window) (*do
 // engagement (or none do: it did not exist yet). Only the sequences are
 // kept in memory; the events are fetched from the stream.
 func (p *Projector) History(ctx context.Context, id string, w domain.Window) ([]domain.Event, error) {
+	if b, ok := boundsOf(w); ok && !w.IsZero() {
+		if events, ok, err := p.historyIndexed(ctx, id, b); ok {
+			return events, err
+		}
+	}
 	p.mu.RLock()
 	seqs, ok := p.sequences.history[id]
 	seqs = slices.Clone(seqs)
@@ -126,9 +136,9 @@ type HistoryPage struct {
 
 // HistoryPage returns the page of the engagement's history q selects;
 // domain.ErrNotFound if there is no such engagement or it did not exist
-// within q.Window. Without a window only the page's events are read from
-// the stream; with one, every event of the range is read (to know which
-// fall in the window), and the first one if the range leaves it out.
+// within q.Window. Only the page's events are read from the stream: which
+// events fall in a window is known from the timeline (with a bound outside
+// its years, every event of the range is read, and the first one).
 func (p *Projector) HistoryPage(ctx context.Context, id string, q HistoryQuery) (HistoryPage, error) {
 	p.mu.RLock()
 	all, ok := p.sequences.history[id]
@@ -160,6 +170,11 @@ func (p *Projector) HistoryPage(ctx context.Context, id string, q HistoryQuery) 
 		}
 		page.Events, page.Older, page.Newer = events, from > 0, to < n
 		return page, nil
+	}
+	if b, ok := boundsOf(q.Window); ok {
+		if page, ok, err := p.historyPageIndexed(ctx, id, q, b); ok {
+			return page, err
+		}
 	}
 	seqs := slices.Clone(all[lo:hi])
 	if lo > 0 {
@@ -247,8 +262,9 @@ type Listed struct {
 
 // List returns one page of engagements in id order (creation order) and
 // whether more follow. Without f.Window it reads memory only; with it,
-// each engagement is folded from its events in the window, read from the
-// stream.
+// each engagement shown is folded from its events in the window, read from
+// the stream (none of an engagement whose events all fall inside; see
+// listIndexed).
 func (p *Projector) List(ctx context.Context, f Filter) (items []Listed, more bool, err error) {
 	if !f.Window.IsZero() {
 		return p.listAt(ctx, f)
@@ -273,6 +289,11 @@ func (p *Projector) List(ctx context.Context, f Filter) (items []Listed, more bo
 
 // listAt is List within f.Window.
 func (p *Projector) listAt(ctx context.Context, f Filter) (items []Listed, more bool, err error) {
+	if b, ok := boundsOf(f.Window); ok {
+		if items, more, ok, err := p.listIndexed(ctx, f, b); ok {
+			return items, more, err
+		}
+	}
 	p.mu.RLock()
 	ids := slices.Clone(p.current.order)
 	p.mu.RUnlock()
