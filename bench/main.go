@@ -9,6 +9,8 @@
 //     a raw ordered consumer reading the same stream;
 //   - get_p99: GET /v1/engagements/{id} latency at a constant 1000 req/s while
 //     writes run, with /healthz at the same rate as the anchor;
+//   - asof_p99: the portfolio's first 100 engagements as of a random date
+//     and as known at a random instant (bench/asof.go);
 //   - restart: SIGTERM, start again, time to /readyz 200 with 1M events;
 //   - rss: the serve process's peak resident set size (VmHWM) through all that.
 //
@@ -318,6 +320,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.logf("GET /healthz at %d/s for %s, appends at %d/s alongside", o.getRate, hd, o.writeRate)
 	health, hwrites := loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
 	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
+	asofMetric := h.asOf(ctx, svc.URL, token)
 
 	peak, current, err := svc.memory()
 	if err != nil {
@@ -400,7 +403,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
 		joinFloats(took), strings.Join(loads, ", "))
 	h.extra("serve peak RSS: first start + load / restarts", "%.0f / %.0f MiB", peak, restartPeak)
-	return []Metric{getMetric, restartMetric, rssMetric}, nil
+	return []Metric{getMetric, asofMetric, restartMetric, rssMetric}, nil
 }
 
 // write fills the report's header and notes, prints it and writes
