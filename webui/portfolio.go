@@ -23,6 +23,8 @@ const maxQuery = 200
 type filter struct {
 	Kind, Status, Party, Q, AsOf string
 	After                        string
+	// KnownAt is "as known on": only what was recorded by the end of that day.
+	KnownAt string
 }
 
 // query is the filter as URL parameters, with overrides (empty removes).
@@ -38,6 +40,7 @@ func (f filter) query(override ...string) string {
 	set("party", f.Party)
 	set("q", f.Q)
 	set("as_of", f.AsOf)
+	set("known_at", f.KnownAt)
 	for i := 0; i+1 < len(override); i += 2 {
 		v.Del(override[i])
 		set(override[i], override[i+1])
@@ -122,9 +125,13 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 		d.Next = f.query("after", items[len(items)-1].ID())
 	}
 	d.Filtered = f.Kind != "" || f.Status != "" || f.Party != "" || f.Q != "" || f.AsOf != ""
+	d.Filtered = d.Filtered || f.KnownAt != ""
 	d.Live = "/engagements/live?after=" + strconv.FormatUint(shown, 10)
 	if f.AsOf != "" {
 		d.Title = "Portfolio as of " + dayText(f.AsOf)
+	}
+	if f.KnownAt != "" {
+		d.Title += " as known on " + dayText(f.KnownAt)
 	}
 	u.render(w, http.StatusOK, "portfolio", d)
 }
@@ -163,6 +170,18 @@ func (u *UI) portfolioFilter(q url.Values, errs map[string]string) (filter, proj
 		} else {
 			pf.Window.AsOf = endOfDay(t)
 			pf.Now = pf.Window.AsOf
+		}
+	}
+	if f.KnownAt = strings.TrimSpace(q.Get("known_at")); f.KnownAt != "" {
+		t, err := domain.ParseDate(f.KnownAt)
+		if err != nil {
+			errs["known_at"] = err.Error()
+			f.KnownAt = ""
+		} else {
+			pf.Window.KnownAt = endOfDay(t)
+			if pf.Window.AsOf.IsZero() {
+				pf.Now = pf.Window.KnownAt
+			}
 		}
 	}
 	if f.After != "" && domain.CheckID(f.After) == nil {

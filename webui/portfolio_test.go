@@ -5,6 +5,7 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,6 +102,18 @@ func TestPortfolioAsOf(t *testing.T) {
 	// The day before adoption, the framework was still in progress.
 	p = b.get("/?as_of=2017-05-28&status=in_progress")
 	mustContain(t, p, "Framework of priorities")
+
+	// As known on a date: only what was recorded by then. The seed was
+	// recorded today, so yesterday the system knew nothing of it.
+	yesterday := time.Now().UTC().AddDate(0, 0, -1).Format(domain.DateLayout)
+	p = b.get("/?known_at=" + yesterday)
+	mustContain(t, p, "as known on", "As known on", "No engagements match")
+	mustNotContain(t, p, "Global Compact for Migration", "Framework of priorities")
+	p = b.get("/?known_at=" + time.Now().UTC().Format(domain.DateLayout) + "&as_of=2017-05-28&status=in_progress")
+	mustContain(t, p, "Framework of priorities", "as known on")
+	if p := b.get("/?known_at=2017-13-01"); p.status != http.StatusOK || !strings.Contains(p.body, "Global Compact for Migration") {
+		t.Errorf("a known_at that is not a date: status %d, want today's portfolio with the problem", p.status)
+	}
 
 	// The engagement page as of a date: its state then, no forms.
 	p = b.get("/engagements/" + s.mou + "?as_of=2018-01-01")
