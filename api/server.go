@@ -87,7 +87,7 @@ type Server struct {
 
 // uiPaths are the paths WithUI hands to the web interface; everything else
 // stays the API's.
-var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*"}
+var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log"}
 
 // WithUI mounts a web interface (package webui) on uiPaths. It is an
 // http.Handler so that api does not import the package that imports it.

@@ -152,6 +152,7 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	m.HandleFunc("POST /logout", u.signedIn(readers, u.logout))
 	m.HandleFunc("GET /{$}", u.signedIn(readers, u.portfolio))
 	m.HandleFunc("GET /engagements/new", u.signedIn(writers, u.newPage))
+	m.HandleFunc("GET /log", u.signedIn(readers, u.eventLog))
 	m.HandleFunc("POST /engagements/new", u.signedIn(writers, u.create))
 	m.HandleFunc("GET /engagements/live", u.signedIn(readers, u.live))
 	m.HandleFunc("GET /engagements/{id}", u.signedIn(readers, u.engagement))
@@ -183,7 +184,7 @@ func (u *UI) Close() { u.cancel() }
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
