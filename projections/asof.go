@@ -152,14 +152,7 @@ func (p *Projector) historyPageIndexed(ctx context.Context, id string, q History
 	if !exists {
 		return HistoryPage{}, true, fmt.Errorf("engagement %s within the window: %w", id, domain.ErrNotFound)
 	}
-	from, to := 0, len(in)
-	if q.Limit > 0 && to-from > q.Limit {
-		if q.Newest {
-			from = to - q.Limit
-		} else {
-			to = from + q.Limit
-		}
-	}
+	from, to := pageBounds(len(in), q.Limit, q.Newest)
 	events, err := p.fetch(ctx, r, in[from:to])
 	if err != nil {
 		return HistoryPage{}, true, err

@@ -196,14 +196,7 @@ func (p *Projector) HistoryPage(ctx context.Context, id string, q HistoryQuery) 
 			in = append(in, ev)
 		}
 	}
-	from, to := 0, len(in)
-	if q.Limit > 0 && to-from > q.Limit {
-		if q.Newest {
-			from = to - q.Limit
-		} else {
-			to = from + q.Limit
-		}
-	}
+	from, to := pageBounds(len(in), q.Limit, q.Newest)
 	page.Events = in[from:to]
 	page.Older = from > 0 || lo > 0 // the first event is in the window
 	page.Newer = to < len(in) || hi < n
@@ -391,4 +384,18 @@ func (p *Projector) Idempotent(key string) (Result, bool) {
 	defer p.mu.RUnlock()
 	r, ok := p.keys.results[key]
 	return r, ok
+}
+
+// pageBounds is the part [from, to) of n entries a page of at most limit
+// shows (all when limit is 0): the first ones, or the last ones when newest.
+func pageBounds(n, limit int, newest bool) (from, to int) {
+	from, to = 0, n
+	if limit > 0 && n > limit {
+		if newest {
+			from = n - limit
+		} else {
+			to = limit
+		}
+	}
+	return from, to
 }
