@@ -39,7 +39,13 @@ func (w Window) Day(now time.Time) time.Time {
 // state's Version and Sequence are those of the last event folded. It
 // returns false when the engagement did not exist within the window.
 func Replay(events []Event, w Window) (*Engagement, bool) {
-	e := &Engagement{}
+	return ReplayFrom(&Engagement{}, events, w)
+}
+
+// ReplayFrom is Replay continued from e, the state after an earlier part of
+// the same history (a milestone), which it changes and returns: events
+// holds only what follows that part.
+func ReplayFrom(e *Engagement, events []Event, w Window) (*Engagement, bool) {
 	for _, ev := range events {
 		if !w.Contains(ev) {
 			continue

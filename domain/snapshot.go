@@ -49,3 +49,20 @@ func Restore(s EngagementSnapshot) *Engagement {
 	}
 	return &e
 }
+
+// Refs returns the packed references of the engagement's first n events,
+// sharing e's array (Apply only appends to it): the Events of a snapshot
+// taken after its n-th event.
+func (e *Engagement) Refs(n int) []byte {
+	k := min(max(n, 0)*eventRefSize, len(e.events))
+	return e.events[:k:k]
+}
+
+// MilestoneSnapshot is Snapshot without the event references, sharing
+// nothing with e: a milestone kept while e goes on changing, whose Events
+// are e's first references later on (Refs).
+func (e *Engagement) MilestoneSnapshot() EngagementSnapshot {
+	c := *e
+	c.events = nil
+	return c.Clone().Snapshot()
+}

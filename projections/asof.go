@@ -26,6 +26,9 @@ type at struct {
 	id   string
 	last LastChange
 	e    *domain.Engagement
+	// base, when set, is the state at the latest milestone inside the
+	// window; seqs then holds only the events inside that follow it.
+	base *domain.Engagement
 	seqs []uint64
 }
 
@@ -48,15 +51,21 @@ func (p *Projector) atLocked(id string, b bounds) (a at, exists, ok bool) {
 		a.e = en.e.Clone()
 		return a, true, true
 	}
-	a.seqs = make([]uint64, len(w.versions))
-	for i, v := range w.versions {
-		a.seqs[i] = h[v-1]
+	from := 0
+	if m, ok := p.milestones.best(id, b); ok {
+		a.base, from = m.engagement(en.e), m.version
+	}
+	i, _ := slices.BinarySearch(w.versions, from+1)
+	a.seqs = make([]uint64, len(w.versions)-i)
+	for j, v := range w.versions[i:] {
+		a.seqs[j] = h[v-1]
 	}
 	return a, true, true
 }
 
-// fold is the engagement's state within the window: its copy, or the
-// events inside read from the stream and folded as domain.Replay does.
+// foldAt is the engagement's state within the window: its copy, or the
+// events inside read from the stream and folded as domain.Replay does
+// (from the milestone when there is one).
 func (p *Projector) foldAt(ctx context.Context, r Reader, a *at) error {
 	if a.e != nil {
 		return nil
@@ -65,7 +74,11 @@ func (p *Projector) foldAt(ctx context.Context, r Reader, a *at) error {
 	if err != nil {
 		return err
 	}
-	e, ok := domain.Replay(events, domain.Window{})
+	base := a.base
+	if base == nil {
+		base = &domain.Engagement{}
+	}
+	e, ok := domain.ReplayFrom(base, events, domain.Window{})
 	if !ok {
 		// The first event inside is its engagement.recorded, which folds.
 		return fmt.Errorf("engagement %s within the window: %w", a.id, domain.ErrNotFound)

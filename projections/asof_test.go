@@ -28,6 +28,9 @@ type history struct {
 	clock    time.Time // the system's clock: recorded_at
 	times    []time.Time
 	rejected int
+	// fewer makes new engagements rarer (one step in 6+fewer): long
+	// histories, with milestones.
+	fewer int
 }
 
 var kinds = []domain.Kind{domain.KindAgreement, domain.KindPolicy, domain.KindInitiative, domain.KindMeeting}
@@ -115,7 +118,7 @@ func (h *history) step() {
 	var kind domain.Kind
 	var typ domain.EventType
 	var data string
-	if len(h.ids) == 0 || r.IntN(6) == 0 {
+	if len(h.ids) == 0 || r.IntN(6+h.fewer) == 0 {
 		id, kind, typ = newID(), kinds[r.IntN(len(kinds))], domain.EngagementRecorded
 		raw, _ := json.Marshal(map[string]any{"kind": kind, "title": fmt.Sprintf("Engagement %d", len(h.ids)),
 			"parties": []string{"IOM", []string{"WHO", "UNHCR"}[r.IntN(2)]}, "tags": []string{"t" + fmt.Sprint(r.IntN(3))}})
@@ -135,6 +138,8 @@ func (h *history) step() {
 		typ = types[r.IntN(len(types))]
 		if r.IntN(4) == 0 {
 			typ = domain.EngagementCorrected
+		} else if h.fewer > 0 && r.IntN(3) != 0 {
+			typ = domain.EngagementNoted // a long history is mostly notes
 		}
 		data = h.dataFor(id, typ)
 	}
@@ -378,6 +383,51 @@ func TestWindowedReadsMatchReplay(t *testing.T) {
 				h.step()
 			}
 			h.check(t, q, 8)
+			h.p.Projector = inner
+		})
+	}
+}
+
+// TestWindowedReadsOfLongHistoriesMatchReplay is the same comparison on a
+// few engagements with hundreds of events each, so that windowed reads
+// start from milestones; and it counts what they read: a window that holds
+// an engagement's first few hundred events reads no more than
+// milestoneEvery (64) of them plus what is out of order.
+func TestWindowedReadsOfLongHistoriesMatchReplay(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			h := &history{rng: rand.New(rand.NewPCG(seed, 64)), p: newTestProjector(),
+				folded: map[string][]domain.Event{}, state: map[string]*domain.Engagement{},
+				clock: time.Date(2019, 1, 1, 12, 0, 0, 123456789, time.UTC), fewer: 300}
+			for range 900 {
+				h.step()
+			}
+			long := 0
+			for _, id := range h.ids {
+				if len(h.folded[id]) >= 128 {
+					long++
+				}
+			}
+			if long == 0 {
+				t.Fatalf("no engagement with 128 events or more (%d engagements, %d rejected): no milestones to start from", len(h.ids), h.rejected)
+			}
+			h.check(t, h.p.Projector, 10)
+			path := filepath.Join(t.TempDir(), "projections.checkpoint")
+			if _, err := h.p.Checkpoint(path); err != nil {
+				t.Fatal(err)
+			}
+			q := projections.New(nil)
+			q.UseReader(h.p.mem)
+			if _, err := q.LoadCheckpoint(context.Background(), path, streamOf(h.p.mem)); err != nil {
+				t.Fatal(err)
+			}
+			h.check(t, q, 6)
+			inner := h.p.Projector
+			h.p.Projector = q
+			for range 200 {
+				h.step()
+			}
+			h.check(t, q, 6)
 			h.p.Projector = inner
 		})
 	}

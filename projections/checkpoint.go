@@ -18,7 +18,7 @@ import (
 // CheckpointVersion is the checkpoint file's schema version. Bump it when the
 // read models or the domain state change shape: an older file is then
 // ignored and the projections are rebuilt from the stream.
-const CheckpointVersion = 8
+const CheckpointVersion = 9
 
 // checkpointChunk is how many entries (engagements, keys) one independently
 // decodable part of a section holds; the parts are decoded in parallel on load.
@@ -85,7 +85,7 @@ func (p *Projector) sections() []struct {
 		name string
 		s    section
 	}{{"current", &p.current}, {"sequences", &p.sequences}, {"keys", &p.keys}, {"recent", &p.recent},
-		{"timeline", &p.timeline}}
+		{"timeline", &p.timeline}, {"milestones", &p.milestones}}
 }
 
 // chunks is how many parts of checkpointChunk hold n entries, and chunk the

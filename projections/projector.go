@@ -61,11 +61,12 @@ type Projector struct {
 	onWait func(seq uint64)
 
 	// The read models, guarded by mu.
-	current   current
-	sequences sequences
-	keys      keys
-	recent    recent
-	timeline  timeline
+	current    current
+	sequences  sequences
+	keys       keys
+	recent     recent
+	timeline   timeline
+	milestones milestones
 
 	events, rejected, undecodable atomic.Uint64
 }
@@ -76,7 +77,7 @@ func New(log *slog.Logger) *Projector {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Projector{log: log, current: newCurrent(), sequences: newSequences(), keys: newKeys(),
-		timeline: newTimeline()}
+		timeline: newTimeline(), milestones: newMilestones()}
 }
 
 // UseReader sets where history and log reads fetch the events from.
@@ -171,6 +172,7 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	p.lastEventID, p.lastEventSeq = ev.ID, seq
 	p.sequences.Apply(seq, ev)
 	p.timeline.Apply(seq, ev)
+	p.milestones.Apply(ev.EngagementID, p.current.byID[ev.EngagementID].e, p.timeline.byID[ev.EngagementID])
 	p.recent.Apply(seq, ev)
 	p.keys.Apply(seq, ev)
 	p.events.Add(1)

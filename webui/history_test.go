@@ -155,3 +155,52 @@ func TestHistoryPageRefusesNonsense(t *testing.T) {
 	}
 	mustContain(t, p, "Newest entries")
 }
+
+// TestLongHistoryAsOfIsBounded: an engagement of 600 notes, one a day, seen
+// as of a day late in them. The engagement page and the portfolio as of
+// that day fold from the projection's last milestone inside the window, so
+// they read a bounded number of events however long the history is (before
+// milestones, the page read all ~500 notes inside the window and the
+// portfolio folded them twice).
+func TestLongHistoryAsOfIsBounded(t *testing.T) {
+	te := newTestEnv(t)
+	start := date(t, "2020-01-01")
+	id := te.record(t, "2020-01-01", map[string]any{"kind": "agreement", "title": "Long MOU", "parties": []string{"IOM", "WHO"}})
+	ctx := context.Background()
+	const notes = 600
+	for i := range notes {
+		if _, err := te.svc.Execute(ctx, app.Command{EngagementID: id, Type: domain.EngagementNoted,
+			OccurredAt: start.AddDate(0, 0, 1+i), Data: raw(t, map[string]any{"note": fmt.Sprintf("note %05d", i)}),
+			Actor: "notary"}); err != nil {
+			t.Fatalf("note %d: %v", i, err)
+		}
+	}
+	asOf := start.AddDate(0, 0, 500).Format(domain.DateLayout) // notes 0…499 inside
+	stream := &countingReader{Reader: te.store}
+	te.proj.UseReader(stream)
+	b := te.browser(t)
+	b.mustLogin(te.token(t, "audit-office", domain.RoleAuditor))
+
+	for _, c := range []struct {
+		path string
+		max  int64
+		want string
+	}{
+		// The fold (≤ 64 after the milestone), the page's 50 entries.
+		{"/engagements/" + id + "?as_of=" + asOf, 64 + 52, "note 00499"},
+		// The fold, once.
+		{"/?as_of=" + asOf, 64, "Long MOU"},
+	} {
+		before := stream.events.Load()
+		p := b.get(c.path)
+		if p.status != http.StatusOK {
+			t.Fatalf("GET %s: %d", c.path, p.status)
+		}
+		mustContain(t, p, c.want)
+		mustNotContain(t, p, "note 00500")
+		if n := stream.events.Load() - before; n > c.max || stream.walks.Load() != 0 {
+			t.Errorf("GET %s read %d events (and walked the stream %d times), want at most %d", c.path, n,
+				stream.walks.Load(), c.max)
+		}
+	}
+}

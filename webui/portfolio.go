@@ -113,10 +113,18 @@ func (u *UI) portfolio(w http.ResponseWriter, r *http.Request, s *session) {
 	d.Kinds, d.Statuses = choices(f)
 
 	pf.Limit = pageSize
-	items, more, err := u.proj.List(r.Context(), pf)
-	if err != nil {
-		u.failed(w, r, s, err)
-		return
+	var items []projections.Listed
+	var more bool
+	if pf.Window.IsZero() {
+		items, more, err = u.proj.List(r.Context(), pf)
+		if err != nil {
+			u.failed(w, r, s, err)
+			return
+		}
+	} else {
+		// Within a window every engagement was just folded for the
+		// counts: the page is taken from them rather than folded again.
+		items, more = pageOf(all, pf)
 	}
 	for _, e := range items {
 		d.Rows = append(d.Rows, rowOf(e, f, pf.Now))
@@ -222,6 +230,22 @@ func counts(f filter, pf projections.Filter, all []projections.Listed) (kinds []
 		}
 	}
 	return kinds, matching
+}
+
+// pageOf is the page of all (in id order, the text, party and date filters
+// applied) that pf chooses: its kind and status, after pf.After, at most
+// pf.Limit, and whether more follow.
+func pageOf(all []projections.Listed, pf projections.Filter) (items []projections.Listed, more bool) {
+	for _, e := range all {
+		if e.ID() <= pf.After || pf.Kind != "" && e.Kind() != pf.Kind || pf.Status != "" && e.StatusAt(pf.Now) != pf.Status {
+			continue
+		}
+		if len(items) == pf.Limit {
+			return items, true
+		}
+		items = append(items, e)
+	}
+	return items, false
 }
 
 // partiesOf lists the parties of all, sorted, each once.
