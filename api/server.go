@@ -87,7 +87,8 @@ type Server struct {
 
 // uiPaths are the paths WithUI hands to the web interface; everything else
 // stays the API's.
-var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log"}
+var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log", "/verify",
+	"/export.ndjson", "/export.csv"}
 
 // WithUI mounts a web interface (package webui) on uiPaths. It is an
 // http.Handler so that api does not import the package that imports it.

@@ -112,9 +112,11 @@ type conflict struct {
 
 type engagementData struct {
 	base
-	E             *domain.Engagement
-	Status        domain.Status
-	AsOf          string
+	E      *domain.Engagement
+	Status domain.Status
+	AsOf   string
+	// KnownAt is "as known on": only what was recorded by the end of that day.
+	KnownAt       string
 	Facts         []fact
 	Contributions []domain.Contribution
 	Commitments   []domain.Commitment
@@ -175,23 +177,35 @@ func (u *UI) engagement(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		win.AsOf = endOfDay(t)
 	}
+	knownAt := strings.TrimSpace(r.URL.Query().Get("known_at"))
+	if knownAt != "" {
+		t, err := domain.ParseDate(knownAt)
+		if err != nil {
+			u.errorPage(w, r, s, http.StatusBadRequest, "That date is not valid", "as known on: "+err.Error()+".")
+			return
+		}
+		win.KnownAt = endOfDay(t)
+	}
 	sel, err := parseHistorySel(r.URL.Query())
 	if err != nil {
 		u.errorPage(w, r, s, http.StatusBadRequest, "That page of history does not exist", err.Error())
 		return
 	}
-	sel.asOf = asOf
+	sel.asOf, sel.knownAt = asOf, knownAt
 	d, err := u.engagementData(r.Context(), s, id, win, sel, nil)
 	if err != nil {
-		if asOf != "" && errors.Is(err, domain.ErrNotFound) {
-			u.errorPage(w, r, s, http.StatusNotFound, "Not recorded yet on that date",
-				"This engagement had not begun by "+dayText(asOf)+".")
+		if !win.IsZero() && errors.Is(err, domain.ErrNotFound) {
+			msg := "This engagement had not begun by " + dayText(asOf) + "."
+			if asOf == "" {
+				msg = "Nothing of this engagement had been recorded by the end of " + dayText(knownAt) + "."
+			}
+			u.errorPage(w, r, s, http.StatusNotFound, "Not recorded yet on that date", msg)
 			return
 		}
 		u.failed(w, r, s, err)
 		return
 	}
-	d.AsOf = asOf
+	d.AsOf, d.KnownAt = asOf, knownAt
 	u.render(w, http.StatusOK, "engagement", d)
 }
 

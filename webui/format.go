@@ -97,6 +97,7 @@ var funcs = template.FuncMap{
 	"join":    strings.Join,
 	"past":    pastLabel,
 	"formCtx": func(csrf string, f formView) formCtx { return formCtx{CSRF: csrf, Form: f} },
+	"dec":     func(n uint64) uint64 { return max(n, 1) - 1 },
 }
 
 // formCtx is what the form-body template needs: the form and the session's

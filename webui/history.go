@@ -38,7 +38,7 @@ const (
 // full; asOf is the page's date, kept in its links.
 type historySel struct {
 	before, after, entry int
-	asOf                 string
+	asOf, knownAt        string
 }
 
 // errHistorySel is a page of history asked for that cannot be.
@@ -90,6 +90,9 @@ func (sel historySel) href(id, key string, version int) string {
 	q := url.Values{}
 	if sel.asOf != "" {
 		q.Set("as_of", sel.asOf)
+	}
+	if sel.knownAt != "" {
+		q.Set("known_at", sel.knownAt)
 	}
 	if key != "" {
 		q.Set(key, strconv.Itoa(version))

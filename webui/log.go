@@ -16,8 +16,12 @@ const logPageSize = 50
 // stream order, as GET /v1/events serves it.
 type logData struct {
 	base
-	Events       []domain.Event
-	Kind, Type   string
+	Events     []domain.Event
+	Kind, Type string
+	// Since is the "recorded from" date (YYYY-MM-DD); Dated, whether the
+	// filter is offered.
+	Since        string
+	Dated        bool
 	After        uint64
 	Next, First  string
 	Kinds, Types []option
@@ -25,8 +29,11 @@ type logData struct {
 }
 
 // logQuery is the log's address with its filters and after.
-func logQuery(kind, typ string, after uint64) string {
+func logQuery(kind, typ, since string, after uint64) string {
 	v := url.Values{}
+	if since != "" {
+		v.Set("since", since)
+	}
 	if kind != "" {
 		v.Set("kind", kind)
 	}
@@ -42,7 +49,7 @@ func logQuery(kind, typ string, after uint64) string {
 	return "/log?" + v.Encode()
 }
 
-// eventLog is GET /log?kind=&type=&after=: a page of the global log read
+// eventLog is GET /log?kind=&type=&since=&after=: a page of the global log read
 // from the stream (the projection leaves out what it refused). A filter
 // that is not valid is dropped and its problem shown beside it.
 func (u *UI) eventLog(w http.ResponseWriter, r *http.Request, s *session) {
@@ -70,6 +77,19 @@ func (u *UI) eventLog(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		f.After = n
 	}
+	if day := q.Get("since"); day != "" && q.Get("after") == "" {
+		after, problem, ok := u.sinceSequence(r.Context(), day)
+		switch {
+		case !ok:
+		case problem != "":
+			d.Errors["since"] = problem
+		default:
+			f.After, d.Since = after, day
+		}
+	} else if day != "" {
+		d.Since = day // kept in the links; after already starts later
+	}
+	d.Dated = u.auditing != nil
 	d.After = f.After
 	events, err := u.proj.Log(r.Context(), f)
 	if err != nil {
@@ -78,10 +98,10 @@ func (u *UI) eventLog(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	d.Events = events
 	if len(events) == logPageSize {
-		d.Next = logQuery(d.Kind, d.Type, events[len(events)-1].Sequence)
+		d.Next = logQuery(d.Kind, d.Type, d.Since, events[len(events)-1].Sequence)
 	}
-	if f.After > 0 {
-		d.First = logQuery(d.Kind, d.Type, 0)
+	if q.Get("after") != "" {
+		d.First = logQuery(d.Kind, d.Type, d.Since, 0)
 	}
 	d.Kinds = []option{{Value: "", Label: "All kinds", Selected: d.Kind == ""}}
 	for _, k := range []domain.Kind{domain.KindAgreement, domain.KindPolicy, domain.KindInitiative, domain.KindMeeting} {

@@ -289,8 +289,15 @@ func choices(f filter) (kinds, statuses []option) {
 func rowOf(e projections.Listed, f filter, now time.Time) row {
 	rw := row{ID: e.ID(), Title: e.Title(), Kind: e.Kind(), Parties: e.Parties(), Status: e.StatusAt(now),
 		Href: "/engagements/" + e.ID()}
+	q := url.Values{}
 	if f.AsOf != "" {
-		rw.Href += "?as_of=" + url.QueryEscape(f.AsOf)
+		q.Set("as_of", f.AsOf)
+	}
+	if f.KnownAt != "" {
+		q.Set("known_at", f.KnownAt)
+	}
+	if len(q) > 0 {
+		rw.Href += "?" + q.Encode()
 	}
 	if last := e.LastChange; last.Type != "" {
 		rw.Last, rw.LastAt = pastLabel(last.Type), last.OccurredAt

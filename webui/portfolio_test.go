@@ -128,6 +128,28 @@ func TestPortfolioAsOf(t *testing.T) {
 	if p := b.get("/engagements/" + s.unhcr + "?as_of=2018-01-01"); p.status != http.StatusNotFound {
 		t.Errorf("engagement before it began: %d, want 404", p.status)
 	}
+	// The engagement page as known on a date: yesterday nothing of it was
+	// recorded; today it is all there, no forms, and the links keep the day.
+	if p := b.get("/engagements/" + s.mou + "?known_at=" + yesterday); p.status != http.StatusNotFound ||
+		!strings.Contains(p.body, "Nothing of this engagement had been recorded") {
+		t.Errorf("engagement as known yesterday: %d, want 404 saying nothing was recorded", p.status)
+	}
+	today := time.Now().UTC().Format(domain.DateLayout)
+	p = b.get("/engagements/" + s.mou + "?known_at=" + today)
+	mustContain(t, p, "as it was known on", "State as known on", "Renewed")
+	if !strings.Contains(p.body, `name="known_at" type="date" value="`+today+`"`) {
+		t.Error("the date form does not show the day known_at")
+	}
+	if got := offered(p.body); len(got) != 0 {
+		t.Errorf("forms on a state as known on a date: %v", got)
+	}
+	if p := b.get("/engagements/" + s.mou + "?known_at=2019-02-30"); p.status != http.StatusBadRequest {
+		t.Errorf("known_at that is not a date: %d, want 400", p.status)
+	}
+	if p = b.get("/?known_at=" + today); !strings.Contains(p.body, "/engagements/"+s.mou+"?known_at="+today) {
+		t.Error("the portfolio as known on a day does not link its rows to the engagement as known on that day")
+	}
+
 	// A date that is not one is explained; the portfolio shows today's.
 	p = b.get("/?as_of=20180101")
 	if p.status != http.StatusOK {

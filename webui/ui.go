@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/iom-who/engagements/app"
@@ -73,7 +74,14 @@ type UI struct {
 	// client address for /login (see Option).
 	pageLimits, loginLimits *ratelimit.Keyed
 
-	// ctx ends live-update streams when Close is called.
+	// auditing, when set, serves the auditor's pages (WithAuditing);
+	// verifying is this instance's latest verification.
+	auditing  Auditing
+	verifying verifyRun
+	// background holds the verifications running.
+	background sync.WaitGroup
+
+	// ctx ends live-update streams and verifications when Close is called.
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -99,6 +107,7 @@ type config struct {
 	rate, loginRate                  float64
 	burst, loginBurst                int
 	sessionsPerIdentity, maxSessions int
+	auditing                         Auditing
 }
 
 // Option changes a limit of the web interface.
@@ -141,7 +150,7 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	u := &UI{svc: svc, proj: proj, tokens: tokens, log: log, now: time.Now,
 		sessions:    newSessions(c.sessionsPerIdentity, c.maxSessions),
 		pageLimits:  ratelimit.New(c.rate, c.burst, c.maxSessions),
-		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0)}
+		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()
@@ -153,6 +162,12 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	m.HandleFunc("GET /{$}", u.signedIn(readers, u.portfolio))
 	m.HandleFunc("GET /engagements/new", u.signedIn(writers, u.newPage))
 	m.HandleFunc("GET /log", u.signedIn(readers, u.eventLog))
+	if u.auditing != nil {
+		m.HandleFunc("GET /verify", u.signedIn(auditors, u.verifyPage))
+		m.HandleFunc("POST /verify", u.signedIn(auditors, u.runVerify))
+		m.HandleFunc("GET /export.ndjson", u.signedIn(auditors, u.export("ndjson")))
+		m.HandleFunc("GET /export.csv", u.signedIn(auditors, u.export("csv")))
+	}
 	m.HandleFunc("POST /engagements/new", u.signedIn(writers, u.create))
 	m.HandleFunc("GET /engagements/live", u.signedIn(readers, u.live))
 	m.HandleFunc("GET /engagements/{id}", u.signedIn(readers, u.engagement))
@@ -178,13 +193,17 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Close ends every open live-update stream, so a graceful shutdown does not
-// wait for browsers that keep them open. Pages keep working.
-func (u *UI) Close() { u.cancel() }
+// wait for browsers that keep them open, and waits for a verification
+// started from the pages to stop. Pages keep working.
+func (u *UI) Close() {
+	u.cancel()
+	u.background.Wait()
+}
 
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
@@ -243,6 +262,7 @@ type base struct {
 	CSRF    string
 	Flash   string
 	Version string // of the assets
+	Audit   bool   // the auditor's pages are offered to this user
 }
 
 // render executes page into a buffer first, so a template error never sends
@@ -267,6 +287,7 @@ func (u *UI) base(s *session, title, nav string) base {
 	b := base{Title: title, Nav: nav, Version: u.version}
 	if s != nil {
 		b.User, b.CSRF, b.Flash = &s.user, s.csrf, u.sessions.takeFlash(s)
+		b.Audit = u.auditing != nil && s.user.Role.Allowed(auditors...)
 	}
 	return b
 }

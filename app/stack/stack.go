@@ -12,11 +12,14 @@ package stack
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/iom-who/engagements/api"
 	"github.com/iom-who/engagements/app"
+	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/tokens"
@@ -97,7 +100,8 @@ func Start(cfg Config) (*Parts, error) {
 	}
 	opts = append(opts, cfg.API...)
 	if cfg.UI {
-		p.UI = webui.New(p.Service, p.Projector, cfg.Tokens, log.With("component", "webui"), cfg.UIOptions...)
+		uiOpts := append([]webui.Option{webui.WithAuditing(auditing{cfg.Store})}, cfg.UIOptions...)
+		p.UI = webui.New(p.Service, p.Projector, cfg.Tokens, log.With("component", "webui"), uiOpts...)
 		opts = append(opts, api.WithUI(p.UI))
 	}
 	p.API = api.New(p.Service, p.Projector, cfg.Store, log, opts...)
@@ -121,4 +125,21 @@ func (p *Parts) Close() error {
 		p.err = <-p.done
 	})
 	return p.err
+}
+
+// auditing is what the auditor's web pages need of the store: verify, the
+// API's export, and where a date starts in the stream.
+type auditing struct{ store *eventstore.Store }
+
+func (a auditing) Verify(ctx context.Context, progress func(done, total uint64)) (domain.Report, error) {
+	return a.store.Verify(ctx, progress)
+}
+
+func (a auditing) Export(ctx context.Context, w io.Writer, format string) error {
+	_, err := api.Export(ctx, w, a.store, api.ExportOptions{Format: format}, nil)
+	return err
+}
+
+func (a auditing) SequenceSince(ctx context.Context, t time.Time) (uint64, error) {
+	return a.store.SequenceSince(ctx, t)
 }
