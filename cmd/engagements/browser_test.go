@@ -182,6 +182,22 @@ func TestBrowser(t *testing.T) {
 	a.mustSee("note saved", "Saved: note.", note)
 	a.screenshot("noted")
 
+	// The auditor's desk: page the log, run verify, see the result.
+	a.open("/log")
+	a.mustSee("event log", "Event log", "Recorded from", "Next events")
+	a.screenshot("log")
+	next := evaluate[string](a, "the log's next link", `document.querySelector('a[rel=next]').getAttribute('href')`)
+	a.open(next)
+	a.mustSee("the log's second page", "First page", "After sequence 50")
+	a.open("/verify")
+	a.mustSee("verify page", "Verify the record", "Verify now", "NDJSON", "CSV")
+	if code := a.submit("verify", "form[action='/verify'] button[type=submit]"); code != 200 {
+		a.fatalf("verify: status %d, want 200", code)
+	}
+	a.waitFor("verify to finish (the page refreshes itself)", `document.getElementById('verify-result') !== null`)
+	a.mustSee("verify result", "The record is intact", "Head", "Verify again")
+	a.screenshot("verified")
+
 	// The portfolio on a phone.
 	a.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	a.open("/")
