@@ -180,15 +180,18 @@ func (h *history) window() domain.Window {
 	return domain.Window{AsOf: pick(), KnownAt: pick()}
 }
 
-// wantLast is the last change within w, as the portfolio shows it.
+// wantLast is the last change of substance within w, as the portfolio
+// shows it: notes left out.
 func wantLast(events []domain.Event, w domain.Window) projections.LastChange {
 	var c projections.LastChange
 	for _, ev := range events {
 		if !w.Contains(ev) {
 			continue
 		}
-		if c.Type == "" || ev.OccurredAt.After(c.OccurredAt) ||
-			ev.OccurredAt.Equal(c.OccurredAt) && ev.Type != domain.EngagementNoted {
+		if ev.Type == domain.EngagementNoted && c.Type != "" {
+			continue // a note is not a change of substance
+		}
+		if c.Type == "" || !ev.OccurredAt.Before(c.OccurredAt) {
 			c.Type, c.OccurredAt = ev.Type, ev.OccurredAt
 		}
 	}

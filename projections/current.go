@@ -11,10 +11,11 @@ import (
 	"github.com/iom-who/engagements/domain"
 )
 
-// LastChange is an engagement's latest change in the world, as the
-// portfolio shows it: the type and occurred_at of its folded event that
-// occurred last; of several on one day a note, which usually explains
-// another event, yields to that event.
+// LastChange is an engagement's latest change of substance in the world,
+// as the portfolio shows it: the type and occurred_at of its folded event
+// that occurred last, notes left out (a note says something about the
+// engagement; it does not change it). Of events that occurred at the same
+// instant the later in the stream wins.
 type LastChange struct {
 	Type       domain.EventType
 	OccurredAt time.Time
@@ -22,8 +23,10 @@ type LastChange struct {
 
 // fold makes ev the last change if it is one. Events come in stream order.
 func (c *LastChange) fold(ev domain.Event) {
-	if c.Type == "" || ev.OccurredAt.After(c.OccurredAt) ||
-		ev.OccurredAt.Equal(c.OccurredAt) && ev.Type != domain.EngagementNoted {
+	if c.Type != "" && ev.Type == domain.EngagementNoted {
+		return
+	}
+	if c.Type == "" || !ev.OccurredAt.Before(c.OccurredAt) {
 		c.Type, c.OccurredAt = ev.Type, ev.OccurredAt
 	}
 }

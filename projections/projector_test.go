@@ -293,9 +293,8 @@ func TestIdempotencyKeysAreForgottenAfterTheDuplicateWindow(t *testing.T) {
 	}
 }
 
-// Each engagement's last change is the folded event that occurred last; of
-// several on one day a note yields to the event it usually explains, and a
-// refused event is no change.
+// Each engagement's last change is the folded event of substance that
+// occurred last: a note never is one, and a refused event is no change.
 func TestLastChange(t *testing.T) {
 	p := newTestProjector()
 	id := newID()
@@ -324,7 +323,12 @@ func TestLastChange(t *testing.T) {
 	if got := last(); got.Type != domain.AgreementSigned {
 		t.Errorf("an event that occurred earlier: %+v, want the signature still", got)
 	}
-	p.Handle(5, on(event(id, domain.KindAgreement, 2, domain.AgreementRenewed, `{"renewed_on":"2030-01-01"}`), "2030-01-01"), nil) // stale version: refused
+	// A note that occurred later is not a change of substance.
+	p.Handle(5, on(event(id, domain.KindAgreement, 5, domain.EngagementNoted, `{"note":"later"}`), "2001-01-01"), nil)
+	if got := last(); got.Type != domain.AgreementSigned {
+		t.Errorf("a later note: %+v, want the signature still", got)
+	}
+	p.Handle(6, on(event(id, domain.KindAgreement, 2, domain.AgreementRenewed, `{"renewed_on":"2030-01-01"}`), "2030-01-01"), nil) // stale version: refused
 	if got := last(); got.Type != domain.AgreementSigned {
 		t.Errorf("a refused event: %+v, want the signature still", got)
 	}
