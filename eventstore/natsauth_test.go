@@ -46,7 +46,8 @@ func TestSubscriberTokenReadsButCannotWrite(t *testing.T) {
 		t.Fatal("connected with a wrong token")
 	}
 
-	nc, err := nats.Connect(store.ClientURL(), nats.Token(subscriberToken))
+	nc, err := nats.Connect(store.ClientURL(), nats.Token(subscriberToken),
+		nats.CustomInboxPrefix(eventstore.SubscriberInboxPrefix(eventstore.SharedSubscriber)))
 	if err != nil {
 		t.Fatalf("subscriber connect: %v", err)
 	}
@@ -59,7 +60,7 @@ func TestSubscriberTokenReadsButCannotWrite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("subscriber reads stream info: %v", err)
 	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "crm-renewals",
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: eventstore.SubscriberConsumer(eventstore.SharedSubscriber, 1),
 		FilterSubject: "engagements.agreement.*.*", AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
 		t.Fatalf("subscriber creates a durable pull consumer: %v", err)
@@ -140,7 +141,7 @@ func TestSubscriberTokenReadsButCannotWrite(t *testing.T) {
 			t.Errorf("subscriber could %s", f.name)
 		}
 	}
-	if err := stream.DeleteConsumer(ctx, "crm-renewals"); err != nil {
+	if err := stream.DeleteConsumer(ctx, eventstore.SubscriberConsumer(eventstore.SharedSubscriber, 1)); err != nil {
 		t.Errorf("subscriber deletes its consumer: %v", err)
 	}
 	last, err := store.LastSequence(ctx)

@@ -73,6 +73,11 @@ type Config struct {
 	// the port is open (serve refuses that; tests use it).
 	SubscriberToken string
 	AdminToken      string
+	// TokenAuth makes every client of the embedded server present a token
+	// even when neither token above is set: the API's subscriber tokens,
+	// once Store.AuthenticateSubscribers is called (serve sets it with
+	// NATSListen).
+	TokenAuth bool
 	// ReadOnly opens an existing stream as it is, for audits: its
 	// configuration is not created or updated.
 	ReadOnly bool
@@ -112,6 +117,8 @@ type Store struct {
 	opts    *server.Options // the embedded server's, as started
 	// schemas are the dataschemas new events are stored with.
 	schemas dataSchemas
+	// auth is the embedded server's token check; nil when its port is open.
+	auth *natsAuth
 }
 
 // Open starts or connects to NATS and creates or updates the stream.
@@ -132,8 +139,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{log: cfg.Logger, guard: newGuard(), cfg: cfg, schemas: schemas}
 	if cfg.NATSURL == "" {
 		var auth *natsAuth
-		if cfg.SubscriberToken != "" || cfg.AdminToken != "" {
-			auth = &natsAuth{admin: cfg.AdminToken, subscriber: cfg.SubscriberToken}
+		if cfg.SubscriberToken != "" || cfg.AdminToken != "" || cfg.TokenAuth {
+			auth = &natsAuth{admin: cfg.AdminToken, subscriber: cfg.SubscriberToken,
+				clients: make(map[string]map[uint64]struct{})}
 			if auth.internal, err = randomToken(); err != nil {
 				return nil, err
 			}
@@ -142,7 +150,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts := []nats.Option{nats.InProcessServer(s.ns), nats.Name("engagements")}
+		s.auth = auth
+		// The service's inbox is its own: no subscriber may subscribe to
+		// it, so no KV entry or API reply reaches one.
+		opts := []nats.Option{nats.InProcessServer(s.ns), nats.Name("engagements"),
+			nats.CustomInboxPrefix(ServiceInboxPrefix)}
 		if auth != nil {
 			opts = append(opts, nats.Token(auth.internal))
 		}
@@ -152,6 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// once (the client gets a 503) instead of waiting for its timeout
 		// and then being sent, and stored, after the reconnect.
 		s.nc, err = nats.Connect(cfg.NATSURL, nats.Name("engagements"), nats.MaxReconnects(-1),
+			nats.CustomInboxPrefix(ServiceInboxPrefix),
 			nats.ReconnectBufSize(-1),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				if err != nil { // nil: closed on purpose
@@ -225,6 +238,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if !s.stream.CachedInfo().Config.AllowAtomicPublish {
 			s.log.Warn("the NATS server does not take atomic batches; appends are committed one by one")
 		} else if s.committer, err = startCommitter(s.nc, s.js, s.guard, s.log); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if s.auth != nil {
+		if err := s.guardConsumers(); err != nil {
 			s.Close()
 			return nil, err
 		}

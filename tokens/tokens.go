@@ -48,6 +48,10 @@ type Store struct {
 	mu     sync.RWMutex
 	byName map[string]storedToken
 
+	// revoked are told the name of each token that disappears.
+	hooksMu sync.Mutex
+	revoked []func(name string)
+
 	cancel  context.CancelFunc
 	done    chan struct{}
 	restart chan struct{}
@@ -120,8 +124,17 @@ func (t *Store) watch(ctx context.Context) (jetstream.KeyWatcher, error) {
 		apply(fresh, u)
 	}
 	t.mu.Lock()
+	var gone []string
+	for name := range t.byName {
+		if _, ok := fresh[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
 	t.byName = fresh
 	t.mu.Unlock()
+	for _, name := range gone {
+		t.notifyRevoked(name)
+	}
 	return w, nil
 }
 
@@ -170,6 +183,9 @@ func (t *Store) drain(ctx context.Context, w jetstream.KeyWatcher) {
 				t.mu.Lock()
 				apply(t.byName, u)
 				t.mu.Unlock()
+				if u.Operation() != jetstream.KeyValuePut {
+					t.notifyRevoked(u.Key())
+				}
 			}
 		}
 	}
@@ -251,7 +267,26 @@ func (t *Store) Revoke(ctx context.Context, name string) error {
 	t.mu.Lock()
 	delete(t.byName, name)
 	t.mu.Unlock()
+	t.notifyRevoked(name)
 	return nil
+}
+
+// OnRevoke registers f to be told the name of every token revoked, here or
+// (through the watch) on another instance, after it stopped authenticating.
+// f may be told a name more than once.
+func (t *Store) OnRevoke(f func(name string)) {
+	t.hooksMu.Lock()
+	defer t.hooksMu.Unlock()
+	t.revoked = append(t.revoked, f)
+}
+
+func (t *Store) notifyRevoked(name string) {
+	t.hooksMu.Lock()
+	hooks := slices.Clone(t.revoked)
+	t.hooksMu.Unlock()
+	for _, f := range hooks {
+		f(name)
+	}
 }
 
 // Authenticate finds the token's owner. Every stored hash is compared in

@@ -274,7 +274,9 @@ func TestAuditCommandsOnStoppedStore(t *testing.T) {
 // verify --nats-url reads the stream of a running serve that exposes its
 // embedded NATS server.
 func TestVerifyRunningServe(t *testing.T) {
-	m := &Main{Config: Config{HTTP: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", Sync: "always", Replicas: 1}}
+	const admin = "nats-admin-token-0123456789"
+	m := &Main{Config: Config{HTTP: "127.0.0.1:0", DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1", Sync: "always", Replicas: 1,
+		NATSAdminToken: admin}}
 	if err := m.Run(context.Background()); err != nil {
 		_ = m.Close()
 		t.Fatalf("start: %v", err)
@@ -292,11 +294,11 @@ func TestVerifyRunningServe(t *testing.T) {
 	if url == "" {
 		t.Fatal("no client URL with --nats-listen set")
 	}
-	rep := verifyCLI(t, 0, "--nats-url", url)
+	rep := verifyCLI(t, 0, "--nats-url", url, "--nats-token", admin)
 	if !rep.OK || rep.Events != 1 || rep.Engagements != 1 {
 		t.Errorf("verify --nats-url: %+v, want ok with 1 event", rep)
 	}
-	if got := rebuildCLI(t, "--nats-url", url); got["events"] != 1 || got["engagements"] != 1 {
+	if got := rebuildCLI(t, "--nats-url", url, "--nats-token", admin); got["events"] != 1 || got["engagements"] != 1 {
 		t.Errorf("rebuild --nats-url printed %v", got)
 	}
 }

@@ -108,7 +108,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory of the embedded NATS server (JetStream file store)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use an external NATS server/cluster instead of the embedded one")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "also expose the embedded NATS server for subscribers, e.g. 127.0.0.1:4222")
-	fs.StringVar(&cfg.NATSSubscriberToken, "nats-subscriber-token", "", "token subscribers present on --nats-listen: read the stream, manage their own consumers (required with --nats-listen)")
+	fs.StringVar(&cfg.NATSSubscriberToken, "nats-subscriber-token", "", "shared subscriber token on --nats-listen (identity \"shared\": consumers sub-shared-1..20, inbox _INBOX_sub_shared); API tokens of role subscriber work there too, each its own identity")
 	fs.StringVar(&cfg.NATSAdminToken, "nats-admin-token", "", "token for operators on --nats-listen: everything")
 	fs.StringVar(&sync, "sync", "always", "always: fsync before an append is acknowledged; interval: faster, may lose the last seconds on power loss")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "stream replicas (3 on a cluster)")
@@ -134,10 +134,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	var err error
 	if cfg.Sync, err = eventstore.ParseSync(sync); err != nil {
 		fmt.Fprintf(stderr, "engagements serve: %v\n", err)
-		return 2
-	}
-	if cfg.NATSListen != "" && cfg.NATSSubscriberToken == "" {
-		fmt.Fprintf(stderr, "engagements serve: --nats-listen exposes the stream and needs --nats-subscriber-token (at least 16 characters)\n")
 		return 2
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")

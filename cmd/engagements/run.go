@@ -151,7 +151,7 @@ func (m *Main) openStore(ctx context.Context) error {
 		DataDir: m.Config.DataDir, NATSURL: m.Config.NATSURL, NATSListen: m.Config.NATSListen,
 		Sync: m.Config.Sync, Replicas: m.Config.Replicas, Logger: log,
 		SubscriberToken: m.Config.NATSSubscriberToken, AdminToken: m.Config.NATSAdminToken,
-		PublicURL: m.Config.PublicURL,
+		TokenAuth: m.Config.NATSListen != "", PublicURL: m.Config.PublicURL,
 	})
 	if err != nil {
 		return err
@@ -173,6 +173,13 @@ func (m *Main) openAdapters(ctx context.Context) error {
 	if m.Tokens, err = tokens.Open(ctx, m.Store, tokens.Config{Replicas: m.Config.Replicas, Logger: log}); err != nil {
 		return err
 	}
+	// NATS takes the API's subscriber tokens, each its own identity; a
+	// revoked one is closed out at once.
+	m.Store.AuthenticateSubscribers(func(token string) (string, bool) {
+		info, ok := m.Tokens.Authenticate(token)
+		return info.Name, ok && info.Role == domain.RoleSubscriber
+	})
+	m.Tokens.OnRevoke(func(name string) { m.Store.DisconnectSubscriber(name) })
 	if err := m.bootstrapAdmin(ctx); err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@
 // renewal the stream stored at or after a time (JetStream's
 // DeliverByStartTime) instead of the first one.
 //
-//	go run ./examples/subscriber --url nats://127.0.0.1:4222 --token "$SUBSCRIBER_TOKEN" --engagement "$MOU"
+//	go run ./examples/subscriber --url nats://127.0.0.1:4222 --token "$SUBSCRIBER_TOKEN" --as crm --engagement "$MOU"
 package main
 
 import (
@@ -42,24 +42,26 @@ type renewal struct {
 
 func main() {
 	url := flag.String("url", "nats://127.0.0.1:4222", "NATS URL (serve --nats-listen)")
-	token := flag.String("token", os.Getenv("SUBSCRIBER_TOKEN"), "subscriber token (serve --nats-subscriber-token)")
+	token := flag.String("token", os.Getenv("SUBSCRIBER_TOKEN"), "an API token of role subscriber (POST /v1/tokens), or serve's --nats-subscriber-token")
+	as := flag.String("as", "shared", "the token's name (its NATS identity: inbox _INBOX_sub_<as>, consumers sub-<as>-1..20); shared for --nats-subscriber-token")
+	slot := flag.Int("consumer", 1, "which of the identity's consumers to use, 1 to 20 (sub-<as>-<n>)")
 	engagement := flag.String("engagement", "", "the agreement whose renewals to print (its id); empty: every agreement's")
 	since := flag.String("since", "", "start at the first renewal stored at or after this time (RFC 3339 or YYYY-MM-DD; for a new durable: JetStream cannot move an existing one); empty: the first")
-	durable := flag.String("durable", "", "durable consumer name (default: example-renewals, or example-renewals-<engagement>)")
 	flag.Parse()
 
 	// One subject per agreement: engagements.agreement.<id>.renewed.
 	id := "*"
-	name := "example-renewals"
 	if *engagement != "" {
 		if strings.ContainsAny(*engagement, ".*> \t") {
 			log.Fatalf("--engagement %q is not an engagement id", *engagement)
 		}
-		id, name = *engagement, "example-renewals-"+*engagement
+		id = *engagement
 	}
-	if *durable != "" {
-		name = *durable
+	if strings.ContainsAny(*as, ".*> \t") || *slot < 1 || *slot > 20 {
+		log.Fatalf("--as %q --consumer %d: want a token name and 1 to 20", *as, *slot)
 	}
+	// The server lets each subscriber use only consumers named after it.
+	name := fmt.Sprintf("sub-%s-%d", *as, *slot)
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
 		FilterSubject: "engagements.agreement." + id + ".renewed",
@@ -78,7 +80,9 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, err := nats.Connect(*url, nats.Token(*token), nats.Name("example-subscriber"))
+	nc, err := nats.Connect(*url, nats.Token(*token), nats.Name("example-subscriber"),
+		// Replies come only on the identity's own inbox.
+		nats.CustomInboxPrefix("_INBOX_sub_"+*as))
 	if err != nil {
 		log.Fatalf("connect: %v", err)
 	}
