@@ -349,6 +349,31 @@ func (h *history) checkList(t *testing.T, p *projections.Projector, w domain.Win
 	}
 }
 
+// checkReloaded saves a checkpoint of the projection, loads it into a new
+// one and compares that with a replay; then it folds steps more events
+// into the loaded one (appends to the loaded marks and milestones must not
+// overwrite another engagement's) and compares checks windows again.
+func (h *history) checkReloaded(t *testing.T, steps, checks int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "projections.checkpoint")
+	if _, err := h.p.Checkpoint(path); err != nil {
+		t.Fatal(err)
+	}
+	q := projections.New(nil)
+	q.UseReader(h.p.mem)
+	if _, err := q.LoadCheckpoint(context.Background(), path, streamOf(h.p.mem)); err != nil {
+		t.Fatal(err)
+	}
+	h.check(t, q, 6)
+	inner := h.p.Projector
+	h.p.Projector = q
+	defer func() { h.p.Projector = inner }()
+	for range steps {
+		h.step()
+	}
+	h.check(t, q, checks)
+}
+
 // TestWindowedReadsMatchReplay generates histories with back-dated and
 // late-recorded events, corrections, refused events and a clock that
 // steps back, and compares every read within random windows (as answered
@@ -368,25 +393,7 @@ func TestWindowedReadsMatchReplay(t *testing.T) {
 			}
 			h.check(t, h.p.Projector, 12)
 
-			path := filepath.Join(t.TempDir(), "projections.checkpoint")
-			if _, err := h.p.Checkpoint(path); err != nil {
-				t.Fatal(err)
-			}
-			q := projections.New(nil)
-			q.UseReader(h.p.mem)
-			if _, err := q.LoadCheckpoint(context.Background(), path, streamOf(h.p.mem)); err != nil {
-				t.Fatal(err)
-			}
-			h.check(t, q, 6)
-			// Fold more into both: appends to the loaded marks must not
-			// overwrite another engagement's.
-			inner := h.p.Projector
-			h.p.Projector = q
-			for range 150 {
-				h.step()
-			}
-			h.check(t, q, 8)
-			h.p.Projector = inner
+			h.checkReloaded(t, 150, 8)
 		})
 	}
 }
@@ -415,23 +422,7 @@ func TestWindowedReadsOfLongHistoriesMatchReplay(t *testing.T) {
 				t.Fatalf("no engagement with 128 events or more (%d engagements, %d rejected): no milestones to start from", len(h.ids), h.rejected)
 			}
 			h.check(t, h.p.Projector, 10)
-			path := filepath.Join(t.TempDir(), "projections.checkpoint")
-			if _, err := h.p.Checkpoint(path); err != nil {
-				t.Fatal(err)
-			}
-			q := projections.New(nil)
-			q.UseReader(h.p.mem)
-			if _, err := q.LoadCheckpoint(context.Background(), path, streamOf(h.p.mem)); err != nil {
-				t.Fatal(err)
-			}
-			h.check(t, q, 6)
-			inner := h.p.Projector
-			h.p.Projector = q
-			for range 200 {
-				h.step()
-			}
-			h.check(t, q, 6)
-			h.p.Projector = inner
+			h.checkReloaded(t, 200, 6)
 		})
 	}
 }

@@ -167,24 +167,21 @@ func (u *UI) engagement(w http.ResponseWriter, r *http.Request, s *session) {
 		u.failed(w, r, s, err)
 		return
 	}
-	asOf := strings.TrimSpace(r.URL.Query().Get("as_of"))
 	var win domain.Window
-	if asOf != "" {
-		t, err := domain.ParseDate(asOf)
+	asOf, knownAt := strings.TrimSpace(r.URL.Query().Get("as_of")), strings.TrimSpace(r.URL.Query().Get("known_at"))
+	for _, d := range []struct {
+		day, label string
+		dst        *time.Time
+	}{{asOf, "as of", &win.AsOf}, {knownAt, "as known on", &win.KnownAt}} {
+		if d.day == "" {
+			continue
+		}
+		t, err := domain.ParseDate(d.day)
 		if err != nil {
-			u.errorPage(w, r, s, http.StatusBadRequest, "That date is not valid", "as of: "+err.Error()+".")
+			u.errorPage(w, r, s, http.StatusBadRequest, "That date is not valid", d.label+": "+err.Error()+".")
 			return
 		}
-		win.AsOf = endOfDay(t)
-	}
-	knownAt := strings.TrimSpace(r.URL.Query().Get("known_at"))
-	if knownAt != "" {
-		t, err := domain.ParseDate(knownAt)
-		if err != nil {
-			u.errorPage(w, r, s, http.StatusBadRequest, "That date is not valid", "as known on: "+err.Error()+".")
-			return
-		}
-		win.KnownAt = endOfDay(t)
+		*d.dst = endOfDay(t)
 	}
 	sel, err := parseHistorySel(r.URL.Query())
 	if err != nil {
