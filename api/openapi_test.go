@@ -260,7 +260,7 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("a correction's old data schema", 200, valid, "GET", "/schemas/engagement.corrected/v1", "")
 	c.check("a data schema under /v1", 200, valid, "GET", "/v1/schemas/engagement.corrected/v2", "")
 	c.check("the schema of an unknown type → 404", 404, valid, "GET", "/schemas/agreement.torn_up/v1", "")
-	c.check("a version the type never had → 404", 404, valid, "GET", "/v1/schemas/agreement.renewed/v2", "")
+	c.check("a version the type never had → 404", 404, valid, "GET", "/v1/schemas/agreement.renewed/v3", "")
 	c.check("a version that is no version → 404", 404, valid, "GET", "/schemas/agreement.renewed/1", "")
 
 	// Tokens.
@@ -704,6 +704,10 @@ func fieldProblem(f domain.Field, s openapi3.Schema) string {
 	case domain.InputDate:
 		if s.Format != "date" && s.Pattern == "" {
 			return "not a date"
+		}
+	case domain.InputNumber:
+		if !s.Type.Is("integer") || s.Min == nil || int(*s.Min) != f.Min || s.Max == nil || int(*s.Max) != f.Max {
+			return fmt.Sprintf("integer %v to %v, the spec's %d to %d", s.Min, s.Max, f.Min, f.Max)
 		}
 	case domain.InputList:
 		if !s.Type.Is("array") || s.Items == nil {

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -34,25 +35,28 @@ type Deadline struct {
 
 // Deadlines lists v's dated items that are still open, by day: an active
 // agreement's expiry (also when it lies in the past and no expiry was
-// recorded yet), a scheduled meeting's start. Closed engagements
-// (terminated, left, concluded) have none.
+// recorded yet) and its notice deadline (expiry less notice_days), a
+// scheduled meeting's start, each open action item's due day. Closed
+// engagements (terminated, left, concluded) have none.
 func (v *View) Deadlines() []Deadline {
 	var out []Deadline
 	switch {
 	case v.Kind == KindAgreement && v.Status == StatusActive && v.ExpiresOn != "":
 		out = append(out, Deadline{Kind: DeadlineExpiry, On: v.ExpiresOn})
+		if on, err := time.Parse(DateLayout, v.ExpiresOn); err == nil && v.NoticeDays > 0 {
+			out = append(out, Deadline{Kind: DeadlineNotice, On: on.AddDate(0, 0, -v.NoticeDays).Format(DateLayout)})
+		}
 	case v.Kind == KindMeeting && v.Status == StatusScheduled && v.StartsOn != "":
 		out = append(out, Deadline{Kind: DeadlineMeeting, On: v.StartsOn})
 	}
-	slices.SortStableFunc(out, func(a, b Deadline) int {
-		switch {
-		case a.On < b.On:
-			return -1
-		case a.On > b.On:
-			return 1
+	if !closedStatus(v.Status) {
+		for _, a := range v.Actions {
+			if a.Status == ActionOpen {
+				out = append(out, Deadline{Kind: DeadlineAction, On: a.DueOn, Ref: a.ID, Title: a.Title})
+			}
 		}
-		return 0
-	})
+	}
+	slices.SortStableFunc(out, func(a, b Deadline) int { return strings.Compare(a.On, b.On) })
 	return out
 }
 
@@ -68,4 +72,14 @@ func (d Deadline) DaysLeft(now time.Time) int {
 	}
 	today := now.UTC().Truncate(24 * time.Hour)
 	return int(on.Sub(today).Hours() / 24)
+}
+
+// closedStatus reports whether an engagement in status s is over: its
+// action items are no longer anyone's deadline.
+func closedStatus(s Status) bool {
+	switch s {
+	case StatusTerminated, StatusLeft, StatusConcluded:
+		return true
+	}
+	return false
 }

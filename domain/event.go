@@ -18,6 +18,12 @@ const (
 	EngagementNoted     EventType = "engagement.noted"
 	EngagementCorrected EventType = "engagement.corrected"
 
+	EngagementActionAssigned     EventType = "engagement.action_assigned"
+	EngagementActionCompleted    EventType = "engagement.action_completed"
+	EngagementActionCancelled    EventType = "engagement.action_cancelled"
+	EngagementFocalPointAssigned EventType = "engagement.focal_point_assigned"
+	EngagementFocalPointReleased EventType = "engagement.focal_point_released"
+
 	AgreementSigned     EventType = "agreement.signed"
 	AgreementRenewed    EventType = "agreement.renewed"
 	AgreementTerminated EventType = "agreement.terminated"
@@ -38,6 +44,8 @@ const (
 // EventTypes lists every event type.
 var EventTypes = []EventType{
 	EngagementRecorded, EngagementAmended, EngagementLinked, EngagementNoted, EngagementCorrected,
+	EngagementActionAssigned, EngagementActionCompleted, EngagementActionCancelled,
+	EngagementFocalPointAssigned, EngagementFocalPointReleased,
 	AgreementSigned, AgreementRenewed, AgreementTerminated,
 	PolicyContributed, PolicyAdopted, PolicyCommitted,
 	InitiativeJoined, InitiativeRoleChanged, InitiativeLeft,

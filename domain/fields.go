@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"slices"
 	"strings"
 	"time"
@@ -216,6 +217,61 @@ func list(maxItems, maxLen, minItems int) parser {
 		return out, "", false
 	}
 }
+
+// whole accepts a whole JSON number between min and max.
+func whole(min, max int) parser {
+	return func(raw json.RawMessage) (any, string, bool) {
+		var n float64 // a JSON number, not a string of one
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return nil, "must be a whole number", true
+		}
+		i := int(n)
+		if float64(i) != n {
+			return nil, "must be a whole number", false
+		}
+		if i < min || i > max {
+			return nil, fmt.Sprintf("must be between %d and %d", min, max), false
+		}
+		return i, "", false
+	}
+}
+
+// MaxActionID is the longest action_id.
+const MaxActionID = 64
+
+// actionID accepts an action item's id: 1 to MaxActionID letters, digits,
+// '.', '_' or '-' (a UUID is one).
+func actionID(raw json.RawMessage) (any, string, bool) {
+	var s string
+	if err := unmarshalString(raw, &s); err != nil {
+		return nil, "must be a string", true
+	}
+	if s == "" || len(s) > MaxActionID {
+		return nil, fmt.Sprintf("must be 1 to %d characters", MaxActionID), false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return nil, "may hold only letters, digits, '.', '_' and '-'", false
+		}
+	}
+	return s, "", false
+}
+
+// email accepts one e-mail address (RFC 5322 addr-spec, no display name).
+func email(raw json.RawMessage) (any, string, bool) {
+	v, p, malformed := text(MaxEmail, false)(raw)
+	if p != "" {
+		return nil, p, malformed
+	}
+	s := v.(string)
+	if a, err := mail.ParseAddress(s); err != nil || a.Address != s || a.Name != "" {
+		return nil, "must be an e-mail address such as name@example.org", false
+	}
+	return s, "", false
+}
+
+// MaxEmail is the longest e-mail address.
+const MaxEmail = 254
 
 // enum accepts one of values.
 func enum(values ...string) parser {

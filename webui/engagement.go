@@ -536,6 +536,8 @@ func (u *UI) fieldView(d fieldDef, formID, value, msg string, required bool, sel
 		fv.Input = "textarea"
 	case domain.InputDate:
 		fv.Input = "date"
+	case domain.InputNumber:
+		fv.Input = "number"
 	case domain.InputSelect:
 		fv.Input = "select"
 		fv.Options = append(fv.Options, option{Value: "", Label: "Choose…", Selected: value == ""})

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,9 +82,16 @@ func (f *form) data(values map[string]string) json.RawMessage {
 		if v == "" || f.baseline != nil && v == f.baseline[d.Name] {
 			continue
 		}
-		if d.Input == domain.InputList {
+		switch {
+		case d.Input == domain.InputList:
 			m[d.Name] = splitList(v)
-		} else {
+		case d.Input == domain.InputNumber:
+			if n, err := strconv.Atoi(v); err == nil {
+				m[d.Name] = n
+			} else {
+				m[d.Name] = v // the domain says what is wrong with it
+			}
+		default:
 			m[d.Name] = v
 		}
 	}
@@ -97,7 +105,7 @@ func (f *form) data(values map[string]string) json.RawMessage {
 		}
 		m = c
 	}
-	b, _ := json.Marshal(m) // strings and string slices always marshal
+	b, _ := json.Marshal(m) // strings, string slices and ints always marshal
 	return b
 }
 
