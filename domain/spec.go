@@ -413,7 +413,7 @@ var specs = []Spec{
 		Type: EngagementActionAssigned, Past: "Action assigned", Action: "Assign an action item",
 		Data: reflect.TypeFor[ActionAssignedData](),
 		Fields: []Field{
-			{Name: "action_id", Required: true, Label: "Action id", Hint: "Left empty, one is made up", parse: actionID},
+			{Name: "action_id", Required: true, Label: "Action id", Hint: "Unique within the engagement, e.g. a UUID", parse: actionID},
 			textField("title", "Action", "What is to be done", MaxShortText, true),
 			textField("owner", "Owner", "Who does it", MaxShortText, true),
 			dateField("due_on", "Due on", "", true),

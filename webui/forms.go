@@ -42,6 +42,10 @@ type form struct {
 	// fields whose value differs are sent, so an unchanged field never
 	// becomes part of the event.
 	baseline map[string]string
+	// choices turns a text field into a choice among these (the open action
+	// items, the parties); generated fills a field the form does not show.
+	choices   map[string][]option
+	generated map[string]func() string
 }
 
 func (f *form) field(name string) (fieldDef, bool) {
@@ -94,6 +98,9 @@ func (f *form) data(values map[string]string) json.RawMessage {
 		default:
 			m[d.Name] = v
 		}
+	}
+	for name, gen := range f.generated {
+		m[name] = gen()
 	}
 	if f.corrects != nil {
 		c := map[string]any{"corrects": f.corrects.ID}
