@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/google/uuid"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
@@ -127,8 +128,8 @@ type engagementData struct {
 	Actions     []actionView
 	FocalPoints []domain.FocalPoint
 	Outgoing    []related
-	Incoming      []related
-	Timeline      []entry
+	Incoming    []related
+	Timeline    []entry
 	// History says which part of the history Timeline is.
 	History  historyNav
 	Forms    []formView
