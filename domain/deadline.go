@@ -43,7 +43,7 @@ func (v *View) Deadlines() []Deadline {
 	switch {
 	case v.Kind == KindAgreement && v.Status == StatusActive && v.ExpiresOn != "":
 		out = append(out, Deadline{Kind: DeadlineExpiry, On: v.ExpiresOn})
-		if on, err := time.Parse(DateLayout, v.ExpiresOn); err == nil && v.NoticeDays > 0 {
+		if on, _, err := ParsePartialDate(v.ExpiresOn); err == nil && v.NoticeDays > 0 {
 			out = append(out, Deadline{Kind: DeadlineNotice, On: on.AddDate(0, 0, -v.NoticeDays).Format(DateLayout)})
 		}
 	case v.Kind == KindMeeting && v.Status == StatusScheduled && v.StartsOn != "":
@@ -66,7 +66,7 @@ func (e *Engagement) Deadlines() []Deadline { return e.v.Deadlines() }
 // DaysLeft is the number of whole days from the day of now (UTC) to the
 // deadline's day: 0 on the day, negative when overdue.
 func (d Deadline) DaysLeft(now time.Time) int {
-	on, err := time.Parse(DateLayout, d.On)
+	on, _, err := ParsePartialDate(d.On)
 	if err != nil {
 		return 0
 	}

@@ -443,6 +443,9 @@ func (e *Engagement) checkEnvelope(ev Event) error {
 	} else if !ev.RecordedAt.IsZero() && ev.OccurredAt.After(ev.RecordedAt.Add(MaxClockSkew)) {
 		v.add("occurred_at", "must not be in the future (events record what has happened)")
 	}
+	if err := CheckPrecision(ev.OccurredAt, ev.TimePrecision); err != nil {
+		v.add("occurred_at", "%s", err.Error())
+	}
 	if ev.RecordedAt.IsZero() {
 		v.add("recorded_at", "is required")
 	}

@@ -97,6 +97,13 @@ type Event struct {
 	Sequence uint64 `json:"sequence"`
 	// OccurredAt is when it happened in the world; may be decades back.
 	OccurredAt time.Time `json:"occurred_at"`
+	// TimePrecision says how much of OccurredAt the record knows:
+	// PrecisionYear ("1999") or PrecisionMonth ("January 2019"), when
+	// OccurredAt is the first instant of that year or month; "" when
+	// OccurredAt is as precise as it reads (an instant, or a day at
+	// midnight UTC); PrecisionNone when the record has no date at all
+	// (OccurredAt is then when it was entered).
+	TimePrecision string `json:"time_precision,omitempty"`
 	// RecordedAt is when the system stored it.
 	RecordedAt time.Time `json:"recorded_at"`
 	// Actor is who recorded it.

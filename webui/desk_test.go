@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"regexp"
 	"testing"
+	"time"
 
+	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 )
 
@@ -78,4 +80,21 @@ func TestDeskOnTheEngagementPage(t *testing.T) {
 	p = b.get("/engagements/" + id)
 	mustContain(t, p, "Focal points", "Dr A. Example, Director", "a@example.org", "done", "sent on time")
 	mustNotContain(t, p, "overdue")
+
+	// Dates as precise as the record: a month, a year, none.
+	if p := submit("engagement.noted", url.Values{"note": {"Renewal talks"}, "occurred_at": {"2019-01"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("note of January 2019: %d %s", p.status, text(p.body))
+	}
+	b.get("/engagements/" + id)
+	if p := submit("engagement.noted", url.Values{"note": {"x"}, "occurred_at": {"2019-13"}}); p.status != http.StatusUnprocessableEntity {
+		t.Errorf("month 13: %d", p.status)
+	}
+	te.exec(t, app.Command{EngagementID: id, Type: domain.EngagementNoted, Data: raw(t, map[string]any{"note": "Undated"}),
+		Actor: "import", TimePrecision: domain.PrecisionNone})
+	p = b.get("/engagements/" + id)
+	mustContain(t, p, "January 2019 Note", "date not recorded Note")
+	h := te.history(t, id)
+	if ev := h[len(h)-2]; ev.TimePrecision != domain.PrecisionMonth || !ev.OccurredAt.Equal(time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("stored %s with precision %q", ev.OccurredAt, ev.TimePrecision)
+	}
 }

@@ -52,10 +52,12 @@ type entry struct {
 	Type     domain.EventType
 	Title    string
 	Occurred time.Time
-	Recorded time.Time
-	Actor    string
-	Version  int
-	Facts    []fact
+	// Precision is the event's time precision: "1999", "January 2019".
+	Precision string
+	Recorded  time.Time
+	Actor     string
+	Version   int
+	Facts     []fact
 	// Corrects and CorrectsTitle point a correction at what it corrects.
 	Corrects      string
 	CorrectsTitle string
@@ -531,7 +533,7 @@ func (u *UI) related(e *domain.Engagement, day time.Time) (out, in []related) {
 
 // entry renders one event of history.
 func (u *UI) entry(ev domain.Event, history []domain.Event, titles map[string]string) entry {
-	en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt,
+	en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt, Precision: ev.TimePrecision,
 		Recorded: ev.RecordedAt, Actor: ev.Actor, Version: ev.Version}
 	if ev.Type == domain.EngagementCorrected {
 		c, _ := domain.DecodeData[domain.CorrectedData](ev)
@@ -612,7 +614,8 @@ func (u *UI) formView(f *form, id string, values map[string]string, errs formErr
 	}
 	if f.corrects == nil {
 		fv.Occurred = fieldView{ID: id + "-" + occurredAt, Name: occurredAt, Label: "When did it happen?",
-			Hint: "Leave empty for now", Input: "date", Value: values[occurredAt], Error: errs.fields[occurredAt]}
+			Hint:  "A day (YYYY-MM-DD), or only the month (YYYY-MM) or year (YYYY) when no more is known; empty: now",
+			Input: "text", Value: values[occurredAt], Error: errs.fields[occurredAt]}
 	}
 	return fv
 }
@@ -715,9 +718,9 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 		sel.entry = target.Version
 	}
 	sub.values = formValues(r, f)
-	occurred, err := parseOccurred(sub.values[occurredAt])
+	occurred, precision, err := parseOccurred(sub.values[occurredAt])
 	if err == nil {
-		_, err = u.svc.Execute(r.Context(), app.Command{EngagementID: id, Type: typ, OccurredAt: occurred,
+		_, err = u.svc.Execute(r.Context(), app.Command{EngagementID: id, Type: typ, OccurredAt: occurred, TimePrecision: precision,
 			Data: f.data(sub.values), Actor: s.user.Name, IfMatch: version, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {
@@ -789,7 +792,7 @@ func (u *UI) conflict(w http.ResponseWriter, r *http.Request, s *session, id str
 	}
 	c := &conflict{Allowed: d.showsForm(), More: since.Newer}
 	for _, ev := range since.Events {
-		en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt, Actor: ev.Actor,
+		en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt, Precision: ev.TimePrecision, Actor: ev.Actor,
 			Version: ev.Version, Href: sel.entryHref(id, ev)}
 		if slices.ContainsFunc(d.Timeline, func(x entry) bool { return x.ID == ev.ID }) {
 			en.Href = "#ev-" + ev.ID
@@ -854,10 +857,10 @@ func (u *UI) renderNew(w http.ResponseWriter, s *session, status int, values map
 func (u *UI) create(w http.ResponseWriter, r *http.Request, s *session) {
 	f := u.recordForm()
 	values := formValues(r, f)
-	occurred, err := parseOccurred(values[occurredAt])
+	occurred, precision, err := parseOccurred(values[occurredAt])
 	var res app.Result
 	if err == nil {
-		res, err = u.svc.Execute(r.Context(), app.Command{Type: domain.EngagementRecorded, OccurredAt: occurred,
+		res, err = u.svc.Execute(r.Context(), app.Command{Type: domain.EngagementRecorded, OccurredAt: occurred, TimePrecision: precision,
 			Data: f.data(values), Actor: s.user.Name, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {

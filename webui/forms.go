@@ -224,16 +224,17 @@ func humanField(name string) string {
 	return strings.TrimPrefix(name, "data.")
 }
 
-// parseOccurred reads the optional occurred_at date of a form: empty means
-// now (zero). The domain's date rules give the message.
-func parseOccurred(v string) (time.Time, error) {
+// parseOccurred reads the optional occurred_at date of a form, a day or
+// only its month or year (with that precision): empty means now (zero). The
+// domain's date rules give the message.
+func parseOccurred(v string) (time.Time, string, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return time.Time{}, nil
+		return time.Time{}, "", nil
 	}
-	t, err := domain.ParseDate(v)
+	t, precision, err := domain.ParsePartialDate(v)
 	if err != nil {
-		return time.Time{}, &domain.ValidationError{Fields: []domain.FieldError{{Field: occurredAt, Message: err.Error()}}}
+		return time.Time{}, "", &domain.ValidationError{Fields: []domain.FieldError{{Field: occurredAt, Message: err.Error()}}}
 	}
-	return t, nil
+	return t, precision, nil
 }
