@@ -31,6 +31,8 @@ type Deadline struct {
 	// Title is what the item is, e.g. an action's title; "" for the
 	// engagement's own expiry, notice or meeting.
 	Title string `json:"title,omitempty"`
+	// Owner is who an action item is for; "" for other kinds.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Deadlines lists v's dated items that are still open, by day: an active
@@ -52,7 +54,7 @@ func (v *View) Deadlines() []Deadline {
 	if !closedStatus(v.Status) {
 		for _, a := range v.Actions {
 			if a.Status == ActionOpen {
-				out = append(out, Deadline{Kind: DeadlineAction, On: a.DueOn, Ref: a.ID, Title: a.Title})
+				out = append(out, Deadline{Kind: DeadlineAction, On: a.DueOn, Ref: a.ID, Title: a.Title, Owner: a.Owner})
 			}
 		}
 	}

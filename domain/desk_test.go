@@ -78,7 +78,7 @@ func TestActionItems(t *testing.T) {
 	if !got["plan"].Overdue(time.Date(2020, 3, 2, 0, 0, 0, 0, time.UTC)) || got["plan"].Overdue(time.Date(2020, 3, 1, 23, 0, 0, 0, time.UTC)) {
 		t.Error("overdue is not 'open and due before today'")
 	}
-	if dl := e.Deadlines(); len(dl) != 1 || dl[0] != (Deadline{Kind: DeadlineAction, On: "2020-03-01", Ref: "plan", Title: "Send the work plan"}) {
+	if dl := e.Deadlines(); len(dl) != 1 || dl[0] != (Deadline{Kind: DeadlineAction, On: "2020-03-01", Ref: "plan", Title: "Send the work plan", Owner: "IOM MHD"}) {
 		t.Errorf("deadlines %v, want only the open action", dl)
 	}
 	bad := []struct {
