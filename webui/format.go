@@ -106,6 +106,8 @@ var funcs = template.FuncMap{
 	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"day":      dayText,
 	"occurred": occurredText,
+	"neg":      func(n int) int { return -n },
+	"deadline": deadlineLabel,
 	"words":    func(s any) string { return words(toString(s)) },
 	"kind":     kindLabel,
 	"kinds":    kindPlural,
@@ -137,4 +139,19 @@ func toString(v any) string {
 		return string(x)
 	}
 	return ""
+}
+
+// deadlineLabel names a kind of dated item.
+func deadlineLabel(k domain.DeadlineKind) string {
+	switch k {
+	case domain.DeadlineExpiry:
+		return "Expires"
+	case domain.DeadlineNotice:
+		return "Notice deadline"
+	case domain.DeadlineAction:
+		return "Action due"
+	case domain.DeadlineMeeting:
+		return "Meeting"
+	}
+	return string(k)
 }

@@ -45,6 +45,8 @@ type Projection interface {
 	// the stream when asked further back.
 	Recent(after uint64, limit int) ([]projections.Change, bool)
 	Log(ctx context.Context, f projections.LogFilter) ([]domain.Event, error)
+	// Upcoming is a page of the dated items due within q's window.
+	Upcoming(q projections.UpcomingQuery) (items []projections.Upcoming, next string, err error)
 	// Applied is the last stream sequence the projection has handled;
 	// WaitFor blocks until it reaches seq or ctx ends.
 	Applied() uint64
@@ -162,6 +164,7 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	m.HandleFunc("GET /{$}", u.signedIn(readers, u.portfolio))
 	m.HandleFunc("GET /engagements/new", u.signedIn(writers, u.newPage))
 	m.HandleFunc("GET /log", u.signedIn(readers, u.eventLog))
+	m.HandleFunc("GET /portfolio.csv", u.signedIn(readers, u.portfolioCSV))
 	if u.auditing != nil {
 		m.HandleFunc("GET /verify", u.signedIn(auditors, u.verifyPage))
 		m.HandleFunc("POST /verify", u.signedIn(auditors, u.runVerify))
