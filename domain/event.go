@@ -44,12 +44,15 @@ const (
 // EventTypes lists every event type.
 var EventTypes = []EventType{
 	EngagementRecorded, EngagementAmended, EngagementLinked, EngagementNoted, EngagementCorrected,
-	EngagementActionAssigned, EngagementActionCompleted, EngagementActionCancelled,
-	EngagementFocalPointAssigned, EngagementFocalPointReleased,
 	AgreementSigned, AgreementRenewed, AgreementTerminated,
 	PolicyContributed, PolicyAdopted, PolicyCommitted,
 	InitiativeJoined, InitiativeRoleChanged, InitiativeLeft,
 	MeetingScheduled, MeetingAttended, MeetingConcluded,
+	// Added after the contract's first seventeen: new types go at the end,
+	// since a type's index here is stored in checkpoints (packed event
+	// references, the timeline).
+	EngagementActionAssigned, EngagementActionCompleted, EngagementActionCancelled,
+	EngagementFocalPointAssigned, EngagementFocalPointReleased,
 }
 
 // ParseEventType checks s against the allow-list. Anything else, including
