@@ -126,6 +126,8 @@ type engagementData struct {
 	Commitments   []domain.Commitment
 	// Term is an agreement's signed → expires line with its notice
 	// deadline; Actions its action items; FocalPoints per party.
+	// Drawn is the real-scale timeline of the engagement's events.
+	Drawn       *engagementTimeline
 	Term        *termView
 	Actions     []actionView
 	FocalPoints []domain.FocalPoint
@@ -292,6 +294,7 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 		CanWrite: s.user.CanWrite() && win.IsZero(), Seen: seen}
 	d.Facts = stateFacts(e)
 	d.Term, d.Actions, d.FocalPoints = desk(e.View(), day)
+	d.Drawn = timelineOf(e.View(), u.proj.Marks(id, win), day)
 	d.Outgoing, d.Incoming = u.related(e, day)
 	titles := u.titles()
 	d.Timeline, d.History = u.timeline(id, page, history, sel, titles, d.CanWrite)

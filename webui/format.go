@@ -107,6 +107,8 @@ var funcs = template.FuncMap{
 	"day":      dayText,
 	"occurred": occurredText,
 	"neg":      func(n int) int { return -n },
+	"add":      func(a, b float64) float64 { return a + b },
+	"width":    func(x1, x2 float64) float64 { return max(x2-x1, 1) },
 	"deadline": deadlineLabel,
 	"words":    func(s any) string { return words(toString(s)) },
 	"kind":     kindLabel,
