@@ -50,7 +50,7 @@ var EventTypes = []EventType{
 	MeetingScheduled, MeetingAttended, MeetingConcluded,
 	// Added after the contract's first seventeen: new types go at the end,
 	// since a type's index here is stored in checkpoints (packed event
-	// references, the timeline).
+	// references, the timeline, which has room for 32 types).
 	EngagementActionAssigned, EngagementActionCompleted, EngagementActionCancelled,
 	EngagementFocalPointAssigned, EngagementFocalPointReleased,
 }

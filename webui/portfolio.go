@@ -102,6 +102,7 @@ type row struct {
 	Status          domain.Status
 	Last            string
 	LastAt          time.Time
+	LastPrecision   string
 	// Expires is an agreement's expiry; DaysLeft the days to it.
 	Expires  string
 	DaysLeft int
@@ -244,7 +245,7 @@ func (u *UI) portfolioCSV(w http.ResponseWriter, r *http.Request, s *session) {
 	_ = cw.Write([]string{"id", "kind", "title", "parties", "status", "expires_on", "last_change", "last_change_on", "url"})
 	for _, rw := range rows {
 		last := ""
-		if !rw.LastAt.IsZero() {
+		if !rw.LastAt.IsZero() && rw.LastPrecision != domain.PrecisionNone { // "": date not recorded
 			last = rw.LastAt.UTC().Format(time.RFC3339)
 		}
 		_ = cw.Write([]string{rw.ID, string(rw.Kind), cell(rw.Title), cell(strings.Join(rw.Parties, ", ")), string(rw.Status),
@@ -477,7 +478,7 @@ func rowOf(e projections.Listed, f filter, now time.Time) row {
 		rw.Href += "?" + q.Encode()
 	}
 	if last := e.LastChange; last.Type != "" {
-		rw.Last, rw.LastAt = pastLabel(last.Type), last.OccurredAt
+		rw.Last, rw.LastAt, rw.LastPrecision = pastLabel(last.Type), last.OccurredAt, last.Precision
 	}
 	if e.Kind() == domain.KindAgreement && e.ExpiresOn() != "" {
 		rw.Expires = e.ExpiresOn()

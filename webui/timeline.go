@@ -115,6 +115,10 @@ func timelineOf(v domain.View, marks []projections.Mark, day time.Time) *engagem
 	if len(marks) == 0 {
 		return nil
 	}
+	marks = slices.DeleteFunc(slices.Clone(marks), func(m projections.Mark) bool { return m.Undated })
+	if len(marks) == 0 {
+		return nil
+	}
 	times := []time.Time{day}
 	for _, m := range marks {
 		times = append(times, m.OccurredAt)
@@ -193,6 +197,9 @@ func (u *UI) timelinePage(w http.ResponseWriter, r *http.Request, s *session) {
 		v := e.View()
 		var keep []projections.Mark
 		for _, m := range u.proj.Marks(v.ID, domain.Window{}) {
+			if m.Undated { // drawn where it was entered, it would say when it happened
+				continue
+			}
 			switch m.Type {
 			case domain.AgreementSigned, domain.AgreementRenewed, domain.AgreementTerminated, domain.PolicyAdopted,
 				domain.PolicyCommitted, domain.InitiativeJoined, domain.InitiativeLeft, domain.MeetingAttended:
@@ -246,7 +253,7 @@ func (u *UI) timelinePage(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		if dr.v.Kind == domain.KindMeeting && dr.v.StartsOn != "" {
 			if t, _, err := domain.ParsePartialDate(dr.v.StartsOn); err == nil {
-				row.Marks = append(row.Marks, svgMark{X: a.x(t), Y: y + 6, Class: "mark mark-correction",
+				row.Marks = append(row.Marks, svgMark{X: a.x(t), Y: y + 6, Class: "mark mark-meeting",
 					Label: dr.v.Title + ": starts " + dayText(dr.v.StartsOn)})
 			}
 		}
