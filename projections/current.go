@@ -302,7 +302,7 @@ func matches(e *domain.Engagement, q string) bool {
 // saved as seconds and nanoseconds (the stream's times are UTC): gob
 // decodes a time.Time through an allocation of its own.
 type savedEngagement struct {
-	Snapshot domain.EngagementSnapshot
+	Snapshot      domain.EngagementSnapshot
 	LastType      domain.EventType
 	LastSec       int64
 	LastNsec      int32
