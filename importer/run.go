@@ -179,95 +179,118 @@ func Import(ctx context.Context, c *Client, p *Plan, progress func(n int)) (Summ
 			progress(done)
 		}
 	}
-	// The events, engagement by engagement, in batches; an engagement
-	// whose command was refused has the rest of its events left out of the
-	// next batches (within a batch the service does that, with 424).
+	// The events, in batches of rounds: each round takes the next event of
+	// every engagement, so that a batch holds as many engagements as it
+	// can (the service writes to them concurrently; one engagement's
+	// events go one after another) and an engagement's events are sent in
+	// the order of the file. An engagement whose command was refused has
+	// the rest of its events left out of the next batches (within a batch
+	// the service does that, with 424).
+	type lane struct {
+		e    *Engagement
+		next int
+	}
 	type pending struct {
 		e  *Engagement
 		ev *Event
 	}
-	var queue []pending
+	var lanes []*lane
 	for _, e := range p.Engagements {
-		if ids[e.Key] == "" {
-			continue
-		}
-		for _, ev := range e.Events {
-			queue = append(queue, pending{e, ev})
+		if ids[e.Key] != "" && len(e.Events) > 0 {
+			lanes = append(lanes, &lane{e: e})
 		}
 	}
 	failed := make(map[string]bool)
-	for len(queue) > 0 {
+	for len(lanes) > 0 {
 		var batch []pending
 		var cmds []map[string]any
-		sent := 0
-		for sent < len(queue) && len(batch) < BatchSize {
-			q := queue[sent]
-			sent++
-			if failed[q.e.Key] {
-				s.NotTried++
-				continue
-			}
-			cmd := map[string]any{"op": "append", "engagement_id": ids[q.e.Key], "idempotency_key": q.ev.IdempotencyKey,
-				"type": q.ev.Type}
-			if q.ev.OccurredAt != "" {
-				cmd["occurred_at"] = q.ev.OccurredAt
-			}
-			data := make(map[string]any, len(q.ev.Data)+1)
-			for k, v := range q.ev.Data {
-				data[k] = v
-			}
-			if q.ev.Target != "" {
-				target := q.ev.Target
-				if q.ev.TargetKey {
-					if target = ids[q.ev.Target]; target == "" {
-						// The engagement it links to was refused.
-						s.NotTried++
-						failed[q.e.Key] = true
-						s.Problems = append(s.Problems, Problem{Sheet: q.ev.Row.Sheet, Row: q.ev.Row.Num,
-							Column: q.ev.Row.Column(ColTarget), Message: "not recorded: the engagement it names was refused"})
-						continue
-					}
+		skipped := 0
+		for len(batch) < BatchSize && len(lanes) > 0 {
+			var rest []*lane
+			for _, l := range lanes {
+				if len(batch) == BatchSize {
+					rest = append(rest, l)
+					continue
 				}
-				data["target_id"] = target
+				if failed[l.e.Key] {
+					n := len(l.e.Events) - l.next
+					s.NotTried += n
+					skipped += n
+					continue
+				}
+				ev := l.e.Events[l.next]
+				l.next++
+				if l.next < len(l.e.Events) {
+					rest = append(rest, l)
+				}
+				cmd, err := appendCommand(ids, ids[l.e.Key], ev)
+				if err != nil {
+					s.NotTried++
+					skipped++
+					failed[l.e.Key] = true
+					s.Problems = append(s.Problems, Problem{Sheet: ev.Row.Sheet, Row: ev.Row.Num,
+						Column: ev.Row.Column(ColTarget), Message: err.Error()})
+					continue
+				}
+				batch = append(batch, pending{l.e, ev})
+				cmds = append(cmds, cmd)
 			}
-			if len(data) > 0 {
-				cmd["data"] = data
+			lanes = rest
+		}
+		if len(cmds) > 0 {
+			results, err := c.Batch(ctx, cmds)
+			if err != nil {
+				return s, err
 			}
-			batch = append(batch, q)
-			cmds = append(cmds, cmd)
-		}
-		queue = queue[sent:]
-		if len(cmds) == 0 {
-			if progress != nil {
-				progress(sent)
-			}
-			continue
-		}
-		results, err := c.Batch(ctx, cmds)
-		if err != nil {
-			return s, err
-		}
-		for i, r := range results {
-			q := batch[i]
-			switch {
-			case r.Status == http.StatusCreated && r.Replayed:
-				s.EventsExisting++
-			case r.Status == http.StatusCreated:
-				s.EventsRecorded++
-			case r.Status == http.StatusFailedDependency:
-				s.NotTried++
-			default:
-				s.Refused++
-				failed[q.e.Key] = true
-				s.Problems = append(s.Problems, refusal(q.ev.Row, r, eventColumn)...)
+			for i, r := range results {
+				q := batch[i]
+				switch {
+				case r.Status == http.StatusCreated && r.Replayed:
+					s.EventsExisting++
+				case r.Status == http.StatusCreated:
+					s.EventsRecorded++
+				case r.Status == http.StatusFailedDependency:
+					s.NotTried++
+					failed[q.e.Key] = true
+				default:
+					s.Refused++
+					failed[q.e.Key] = true
+					s.Problems = append(s.Problems, refusal(q.ev.Row, r, eventColumn)...)
+				}
 			}
 		}
 		if progress != nil {
-			progress(sent)
+			progress(len(cmds) + skipped)
 		}
 	}
 	SortProblems(s.Problems)
 	return s, nil
+}
+
+// appendCommand is the batch command that appends ev to the engagement
+// id; ids are the recorded engagements' ids by key, for a link's target.
+func appendCommand(ids map[string]string, id string, ev *Event) (map[string]any, error) {
+	cmd := map[string]any{"op": "append", "engagement_id": id, "idempotency_key": ev.IdempotencyKey, "type": ev.Type}
+	if ev.OccurredAt != "" {
+		cmd["occurred_at"] = ev.OccurredAt
+	}
+	data := make(map[string]any, len(ev.Data)+1)
+	for k, v := range ev.Data {
+		data[k] = v
+	}
+	if ev.Target != "" {
+		target := ev.Target
+		if ev.TargetKey {
+			if target = ids[ev.Target]; target == "" {
+				return nil, errors.New("not recorded: the engagement it links to was refused")
+			}
+		}
+		data["target_id"] = target
+	}
+	if len(data) > 0 {
+		cmd["data"] = data
+	}
+	return cmd, nil
 }
 
 // refusal is the service's refusal of a row's command as problems.

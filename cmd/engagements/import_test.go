@@ -321,3 +321,33 @@ func TestImportUsage(t *testing.T) {
 		t.Errorf("no token: %d %s", code, errOut)
 	}
 }
+
+// TestImportServiceRefusal imports a row only the service can refuse (a
+// link to an id no engagement has): it is reported by its row and column,
+// the later events of its engagement are not tried, and the other
+// engagements are recorded.
+func TestImportServiceRefusal(t *testing.T) {
+	m := startMain(t, t.TempDir(), false)
+	t.Cleanup(func() { _ = m.Close() })
+	path := filepath.Join(t.TempDir(), "f.xlsx")
+	if err := writeTemplate(path, []importer.Record{
+		{"key": "a", "kind": "agreement", "title": "A", "parties": "IOM"},
+		{"key": "b", "kind": "agreement", "title": "B", "parties": "IOM"},
+	}, []importer.Record{
+		{"engagement": "a", "type": "engagement.linked", "target": newUUID(t), "relation": "references"},
+		{"engagement": "a", "type": "engagement.noted", "note": "after the link"},
+		{"engagement": "b", "type": "engagement.noted", "note": "fine"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n, out := importCLI(t, m, 1, path)
+	if n != [6]int{2, 0, 1, 0, 1, 1} {
+		t.Errorf("summary %v\n%s", n, out)
+	}
+	if !strings.Contains(out, "events row 2, column L (target): no engagement has this id") {
+		t.Errorf("the refusal is not reported by row and column:\n%s", out)
+	}
+	if got := streamLast(t, m); got != 3 {
+		t.Errorf("%d messages stored, want 3 (two engagements, one note)", got)
+	}
+}
