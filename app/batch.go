@@ -76,13 +76,18 @@ func (s *Service) ExecuteBatch(ctx context.Context, cmds []BatchCommand) []Outco
 		}
 		groups[g] = append(groups[g], i)
 	}
+	// One catch-up for all: the projection then holds every append stored
+	// before the batch came, which is what each keyed command, and each
+	// command for an engagement recorded a moment ago elsewhere, would
+	// otherwise make sure of by itself.
+	caughtUp := s.catchUp(ctx) == nil
 	sem := make(chan struct{}, batchWorkers)
 	var wg sync.WaitGroup
 	for _, g := range groups {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			s.runGroup(ctx, cmds, g, out)
+			s.runGroup(ctx, cmds, g, out, caughtUp)
 		})
 	}
 	wg.Wait()
@@ -91,7 +96,7 @@ func (s *Service) ExecuteBatch(ctx context.Context, cmds []BatchCommand) []Outco
 
 // runGroup runs the commands at indexes g of cmds in order, writing each
 // outcome to out; after a refusal the rest are not tried.
-func (s *Service) runGroup(ctx context.Context, cmds []BatchCommand, g []int, out []Outcome) {
+func (s *Service) runGroup(ctx context.Context, cmds []BatchCommand, g []int, out []Outcome, caughtUp bool) {
 	refused := -1
 	for _, i := range g {
 		switch {
@@ -100,7 +105,7 @@ func (s *Service) runGroup(ctx context.Context, cmds []BatchCommand, g []int, ou
 		case cmds[i].Err != nil:
 			out[i].Err = cmds[i].Err
 		default:
-			r, replayed, err := s.execute(ctx, cmds[i].Command)
+			r, replayed, err := s.execute(ctx, cmds[i].Command, caughtUp)
 			out[i] = Outcome{Result: r, Replayed: replayed, Err: err}
 		}
 		if out[i].Err != nil && refused < 0 {

@@ -83,16 +83,22 @@ type write struct {
 // Execute appends the event cmd describes. A retry with the same
 // IdempotencyKey returns the first result and stores nothing new.
 func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
-	r, _, err := s.execute(ctx, cmd)
+	r, _, err := s.execute(ctx, cmd, false)
 	return r, err
 }
 
 // execute is Execute, also reporting whether the result is an earlier
 // append's, answered for a retried IdempotencyKey (nothing new stored).
-func (s *Service) execute(ctx context.Context, cmd Command) (r Result, replayed bool, err error) {
-	w := write{cmd: cmd, key: scopedKey(cmd)}
+// caughtUp says that the projection has been caught up with the stream
+// since the command came (a batch does it once for all its commands).
+func (s *Service) execute(ctx context.Context, cmd Command, caughtUp bool) (r Result, replayed bool, err error) {
+	w := write{cmd: cmd, key: scopedKey(cmd), caughtUp: caughtUp}
 	if w.key != "" {
-		if r, ok, err := s.seen(ctx, w.key); ok || err != nil {
+		if caughtUp {
+			if r, ok := s.proj.Idempotent(w.key); ok {
+				return r, true, nil
+			}
+		} else if r, ok, err := s.seen(ctx, w.key); ok || err != nil {
 			return r, ok, err
 		}
 		w.caughtUp = true // seen caught up
