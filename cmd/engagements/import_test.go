@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/importer"
@@ -349,5 +352,59 @@ func TestImportServiceRefusal(t *testing.T) {
 	}
 	if got := streamLast(t, m); got != 3 {
 		t.Errorf("%d messages stored, want 3 (two engagements, one note)", got)
+	}
+}
+
+// TestImportKilledAndRerun kills an import with SIGKILL while it records
+// events, runs it again, and finds every row stored exactly once.
+func TestImportKilledAndRerun(t *testing.T) {
+	m := startMain(t, t.TempDir(), false)
+	t.Cleanup(func() { _ = m.Close() })
+	const engagements, perEngagement = 600, 10
+	var engs, events []importer.Record
+	for i := range engagements {
+		key := fmt.Sprint("e", i)
+		engs = append(engs, importer.Record{"key": key, "kind": "agreement", "title": "Agreement " + key,
+			"parties": "IOM, WHO", "occurred_at": "2001-01-01"})
+		for j := range perEngagement {
+			events = append(events, importer.Record{"engagement": key, "type": "engagement.noted",
+				"occurred_at": "2002-01-01", "note": fmt.Sprint("note ", j)})
+		}
+	}
+	path := filepath.Join(t.TempDir(), "big.csv")
+	if err := writeTemplate(path, engs, events); err != nil {
+		t.Fatal(err)
+	}
+	total := uint64(engagements * (perEngagement + 1))
+
+	cmd := exec.Command(os.Args[0], "import", "--url", m.URL(), path)
+	cmd.Env = append(os.Environ(), "ENGAGEMENTS_TEST_EXEC=1", "ENGAGEMENTS_TOKEN="+testToken)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once the events have begun (every engagement is recorded
+	// first), polling the stream for at most a minute.
+	killed := false
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if last := streamLast(t, m); last > engagements {
+			killed = last < total
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if !killed {
+		t.Fatalf("the import was not caught recording its events (stream at %d of %d)", streamLast(t, m), total)
+	}
+	t.Logf("killed at %d of %d messages", streamLast(t, m), total)
+
+	n, out := importCLI(t, m, 0, path)
+	if n[0]+n[1] != engagements || n[2]+n[3] != engagements*perEngagement || n[1] != engagements || n[3] == 0 {
+		t.Errorf("the rerun: %v\n%s", n, out)
+	}
+	if got := streamLast(t, m); got != total {
+		t.Errorf("the stream holds %d messages, want %d: each row once", got, total)
 	}
 }
