@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/importer"
+	"github.com/xuri/excelize/v2"
 )
 
 // example is a small file: two engagements and their events, a link by key.
@@ -160,4 +161,88 @@ func checkProblems(t *testing.T, got []importer.Problem, want []string) {
 			t.Errorf("problem %d is %q, want %q…", i, p, want[i])
 		}
 	}
+}
+
+// TestSpreadsheetCells reads a workbook as an office's spreadsheet program
+// would have saved it: headers in another case and order, dates as date
+// cells (serial numbers), a time of day, blank rows, a BOM-less CSV twin.
+func TestSpreadsheetCells(t *testing.T) {
+	x := excelize.NewFile()
+	defer x.Close()
+	if err := x.SetSheetName("Sheet1", importer.SheetEngagements); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.NewSheet(importer.SheetEvents); err != nil {
+		t.Fatal(err)
+	}
+	date, err := x.NewStyle(&excelize.Style{NumFmt: 14}) // m/d/yyyy
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(sheet, cell string, v any) {
+		t.Helper()
+		if err := x.SetCellValue(sheet, cell, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, h := range []string{"Title", "KEY", "Kind", "Parties", "Occurred_At"} {
+		cell, _ := excelize.CoordinatesToCellName(i+1, 1)
+		set(importer.SheetEngagements, cell, h)
+	}
+	set(importer.SheetEngagements, "A3", "MOU")
+	set(importer.SheetEngagements, "B3", "mou")
+	set(importer.SheetEngagements, "C3", "agreement")
+	set(importer.SheetEngagements, "D3", "IOM; WHO")
+	set(importer.SheetEngagements, "E3", time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err := x.SetCellStyle(importer.SheetEngagements, "E3", "E3", date); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range []string{"engagement", "type", "signed_on", "occurred_at"} {
+		cell, _ := excelize.CoordinatesToCellName(i+1, 1)
+		set(importer.SheetEvents, cell, h)
+	}
+	set(importer.SheetEvents, "A2", "mou")
+	set(importer.SheetEvents, "B2", "agreement.signed")
+	set(importer.SheetEvents, "C2", time.Date(1999, 3, 2, 0, 0, 0, 0, time.UTC))
+	set(importer.SheetEvents, "D2", time.Date(1999, 3, 2, 10, 30, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "office.xlsx")
+	if err := x.SaveAs(path); err != nil {
+		t.Fatal(err)
+	}
+	f, problems, err := importer.Read(path)
+	if err != nil || len(problems) > 0 {
+		t.Fatal(err, problems)
+	}
+	if len(f.Engagements) != 1 || f.Engagements[0].Num != 3 {
+		t.Fatalf("engagements %+v", f.Engagements)
+	}
+	if got := f.Engagements[0].Cells["occurred_at"]; got != "1999-01-01" {
+		t.Errorf("a date cell reads %q", got)
+	}
+	ev := f.Events[0].Cells
+	if ev["signed_on"] != "1999-03-02" || ev["occurred_at"] != "1999-03-02T10:30:00Z" {
+		t.Errorf("the event's dates read %q, %q", ev["signed_on"], ev["occurred_at"])
+	}
+	p := importer.Check(f, time.Now())
+	if len(p.Problems) > 0 || p.Engagements[0].Row.Column("title") != "A (title)" {
+		t.Errorf("%v %q", p.Problems, p.Engagements[0].Row.Column("title"))
+	}
+	// A sheet missing, an unknown column.
+	x2 := excelize.NewFile()
+	defer x2.Close()
+	if err := x2.SetSheetName("Sheet1", importer.SheetEngagements); err != nil {
+		t.Fatal(err)
+	}
+	if err := x2.SetCellValue(importer.SheetEngagements, "A1", "colour"); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), "bad.xlsx")
+	if err := x2.SaveAs(path); err != nil {
+		t.Fatal(err)
+	}
+	_, problems, err = importer.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkProblems(t, problems, []string{"engagements row 1, column A (colour): unknown column", "events: the workbook has no sheet"})
 }
