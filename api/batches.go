@@ -64,7 +64,7 @@ func (s *Server) batch(c echo.Context) error {
 	if ct == "" || err != nil || (mt != mediaNDJSON && mt != mediaJSON) {
 		return echo.NewHTTPError(http.StatusUnsupportedMediaType,
 			fmt.Sprintf("Content-Type %q is not supported; send %s (one command a line) or %s (an array of commands)",
-				ct, mediaNDJSON, mediaJSON))
+				truncate(ct, 100), mediaNDJSON, mediaJSON))
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
