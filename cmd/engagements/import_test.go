@@ -178,7 +178,10 @@ func TestImportExample(t *testing.T) {
 		Items []struct {
 			ID, Kind, Title, Status string
 			StartedAt               string `json:"started_at"`
-			Links                   []struct{ TargetID, Relation string }
+			Links                   []struct {
+				TargetID string `json:"target_id"`
+				Relation string
+			}
 		}
 	}
 	getJSON(t, m.URL()+"/v1/engagements?limit=100", &list)
@@ -203,6 +206,25 @@ func TestImportExample(t *testing.T) {
 	getJSON(t, m.URL()+"/v1/engagements/"+mou+"/history", &h)
 	if len(h.Events) != 5 || h.Events[3].Type != "agreement.renewed" || !strings.HasPrefix(h.Events[3].OccurredAt, "2019-01-01") {
 		t.Errorf("the MOU's history: %+v", h.Events)
+	}
+
+	// The GCM and the GCR each reference the Framework, by its row's key.
+	var framework string
+	referencing := 0
+	for _, e := range list.Items {
+		if strings.HasPrefix(e.Title, "Framework of priorities") {
+			framework = e.ID
+		}
+	}
+	for _, e := range list.Items {
+		for _, l := range e.Links {
+			if l.TargetID == framework && l.Relation == "references" {
+				referencing++
+			}
+		}
+	}
+	if framework == "" || referencing != 2 {
+		t.Errorf("%d engagements reference the Framework (%q), want 2", referencing, framework)
 	}
 
 	n, out = importCLI(t, m, 0, xlsx)
