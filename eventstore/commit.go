@@ -337,8 +337,8 @@ func lock(r *commitReq, locks map[string]bool) {
 // appends. run hears first, so that it has released g's locks before a
 // caller can send its next append to the same engagement: a caller that
 // appends to one engagement again and again (a batch of commands does)
-// would otherwise find its own finished append still holding the lock and
-// be published alone, with a sync of its own, every time.
+// could otherwise find its own finished append still holding the lock and
+// be published alone, with a sync of its own.
 func (c *committer) commit(g commitGroup) {
 	res := c.publish(g)
 	c.finished <- g
