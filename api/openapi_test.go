@@ -244,6 +244,8 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A batch's NDJSON lines are validated as the array they make.
+	openapi3filter.RegisterBodyDecoder("application/x-ndjson", decodeNDJSON)
 	c := &contract{t: t, fs: fs, doc: doc, router: router, seen: make(map[string]int),
 		opts: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 			IncludeResponseStatus: true, MultiError: true}}
@@ -372,6 +374,21 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("change role", 201, valid, "POST", net, `{"type":"initiative.role_changed","data":{"role":"co-chair"}}`, coord...)
 	c.check("leave", 201, valid, "POST", net, `{"type":"initiative.left","data":{"reason":"network closed"}}`, coord...)
 
+	// Batches.
+	nd := with(coord, "Content-Type", "application/x-ndjson")
+	c.check("a batch as NDJSON: created, appended, refused, not tried", 200, valid, "POST", "/v1/batches",
+		`{"op":"create","idempotency_key":"b-1","kind":"meeting","title":"WHO regional committee","parties":["IOM","WHO"],"occurred_at":"2019-10-01"}`+"\n"+
+			`{"op":"append","engagement_id":"`+network+`","type":"engagement.noted","data":{"note":"a batch"}}`+"\n"+
+			`{"op":"append","engagement_id":"`+framework+`","if_match":1,"type":"engagement.noted","data":{"note":"stale"}}`+"\n"+
+			`{"op":"append","engagement_id":"`+framework+`","type":"engagement.noted","data":{"note":"after"}}`+"\n", nd...)
+	c.check("a batch as a JSON array", 200, valid, "POST", "/v1/batches",
+		`[{"op":"append","engagement_id":"`+network+`","idempotency_key":"b-2","type":"engagement.noted","data":{"note":"again"}}]`, coord...)
+	c.check("a batch with a bad line → 400", 400, invalid, "POST", "/v1/batches", `{"op":"create",`+"\n", nd...)
+	c.check("a batch with an unknown op → 400", 400, invalid, "POST", "/v1/batches", `[{"op":"delete"}]`, coord...)
+	c.check("a batch as text → 415", 415, invalid, "POST", "/v1/batches", `[]`, with(coord, "Content-Type", "text/plain")...)
+	c.check("1001 commands → 413", 413, invalid, "POST", "/v1/batches",
+		strings.Repeat(`{"op":"append","engagement_id":"`+network+`","type":"engagement.noted","data":{"note":"x"}}`+"\n", 1001), nd...)
+
 	// State, history, lists.
 	c.check("a terminated agreement with links and corrections", 200, valid, "GET", "/v1/engagements/"+mou, "", coord...)
 	c.check("an implementing policy", 200, valid, "GET", "/v1/engagements/"+framework, "", coord...)
@@ -476,7 +493,7 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	enum := doc.Components.Schemas["Problem"].Value.Properties["type"].Value.Enum
 	for _, want := range []string{"malformed-request", "not-found", "conflict", "version-mismatch", "unauthorized",
 		"forbidden", "body-too-large", "unsupported-media-type", "rate-limited", "validation-error",
-		"invalid-transition", "unknown-event-type", "unavailable", "not-ready"} {
+		"invalid-transition", "unknown-event-type", "unavailable", "not-ready", "failed-dependency"} {
 		if !slices.Contains(enum, any(api.ProblemBase+want)) {
 			t.Errorf("problem type %s%s is not in the document", api.ProblemBase, want)
 		}
@@ -487,6 +504,26 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 			t.Errorf("no real exchange covers %s; add one to this test", op)
 		}
 	}
+}
+
+// decodeNDJSON is kin-openapi's body decoder for NDJSON: the lines, each a
+// JSON value, as one array.
+func decodeNDJSON(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	var out []any
+	sc := bufio.NewScanner(body)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(line, &v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, sc.Err()
 }
 
 // historyAs reads an engagement's events with the given credentials.

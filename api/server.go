@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,6 +149,7 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 	v1.GET("/engagements", s.listEngagements, read...)
 	v1.GET("/engagements/:id", s.getEngagement, read...)
 	v1.POST("/engagements/:id/events", s.appendEvent, write...)
+	v1.POST(strings.TrimPrefix(batchesPath, "/v1"), s.batch, write...)
 	v1.GET("/engagements/:id/history", s.history, read...)
 	v1.GET("/upcoming", s.upcoming, read...)
 	v1.GET("/events", s.events, audit...)
@@ -268,19 +270,23 @@ func headerBytes(r *http.Request) int {
 	return n + 2
 }
 
-// limitBody caps request bodies at MaxBody; a larger body is a 413 whether
-// or not it announced its length. Headers over MaxHeaderBytes are a 431
-// first.
+// limitBody caps request bodies at MaxBody (MaxBatchBody for a batch); a
+// larger body is a 413 whether or not it announced its length. Headers over
+// MaxHeaderBytes are a 431 first.
 func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if err := headersTooLarge(r); err != nil {
 			return err
 		}
-		if r.ContentLength > MaxBody {
-			return echo.ErrStatusRequestEntityTooLarge
+		limit := int64(MaxBody)
+		if c.Path() == batchesPath {
+			limit = MaxBatchBody
 		}
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, MaxBody)
+		if r.ContentLength > limit {
+			return bodyTooLarge(limit)
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 		return next(c)
 	}
 }
