@@ -76,6 +76,10 @@ type View struct {
 	Delegation string `json:"delegation,omitempty"`
 	Outcome    string `json:"outcome,omitempty"`
 
+	// Documents are the attached documents, oldest first, current and
+	// superseded (see Document).
+	Documents []Document `json:"documents,omitempty"`
+
 	// StartedAt is the occurred_at of engagement.recorded: when it began in the world.
 	StartedAt time.Time `json:"started_at"`
 	// CreatedAt and UpdatedAt are recorded_at times of the first and latest event.
@@ -273,6 +277,7 @@ func (e *Engagement) Clone() *Engagement {
 	c.v.Links = slices.Clone(e.v.Links)
 	c.v.Contributions = slices.Clone(e.v.Contributions)
 	c.v.Commitments = slices.Clone(e.v.Commitments)
+	c.v.Documents = slices.Clone(e.v.Documents)
 	c.events = slices.Clone(e.events)
 	c.sources = maps.Clone(e.sources)
 	return &c
@@ -420,6 +425,12 @@ func (e *Engagement) parseCorrection(fields map[string]json.RawMessage) (map[str
 	if t == EngagementCorrected {
 		return nil, &ValidationError{Fields: []FieldError{{Field: "data.corrects",
 			Message: "names a correction; correct the original event instead"}}}
+	}
+	if specByType[t].Upload {
+		// Its data describes bytes stored elsewhere: what it says is
+		// replaced by attaching a new version that supersedes it.
+		return nil, &ValidationError{Fields: []FieldError{{Field: "data.corrects",
+			Message: "names an attached document, which cannot be corrected; attach a new version that supersedes it"}}}
 	}
 	rest := maps.Clone(fields)
 	delete(rest, "corrects")

@@ -33,6 +33,8 @@ const (
 	MeetingScheduled EventType = "meeting.scheduled"
 	MeetingAttended  EventType = "meeting.attended"
 	MeetingConcluded EventType = "meeting.concluded"
+
+	EngagementDocumentAttached EventType = "engagement.document_attached"
 )
 
 // EventTypes lists every event type.
@@ -42,6 +44,7 @@ var EventTypes = []EventType{
 	PolicyContributed, PolicyAdopted, PolicyCommitted,
 	InitiativeJoined, InitiativeRoleChanged, InitiativeLeft,
 	MeetingScheduled, MeetingAttended, MeetingConcluded,
+	EngagementDocumentAttached,
 }
 
 // ParseEventType checks s against the allow-list. Anything else, including

@@ -120,6 +120,10 @@ func fieldJSONSchema(f *Field) map[string]any {
 		if f.MinItems > 0 {
 			s["minItems"] = f.MinItems
 		}
+	case f.Input == InputCount:
+		s = map[string]any{"type": "integer", "minimum": 1, "maximum": f.Max}
+	case f.Pattern != "":
+		s = map[string]any{"type": "string", "pattern": f.Pattern}
 	case f.Max > 0:
 		s = map[string]any{"type": "string", "minLength": 1, "maxLength": f.Max}
 	default: // an id: corrects, target_id

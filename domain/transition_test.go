@@ -99,7 +99,7 @@ func allowed(typ EventType, s Status) bool {
 	switch typ {
 	case EngagementAmended:
 		return !slices.Contains(closed, s)
-	case EngagementLinked, EngagementNoted, EngagementCorrected:
+	case EngagementLinked, EngagementNoted, EngagementCorrected, EngagementDocumentAttached:
 		return true
 	}
 	return slices.Contains(allowedIn[typ], s)
