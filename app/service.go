@@ -52,6 +52,10 @@ type Service struct {
 	gates gates
 	// wait bounds how long a write waits for its own projection.
 	wait time.Duration
+	// docs holds documents' bytes (UseDocuments); maxDocument is the
+	// largest one taken.
+	docs        DocumentStore
+	maxDocument int64
 }
 
 // New builds the command path on store and proj, with DefaultRetry.
@@ -59,7 +63,8 @@ func New(store Store, proj Projection, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, proj: proj, log: log, now: time.Now, retry: DefaultRetry, wait: 10 * time.Second}
+	return &Service{store: store, proj: proj, log: log, now: time.Now, retry: DefaultRetry, wait: 10 * time.Second,
+		maxDocument: DefaultMaxDocumentSize}
 }
 
 // write is one command on its way through Execute's retries.
@@ -83,6 +88,10 @@ type write struct {
 // Execute appends the event cmd describes. A retry with the same
 // IdempotencyKey returns the first result and stores nothing new.
 func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
+	if spec, ok := domain.SpecOf(cmd.Type); ok && spec.Upload && !cmd.withBytes {
+		return Result{}, &domain.ValidationError{Fields: []domain.FieldError{{Field: "type",
+			Message: "is recorded by uploading the document (POST /v1/engagements/{id}/documents), not as a plain event"}}}
+	}
 	w := write{cmd: cmd, key: scopedKey(cmd)}
 	if w.key != "" {
 		if r, ok, err := s.seen(ctx, w.key); ok || err != nil {

@@ -13,7 +13,11 @@ type Report struct {
 	// Head is one digest over every engagement's chain head; an auditor can
 	// note it down and compare it later (it changes only when events are added).
 	Head string `json:"head"`
-	// Problems lists every broken link, forged or undecodable event and gap.
+	// Documents is the number of attached documents whose bytes were read
+	// and checked against their events.
+	Documents int `json:"documents"`
+	// Problems lists every broken link, forged or undecodable event and
+	// gap, and every document missing or altered.
 	Problems []Problem `json:"problems"`
 }
 
@@ -21,7 +25,9 @@ type Report struct {
 type Problem struct {
 	Sequence     uint64 `json:"sequence"`
 	EngagementID string `json:"engagement_id,omitempty"`
-	Problem      string `json:"problem"`
+	// DocumentID names the document a problem is about, if any.
+	DocumentID string `json:"document_id,omitempty"`
+	Problem    string `json:"problem"`
 }
 
 // Selection picks the events a subscriber follows; empty fields match all.
