@@ -46,7 +46,7 @@ type Config struct {
 	// MaxDocumentSize is the largest document an upload may store, in
 	// bytes (0: app.DefaultMaxDocumentSize).
 	MaxDocumentSize int64
-	Logger       *slog.Logger
+	Logger          *slog.Logger
 	// Webhooks tunes webhook delivery; the zero value is the production one.
 	Webhooks webhooks.Config
 }
