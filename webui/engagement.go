@@ -124,14 +124,14 @@ type engagementData struct {
 	Incoming      []related
 	Timeline      []entry
 	// History says which part of the history Timeline is.
-	History  historyNav
-	Forms    []formView
+	History historyNav
+	Forms   []formView
 	// Documents are the attached documents; Upload is the form that
 	// attaches one (writers only).
 	Documents []documentView
 	Upload    *uploadView
 	Conflict  *conflict
-	CanWrite bool
+	CanWrite  bool
 	// Seen is the stream sequence the page was built at: live updates
 	// start after it.
 	Seen uint64

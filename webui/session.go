@@ -194,13 +194,17 @@ type handler func(w http.ResponseWriter, r *http.Request, s *session)
 // signedIn runs h for a live session whose token is still valid and whose
 // role is one of roles; every POST must carry the session's CSRF token.
 // Without a session, pages redirect to the sign-in page.
-func (u *UI) signedIn(roles []domain.Role, h handler) http.HandlerFunc { return u.guard(roles, false, h) }
+func (u *UI) signedIn(roles []domain.Role, h handler) http.HandlerFunc {
+	return u.guard(roles, false, h)
+}
 
 // uploading is signedIn for a handler that reads a multipart body itself, as
 // it streams: it must check the CSRF token, the body's first part, before
 // it reads anything else. Other handlers never get a multipart body, which
 // parsing the form for its token would buffer whole.
-func (u *UI) uploading(roles []domain.Role, h handler) http.HandlerFunc { return u.guard(roles, true, h) }
+func (u *UI) uploading(roles []domain.Role, h handler) http.HandlerFunc {
+	return u.guard(roles, true, h)
+}
 
 func (u *UI) guard(roles []domain.Role, upload bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
