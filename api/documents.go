@@ -95,7 +95,7 @@ func (s *Server) uploadDocument(c echo.Context) error {
 		return uploadProblem(err)
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/engagements/"+id+"/documents/"+d.ID)
-	c.Response().Header().Set("ETag", app.DocumentETag(d))
+	c.Response().Header().Set("ETag", d.ETag())
 	return c.JSON(http.StatusCreated, attachedJSON{documentJSON: documentView(id, d), Sequence: res.Sequence, Version: res.Version})
 }
 
@@ -251,10 +251,12 @@ func (s *Server) downloadDocument(c echo.Context) error {
 	defer body.Close()
 	h := c.Response().Header()
 	if inm := c.Request().Header.Values("If-None-Match"); len(inm) > 0 && tagMatches(inm, d.SHA256) {
-		h.Set("ETag", app.DocumentETag(d))
+		h.Set("ETag", d.ETag())
 		return c.NoContent(http.StatusNotModified)
 	}
-	app.DocumentHeaders(h, d)
+	for _, kv := range d.DownloadHeaders() {
+		h.Set(kv[0], kv[1])
+	}
 	_ = http.NewResponseController(c.Response()).SetWriteDeadline(time.Now().Add(downloadDeadline))
 	c.Response().WriteHeader(http.StatusOK)
 	if _, err := io.Copy(c.Response(), body); err != nil {

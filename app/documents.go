@@ -11,13 +11,9 @@ import (
 	"hash"
 	"io"
 	"mime"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gabriel-vasile/mimetype"
 	"github.com/google/uuid"
@@ -328,55 +324,4 @@ func matches(declared string, m *mimetype.MIME) bool {
 		}
 	}
 	return declared == domain.MediaCSV && m.Is(domain.MediaText)
-}
-
-// DocumentHeaders sets the response headers a download of d is served
-// with, by the API and the web pages alike: its media type, its SHA-256 as
-// the ETag, its size, an attachment with its name (ContentDisposition), no
-// sniffing, and a sandbox for a browser that opens it anyway.
-func DocumentHeaders(h http.Header, d domain.Document) {
-	h.Set("Content-Type", d.MediaType)
-	h.Set("Content-Disposition", ContentDisposition(d.Name))
-	h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
-	h.Set("ETag", DocumentETag(d))
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
-	h.Set("Cache-Control", "private, no-cache")
-}
-
-// DocumentETag is d's entity tag: its SHA-256, quoted.
-func DocumentETag(d domain.Document) string { return `"` + d.SHA256 + `"` }
-
-// ContentDisposition is an attachment header for a file called name (RFC
-// 6266): filename* carries the name in UTF-8, percent-encoded (RFC 8187),
-// and filename an ASCII fallback for old clients, in which anything but
-// letters, digits and " .-_()" is an underscore. Path separators and
-// control characters, which a stored name never holds, become underscores
-// in both.
-func ContentDisposition(name string) string {
-	var fallback, encoded strings.Builder
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f || r == '/' || r == '\\' || unicode.Is(unicode.Cf, r) {
-			r = '_'
-		}
-		switch {
-		case r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(" .-_()", r)):
-			fallback.WriteRune(r)
-		default:
-			fallback.WriteByte('_')
-		}
-		if r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("!#$&+-.^_`|~", r)) {
-			encoded.WriteRune(r)
-			continue
-		}
-		var b [utf8.UTFMax]byte
-		for _, c := range b[:utf8.EncodeRune(b[:], r)] {
-			fmt.Fprintf(&encoded, "%%%02X", c)
-		}
-	}
-	f := strings.ReplaceAll(fallback.String(), "..", "__")
-	if strings.Trim(f, "_ .") == "" {
-		f = "document"
-	}
-	return `attachment; filename="` + f + `"; filename*=UTF-8''` + encoded.String()
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Documents are evidence attached to an engagement (a signed MOU's scan, a
@@ -230,4 +232,57 @@ func applyDocument(e *Engagement, ev Event, f map[string]any) {
 		docs[i].SupersededBy = d.ID
 	}
 	e.v.Documents = append(docs, d)
+}
+
+// ETag is the document's entity tag: its SHA-256, quoted.
+func (d Document) ETag() string { return `"` + d.SHA256 + `"` }
+
+// DownloadHeaders are the response header fields a download of d is served
+// with, by the API and the web pages alike: its media type, its size, its
+// SHA-256 as the ETag, an attachment with its name (ContentDisposition), no
+// sniffing, and a sandbox for a browser that opens it anyway.
+func (d Document) DownloadHeaders() [][2]string {
+	return [][2]string{
+		{"Content-Type", d.MediaType},
+		{"Content-Disposition", ContentDisposition(d.Name)},
+		{"Content-Length", strconv.FormatInt(d.Size, 10)},
+		{"ETag", d.ETag()},
+		{"X-Content-Type-Options", "nosniff"},
+		{"Content-Security-Policy", "sandbox; default-src 'none'"},
+		{"Cache-Control", "private, no-cache"},
+	}
+}
+
+// ContentDisposition is an attachment header value for a file called name
+// (RFC 6266): filename* carries the name in UTF-8, percent-encoded (RFC
+// 8187), and filename an ASCII fallback for old clients, in which anything
+// but letters, digits and " .-_()" is an underscore. Path separators and
+// control characters, which a stored name never holds, become underscores
+// in both, and so does "..".
+func ContentDisposition(name string) string {
+	var fallback, encoded strings.Builder
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || r == '/' || r == '\\' || unicode.Is(unicode.Cf, r) {
+			r = '_'
+		}
+		switch {
+		case r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(" .-_()", r)):
+			fallback.WriteRune(r)
+		default:
+			fallback.WriteByte('_')
+		}
+		if r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("!#$&+-.^_`|~", r)) {
+			encoded.WriteRune(r)
+			continue
+		}
+		var b [utf8.UTFMax]byte
+		for _, c := range b[:utf8.EncodeRune(b[:], r)] {
+			fmt.Fprintf(&encoded, "%%%02X", c)
+		}
+	}
+	f, e := strings.ReplaceAll(fallback.String(), "..", "__"), strings.ReplaceAll(encoded.String(), "..", "__")
+	if strings.Trim(f, "_ .") == "" {
+		f, e = "document", "document"
+	}
+	return `attachment; filename="` + f + `"; filename*=UTF-8''` + e
 }

@@ -70,3 +70,19 @@ func TestMediaTypeByName(t *testing.T) {
 		}
 	}
 }
+
+func TestContentDisposition(t *testing.T) {
+	for name, want := range map[string]string{
+		"mou.pdf":              `attachment; filename="mou.pdf"; filename*=UTF-8''mou.pdf`,
+		"Accord été 2019.docx": `attachment; filename="Accord _t_ 2019.docx"; filename*=UTF-8''Accord%20%C3%A9t%C3%A9%202019.docx`,
+		`a"b;c.pdf`:            `attachment; filename="a_b_c.pdf"; filename*=UTF-8''a%22b%3Bc.pdf`,
+		"../../etc/passwd":     `attachment; filename="______etc_passwd"; filename*=UTF-8''______etc_passwd`,
+		"x\r\nSet-Cookie: a=b": `attachment; filename="x__Set-Cookie_ a_b"; filename*=UTF-8''x__Set-Cookie%3A%20a%3Db`,
+		"合同.pdf":               `attachment; filename="__.pdf"; filename*=UTF-8''%E5%90%88%E5%90%8C.pdf`,
+		"..":                   `attachment; filename="document"; filename*=UTF-8''document`,
+	} {
+		if got := ContentDisposition(name); got != want {
+			t.Errorf("ContentDisposition(%q)\n = %s\nwant %s", name, got, want)
+		}
+	}
+}

@@ -302,7 +302,9 @@ func (u *UI) download(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	defer body.Close()
-	app.DocumentHeaders(w.Header(), d)
+	for _, kv := range d.DownloadHeaders() {
+		w.Header().Set(kv[0], kv[1])
+	}
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(uploadTimeout))
 	if _, err := io.Copy(w, body); err != nil {
 		u.log.Error("document download failed", "engagement_id", id, "document_id", docID, "err", err)
