@@ -372,6 +372,10 @@ func TestVerifyNamesAlteredDocuments(t *testing.T) {
 	if err := obs.Delete(ctx, removed.ID); err != nil {
 		t.Fatal(err)
 	}
+	stray := newID() // an object no event names
+	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: stray}, bytes.NewReader(pdfFile)); err != nil {
+		t.Fatal(err)
+	}
 
 	rep := decode[domain.Report](t, ts.get(t, "/v1/verify"))
 	if rep.OK || rep.Documents != 3 || len(rep.Problems) != 2 {
@@ -389,6 +393,12 @@ func TestVerifyNamesAlteredDocuments(t *testing.T) {
 	}
 	if _, ok := named[uploaded[2].ID]; ok {
 		t.Errorf("the untouched document is named: %+v", rep.Problems)
+	}
+	if len(rep.Unattached) != 1 || rep.Unattached[0].DocumentID != stray || rep.Unattached[0].StoredAt.IsZero() {
+		t.Errorf("unattached %+v, want the stray object %s", rep.Unattached, stray)
+	}
+	if r := ts.get(t, docs+"/"+stray); r.status != http.StatusNotFound {
+		t.Errorf("the stray object is served: %s", r)
 	}
 
 	// The rewritten object is served only up to where its digest is known

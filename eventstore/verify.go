@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/iom-who/engagements/domain"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Verify walks the whole stream and checks every event: that it decodes,
@@ -95,6 +97,11 @@ func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(don
 				DocumentID: a.data.DocumentID, Problem: problem})
 		}
 	}
+	if until == 0 {
+		if rep.Unattached, err = s.unattached(ctx, docs); err != nil {
+			return rep, err
+		}
+	}
 	if progress != nil {
 		progress(last, last)
 	}
@@ -102,6 +109,32 @@ func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(don
 	rep.Head = head(states)
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
+}
+
+// unattached lists the bucket's objects that none of the events docs names.
+func (s *Store) unattached(ctx context.Context, docs []attached) ([]domain.UnattachedDocument, error) {
+	if s.docs == nil {
+		return nil, nil
+	}
+	list, err := s.docs.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", DocumentBucket, Unavailable(err))
+	}
+	named := make(map[string]bool, len(docs))
+	for _, a := range docs {
+		named[a.data.DocumentID] = true
+	}
+	var out []domain.UnattachedDocument
+	for _, o := range list {
+		if !named[o.Name] {
+			out = append(out, domain.UnattachedDocument{DocumentID: o.Name, StoredAt: o.ModTime,
+				EngagementID: o.Headers.Get("Engagements-Engagement-Id")})
+		}
+	}
+	return out, nil
 }
 
 // attached is a document_attached event Verify checks the bytes of.
