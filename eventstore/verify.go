@@ -129,10 +129,14 @@ func (s *Store) unattached(ctx context.Context, docs []attached) ([]domain.Unatt
 	}
 	var out []domain.UnattachedDocument
 	for _, o := range list {
-		if !named[o.Name] {
-			out = append(out, domain.UnattachedDocument{DocumentID: o.Name, StoredAt: o.ModTime,
-				EngagementID: o.Headers.Get("Engagements-Engagement-Id")})
+		if named[o.Name] {
+			continue
 		}
+		u := domain.UnattachedDocument{DocumentID: o.Name, StoredAt: o.ModTime}
+		if e := o.Headers.Get("Engagements-Engagement-Id"); domain.CheckID(e) == nil {
+			u.EngagementID = e // what the object says, named only when it is an id
+		}
+		out = append(out, u)
 	}
 	return out, nil
 }
