@@ -55,6 +55,8 @@ type setup struct {
 	webhooks *webhooks.Config
 	// options are further api options.
 	options []api.Option
+	// maxDocument is the document size limit (0: the default).
+	maxDocument int64
 }
 
 // built is a test server with its optional parts.
@@ -83,7 +85,7 @@ func buildServer(t testing.TB, su setup) *built {
 		}
 	})
 	b := &built{}
-	cfg := stack.Config{Store: store, API: su.options}
+	cfg := stack.Config{Store: store, API: su.options, MaxDocumentSize: su.maxDocument}
 	if su.tokens {
 		if b.tokens, err = tokens.Open(ctx, store, tokens.Config{}); err != nil {
 			t.Fatal(err)

@@ -238,6 +238,9 @@ func newWebhookSecret(t *testing.T) string {
 // roles the server lets through, and a documented operation that no
 // exchange covers fails the test.
 func TestOpenAPIDescribesRealTraffic(t *testing.T) {
+	for _, mt := range append([]string{"*/*"}, domain.DocumentMediaTypes...) {
+		openapi3filter.RegisterBodyDecoder(mt, openapi3filter.FileBodyDecoder) // documents' bytes
+	}
 	fs := newFullServer(t)
 	doc := loadOpenAPI(t, fs.testServer)
 	router, err := gorillamux.NewRouter(doc)
@@ -484,6 +487,30 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("unsubscribe", 204, valid, "DELETE", "/v1/subscriptions/"+okSub, "", sub...)
 	c.check("unsubscribe twice → 404", 404, valid, "DELETE", "/v1/subscriptions/"+okSub, "", sub...)
 
+	// Documents.
+	docs := "/v1/engagements/" + network + "/documents"
+	form, ct := multipartBody(t, "charter.pdf", "application/pdf", pdfFile, "occurred_at", "2018-01-01")
+	formBody, _ := io.ReadAll(form)
+	r = c.check("upload a document (multipart)", 201, valid, "POST", docs, string(formBody), with(coord, "Content-Type", ct)...)
+	charter := decode[document](t, r)
+	c.check("upload a new version (raw)", 201, valid, "POST", docs+"?name=charter-2019.pdf&supersedes="+charter.ID,
+		string(pdfFile), with(coord, "Content-Type", "application/pdf", "Idempotency-Key", "charter-2019")...)
+	c.check("upload a type off the allow-list → 415", 415, either, "POST", docs+"?name=x.html", "<html></html>",
+		with(coord, "Content-Type", "text/html")...)
+	c.check("upload a PNG as a PDF → 415", 415, either, "POST", docs+"?name=x.pdf", string(pngFile),
+		with(coord, "Content-Type", "application/pdf")...)
+	c.check("upload with a path in the name → 422", 422, either, "POST", docs+"?name=..%2Fx.pdf", string(pdfFile),
+		with(coord, "Content-Type", "application/pdf")...)
+	c.check("supersede an unknown document → 422", 422, valid, "POST", docs+"?name=x.pdf&supersedes="+newID(), string(pdfFile),
+		with(coord, "Content-Type", "application/pdf")...)
+	c.check("an auditor uploads → 403", 403, valid, "POST", docs+"?name=x.pdf", string(pdfFile), with(aud, "Content-Type", "application/pdf")...)
+	c.check("list documents", 200, valid, "GET", docs, "", aud...)
+	c.check("an engagement with documents", 200, valid, "GET", "/v1/engagements/"+network, "", aud...)
+	r = c.check("download a document", 200, valid, "GET", charter.Href, "", aud...)
+	c.check("download, not modified → 304", 304, valid, "GET", charter.Href, "", with(aud, "If-None-Match", r.header.Get("ETag"))...)
+	c.check("download an unknown document → 404", 404, valid, "GET", docs+"/"+newID(), "", aud...)
+	c.check("verify with documents", 200, valid, "GET", "/v1/verify", "", aud...)
+
 	c.checkRoles(map[domain.Role][]string{domain.RoleAdmin: admin, domain.RoleCoordinator: coord,
 		domain.RoleAuditor: aud, domain.RoleSubscriber: sub})
 
@@ -666,12 +693,28 @@ func TestOpenAPIDescribesEverySpec(t *testing.T) {
 	}
 	schemas := doc.Components.Schemas
 	mapping := schemas["NewEvent"].Value.Discriminator.Mapping
+	uploads := 0
 	for _, spec := range domain.Specs() {
 		t.Run(string(spec.Type), func(t *testing.T) {
 			var data *openapi3.Schema
-			switch spec.Type {
-			case domain.EngagementRecorded:
+			switch {
+			case spec.Type == domain.EngagementRecorded:
 				data = schemas["NewEngagement"].Value
+			case spec.Upload:
+				// Not appended as a plain event: its schema is not one of
+				// NewEvent's, but one with the type as its const.
+				uploads++
+				if _, ok := mapping[string(spec.Type)]; ok {
+					t.Errorf("NewEvent maps %s, which is recorded only by an upload", spec.Type)
+				}
+				for _, ref := range schemas {
+					if p := ref.Value.Properties["type"]; p != nil && p.Value.Const == string(spec.Type) {
+						data = ref.Value.Properties["data"].Value
+					}
+				}
+				if data == nil {
+					t.Fatalf("no schema has the type const %s", spec.Type)
+				}
 			default:
 				ref, ok := mapping[string(spec.Type)]
 				if !ok {
@@ -689,8 +732,8 @@ func TestOpenAPIDescribesEverySpec(t *testing.T) {
 			checkDataSchema(t, spec, data)
 		})
 	}
-	if n := len(mapping) + 1; n != len(domain.Specs()) {
-		t.Errorf("the document maps %d event types (and NewEngagement), the domain has %d specs", n-1, len(domain.Specs()))
+	if n := len(mapping) + 1 + uploads; n != len(domain.Specs()) {
+		t.Errorf("the document maps %d event types (and NewEngagement and %d uploads), the domain has %d specs", len(mapping), uploads, len(domain.Specs()))
 	}
 }
 
@@ -770,7 +813,17 @@ func fieldProblem(f domain.Field, s openapi3.Schema) string {
 		if s.Format != "uuid" && s.Pattern == "" {
 			return "not a UUID"
 		}
+	case domain.InputCount:
+		if !s.Type.Is("integer") || s.Min == nil || *s.Min != 1 || s.Max == nil || int(*s.Max) != f.Max {
+			return fmt.Sprintf("an integer from %v to %v, the spec's 1 to %d", derefF(s.Min), derefF(s.Max), f.Max)
+		}
 	default:
+		if f.Pattern != "" {
+			if s.Pattern != f.Pattern {
+				return fmt.Sprintf("pattern %q, the spec's %q", s.Pattern, f.Pattern)
+			}
+			break
+		}
 		if f.Max > 0 && (s.MaxLength == nil || int(*s.MaxLength) != f.Max || s.MinLength != 1) {
 			return fmt.Sprintf("length %d to %v, the spec's 1 to %d", s.MinLength, deref(s.MaxLength), f.Max)
 		}
@@ -812,6 +865,13 @@ func flatten(ref *openapi3.SchemaRef) openapi3.Schema {
 		}
 	}
 	return s
+}
+
+func derefF(p *float64) any {
+	if p == nil {
+		return "∞"
+	}
+	return *p
 }
 
 func deref(p *uint64) any {

@@ -58,6 +58,10 @@ func toProblem(err error) *Problem {
 	switch {
 	case errors.As(err, &p):
 		return p
+	case errors.Is(err, domain.ErrTooLarge):
+		return problem(http.StatusRequestEntityTooLarge, "body-too-large", "Body too large", err.Error())
+	case errors.Is(err, domain.ErrUnsupportedMediaType):
+		return problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", err.Error())
 	case errors.As(err, &malformed):
 		return badRequest("the request does not have the expected shape", malformed.Fields...)
 	case errors.As(err, &invalid):

@@ -152,6 +152,9 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 	v1.POST(strings.TrimPrefix(batchesPath, "/v1"), s.batch, write...)
 	v1.GET("/engagements/:id/history", s.history, read...)
 	v1.GET("/upcoming", s.upcoming, read...)
+	v1.POST(strings.TrimPrefix(documentsRoute, "/v1"), s.uploadDocument, write...)
+	v1.GET("/engagements/:id/documents", s.listDocuments, read...)
+	v1.GET("/engagements/:id/documents/:document_id", s.downloadDocument, read...)
 	v1.GET("/events", s.events, audit...)
 	v1.GET("/events/export", s.export, s.allow(domain.RoleAuditor))
 	v1.GET("/events/stream", s.streamEvents, s.allow(domain.RoleSubscriber, domain.RoleAuditor))
@@ -272,12 +275,16 @@ func headerBytes(r *http.Request) int {
 
 // limitBody caps request bodies at MaxBody (MaxBatchBody for a batch); a
 // larger body is a 413 whether or not it announced its length. Headers over
-// MaxHeaderBytes are a 431 first.
+// MaxHeaderBytes are a 431 first. Document uploads (the API's and the
+// pages') set their own limit.
 func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if err := headersTooLarge(r); err != nil {
 			return err
+		}
+		if uploads(c) {
+			return next(c)
 		}
 		limit := int64(MaxBody)
 		if c.Path() == batchesPath {
@@ -289,6 +296,19 @@ func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 		return next(c)
 	}
+}
+
+// uploads reports whether c is a document upload, whose handler limits the
+// body to the document limit: the API's route, or the web page's form
+// (POST /engagements/{id}/documents).
+func uploads(c echo.Context) bool {
+	r := c.Request()
+	if r.Method != http.MethodPost {
+		return false
+	}
+	return c.Path() == documentsRoute ||
+		strings.HasPrefix(r.URL.Path, "/engagements/") && strings.HasSuffix(r.URL.Path, "/documents") &&
+			strings.Count(r.URL.Path, "/") == 3
 }
 
 // ServeHTTP makes the server an http.Handler.

@@ -26,6 +26,9 @@ type Command struct {
 	IdempotencyKey string
 	CorrelationID  string
 	CausationID    string
+	// withBytes is set by Attach, which stored the bytes an upload type's
+	// event describes; Execute refuses such a type without it.
+	withBytes bool
 }
 
 // Result is what an append produced. It is the projection's type, since the

@@ -52,6 +52,10 @@ type Service struct {
 	gates gates
 	// wait bounds how long a write waits for its own projection.
 	wait time.Duration
+	// docs holds documents' bytes (UseDocuments); maxDocument is the
+	// largest one taken.
+	docs        DocumentStore
+	maxDocument int64
 }
 
 // New builds the command path on store and proj, with DefaultRetry.
@@ -59,7 +63,8 @@ func New(store Store, proj Projection, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, proj: proj, log: log, now: time.Now, retry: DefaultRetry, wait: 10 * time.Second}
+	return &Service{store: store, proj: proj, log: log, now: time.Now, retry: DefaultRetry, wait: 10 * time.Second,
+		maxDocument: DefaultMaxDocumentSize}
 }
 
 // write is one command on its way through Execute's retries.
@@ -92,6 +97,10 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 // caughtUp says that the projection has been caught up with the stream
 // since the command came (a batch does it once for all its commands).
 func (s *Service) execute(ctx context.Context, cmd Command, caughtUp bool) (r Result, replayed bool, err error) {
+	if spec, ok := domain.SpecOf(cmd.Type); ok && spec.Upload && !cmd.withBytes {
+		return Result{}, false, &domain.ValidationError{Fields: []domain.FieldError{{Field: "type",
+			Message: "is recorded by uploading the document (POST /v1/engagements/{id}/documents), not as a plain event"}}}
+	}
 	w := write{cmd: cmd, key: scopedKey(cmd), caughtUp: caughtUp}
 	if w.key != "" {
 		if caughtUp {

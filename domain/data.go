@@ -170,6 +170,16 @@ type ConcludedData struct {
 	Outcome string `json:"outcome,omitzero"`
 }
 
+// DocumentAttachedData is the data of engagement.document_attached.
+type DocumentAttachedData struct {
+	DocumentID string `json:"document_id"`
+	Name       string `json:"name"`
+	MediaType  string `json:"media_type"`
+	Size       int64  `json:"size"`
+	SHA256     string `json:"sha256"`
+	Supersedes string `json:"supersedes,omitzero"`
+}
+
 // strict is how stored data is decoded: the library's defaults refuse
 // duplicate names and invalid UTF-8; members the struct lacks are refused too.
 var strict = jsonv2.RejectUnknownMembers(true)
@@ -268,6 +278,8 @@ func (s *Spec) wrongType(name string) string {
 		return "must be an array of strings"
 	case f.Input == InputDate:
 		return "must be a date string (YYYY-MM-DD)"
+	case f.Input == InputCount:
+		return "must be a whole number"
 	}
 	return "must be a string"
 }
@@ -290,7 +302,7 @@ func unescapeToken(tok string) string {
 }
 
 // checkData reports how s.Data drifts from s.Fields: each field is one JSON
-// member, a string or (a list field) a []string, plain when the field is
+// member, a string, a []string (a list field) or an int64 (a count), plain when the field is
 // required of every kind and omitzero otherwise; the struct has no other
 // members (but the corrected fields of engagement.corrected).
 func checkData(s *Spec) error {
@@ -331,6 +343,8 @@ func checkData(s *Spec) error {
 			typ = reflect.TypeFor[[]string]()
 		case InputNumber:
 			typ = reflect.TypeFor[int]()
+		case InputCount:
+			typ = reflect.TypeFor[int64]()
 		}
 		if sf.Type != typ {
 			return fmt.Errorf("%s: %s.%s is a %v, the field %q a %v", s.Type, s.Data.Name(), sf.Name, sf.Type, f.Name, typ)

@@ -124,6 +124,9 @@ type View struct {
 	// FocalPoints are the focal points assigned and not released, in the
 	// order assigned.
 	FocalPoints []FocalPoint `json:"focal_points,omitempty"`
+	// Documents are the attached documents, oldest first, current and
+	// superseded (see Document).
+	Documents []Document `json:"documents,omitempty"`
 
 	// StartedAt is the occurred_at of engagement.recorded: when it began in the world.
 	StartedAt time.Time `json:"started_at"`
@@ -324,6 +327,7 @@ func (e *Engagement) Clone() *Engagement {
 	c.v.Commitments = slices.Clone(e.v.Commitments)
 	c.v.Actions = slices.Clone(e.v.Actions)
 	c.v.FocalPoints = slices.Clone(e.v.FocalPoints)
+	c.v.Documents = slices.Clone(e.v.Documents)
 	c.events = slices.Clone(e.events)
 	c.sources = maps.Clone(e.sources)
 	return &c
@@ -474,6 +478,12 @@ func (e *Engagement) parseCorrection(fields map[string]json.RawMessage) (map[str
 	if t == EngagementCorrected {
 		return nil, &ValidationError{Fields: []FieldError{{Field: "data.corrects",
 			Message: "names a correction; correct the original event instead"}}}
+	}
+	if specByType[t].Upload {
+		// Its data describes bytes stored elsewhere: what it says is
+		// replaced by attaching a new version that supersedes it.
+		return nil, &ValidationError{Fields: []FieldError{{Field: "data.corrects",
+			Message: "names an attached document, which cannot be corrected; attach a new version that supersedes it"}}}
 	}
 	rest := maps.Clone(fields)
 	delete(rest, "corrects")

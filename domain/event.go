@@ -39,6 +39,8 @@ const (
 	MeetingScheduled EventType = "meeting.scheduled"
 	MeetingAttended  EventType = "meeting.attended"
 	MeetingConcluded EventType = "meeting.concluded"
+
+	EngagementDocumentAttached EventType = "engagement.document_attached"
 )
 
 // EventTypes lists every event type.
@@ -53,6 +55,7 @@ var EventTypes = []EventType{
 	// references, the timeline, which has room for 32 types).
 	EngagementActionAssigned, EngagementActionCompleted, EngagementActionCancelled,
 	EngagementFocalPointAssigned, EngagementFocalPointReleased,
+	EngagementDocumentAttached,
 }
 
 // ParseEventType checks s against the allow-list. Anything else, including

@@ -26,10 +26,10 @@ func TestEventTypes(t *testing.T) {
 			}
 		})
 	}
-	// The contract's 17 and the coordinator's desk's five (action items,
-	// focal points).
-	if len(EventTypes) != 22 {
-		t.Errorf("%d event types, want 22", len(EventTypes))
+	// The contract's 17, the coordinator's desk's five (action items, focal
+	// points) and #16's engagement.document_attached.
+	if len(EventTypes) != 23 {
+		t.Errorf("%d event types, want 23", len(EventTypes))
 	}
 }
 

@@ -110,6 +110,9 @@ func TestWrongJSONTypes(t *testing.T) {
 	for _, typ := range EventTypes {
 		for _, spec := range dataFields(typ) {
 			for _, w := range wrong {
+				if spec.Input == InputCount && w.value == `42` {
+					continue // a number is a count's right shape
+				}
 				t.Run(fmt.Sprintf("%s with %s as %s → malformed", typ, spec.Name, w.name), func(t *testing.T) {
 					e := stateFor(t, typ)
 					value := w.value

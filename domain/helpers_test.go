@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,9 @@ func sampleData(typ EventType) obj {
 		return obj{"role": "speaker"}
 	case MeetingConcluded:
 		return obj{"outcome": "resolution adopted"}
+	case EngagementDocumentAttached:
+		return obj{"document_id": "0193a000-0000-7000-8000-0000000000d1", "name": "mou-1999-signed.pdf",
+			"media_type": MediaPDF, "size": 1024, "sha256": strings.Repeat("ab", 32)}
 	}
 	panic("no sample data for " + string(typ))
 }

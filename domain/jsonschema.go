@@ -134,6 +134,10 @@ func fieldJSONSchema(f *Field) map[string]any {
 		}
 	case f.Name == "action_id":
 		s = map[string]any{"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
+	case f.Input == InputCount:
+		s = map[string]any{"type": "integer", "minimum": 1, "maximum": f.Max}
+	case f.Pattern != "":
+		s = map[string]any{"type": "string", "pattern": f.Pattern}
 	case f.Max > 0:
 		s = map[string]any{"type": "string", "minLength": 1, "maxLength": f.Max}
 	default: // an id: corrects, target_id

@@ -21,6 +21,7 @@ const (
 	InputSelect           // one of Options
 	InputEngagement       // another engagement's id, chosen by title
 	InputNumber           // a whole number between Min and Max, sent as a JSON number
+	InputCount            // a whole number from 1 to Max (a size in bytes)
 )
 
 // Field is one member of an event type's data: its rule, how it is labelled
@@ -39,11 +40,14 @@ type Field struct {
 	Input Input
 	// Options are the allowed values of an enum field.
 	Options []string
-	// Max is the most characters of a text, or of each entry of a list;
-	// MinItems the fewest entries of a list.
+	// Max is the most characters of a text, or of each entry of a list, or
+	// the largest value of a count; MinItems the fewest entries of a list.
 	Max, MinItems int
 	// Min is the least value of a number field (Max its greatest).
 	Min int
+	// Pattern, when set, is a regular expression (JSON Schema's dialect)
+	// every value of a text matches.
+	Pattern string
 
 	parse parser
 	// state is the engagement's field this one sets: a *string or a
@@ -83,6 +87,10 @@ type Spec struct {
 	// item folds a type whose data is one entry of a list (a link, a
 	// contribution) instead of setting fields.
 	item func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool)
+	// Upload is set for a type recorded only together with the bytes it
+	// describes (POST …/documents): the command path refuses it as a plain
+	// event, no form offers it, and it is never corrected.
+	Upload bool
 }
 
 // rules is what a spec's check sees.
@@ -648,6 +656,11 @@ var specs = []Spec{
 		From: []Status{StatusMember}, To: StatusLeft,
 		Fields: []Field{areaField("reason", "Reason", "", MaxReason, false).
 			into(func(e *Engagement) any { return &e.v.LeftReason })},
+	},
+	{
+		Type: EngagementDocumentAttached, Past: "Document attached", Action: "Attach a document",
+		Data: reflect.TypeFor[DocumentAttachedData](), Upload: true,
+		Fields: documentFields(), check: checkDocument, apply: applyDocument,
 	},
 	{
 		Type: MeetingScheduled, Past: "Scheduled", Action: "Record scheduling", Data: reflect.TypeFor[ScheduledData](),

@@ -101,7 +101,7 @@ func allowed(typ EventType, s Status) bool {
 	switch typ {
 	case EngagementAmended:
 		return !slices.Contains(closed, s)
-	case EngagementLinked, EngagementNoted, EngagementCorrected:
+	case EngagementLinked, EngagementNoted, EngagementCorrected, EngagementDocumentAttached:
 		return true
 	case EngagementActionAssigned, EngagementFocalPointAssigned:
 		return !closedStatus(s)

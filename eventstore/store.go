@@ -119,6 +119,9 @@ type Store struct {
 	schemas dataSchemas
 	// auth is the embedded server's token check; nil when its port is open.
 	auth *natsAuth
+	// docs is the document bucket (DocumentBucket); nil when a read-only
+	// store has none.
+	docs jetstream.ObjectStore
 }
 
 // Open starts or connects to NATS and creates or updates the stream.
@@ -195,6 +198,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("open stream %s: %w", StreamName, err)
 		}
+		if err := s.openDocuments(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 		return s, nil
 	}
 	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -231,6 +238,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// the intake subjects.
 		s.Close()
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, errNoTransform)
+	}
+	if err := s.openDocuments(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if cfg.Sync == SyncAlways {
 		// A server that predates atomic batches drops the setting; it

@@ -4,16 +4,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/iom-who/engagements/domain"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Verify walks the whole stream and checks every event: that it decodes,
 // that its hash matches its content, that it links to its engagement's
-// previous event (prev_hash, version) and obeys the domain rules, and that
-// no stream sequence is missing. progress, when not nil, is called now and
+// previous event (prev_hash, version) and obeys the domain rules, that no
+// stream sequence is missing, and that each attached document's bytes in
+// DocumentBucket are those its event recorded (size and SHA-256). progress, when not nil, is called now and
 // then with the sequence reached and the last sequence.
 func (s *Store) Verify(ctx context.Context, progress func(done, total uint64)) (domain.Report, error) {
 	return s.VerifyUntil(ctx, 0, progress)
@@ -42,6 +45,7 @@ func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(don
 		missing(1, first-1)
 	}
 	states := make(map[string]*domain.Engagement)
+	var docs []attached
 	next := first
 	for m, err := range s.Read(ctx, 0, domain.Filter{}) {
 		if err != nil {
@@ -73,9 +77,30 @@ func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(don
 			continue
 		}
 		states[ev.EngagementID] = e
+		if ev.Type == domain.EngagementDocumentAttached {
+			if d, err := domain.DecodeData[domain.DocumentAttachedData](ev); err == nil {
+				docs = append(docs, attached{seq, ev.EngagementID, d})
+			}
+		}
 	}
 	if next <= last {
 		missing(next, last)
+	}
+	for _, a := range docs {
+		problem, err := s.documentProblem(ctx, a.data)
+		if err != nil {
+			return rep, err
+		}
+		rep.Documents++
+		if problem != "" {
+			rep.Problems = append(rep.Problems, domain.Problem{Sequence: a.seq, EngagementID: a.engagement,
+				DocumentID: a.data.DocumentID, Problem: problem})
+		}
+	}
+	if until == 0 {
+		if rep.Unattached, err = s.unattached(ctx, docs); err != nil {
+			return rep, err
+		}
 	}
 	if progress != nil {
 		progress(last, last)
@@ -84,6 +109,43 @@ func (s *Store) VerifyUntil(ctx context.Context, until uint64, progress func(don
 	rep.Head = head(states)
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
+}
+
+// unattached lists the bucket's objects that none of the events docs names.
+func (s *Store) unattached(ctx context.Context, docs []attached) ([]domain.UnattachedDocument, error) {
+	if s.docs == nil {
+		return nil, nil
+	}
+	list, err := s.docs.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", DocumentBucket, Unavailable(err))
+	}
+	named := make(map[string]bool, len(docs))
+	for _, a := range docs {
+		named[a.data.DocumentID] = true
+	}
+	var out []domain.UnattachedDocument
+	for _, o := range list {
+		if named[o.Name] {
+			continue
+		}
+		u := domain.UnattachedDocument{DocumentID: o.Name, StoredAt: o.ModTime}
+		if e := o.Headers.Get("Engagements-Engagement-Id"); domain.CheckID(e) == nil {
+			u.EngagementID = e // what the object says, named only when it is an id
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// attached is a document_attached event Verify checks the bytes of.
+type attached struct {
+	seq        uint64
+	engagement string
+	data       domain.DocumentAttachedData
 }
 
 // head digests every chain head: SHA-256 over the lines

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -212,8 +213,15 @@ func (p *Plan) add(r Row, col, msg string) {
 }
 
 // value is a cell as the field takes it: a list's entries are separated by
-// commas (or semicolons, or new lines), anything else is text.
+// commas (or semicolons, or new lines), a whole number is a number (the
+// domain says what is wrong with one that is not), anything else is text.
 func value(f *domain.Field, v string) any {
+	if f.Input == domain.InputNumber {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+			return n
+		}
+		return v
+	}
 	if f.Input != domain.InputList {
 		return v
 	}

@@ -61,9 +61,14 @@ func EventColumns() []string {
 }
 
 // importable reports whether events of type t may be imported: not
-// engagement.recorded (a row of the engagements sheet records it) nor
-// engagement.corrected (it names an event id no spreadsheet knows).
+// engagement.recorded (a row of the engagements sheet records it),
+// engagement.corrected (it names an event id no spreadsheet knows), nor a
+// type only an upload records (engagement.document_attached: the file's
+// bytes are not in the sheet).
 func importable(t domain.EventType) bool {
+	if s, ok := domain.SpecOf(t); ok && s.Upload {
+		return false
+	}
 	return t != domain.EngagementRecorded && t != domain.EngagementCorrected
 }
 

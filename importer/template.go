@@ -83,13 +83,15 @@ func describe(f domain.Field) string {
 	}
 	switch f.Input {
 	case domain.InputDate:
-		what += ": YYYY-MM-DD"
+		what += ": YYYY-MM-DD, or YYYY-MM or YYYY when no more is known"
+	case domain.InputNumber:
+		what += fmt.Sprintf(": a whole number from %d to %d", f.Min, f.Max)
 	case domain.InputList:
 		what += ": entries separated by commas"
 	case domain.InputSelect:
 		what += ": one of " + strings.Join(f.Options, ", ")
 	}
-	if f.Max > 0 && f.Input != domain.InputSelect {
+	if f.Max > 0 && f.Input != domain.InputSelect && f.Input != domain.InputNumber {
 		what += fmt.Sprintf(" (at most %d characters", f.Max)
 		if f.Input == domain.InputList {
 			what += " each"

@@ -135,10 +135,14 @@ type engagementData struct {
 	Incoming    []related
 	Timeline    []entry
 	// History says which part of the history Timeline is.
-	History  historyNav
-	Forms    []formView
-	Conflict *conflict
-	CanWrite bool
+	History historyNav
+	Forms   []formView
+	// Documents are the attached documents; Upload is the form that
+	// attaches one (writers only).
+	Documents []documentView
+	Upload    *uploadView
+	Conflict  *conflict
+	CanWrite  bool
 	// Seen is the stream sequence the page was built at: live updates
 	// start after it.
 	Seen uint64
@@ -298,9 +302,18 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 	d.Outgoing, d.Incoming = u.related(e, day)
 	titles := u.titles()
 	d.Timeline, d.History = u.timeline(id, page, history, sel, titles, d.CanWrite)
+	d.Documents = documentViews(e)
+	for i, en := range d.Timeline {
+		if en.Type == domain.EngagementDocumentAttached {
+			if j := slices.IndexFunc(history, func(ev domain.Event) bool { return ev.ID == en.ID }); j >= 0 {
+				d.Timeline[i].Facts = documentFacts(e, history[j])
+			}
+		}
+	}
 	if !d.CanWrite {
 		return d, nil
 	}
+	d.Upload = u.uploadForm(e, "")
 	version := e.Version()
 	for _, t := range u.eventTypes(e.Kind()) {
 		f := u.eventForm(e, t)
@@ -310,8 +323,8 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 		}
 	}
 	for i, en := range d.Timeline {
-		if en.Type == domain.EngagementCorrected || en.Cut {
-			continue // a cut entry is corrected on its own page, in full
+		if en.Type == domain.EngagementCorrected || en.Cut || specOf(en.Type).Upload {
+			continue // a cut entry is corrected on its own page, in full; a document is superseded, not corrected
 		}
 		f := u.correctionForm(e, history, history[slices.IndexFunc(history, func(ev domain.Event) bool { return ev.ID == en.ID })])
 		if fv, ok := u.offer(e, f, formID(domain.EngagementCorrected, en.ID), version, titles, sub); ok {
@@ -363,7 +376,8 @@ func (u *UI) eventTypes(k domain.Kind) []domain.EventType {
 	var own, common []domain.EventType
 	for _, t := range domain.EventTypes {
 		switch {
-		case t == domain.EngagementRecorded || t == domain.EngagementCorrected || !t.AppliesTo(k):
+		case t == domain.EngagementRecorded || t == domain.EngagementCorrected || !t.AppliesTo(k) || specOf(t).Upload:
+			// an upload has its own form
 		case t.Prefix() == string(k):
 			own = append(own, t)
 		default:

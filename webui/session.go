@@ -195,6 +195,18 @@ type handler func(w http.ResponseWriter, r *http.Request, s *session)
 // role is one of roles; every POST must carry the session's CSRF token.
 // Without a session, pages redirect to the sign-in page.
 func (u *UI) signedIn(roles []domain.Role, h handler) http.HandlerFunc {
+	return u.guard(roles, false, h)
+}
+
+// uploading is signedIn for a handler that reads a multipart body itself, as
+// it streams: it must check the CSRF token, the body's first part, before
+// it reads anything else. Other handlers never get a multipart body, which
+// parsing the form for its token would buffer whole.
+func (u *UI) uploading(roles []domain.Role, h handler) http.HandlerFunc {
+	return u.guard(roles, true, h)
+}
+
+func (u *UI) guard(roles []domain.Role, upload bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, ok := u.session(r)
 		if !ok {
@@ -227,7 +239,8 @@ func (u *UI) signedIn(roles []domain.Role, h handler) http.HandlerFunc {
 					"Coordinators and admins record them.")
 			return
 		}
-		if r.Method == http.MethodPost && !sameToken(r.PostFormValue("_csrf"), s.csrf) {
+		multipart := strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "multipart/")
+		if r.Method == http.MethodPost && (multipart != upload || !upload && !sameToken(r.PostFormValue("_csrf"), s.csrf)) {
 			u.errorPage(w, r, s, http.StatusForbidden, "The form could not be accepted",
 				"The form was missing its security token or it did not match your session, so nothing was saved. "+
 					"Go back, reload the page and try again.")

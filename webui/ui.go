@@ -178,6 +178,8 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	m.HandleFunc("GET /engagements/live", u.signedIn(readers, u.live))
 	m.HandleFunc("GET /engagements/{id}", u.signedIn(readers, u.engagement))
 	m.HandleFunc("POST /engagements/{id}/events", u.signedIn(writers, u.appendEvent))
+	m.HandleFunc("POST /engagements/{id}/documents", u.uploading(writers, u.upload))
+	m.HandleFunc("GET /engagements/{id}/documents/{document_id}", u.signedIn(readers, u.download))
 	m.HandleFunc("GET /assets/{file...}", u.asset)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, nil, http.StatusNotFound, "Page not found", "There is no page at this address.")

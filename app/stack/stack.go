@@ -47,6 +47,9 @@ type Config struct {
 	UIOptions []webui.Option
 	// Logger receives every part's logs; nil discards them.
 	Logger *slog.Logger
+	// MaxDocumentSize is the largest document uploads may store, in bytes;
+	// 0 means app.DefaultMaxDocumentSize.
+	MaxDocumentSize int64
 }
 
 // Parts are the wired parts, running until Close.
@@ -90,6 +93,7 @@ func Start(cfg Config) (*Parts, error) {
 	}
 	p.Projector.UseReader(cfg.Store)
 	p.Service = app.New(cfg.Store, p.Projector, log)
+	p.Service.UseDocuments(cfg.Store, cfg.MaxDocumentSize)
 
 	var opts []api.Option
 	if cfg.Tokens != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -112,6 +113,40 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	a.screenshot("mou")
+
+	// Attach the signed MOU's scan with the page's form: the browser's own
+	// multipart upload (the CSRF token first, the file last), then open it.
+	scan := filepath.Join(t.TempDir(), "MOU signed 1999.pdf")
+	pdf := "%PDF-1.4\n% the signed MOU, scanned\n%%EOF\n"
+	if err := os.WriteFile(scan, []byte(pdf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.do("choose the scan", chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{scan}),
+		chromedp.SetValue(chromedp.ID("upload-occurred"), "1999-05-01"))
+	if code := a.submit("attach the scan", "form.upload-form button[type=submit]"); code != 200 {
+		a.fatalf("attach: status %d, want 200", code)
+	}
+	a.mustSee("attached scan", "Attached: MOU signed 1999.pdf.", "MOU signed 1999.pdf", "current", "Document attached")
+	href := evaluate[string](a, "the scan's link", `document.querySelector('.documents a').getAttribute('href')`)
+	var got struct{ Type, Sniff, Disposition, Body string }
+	{
+		ctx, cancel := context.WithTimeout(a.ctx, stepTimeout)
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch('`+href+`').then(async r => JSON.stringify({
+			Type: r.headers.get('Content-Type'), Sniff: r.headers.get('X-Content-Type-Options'),
+			Disposition: r.headers.get('Content-Disposition'), Body: await r.text()}))`, chromedp.EvalAwaitPromise))
+		cancel()
+		if err == nil {
+			err = json.Unmarshal([]byte(v), &got)
+		}
+		if err != nil {
+			a.fatalf("download: %v", err)
+		}
+	}
+	if got.Body != pdf || got.Type != "application/pdf" || got.Sniff != "nosniff" ||
+		!strings.HasPrefix(got.Disposition, `attachment; filename="MOU signed 1999.pdf"`) {
+		a.fatalf("downloaded %+v, uploaded %q", got, pdf)
+	}
+	a.screenshot("mou-document")
 
 	// The desk on the MOU's page: its term, focal point, action item, and a
 	// timeline where 1999 and 2019 are twenty years apart.

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -125,6 +127,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach the service at, e.g. https://tracker.example.org: events' dataschema is <this>/schemas/<type>/v<N> (unset: urn:engagements:schema:<type>:v<N>)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", "", "when set, /metrics needs Authorization: Bearer <this token>")
+	var maxDoc string
+	fs.StringVar(&maxDoc, "max-document-size", "25MiB", "largest document an upload may store: bytes, or with KiB, MiB or GiB (at most 1GiB)")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -147,6 +151,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "engagements serve: --public-url: %v\n", err)
 			return 2
 		}
+	}
+	if cfg.MaxDocumentSize, err = parseSize(maxDoc); err != nil || cfg.MaxDocumentSize < 1 || cfg.MaxDocumentSize > domain.MaxDocumentSize {
+		fmt.Fprintf(stderr, "engagements serve: --max-document-size must be 1 byte to 1GiB, such as 25MiB, not %q\n", maxDoc)
+		return 2
 	}
 	if cfg.RateLimit < 0 || cfg.RateBurst < 1 {
 		fmt.Fprintf(stderr, "engagements serve: --rate-limit must be ≥ 0 and --rate-burst ≥ 1\n")
@@ -194,4 +202,22 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Logger.Info("stopped")
 	return 0
+}
+
+// parseSize reads a size in bytes: a whole number, optionally followed by
+// KiB, MiB or GiB.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			s, mult = strings.TrimSpace(n), m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("not a size: %q", s)
+	}
+	return n * mult, nil
 }

@@ -43,7 +43,10 @@ type Config struct {
 	RateBurst int
 	// MetricsToken, when set, guards /metrics.
 	MetricsToken string
-	Logger       *slog.Logger
+	// MaxDocumentSize is the largest document an upload may store, in
+	// bytes (0: app.DefaultMaxDocumentSize).
+	MaxDocumentSize int64
+	Logger          *slog.Logger
 	// Webhooks tunes webhook delivery; the zero value is the production one.
 	Webhooks webhooks.Config
 }
@@ -119,6 +122,7 @@ func (m *Main) Run(ctx context.Context) error {
 	var err error
 	m.parts, err = stack.Start(stack.Config{
 		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
+		MaxDocumentSize: m.Config.MaxDocumentSize,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
 		// Each web session gets the rate each API token gets.
