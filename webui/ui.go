@@ -81,6 +81,11 @@ type UI struct {
 	// background holds the verifications running.
 	background sync.WaitGroup
 
+	// calendars, when set, serves the calendar-feed page (WithCalendars);
+	// publicURL is the base of the feed URLs it shows.
+	calendars Calendars
+	publicURL string
+
 	// ctx ends live-update streams and verifications when Close is called.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -108,6 +113,8 @@ type config struct {
 	burst, loginBurst                int
 	sessionsPerIdentity, maxSessions int
 	auditing                         Auditing
+	calendars                        Calendars
+	publicURL                        string
 }
 
 // Option changes a limit of the web interface.
@@ -150,7 +157,8 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	u := &UI{svc: svc, proj: proj, tokens: tokens, log: log, now: time.Now,
 		sessions:    newSessions(c.sessionsPerIdentity, c.maxSessions),
 		pageLimits:  ratelimit.New(c.rate, c.burst, c.maxSessions),
-		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing}
+		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing,
+		calendars: c.calendars, publicURL: c.publicURL}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()
@@ -167,6 +175,11 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		m.HandleFunc("POST /verify", u.signedIn(auditors, u.runVerify))
 		m.HandleFunc("GET /export.ndjson", u.signedIn(auditors, u.export("ndjson")))
 		m.HandleFunc("GET /export.csv", u.signedIn(auditors, u.export("csv")))
+	}
+	if u.calendars != nil {
+		m.HandleFunc("GET /feeds", u.signedIn(readers, u.feedsPage))
+		m.HandleFunc("POST /feeds", u.signedIn(readers, u.createFeed))
+		m.HandleFunc("POST /feeds/{id}/revoke", u.signedIn(readers, u.revokeFeed))
 	}
 	m.HandleFunc("POST /engagements/new", u.signedIn(writers, u.create))
 	m.HandleFunc("GET /engagements/live", u.signedIn(readers, u.live))
@@ -203,7 +216,7 @@ func (u *UI) Close() {
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "feeds"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
@@ -263,6 +276,7 @@ type base struct {
 	Flash   string
 	Version string // of the assets
 	Audit   bool   // the auditor's pages are offered to this user
+	Feeds   bool   // the calendar-feed page is offered
 }
 
 // render executes page into a buffer first, so a template error never sends
@@ -288,6 +302,7 @@ func (u *UI) base(s *session, title, nav string) base {
 	if s != nil {
 		b.User, b.CSRF, b.Flash = &s.user, s.csrf, u.sessions.takeFlash(s)
 		b.Audit = u.auditing != nil && s.user.Role.Allowed(auditors...)
+		b.Feeds = u.calendars != nil
 	}
 	return b
 }
