@@ -50,7 +50,8 @@ func Write(w io.Writer, feed Feed, items []projections.DatedItem, base string, n
 		ev.SetTimeTransparency(ics.TransparencyTransparent)
 		ev.AddProperty(ics.ComponentPropertyCategories, string(it.Deadline.Kind))
 	}
-	return cal.SerializeTo(w)
+	// RFC 5545 lines end in CRLF; the library's default on Unix is LF.
+	return cal.SerializeTo(w, ics.WithNewLineWindows)
 }
 
 // UID is an item's stable UID: the engagement, the kind of deadline and,
