@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/iom-who/engagements/calendars"
@@ -43,8 +45,12 @@ type feedsData struct {
 	All bool
 	// Created is the feed just made and URL its secret address, shown on
 	// this answer only; Subscribe is the same as a webcal:// link.
-	Created        *calendars.Feed
-	URL, Subscribe string
+	Created *calendars.Feed
+	URL     string
+	// Subscribe is built here from the service's own URL, so it may be
+	// used as an href with the webcal scheme (html/template refuses
+	// unknown schemes otherwise).
+	Subscribe template.URL
 	// The form's values and its errors by field.
 	Name, Party, Within string
 	Kinds               []option
@@ -62,8 +68,9 @@ func (u *UI) feedsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	d := feedsData{base: u.base(s, "Calendar feeds", "feeds"), Errors: map[string]string{}}
 	if c := u.sessions.takeNewFeed(s); c != nil {
 		d.Created, d.URL = &c.feed, c.url
-		if _, rest, ok := strings.Cut(c.url, "://"); ok {
-			d.Subscribe = "webcal://" + rest
+		if su, err := url.Parse(c.url); err == nil {
+			su.Scheme = "webcal"
+			d.Subscribe = template.URL(su.String())
 		}
 	}
 	u.renderFeeds(w, r, s, http.StatusOK, d, "")

@@ -276,7 +276,8 @@ type base struct {
 	Flash   string
 	Version string // of the assets
 	Audit   bool   // the auditor's pages are offered to this user
-	Feeds   bool   // the calendar-feed page is offered
+	// CalendarFeeds: the calendar-feed page is offered.
+	CalendarFeeds bool
 }
 
 // render executes page into a buffer first, so a template error never sends
@@ -302,7 +303,7 @@ func (u *UI) base(s *session, title, nav string) base {
 	if s != nil {
 		b.User, b.CSRF, b.Flash = &s.user, s.csrf, u.sessions.takeFlash(s)
 		b.Audit = u.auditing != nil && s.user.Role.Allowed(auditors...)
-		b.Feeds = u.calendars != nil
+		b.CalendarFeeds = u.calendars != nil
 	}
 	return b
 }
