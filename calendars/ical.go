@@ -65,9 +65,14 @@ func UID(it projections.DatedItem) string {
 }
 
 // Summary is an item's SUMMARY, e.g. "Expires: Memorandum of Understanding
-// IOM–WHO". A kind of deadline this package does not name yet is shown by
-// its name.
+// IOM–WHO", on one line (line breaks and runs of spaces in titles become
+// one space). A kind of deadline this package does not name yet is shown
+// by its name.
 func Summary(it projections.DatedItem) string {
+	return strings.Join(strings.Fields(summary(it)), " ")
+}
+
+func summary(it projections.DatedItem) string {
 	var label string
 	switch it.Deadline.Kind {
 	case domain.DeadlineExpiry:
