@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 
@@ -32,22 +31,24 @@ type DatedItem struct {
 	Parties      []string
 }
 
+// datedChunk is how many engagements Dated reads per hold of the read
+// lock, so that a feed of a large portfolio never holds up the writes
+// that fold new events for long.
+const datedChunk = 512
+
 // Dated returns the open dated items (domain.View.Deadlines) of the
-// engagements that f selects, by day, then engagement, then kind and ref.
-// It reads the current state in memory under the read lock, using the kind
-// and party indexes; every deadline kind the domain knows is included
-// without more work here.
+// engagements that f selects, by day, then engagement id, then as
+// Deadlines orders them.
+// It reads the current state in memory, using the kind and party indexes;
+// every deadline kind the domain knows is included without more work
+// here. The engagements are read datedChunk at a time, each under the read
+// lock: every engagement's items are as of one moment, the list as a whole
+// is not one snapshot (an event folded meanwhile may or may not be in it).
 func (p *Projector) Dated(f DatedFilter) (items []DatedItem, more bool) {
-	p.mu.RLock()
-	ids := p.current.candidates(Filter{Kind: f.Kind, Party: f.Party})
-	for _, id := range ids {
-		en, ok := p.current.byID[id]
-		if !ok {
-			continue
-		}
+	visit := func(id string, en *entry) {
 		e := en.e
 		if f.Kind != "" && e.Kind() != f.Kind || f.Party != "" && !containsFold(e.Parties(), f.Party) {
-			continue
+			return
 		}
 		for _, d := range e.Deadlines() {
 			if f.Until != "" && d.On > f.Until {
@@ -59,11 +60,50 @@ func (p *Projector) Dated(f DatedFilter) (items []DatedItem, more bool) {
 				Parties: e.Parties()})
 		}
 	}
-	p.mu.RUnlock()
-	slices.SortFunc(items, func(a, b DatedItem) int {
-		return cmp.Or(strings.Compare(a.On, b.On), strings.Compare(a.EngagementID, b.EngagementID),
-			strings.Compare(string(a.Deadline.Kind), string(b.Deadline.Kind)), strings.Compare(a.Ref, b.Ref))
-	})
+	if f.Kind != "" || f.Party != "" {
+		// The index's members, copied: read them chunk by chunk.
+		p.mu.RLock()
+		ids := p.current.candidates(Filter{Kind: f.Kind, Party: f.Party})
+		p.mu.RUnlock()
+		for len(ids) > 0 {
+			n := min(datedChunk, len(ids))
+			p.mu.RLock()
+			for _, id := range ids[:n] {
+				if en, ok := p.current.byID[id]; ok {
+					visit(id, en)
+				}
+			}
+			p.mu.RUnlock()
+			ids = ids[n:]
+		}
+	} else {
+		// Every engagement, in id order: each chunk starts after the last
+		// id read, wherever Apply has moved it meanwhile.
+		last := ""
+		for done := false; !done; {
+			p.mu.RLock()
+			order := p.current.order
+			i := 0
+			if last != "" {
+				i, _ = slices.BinarySearch(order, last)
+				if i < len(order) && order[i] == last {
+					i++
+				}
+			}
+			end := min(i+datedChunk, len(order))
+			for _, id := range order[i:end] {
+				visit(id, p.current.byID[id])
+			}
+			if end > i {
+				last = order[end-1]
+			}
+			done = end == len(order)
+			p.mu.RUnlock()
+		}
+	}
+	// Items were gathered in id order, each engagement's by day (as
+	// Deadlines gives them): a stable sort by day alone keeps both orders.
+	slices.SortStableFunc(items, func(a, b DatedItem) int { return strings.Compare(a.On, b.On) })
 	if f.Limit > 0 && len(items) > f.Limit {
 		return items[:f.Limit], true
 	}
