@@ -11,8 +11,9 @@ import (
 	"github.com/iom-who/engagements/projections"
 )
 
-// MaxItems caps the events of one feed: the earliest are kept.
-const MaxItems = 10_000
+// MaxItems caps the events of one feed (about 2 MB of iCalendar): the
+// earliest are kept.
+const MaxItems = 5_000
 
 // ProductID is the feed's PRODID.
 const ProductID = "-//IOM-WHO//engagements//EN"
