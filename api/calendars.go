@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -192,12 +194,19 @@ func (s *Server) serveCalendar(c echo.Context) error {
 		f.Until = now.UTC().AddDate(0, 0, feed.Filter.WithinDays).Format(domain.DateLayout)
 	}
 	items, _ := s.proj.Dated(f)
-	var buf bytes.Buffer
-	if err := calendars.Write(&buf, feed, items, s.baseURL(r), now); err != nil {
-		return err
-	}
+	base := s.baseURL(r)
 	h := c.Response().Header()
 	h.Set("Cache-Control", "private, no-cache")
+	// A calendar app polls: an unchanged feed is a 304, not rendered again.
+	tag := feedTag(feed, base, items)
+	h.Set("ETag", `"`+tag+`"`)
+	if tagMatches(r.Header["If-None-Match"], tag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	var buf bytes.Buffer
+	if err := calendars.Write(&buf, feed, items, base, now); err != nil {
+		return err
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Robots-Tag", "noindex")
@@ -215,6 +224,33 @@ func (s *Server) ownerMayRead(feed calendars.Feed) bool {
 	for _, t := range s.tokens.List() {
 		if t.Name == feed.Owner {
 			return t.Role.Allowed(domain.RoleCoordinator, domain.RoleAuditor) && !t.CreatedAt.After(feed.CreatedAt)
+		}
+	}
+	return false
+}
+
+// feedTag is a feed's entity tag: a digest of everything the document
+// says but its DTSTAMP (the time it is rendered), so an unchanged feed has
+// an unchanged tag.
+func feedTag(feed calendars.Feed, base string, items []projections.DatedItem) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %q %q %d %q\n", feed.Name, feed.Filter.Kind, feed.Filter.Party, feed.Filter.WithinDays, base)
+	for _, it := range items {
+		fmt.Fprintf(h, "%q %q %q %q %q %q %q %q\n", it.EngagementID, it.Kind, it.Title, it.Parties,
+			it.Deadline.Kind, it.On, it.Ref, it.Deadline.Title)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// tagMatches reports whether If-None-Match, given as its field lines,
+// names tag (weakly or strongly) or is "*".
+func tagMatches(lines []string, tag string) bool {
+	for _, v := range lines {
+		for part := range strings.SplitSeq(v, ",") {
+			part = strings.TrimPrefix(strings.TrimSpace(part), "W/")
+			if part == "*" || part == `"`+tag+`"` {
+				return true
+			}
 		}
 	}
 	return false

@@ -88,9 +88,18 @@ func (fs *feedServer) newFeed(t *testing.T, token, body string) createdFeed {
 // fetch GETs a feed's URL without any Authorization header.
 func (fs *feedServer) fetch(t *testing.T, url string) response {
 	t.Helper()
+	return fs.fetchWith(t, url)
+}
+
+// fetchWith is fetch with header fields (name, value pairs).
+func (fs *feedServer) fetchWith(t *testing.T, url string, header ...string) response {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	r, err := fs.send(req)
 	if err != nil {
@@ -226,12 +235,28 @@ func TestCalendarFeed(t *testing.T) {
 		t.Errorf("second fetch UIDs = %v", again.uids())
 	}
 
+	// A calendar app polling with the ETag gets a 304 while nothing changed.
+	tag := r.header.Get("ETag")
+	if len(tag) < 3 || tag[0] != '"' {
+		t.Fatalf("ETag = %q", tag)
+	}
+	if r := fs.fetchWith(t, feed.URL, "If-None-Match", tag); r.status != http.StatusNotModified || len(r.body) != 0 {
+		t.Errorf("If-None-Match with the feed's tag: %s, want 304", r)
+	}
+	if r := fs.fetchWith(t, feed.URL, "If-None-Match", `W/"other", `+tag); r.status != http.StatusNotModified {
+		t.Errorf("If-None-Match with the tag in a list: %s, want 304", r)
+	}
+
 	// A renewal that moves the expiry moves the event, same UID; the
-	// feed reads the current projection.
+	// feed reads the current projection, and its tag changes.
 	later := day(55)
 	fs.appendEvent(t, mou, fmt.Sprintf(`{"type":"agreement.renewed","data":{"renewed_on":%q,"expires_on":%q}}`, day(0), later), A...)
-	if e, ok := parseFeed(t, fs.fetch(t, feed.URL)).byUID(mou + "-expiry@engagements"); !ok || e.Start.Format(domain.DateLayout) != later {
+	r = fs.fetchWith(t, feed.URL, "If-None-Match", tag)
+	if e, ok := parseFeed(t, r).byUID(mou + "-expiry@engagements"); !ok || e.Start.Format(domain.DateLayout) != later {
 		t.Errorf("after the renewal the expiry is %v (found %v), want %s", e.Start, ok, later)
+	}
+	if r.header.Get("ETag") == tag {
+		t.Errorf("the ETag did not change with the feed")
 	}
 
 	// Filters: kind, party (case-insensitive), within.
