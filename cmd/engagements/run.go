@@ -33,7 +33,8 @@ type Config struct {
 	// NATSSubscriberToken and NATSAdminToken guard NATSListen.
 	NATSSubscriberToken string
 	NATSAdminToken      string
-	// PublicURL is the base of new events' dataschema (eventstore.Config).
+	// PublicURL is the base of new events' dataschema (eventstore.Config)
+	// and of calendar feed URLs.
 	PublicURL string
 	Sync      eventstore.Sync
 	Replicas  int
