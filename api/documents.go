@@ -269,7 +269,7 @@ func (s *Server) downloadDocument(c echo.Context) error {
 }
 
 // tagMatches reports whether If-None-Match's lists hold "*" or the entity
-// tag of a document with digest sum (weak comparison).
+// tag sum (weak comparison): a document's digest, a calendar feed's.
 func tagMatches(lines []string, sum string) bool {
 	for _, l := range lines {
 		for t := range strings.SplitSeq(l, ",") {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/iom-who/engagements/api"
 	"github.com/iom-who/engagements/app/stack"
+	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
@@ -57,6 +59,14 @@ type setup struct {
 	options []api.Option
 	// maxDocument is the document size limit (0: the default).
 	maxDocument int64
+	// calendars serves calendar feeds; feedRate, when positive, limits
+	// their fetches per client address (burst feedBurst) instead of the
+	// default limit.
+	calendars bool
+	feedRate  float64
+	feedBurst int
+	// logger receives every part's logs (nil: discarded).
+	logger *slog.Logger
 }
 
 // built is a test server with its optional parts.
@@ -66,6 +76,7 @@ type built struct {
 	tokens *tokens.Store
 	admin  string
 	hooks  *webhooks.Manager
+	cals   *calendars.Store
 }
 
 // buildServer opens a store on a fresh temp dir with the optional parts and
@@ -85,7 +96,16 @@ func buildServer(t testing.TB, su setup) *built {
 		}
 	})
 	b := &built{}
-	cfg := stack.Config{Store: store, API: su.options, MaxDocumentSize: su.maxDocument}
+	cfg := stack.Config{Store: store, API: su.options, MaxDocumentSize: su.maxDocument, Logger: su.logger}
+	if su.calendars {
+		if b.cals, err = calendars.Open(ctx, store.JetStream(), calendars.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Calendars = b.cals
+		if su.feedRate > 0 {
+			cfg.API = append(slices.Clone(cfg.API), api.WithCalendars(b.cals, su.feedRate, su.feedBurst))
+		}
+	}
 	if su.tokens {
 		if b.tokens, err = tokens.Open(ctx, store, tokens.Config{}); err != nil {
 			t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/webhooks"
 )
@@ -41,7 +42,7 @@ const metricsToken = "metrics-token-for-tests"
 func newFullServer(t *testing.T) *fullServer {
 	t.Helper()
 	rec := newReceiver(t) // first, so it is closed after the deliveries stop
-	b := buildServer(t, setup{tokens: true,
+	b := buildServer(t, setup{tokens: true, calendars: true,
 		webhooks: &webhooks.Config{MaxAttempts: 1, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
 			Timeout: 2 * time.Second},
 		options: []api.Option{api.WithMetricsToken(metricsToken)}})
@@ -510,6 +511,27 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("download, not modified → 304", 304, valid, "GET", charter.Href, "", with(aud, "If-None-Match", r.header.Get("ETag"))...)
 	c.check("download an unknown document → 404", 404, valid, "GET", docs+"/"+newID(), "", aud...)
 	c.check("verify with documents", 200, valid, "GET", "/v1/verify", "", aud...)
+
+	// Calendar feeds.
+	r = c.check("make a calendar feed", 201, valid, "POST", "/v1/calendars",
+		`{"name":"Deadlines","kind":"agreement","party":"WHO","within":"365d"}`, coord...)
+	feed := decode[struct{ ID, URL string }](t, r)
+	feedPath := strings.TrimPrefix(feed.URL, fs.URL)
+	c.check("make a feed without a body", 201, valid, "POST", "/v1/calendars", "", aud...)
+	c.check("a feed within no days → 422", 422, invalid, "POST", "/v1/calendars", `{"within":"soon"}`, coord...)
+	c.check("a feed of an unknown kind → 422", 422, invalid, "POST", "/v1/calendars", `{"kind":"treaty"}`, coord...)
+	c.check("a feed with an unknown field → 400", 400, invalid, "POST", "/v1/calendars", `{"colour":"red"}`, coord...)
+	c.check("a subscriber makes a feed → 403", 403, valid, "POST", "/v1/calendars", "", sub...)
+	c.check("list calendar feeds", 200, valid, "GET", "/v1/calendars", "", coord...)
+	r = c.check("fetch a feed without a token", 200, valid, "GET", feedPath, "")
+	c.check("fetch an unchanged feed → 304", 304, valid, "GET", feedPath, "", "If-None-Match", r.header.Get("ETag"))
+	c.check("a feed's headers", 200, valid, "HEAD", feedPath, "")
+	c.check("an unknown secret → 404", 404, valid, "GET", "/calendars/"+strings.Repeat("A", calendars.SecretLength)+".ics", "")
+	c.check("not a secret → 404", 404, invalid, "GET", "/calendars/nothing.ics", "")
+	c.check("another's feed → 404", 404, valid, "DELETE", "/v1/calendars/"+feed.ID, "", aud...)
+	c.check("revoke a feed", 204, valid, "DELETE", "/v1/calendars/"+feed.ID, "", coord...)
+	c.check("a revoked feed → 404", 404, valid, "GET", feedPath, "")
+	c.check("revoke a feed that is no id → 400", 400, invalid, "DELETE", "/v1/calendars/feed", "", coord...)
 
 	c.checkRoles(map[domain.Role][]string{domain.RoleAdmin: admin, domain.RoleCoordinator: coord,
 		domain.RoleAuditor: aud, domain.RoleSubscriber: sub})

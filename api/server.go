@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/app"
+	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/ratelimit"
@@ -45,6 +46,8 @@ type Projection interface {
 	Applied() uint64
 	WaitFor(ctx context.Context, seq uint64) error
 	Stats() projections.Stats
+	// Dated lists the open dated items of the engagements f selects.
+	Dated(f projections.DatedFilter) (items []projections.DatedItem, more bool)
 }
 
 // Stream is what the server reads from the event store itself: readiness
@@ -86,12 +89,19 @@ type Server struct {
 
 	// ui, when set, serves the web pages (WithUI).
 	ui http.Handler
+
+	// calendars, when set, serves calendar feeds (WithCalendars), each
+	// fetch limited per client address by feedLimits.
+	calendars  Calendars
+	feedLimits *ratelimit.Keyed
+	// publicURL is the base of the URLs handed out ("": the request's).
+	publicURL string
 }
 
 // uiPaths are the paths WithUI hands to the web interface; everything else
 // stays the API's.
 var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log", "/verify",
-	"/export.ndjson", "/export.csv", "/portfolio.csv", "/timeline"}
+	"/export.ndjson", "/export.csv", "/portfolio.csv", "/timeline", "/feeds", "/feeds/*"}
 
 // WithUI mounts a web interface (package webui) on uiPaths. It is an
 // http.Handler so that api does not import the package that imports it.
@@ -123,7 +133,8 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogRequestID: true, LogError: true,
 		HandleError: true,
 		LogValuesFunc: func(_ echo.Context, v middleware.RequestLoggerValues) error {
-			log.Info("request", "method", v.Method, "path", v.URIPath, "status", v.Status,
+			// A feed's path holds its secret: never logged.
+			log.Info("request", "method", v.Method, "path", calendars.RedactPath(v.URIPath), "status", v.Status,
 				"latency", v.Latency, "request_id", v.RequestID)
 			return nil
 		},
@@ -175,6 +186,14 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 		v1.POST("/subscriptions/:id/failures/:sequence/redeliver", s.redeliverFailure, sub)
 		v1.POST("/subscriptions/:id/pause", s.pauseSubscription, sub)
 		v1.POST("/subscriptions/:id/resume", s.resumeSubscription, sub)
+	}
+	if s.calendars != nil {
+		v1.POST("/calendars", s.createCalendar, read...)
+		v1.GET("/calendars", s.listCalendars, read...)
+		v1.DELETE("/calendars/:id", s.revokeCalendar, read...)
+		// The secret in the path is the credential: no Authorization.
+		e.GET("/calendars/:file", s.serveCalendar, s.caughtUp)
+		e.HEAD("/calendars/:file", s.serveCalendar, s.caughtUp)
 	}
 	if s.ui != nil {
 		// Pages read the projection too: after a restart they wait for it

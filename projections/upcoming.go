@@ -121,18 +121,44 @@ func (p *Projector) Upcoming(q UpcomingQuery) (items []Upcoming, next string, er
 	}
 	today := q.Now.UTC().Truncate(24 * time.Hour)
 	until := today.AddDate(0, 0, q.Within).Format(domain.DateLayout)
-	party := strings.ToLower(q.Party)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	u := &p.upcoming
-	start := 0
+	day := ""
 	if after != "" {
-		day, _, _ := strings.Cut(after, "\x00")
-		start, _ = slices.BinarySearch(u.days, day)
+		day, _, _ = strings.Cut(after, "\x00")
 	}
+	p.eachDeadline(day, until, q.Kind, q.Party, func(id string, e *domain.Engagement, d domain.Deadline) bool {
+		if q.Type != "" && d.Kind != q.Type ||
+			q.Owner != "" && (d.Kind != domain.DeadlineAction || !strings.EqualFold(d.Owner, q.Owner)) {
+			return true
+		}
+		if upcomingKey(d.On, id, d) <= after {
+			return true
+		}
+		if len(items) == q.Limit {
+			last := items[len(items)-1]
+			next = base64.RawURLEncoding.EncodeToString([]byte(upcomingKey(last.On, last.EngagementID, last.Deadline)))
+			return false
+		}
+		left := d.DaysLeft(q.Now)
+		items = append(items, Upcoming{Deadline: d, EngagementID: id, EngagementTitle: e.Title(),
+			EngagementKind: e.Kind(), DaysLeft: left, Overdue: left < 0})
+		return true
+	})
+	return items, next, nil
+}
+
+// eachDeadline calls fn with each indexed deadline from day from (""
+// the first) to until (""; no end), in day order, then engagement id,
+// then as Deadlines orders them, of engagements of kind and with party
+// ("": any), until fn returns false. The caller holds the read lock.
+func (p *Projector) eachDeadline(from, until string, kind domain.Kind, party string,
+	fn func(id string, e *domain.Engagement, d domain.Deadline) bool) {
+	u := &p.upcoming
+	start, _ := slices.BinarySearch(u.days, from)
 	for _, day := range u.days[start:] {
-		if day > until { // a partial date sorts as its first day
-			break
+		if until != "" && day > until { // a partial date sorts as its first day
+			return
 		}
 		ids := make([]string, 0, len(u.byDay[day]))
 		for id := range u.byDay[day] {
@@ -141,28 +167,14 @@ func (p *Projector) Upcoming(q UpcomingQuery) (items []Upcoming, next string, er
 		slices.Sort(ids)
 		for _, id := range ids {
 			en := p.current.byID[id]
-			if en == nil || q.Kind != "" && en.e.Kind() != q.Kind ||
-				party != "" && !containsFold(en.e.Parties(), party) {
+			if en == nil || kind != "" && en.e.Kind() != kind || party != "" && !containsFold(en.e.Parties(), party) {
 				continue
 			}
 			for _, d := range u.byID[id] {
-				if d.On != day || q.Type != "" && d.Kind != q.Type ||
-					q.Owner != "" && (d.Kind != domain.DeadlineAction || !strings.EqualFold(d.Owner, q.Owner)) {
-					continue
+				if d.On == day && !fn(id, en.e, d) {
+					return
 				}
-				key := upcomingKey(day, id, d)
-				if key <= after {
-					continue
-				}
-				if len(items) == q.Limit {
-					last := items[len(items)-1]
-					return items, base64.RawURLEncoding.EncodeToString([]byte(upcomingKey(last.On, last.EngagementID, last.Deadline))), nil
-				}
-				left := d.DaysLeft(q.Now)
-				items = append(items, Upcoming{Deadline: d, EngagementID: id, EngagementTitle: en.e.Title(),
-					EngagementKind: en.e.Kind(), DaysLeft: left, Overdue: left < 0})
 			}
 		}
 	}
-	return items, "", nil
 }

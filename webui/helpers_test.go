@@ -16,6 +16,7 @@ import (
 
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/app/stack"
+	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
@@ -32,6 +33,7 @@ type testEnv struct {
 	store  *eventstore.Store
 	proj   *projections.Projector
 	svc    *app.Service
+	cals   *calendars.Store
 }
 
 func newTestEnv(t *testing.T, opts ...webui.Option) *testEnv {
@@ -51,7 +53,11 @@ func newTestEnv(t *testing.T, opts ...webui.Option) *testEnv {
 		t.Fatalf("tokens: %v", err)
 	}
 	t.Cleanup(ts.Close)
-	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, UI: true, UIOptions: opts})
+	cals, err := calendars.Open(ctx, store.JetStream(), calendars.Config{})
+	if err != nil {
+		t.Fatalf("calendars: %v", err)
+	}
+	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, Calendars: cals, UI: true, UIOptions: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +69,7 @@ func newTestEnv(t *testing.T, opts ...webui.Option) *testEnv {
 	srv := httptest.NewServer(parts.API)
 	t.Cleanup(srv.Close)
 	t.Cleanup(parts.UI.Close) // runs before srv.Close: live streams end first
-	return &testEnv{Server: srv, tokens: ts, store: store, proj: parts.Projector, svc: parts.Service}
+	return &testEnv{Server: srv, tokens: ts, store: store, proj: parts.Projector, svc: parts.Service, cals: cals}
 }
 
 // token creates a token, as an admin would.

@@ -5,9 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -56,6 +54,9 @@ type session struct {
 	created  time.Time
 	lastSeen time.Time
 	flash    string
+	// newFeed is the calendar feed just made, with its secret URL, for the
+	// next page only (see feeds.go).
+	newFeed *createdFeed
 }
 
 // sessions are the open sessions, at most perIdentity for one identity (a
@@ -330,25 +331,9 @@ func (u *UI) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration,
 		limit+" Please wait "+after+" s and try again.")
 }
 
-// clientKey is whom /login's rate limit counts a request against: the
-// connection's address, an IPv6 one by its /64 (one host's share). Headers
-// such as X-Forwarded-For are not trusted.
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	addr = addr.Unmap().WithZone("")
-	if addr.Is6() {
-		p, _ := addr.Prefix(64)
-		return p.String()
-	}
-	return addr.String()
-}
+// clientKey is whom /login's rate limit counts a request against (see
+// ratelimit.ClientKey).
+func clientKey(r *http.Request) string { return ratelimit.ClientKey(r) }
 
 // loginAllowed applies /login's rate limit, answering 429 when over it.
 func (u *UI) loginAllowed(w http.ResponseWriter, r *http.Request) bool {

@@ -85,6 +85,11 @@ type UI struct {
 	// background holds the verifications running.
 	background sync.WaitGroup
 
+	// calendars, when set, serves the calendar-feed page (WithCalendars);
+	// publicURL is the base of the feed URLs it shows.
+	calendars Calendars
+	publicURL string
+
 	// ctx ends live-update streams and verifications when Close is called.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -112,6 +117,8 @@ type config struct {
 	burst, loginBurst                int
 	sessionsPerIdentity, maxSessions int
 	auditing                         Auditing
+	calendars                        Calendars
+	publicURL                        string
 }
 
 // Option changes a limit of the web interface.
@@ -154,7 +161,8 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	u := &UI{svc: svc, proj: proj, tokens: tokens, log: log, now: time.Now,
 		sessions:    newSessions(c.sessionsPerIdentity, c.maxSessions),
 		pageLimits:  ratelimit.New(c.rate, c.burst, c.maxSessions),
-		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing}
+		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing,
+		calendars: c.calendars, publicURL: c.publicURL}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()
@@ -173,6 +181,11 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		m.HandleFunc("POST /verify", u.signedIn(auditors, u.runVerify))
 		m.HandleFunc("GET /export.ndjson", u.signedIn(auditors, u.export("ndjson")))
 		m.HandleFunc("GET /export.csv", u.signedIn(auditors, u.export("csv")))
+	}
+	if u.calendars != nil {
+		m.HandleFunc("GET /feeds", u.signedIn(readers, u.feedsPage))
+		m.HandleFunc("POST /feeds", u.signedIn(readers, u.createFeed))
+		m.HandleFunc("POST /feeds/{id}/revoke", u.signedIn(readers, u.revokeFeed))
 	}
 	m.HandleFunc("POST /engagements/new", u.signedIn(writers, u.create))
 	m.HandleFunc("GET /engagements/live", u.signedIn(readers, u.live))
@@ -211,7 +224,7 @@ func (u *UI) Close() {
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline", "feeds"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
@@ -271,6 +284,8 @@ type base struct {
 	Flash   string
 	Version string // of the assets
 	Audit   bool   // the auditor's pages are offered to this user
+	// CalendarFeeds: the calendar-feed page is offered.
+	CalendarFeeds bool
 }
 
 // render executes page into a buffer first, so a template error never sends
@@ -296,6 +311,7 @@ func (u *UI) base(s *session, title, nav string) base {
 	if s != nil {
 		b.User, b.CSRF, b.Flash = &s.user, s.csrf, u.sessions.takeFlash(s)
 		b.Audit = u.auditing != nil && s.user.Role.Allowed(auditors...)
+		b.CalendarFeeds = u.calendars != nil
 	}
 	return b
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/iom-who/engagements/api"
 	"github.com/iom-who/engagements/app"
+	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
@@ -39,6 +40,12 @@ type Config struct {
 	Tokens *tokens.Store
 	// Webhooks, when set, serves /v1/subscriptions.
 	Webhooks *webhooks.Manager
+	// Calendars, when set, serves calendar feeds (/v1/calendars and
+	// /calendars/{secret}.ics, and the pages' feed section).
+	Calendars *calendars.Store
+	// PublicURL is the base of the URLs handed out, such as feed URLs
+	// ("": each request's own scheme and host).
+	PublicURL string
 	// UI mounts the web pages in the API; it needs Tokens.
 	UI bool
 	// API holds further options of the HTTP API (rate limits, metrics token).
@@ -102,9 +109,19 @@ func Start(cfg Config) (*Parts, error) {
 	if cfg.Webhooks != nil {
 		opts = append(opts, api.WithSubscriptions(cfg.Webhooks))
 	}
+	if cfg.Calendars != nil {
+		opts = append(opts, api.WithCalendars(cfg.Calendars, api.DefaultFeedRate, api.DefaultFeedBurst))
+	}
+	if cfg.PublicURL != "" {
+		opts = append(opts, api.WithPublicURL(cfg.PublicURL))
+	}
 	opts = append(opts, cfg.API...)
 	if cfg.UI {
-		uiOpts := append([]webui.Option{webui.WithAuditing(auditing{cfg.Store})}, cfg.UIOptions...)
+		uiOpts := []webui.Option{webui.WithAuditing(auditing{cfg.Store})}
+		if cfg.Calendars != nil {
+			uiOpts = append(uiOpts, webui.WithCalendars(cfg.Calendars, cfg.PublicURL))
+		}
+		uiOpts = append(uiOpts, cfg.UIOptions...)
 		p.UI = webui.New(p.Service, p.Projector, cfg.Tokens, log.With("component", "webui"), uiOpts...)
 		opts = append(opts, api.WithUI(p.UI))
 	}

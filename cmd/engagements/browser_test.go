@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -290,6 +292,39 @@ func TestBrowser(t *testing.T) {
 	a.mustSee("verify result", "The record is intact", "Head", "Verify again")
 	a.screenshot("verified")
 
+	// A calendar feed: made on /feeds, its address shown once and copyable,
+	// read without the browser's session (as a calendar app does), revoked.
+	a.open("/feeds")
+	a.mustSee("feeds page", "Calendar feeds", "No calendar feeds yet", "Create feed")
+	a.do("name the feed", chromedp.SendKeys(chromedp.ID("f-name"), "My deadlines"))
+	if code := a.submit("create a feed", "form[action='/feeds'] button[type=submit]"); code != 200 {
+		a.fatalf("create a feed: status %d, want 200", code)
+	}
+	a.mustSee("the new feed", "Your new feed", "shown only once", "My deadlines")
+	feed := evaluate[string](a, "the feed's address", `document.getElementById('feed-url').value`)
+	if !strings.HasPrefix(feed, m.URL()+"/calendars/") || !strings.HasSuffix(feed, ".ics") {
+		a.fatalf("the feed's address is %q", feed)
+	}
+	if !evaluate[bool](a, "the copy button", `!document.querySelector('button[data-copy]').hidden`) {
+		a.fatalf("the copy button is hidden (the script did not run?)")
+	}
+	a.screenshot("feed-created")
+	if code, ct := fetchStatus(t, feed); code != 200 || ct != "text/calendar; charset=utf-8" {
+		a.fatalf("fetch the feed: %d %s", code, ct)
+	}
+	a.open("/feeds")
+	if evaluate[bool](a, "the address again", `document.getElementById('feed-url') !== null`) {
+		a.fatalf("the feed's address is shown a second time")
+	}
+	if code := a.submit("revoke the feed", "form[action$='/revoke'] button[type=submit]"); code != 200 {
+		a.fatalf("revoke: status %d, want 200", code)
+	}
+	a.mustSee("revoked", "is revoked", "No calendar feeds yet")
+	a.screenshot("feed-revoked")
+	if code, _ := fetchStatus(t, feed); code != 404 {
+		a.fatalf("a revoked feed: %d, want 404", code)
+	}
+
 	// The portfolio on a phone.
 	a.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	a.open("/")
@@ -311,6 +346,19 @@ func TestBrowser(t *testing.T) {
 	}
 	a.mustSee("page 1", "Showing 1–100 of 117", "Next 100")
 	a.screenshot("portfolio-page-1")
+}
+
+// fetchStatus GETs u without cookies or a token and returns the status and
+// Content-Type.
+func fetchStatus(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type")
 }
 
 // findChromium returns Chromium's path. Without it the test is skipped,

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/nats-io/nats-server/v2/server"
@@ -53,6 +54,8 @@ func TestClusterFailover(t *testing.T) {
 		t.Cleanup(c.http.CloseIdleConnections)
 		clients = append(clients, c)
 	}
+
+	checkFeedAcrossInstances(t, mains, clients)
 
 	load := &clusterLoad{t: t, notes: map[string]string{}, records: map[string]string{},
 		versions: map[string]string{}}
@@ -333,15 +336,52 @@ func clusterStreamLeader(t *testing.T, natsURL string) string {
 	if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream cluster info %+v: want a leader and two replicas", info.Cluster)
 	}
-	// The shared token bucket is replicated too.
-	kv, err := js.Stream(ctx, "KV_"+tokens.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := kv.CachedInfo().Config.Replicas; r != 3 {
-		t.Errorf("token bucket has %d replicas, want 3", r)
+	// The shared token and calendar-feed buckets are replicated too.
+	for _, bucket := range []string{tokens.Bucket, calendars.Bucket} {
+		kv, err := js.Stream(ctx, "KV_"+bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := kv.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("bucket %s has %d replicas, want 3", bucket, r)
+		}
 	}
 	return info.Cluster.Leader
+}
+
+// checkFeedAcrossInstances makes a calendar feed through the first
+// instance, fetches it (no token) through the second, revokes it through
+// the first and finds it gone on the second at once: each fetch reads the
+// replicated bucket, nothing is cached.
+func checkFeedAcrossInstances(t *testing.T, mains []*Main, clients []*clusterClient) {
+	t.Helper()
+	r := clients[0].must(t, http.MethodPost, "/v1/calendars", `{"name":"cluster"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create a feed: %s", r)
+	}
+	var feed struct{ ID, URL string }
+	r.decode(t, &feed)
+	path, ok := strings.CutPrefix(feed.URL, mains[0].URL())
+	if !ok {
+		t.Fatalf("feed url %q is not on instance 1 (%s)", feed.URL, mains[0].URL())
+	}
+	fetch := func() int {
+		resp, err := http.Get(mains[1].URL() + path)
+		if err != nil {
+			t.Fatalf("fetch the feed from instance 2: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := fetch(); code != http.StatusOK {
+		t.Fatalf("the feed through instance 2: %d", code)
+	}
+	if r := clients[0].must(t, http.MethodDelete, "/v1/calendars/"+feed.ID, ""); r.status != http.StatusNoContent {
+		t.Fatalf("revoke the feed: %s", r)
+	}
+	if code := fetch(); code != http.StatusNotFound {
+		t.Errorf("a feed revoked on instance 1, through instance 2 right after: %d, want 404", code)
+	}
 }
 
 // waitUntil polls cond until it holds, failing the test after limit.

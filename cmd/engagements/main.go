@@ -125,7 +125,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	var format string
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
-	fs.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach the service at, e.g. https://tracker.example.org: events' dataschema is <this>/schemas/<type>/v<N> (unset: urn:engagements:schema:<type>:v<N>)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach the service at, e.g. https://tracker.example.org: events' dataschema is <this>/schemas/<type>/v<N> (unset: urn:engagements:schema:<type>:v<N>), and the base of calendar feed URLs (unset: the request's scheme and host)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", "", "when set, /metrics needs Authorization: Bearer <this token>")
 	var maxDoc string
 	fs.StringVar(&maxDoc, "max-document-size", "25MiB", "largest document an upload may store: bytes, or with KiB, MiB or GiB (at most 1GiB)")

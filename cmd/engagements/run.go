@@ -15,6 +15,7 @@ import (
 	"github.com/iom-who/engagements/api"
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/app/stack"
+	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
@@ -32,7 +33,8 @@ type Config struct {
 	// NATSSubscriberToken and NATSAdminToken guard NATSListen.
 	NATSSubscriberToken string
 	NATSAdminToken      string
-	// PublicURL is the base of new events' dataschema (eventstore.Config).
+	// PublicURL is the base of new events' dataschema (eventstore.Config)
+	// and of calendar feed URLs.
 	PublicURL string
 	Sync      eventstore.Sync
 	Replicas  int
@@ -62,6 +64,7 @@ type Main struct {
 	Projector *projections.Projector
 	Service   *app.Service
 	Webhooks  *webhooks.Manager
+	Calendars *calendars.Store
 	// AdminToken is set when this start created the first admin token.
 	AdminToken string
 
@@ -123,6 +126,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.parts, err = stack.Start(stack.Config{
 		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
 		MaxDocumentSize: m.Config.MaxDocumentSize,
+		Calendars: m.Calendars, PublicURL: m.Config.PublicURL,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
 		// Each web session gets the rate each API token gets.
@@ -185,6 +189,9 @@ func (m *Main) openAdapters(ctx context.Context) error {
 	})
 	m.Tokens.OnRevoke(func(name string) { m.Store.DisconnectSubscriber(name) })
 	if err := m.bootstrapAdmin(ctx); err != nil {
+		return err
+	}
+	if m.Calendars, err = calendars.Open(ctx, m.Store.JetStream(), calendars.Config{Replicas: m.Config.Replicas}); err != nil {
 		return err
 	}
 	whCfg := m.Config.Webhooks

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/tokens"
@@ -160,7 +161,7 @@ func TestSubscriberTokensOnNATS(t *testing.T) {
 	for range names.Name() {
 		t.Error("alice listed consumers")
 	}
-	for _, bucket := range []string{tokens.Bucket, "ENGAGEMENTS_WEBHOOKS", "ENGAGEMENTS_WEBHOOK_PROGRESS"} {
+	for _, bucket := range []string{tokens.Bucket, "ENGAGEMENTS_WEBHOOKS", "ENGAGEMENTS_WEBHOOK_PROGRESS", calendars.Bucket} {
 		if _, err := ajsAlice.KeyValue(short(), bucket); err == nil {
 			t.Errorf("alice opened KV bucket %s", bucket)
 		}

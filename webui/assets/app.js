@@ -4,6 +4,7 @@
 //   table in place; an engagement page says what changed and offers a reload
 //   (never replaces a form the reader may be filling in).
 // - The new-engagement form hides fields that do not apply to the chosen kind.
+// - A new calendar feed's address gets a "Copy address" button.
 (function () {
   "use strict";
 
@@ -76,6 +77,23 @@
     update();
   }
 
+  function copyButton(b) {
+    var input = document.getElementById(b.dataset.copy);
+    if (!input || !navigator.clipboard) return;
+    b.hidden = false;
+    b.addEventListener("click", function () {
+      navigator.clipboard.writeText(input.value).then(function () {
+        b.textContent = "Copied";
+      }, function () {
+        input.select();
+      });
+    });
+  }
+
+  document.querySelectorAll("[data-select-all]").forEach(function (i) {
+    i.addEventListener("focus", function () { i.select(); });
+  });
+  document.querySelectorAll("button[data-copy]").forEach(copyButton);
   document.querySelectorAll("[data-live]").forEach(live);
   document.querySelectorAll("form.form-new").forEach(kindFields);
 })();
