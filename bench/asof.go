@@ -117,3 +117,39 @@ func init() {
 	flag.IntVar(&asofRate, "asof-rate", asofRate, "portfolio pages per second in the as-of measurement (each axis)")
 	flag.DurationVar(&asofDuration, "asof-duration", asofDuration, "length of the as-of measurement (each axis)")
 }
+
+// upcomingRate and upcomingDuration pace the upcoming measurement.
+var (
+	upcomingRate     = 100
+	upcomingDuration = 10 * time.Second
+)
+
+// upcoming measures upcoming_p99: GET /v1/upcoming?within=90d (the first
+// page of what is overdue or due in 90 days; every generated agreement has a
+// deadline) under the write load of get_p99.
+func (h *harness) upcoming(ctx context.Context, base, token string,
+	underWrites func(time.Duration, func() *vegeta.Metrics) (reads, writes *vegeta.Metrics)) Metric {
+	m := Metric{Key: "upcoming_p99", Name: fmt.Sprintf("GET /v1/upcoming?within=90d p99 at %d/s under %d writes/s, %d engagements",
+		upcomingRate, h.o.writeRate, h.o.engagements), Unit: "ms", Target: Target{Text: "< 10 ms", Below: 10}}
+	hdr := authHeader(token, false)
+	h.logf("GET /v1/upcoming?within=90d at %d/s for %s, appends at %d/s alongside", upcomingRate, upcomingDuration, h.o.writeRate)
+	r, w := underWrites(upcomingDuration, func() *vegeta.Metrics {
+		return paced(ctx, upcomingRate, upcomingDuration, "upcoming", func(t *vegeta.Target) {
+			*t = vegeta.Target{Method: http.MethodGet, URL: base + "/v1/upcoming?within=90d", Header: hdr}
+		})
+	})
+	h.logf("  p50 %.2f ms, p99 %.2f ms, max %.1f ms, success %.2f %%", ms(r.Latencies.P50), ms(r.Latencies.P99),
+		ms(r.Latencies.Max), r.Success*100)
+	h.extra("upcoming p50 / p99 / max", "%.2f / %.2f / %.1f ms (%d requests, %.1f/s, bytes in %d); writes alongside %.0f/s, p99 %.1f ms",
+		ms(r.Latencies.P50), ms(r.Latencies.P99), ms(r.Latencies.Max), r.Requests, r.Rate, r.BytesIn.Total,
+		w.Throughput, ms(w.Latencies.P99))
+	m.Ours = ms(r.Latencies.P99)
+	m.Problems = append(m.Problems, problems("upcoming", r)...)
+	m.Problems = append(m.Problems, problems("writes under upcoming", w)...)
+	return m
+}
+
+func init() {
+	flag.IntVar(&upcomingRate, "upcoming-rate", upcomingRate, "GET /v1/upcoming per second in the upcoming measurement")
+	flag.DurationVar(&upcomingDuration, "upcoming-duration", upcomingDuration, "length of the upcoming measurement")
+}

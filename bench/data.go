@@ -23,7 +23,9 @@ type dataset struct {
 
 // generate publishes events validly chained events over engagements
 // engagements into store, round-robin: each engagement's engagement.recorded
-// agreement first, then engagement.noted events, every one with the
+// agreement first, its agreement.signed second (expiring between 100 days
+// ago and 900 days ahead, so that every agreement has a deadline for
+// upcoming_p99), then engagement.noted events, every one with the
 // version, prev_hash and hash headers eventstore.Append would give it (the
 // projection refuses an event that breaks its engagement's chain). Publishes
 // are asynchronous; it returns once all are acknowledged. The CloudEvents
@@ -42,6 +44,7 @@ func generate(ctx context.Context, store *eventstore.Store, events, engagements 
 	}
 	start := time.Now()
 	occurred := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
 	var bytes int64
 	for i := range events {
 		h := &heads[i%engagements]
@@ -49,11 +52,17 @@ func generate(ctx context.Context, store *eventstore.Store, events, engagements 
 		ev := domain.Event{ID: newID(), Type: domain.EngagementNoted, EngagementID: h.id, Kind: domain.KindAgreement,
 			Version: version, OccurredAt: occurred.Add(time.Duration(i) * time.Minute), RecordedAt: time.Now().UTC(),
 			Actor: "bench"}
-		if version == 1 {
+		switch version {
+		case 1:
 			ev.Type = domain.EngagementRecorded
 			ev.Data = json.RawMessage(fmt.Sprintf(
 				`{"kind":"agreement","title":"Memorandum of understanding %d","parties":["IOM","WHO"]}`, i))
-		} else {
+		case 2:
+			ev.Type = domain.AgreementSigned
+			expires := today.AddDate(0, 0, (i*7919)%1000-100).Format(domain.DateLayout)
+			ev.Data = json.RawMessage(fmt.Sprintf(`{"signed_on":%q,"expires_on":%q,"notice_days":30}`,
+				ev.OccurredAt.Format(domain.DateLayout), expires))
+		default:
 			ev.Data = json.RawMessage(fmt.Sprintf(`{"note":"Note %d: follow-up agreed."}`, i))
 		}
 		subject, err := eventstore.Subject(ev.Kind, ev.EngagementID, ev.Type)

@@ -11,6 +11,8 @@
 //     writes run, with /healthz at the same rate as the anchor;
 //   - asof_p99: the portfolio's first 100 engagements as of a random date
 //     and as known at a random instant (bench/asof.go);
+//   - upcoming_p99: GET /v1/upcoming?within=90d under the writes of get_p99
+//     (every generated agreement is signed with an expiry; bench/asof.go);
 //   - restart: SIGTERM, start again, time to /readyz 200 with 1M events;
 //   - rss: the serve process's peak resident set size (VmHWM) through all that.
 //
@@ -321,6 +323,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	health, hwrites := loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
 	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
 	asofMetric := h.asOf(ctx, svc.URL, token)
+	upcomingMetric := h.upcoming(ctx, svc.URL, token, loadUnderWrites)
 
 	peak, current, err := svc.memory()
 	if err != nil {
@@ -403,7 +406,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
 		joinFloats(took), strings.Join(loads, ", "))
 	h.extra("serve peak RSS: first start + load / restarts", "%.0f / %.0f MiB", peak, restartPeak)
-	return []Metric{getMetric, asofMetric, restartMetric, rssMetric}, nil
+	return []Metric{getMetric, asofMetric, upcomingMetric, restartMetric, rssMetric}, nil
 }
 
 // write fills the report's header and notes, prints it and writes
