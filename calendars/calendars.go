@@ -181,9 +181,11 @@ type Config struct {
 
 // Open opens (creating if needed) the feed bucket on js.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: Bucket, Description: "Calendar feeds (SHA-256 of the secrets only)", History: 1,
-		Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1),
+	kv, err := eventstore.Provision(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: Bucket, Description: "Calendar feeds (SHA-256 of the secrets only)", History: 1,
+			Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1),
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("calendar bucket: %w", eventstore.Unavailable(err))

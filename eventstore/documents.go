@@ -29,11 +29,13 @@ func (s *Store) openDocuments(ctx context.Context) error {
 			return nil // a store from before documents: every document event's bytes are missing
 		}
 	} else {
-		s.docs, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      DocumentBucket,
-			Description: "Attached documents' bytes, named by document id; the stream's events record their SHA-256",
-			Storage:     jetstream.FileStorage,
-			Replicas:    s.cfg.Replicas,
+		s.docs, err = Provision(ctx, func(ctx context.Context) (jetstream.ObjectStore, error) {
+			return s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+				Bucket:      DocumentBucket,
+				Description: "Attached documents' bytes, named by document id; the stream's events record their SHA-256",
+				Storage:     jetstream.FileStorage,
+				Replicas:    s.cfg.Replicas,
+			})
 		})
 	}
 	if err != nil {

@@ -204,30 +204,32 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		return s, nil
 	}
-	s.stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "Engagement events as CloudEvents 1.0 documents",
-		// Appends come in on the intake subjects and are stored under the
-		// contract's; only what was stored is republished there, for core
-		// subscribers. An existing stream (Subjects engagements.>) is
-		// migrated by this update; its messages keep their subjects.
-		Subjects: []string{intakeRoot + ".>"},
-		SubjectTransform: &jetstream.SubjectTransformConfig{
-			Source: intakeRoot + ".>", Destination: subjectRoot + ".>",
-		},
-		RePublish: &jetstream.RePublish{
-			Source: subjectRoot + ".>", Destination: subjectRoot + ".>",
-		},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Replicas:    cfg.Replicas,
-		DenyDelete:  true,
-		DenyPurge:   true,
-		Duplicates:  cmp.Or(cfg.DuplicateWindow, DuplicateWindow),
-		AllowDirect: true,
-		MaxMsgSize:  1 << 20,
-		// Group commit writes atomic batches; set on an existing stream too.
-		AllowAtomicPublish: true,
+	s.stream, err = Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        StreamName,
+			Description: "Engagement events as CloudEvents 1.0 documents",
+			// Appends come in on the intake subjects and are stored under the
+			// contract's; only what was stored is republished there, for core
+			// subscribers. An existing stream (Subjects engagements.>) is
+			// migrated by this update; its messages keep their subjects.
+			Subjects: []string{intakeRoot + ".>"},
+			SubjectTransform: &jetstream.SubjectTransformConfig{
+				Source: intakeRoot + ".>", Destination: subjectRoot + ".>",
+			},
+			RePublish: &jetstream.RePublish{
+				Source: subjectRoot + ".>", Destination: subjectRoot + ".>",
+			},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Replicas:    cfg.Replicas,
+			DenyDelete:  true,
+			DenyPurge:   true,
+			Duplicates:  cmp.Or(cfg.DuplicateWindow, DuplicateWindow),
+			AllowDirect: true,
+			MaxMsgSize:  1 << 20,
+			// Group commit writes atomic batches; set on an existing stream too.
+			AllowAtomicPublish: true,
+		})
 	})
 	if err != nil {
 		s.Close()

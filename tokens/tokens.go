@@ -77,9 +77,11 @@ type Config struct {
 // Open opens (creating if needed) the token bucket on conn and starts
 // watching it. Call Close on the result before closing the connection.
 func Open(ctx context.Context, conn Conn, cfg Config) (*Store, error) {
-	kv, err := conn.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: Bucket, Description: "API tokens (SHA-256 only)", History: 1,
-		Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1),
+	kv, err := eventstore.Provision(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return conn.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: Bucket, Description: "API tokens (SHA-256 only)", History: 1,
+			Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1),
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("token bucket: %w", eventstore.Unavailable(err))

@@ -172,28 +172,34 @@ func Open(ctx context.Context, src Source, cfg Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, src: src, js: js, log: cfg.Logger, client: newClient(cfg), resolver: net.DefaultResolver,
 		subs: make(map[string]stored), revs: make(map[string]uint64), workers: make(map[string]*worker), gone: make(map[string]bool)}
 	var err error
-	m.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: Bucket, Description: "Webhook subscriptions", History: 1,
-		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	m.kv, err = eventstore.Provision(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: Bucket, Description: "Webhook subscriptions", History: 1,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: bucket: %w", eventstore.Unavailable(err))
 	}
-	m.progress, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: ProgressBucket, Description: "Webhook delivery progress and health", History: 1,
-		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	m.progress, err = eventstore.Provision(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: ProgressBucket, Description: "Webhook delivery progress and health", History: 1,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: progress bucket: %w", eventstore.Unavailable(err))
 	}
-	m.failures, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              FailureStream,
-		Description:       "Webhook deliveries that failed every attempt, per subscription",
-		Subjects:          []string{failureRoot + ".>"},
-		Storage:           jetstream.FileStorage,
-		Replicas:          cfg.Replicas,
-		MaxMsgsPerSubject: int64(cfg.MaxFailures),
-		Discard:           jetstream.DiscardOld,
+	m.failures, err = eventstore.Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              FailureStream,
+			Description:       "Webhook deliveries that failed every attempt, per subscription",
+			Subjects:          []string{failureRoot + ".>"},
+			Storage:           jetstream.FileStorage,
+			Replicas:          cfg.Replicas,
+			MaxMsgsPerSubject: int64(cfg.MaxFailures),
+			Discard:           jetstream.DiscardOld,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: failure stream: %w", eventstore.Unavailable(err))
