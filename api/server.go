@@ -83,6 +83,8 @@ type Server struct {
 
 	// ui, when set, serves the web pages (WithUI).
 	ui http.Handler
+	// proofs, when set, serves checkpoints, keys and proofs (WithProofs).
+	proofs Proofs
 }
 
 // uiPaths are the paths WithUI hands to the web interface; everything else
@@ -156,6 +158,12 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 		v1.POST("/tokens", s.createToken, admin)
 		v1.GET("/tokens", s.listTokens, admin)
 		v1.DELETE("/tokens/:name", s.revokeToken, admin)
+	}
+	if s.proofs != nil {
+		v1.GET("/keys", s.keys, s.allow(domain.RoleCoordinator, domain.RoleAuditor, domain.RoleSubscriber))
+		v1.GET("/checkpoints", s.listCheckpoints, s.allow(domain.RoleCoordinator, domain.RoleAuditor))
+		v1.POST("/checkpoints", s.createCheckpoint, s.allow(domain.RoleAuditor))
+		v1.GET("/engagements/:id/proof", s.proof, read...)
 	}
 	if s.subs != nil {
 		sub := s.allow(domain.RoleSubscriber)

@@ -22,6 +22,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/proofs"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -45,6 +46,9 @@ type Config struct {
 	API []api.Option
 	// UIOptions holds options of the web pages (rate limits, session caps).
 	UIOptions []webui.Option
+	// Proofs, when set, signs checkpoints (Start runs it until Close) and
+	// serves them, the keys and proofs; verify checks the checkpoints too.
+	Proofs *proofs.Service
 	// Logger receives every part's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -61,6 +65,7 @@ type Parts struct {
 
 	cancel  context.CancelFunc
 	done    chan error
+	signer  sync.WaitGroup // the checkpoint signer's run
 	stopped sync.Once
 	err     error // the projector's
 }
@@ -98,9 +103,12 @@ func Start(cfg Config) (*Parts, error) {
 	if cfg.Webhooks != nil {
 		opts = append(opts, api.WithSubscriptions(cfg.Webhooks))
 	}
+	if cfg.Proofs != nil {
+		opts = append(opts, api.WithProofs(cfg.Proofs))
+	}
 	opts = append(opts, cfg.API...)
 	if cfg.UI {
-		uiOpts := append([]webui.Option{webui.WithAuditing(auditing{cfg.Store})}, cfg.UIOptions...)
+		uiOpts := append([]webui.Option{webui.WithAuditing(auditing{cfg.Store, cfg.Proofs})}, cfg.UIOptions...)
 		p.UI = webui.New(p.Service, p.Projector, cfg.Tokens, log.With("component", "webui"), uiOpts...)
 		opts = append(opts, api.WithUI(p.UI))
 	}
@@ -109,6 +117,9 @@ func Start(cfg Config) (*Parts, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan error, 1)
 	go func() { p.done <- p.Projector.Run(ctx, cfg.Store) }()
+	if cfg.Proofs != nil {
+		p.signer.Go(func() { cfg.Proofs.Run(ctx) })
+	}
 	return p, nil
 }
 
@@ -123,15 +134,22 @@ func (p *Parts) Close() error {
 		}
 		p.cancel()
 		p.err = <-p.done
+		p.signer.Wait()
 	})
 	return p.err
 }
 
 // auditing is what the auditor's web pages need of the store: verify, the
 // API's export, and where a date starts in the stream.
-type auditing struct{ store *eventstore.Store }
+type auditing struct {
+	store  *eventstore.Store
+	proofs *proofs.Service // nil: verify checks the chains only
+}
 
 func (a auditing) Verify(ctx context.Context, progress func(done, total uint64)) (domain.Report, error) {
+	if a.proofs != nil {
+		return a.proofs.Verify(ctx, 0, progress)
+	}
 	return a.store.Verify(ctx, progress)
 }
 
