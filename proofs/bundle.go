@@ -34,7 +34,6 @@ type bundleLine struct {
 	Event        *Event      `json:"event,omitempty"`
 }
 
-
 // WriteBundle writes the whole history as a bundle: the header line, the
 // keys and checkpoints of recs, then every stored message up to the
 // stream's last sequence (read after the ledger, so it covers every
