@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/proofs"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 )
@@ -55,6 +58,8 @@ type setup struct {
 	webhooks *webhooks.Config
 	// options are further api options.
 	options []api.Option
+	// proofs signs checkpoints with a new key (built.key) and serves them.
+	proofs bool
 }
 
 // built is a test server with its optional parts.
@@ -64,6 +69,9 @@ type built struct {
 	tokens *tokens.Store
 	admin  string
 	hooks  *webhooks.Manager
+	// key signs the checkpoints when setup.proofs.
+	key    ed25519.PrivateKey
+	ledger *proofs.Ledger
 }
 
 // buildServer opens a store on a fresh temp dir with the optional parts and
@@ -100,6 +108,17 @@ func buildServer(t testing.TB, su setup) *built {
 		}
 		t.Cleanup(b.hooks.Close)
 		cfg.Webhooks = b.hooks
+	}
+	if su.proofs {
+		if _, b.key, err = ed25519.GenerateKey(rand.Reader); err != nil {
+			t.Fatal(err)
+		}
+		if b.ledger, err = proofs.OpenLedger(ctx, store.JetStream(), 1, false); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Proofs, err = proofs.Open(ctx, store, b.ledger, proofs.Config{Key: b.key}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	parts, err := stack.Start(cfg)
 	if err != nil {

@@ -116,7 +116,13 @@ func (l *Ledger) Records(ctx context.Context) ([]Record, error) {
 	}
 	var out []Record
 	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(5*time.Second))
+		// Exactly as many as are left (there are no deletes), so that no
+		// fetch is left waiting once the last one is here.
+		want := last
+		if n := len(out); n > 0 {
+			want = last - out[n-1].Sequence
+		}
+		batch, err := cons.Fetch(int(min(want, 256)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("read checkpoints: %w", eventstore.Unavailable(err))
 		}
@@ -132,12 +138,12 @@ func (l *Ledger) Records(ctx context.Context) ([]Record, error) {
 				r.KeyID = id
 			}
 			out = append(out, r)
-			if r.Sequence >= last {
-				return out, nil
-			}
 		}
 		if err := batch.Error(); err != nil {
 			return nil, fmt.Errorf("read checkpoints: %w", eventstore.Unavailable(err))
+		}
+		if len(out) > 0 && out[len(out)-1].Sequence >= last {
+			return out, nil
 		}
 		if n == 0 {
 			return nil, fmt.Errorf("read checkpoints: %w: stopped at %d of %d", errShortRead, len(out), last)
