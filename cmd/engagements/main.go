@@ -26,8 +26,10 @@ const usage = `engagements — event-sourced engagement tracker
 
 Usage:
   engagements serve [flags]     start the HTTP API (embedded NATS by default)
-  engagements verify [flags]    check every event's hash chain and the stream's completeness
-  engagements export [flags]    write the event log as NDJSON or CSV
+  engagements verify [flags]    check every event's hash chain, the stream's completeness and the signed checkpoints
+  engagements verify --proof FILE --key PUBKEY    check one engagement's proof offline (no server, no NATS)
+  engagements verify --bundle FILE --key PUBKEY   check an exported bundle offline
+  engagements export [flags]    write the event log as NDJSON or CSV, or with --bundle the whole history with its checkpoints
   engagements rebuild [flags]   replay the whole stream through the projections and time it
   engagements version           print the version (also --version)
 
