@@ -2,12 +2,14 @@ package proofs_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/iom-who/engagements/domain"
@@ -330,5 +332,53 @@ func TestProofOfOneEngagement(t *testing.T) {
 	}
 	if res, err := proofs.VerifyProof(proofOf(t, f, a, 0), keys); err != nil || res.Events != 5 || res.Sequence != cp2.Sequence {
 		t.Errorf("proof at the latest checkpoint: %+v %v", res, err)
+	}
+}
+
+func TestRunSignsPeriodically(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  proofs.Config
+	}{
+		{"every 3 events", proofs.Config{EveryEvents: 3}},
+		{"every few milliseconds when there are new events", proofs.Config{Every: time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			tt.cfg.Key = f.key
+			svc, err := proofs.Open(t.Context(), f.store, f.ledger, tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() { svc.Run(ctx); close(done) }()
+			defer func() { cancel(); <-done }()
+			a := f.record()
+			f.note(a, "one")
+			f.note(a, "two")
+			// Run looks once a second: poll for at most 10 s.
+			latest := func() (proofs.Checkpoint, bool) {
+				cps := svc.Checkpoints()
+				if len(cps) == 0 {
+					return proofs.Checkpoint{}, false
+				}
+				return cps[len(cps)-1], true
+			}
+			for i := 0; i < 100; i++ {
+				if cp, ok := latest(); ok && cp.Sequence == 3 {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			cp, ok := latest()
+			if !ok || cp.Sequence != 3 {
+				t.Fatalf("checkpoints %+v; want the latest at sequence 3", svc.Checkpoints())
+			}
+			if err := cp.Verify([]ed25519.PublicKey{pub(f)}); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }

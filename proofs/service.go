@@ -65,9 +65,11 @@ type Service struct {
 	keys        []Key
 }
 
+// headAt is an engagement's head hash from sequence seq on: 40 bytes per
+// event that moves a chain.
 type headAt struct {
 	seq  uint64
-	hash string
+	hash [32]byte
 }
 
 // Open loads the ledger's checkpoints and keys and lists cfg.Key among the
@@ -184,8 +186,12 @@ func (s *Service) catchUp(ctx context.Context) error {
 		}
 		_ = s.tree.Append(LeafData(m))
 		if s.chains.Fold(m) == "" {
+			// A folded event's hash matched its recomputed chain hash,
+			// so it is 64 hex digits, the leaf data.
+			h := headAt{seq: m.Sequence}
+			copy(h.hash[:], LeafData(m))
 			id := m.Event.EngagementID
-			s.heads[id] = append(s.heads[id], headAt{m.Sequence, m.Event.Hash})
+			s.heads[id] = append(s.heads[id], h)
 		}
 	}
 	for s.tree.Size() < last {
@@ -241,14 +247,10 @@ func (s *Service) latest() (Checkpoint, bool) {
 const pollInterval = time.Second
 
 // Run signs checkpoints every cfg.EveryEvents events and every cfg.Every
-// (when there are new events) until ctx ends. It first catches up with the
-// stream, so that the first proof asked for does not wait for it.
+// (when there are new events) until ctx ends. The tree is built when first
+// needed (the first checkpoint or proof after a start reads the stream
+// once, as verify does), not at start, which would slow a restart down.
 func (s *Service) Run(ctx context.Context) {
-	s.mu.Lock()
-	if err := s.catchUp(ctx); err != nil && ctx.Err() == nil {
-		s.cfg.Logger.Warn("checkpoints: catching up with the stream", "err", err)
-	}
-	s.mu.Unlock()
 	if s.cfg.EveryEvents == 0 && s.cfg.Every == 0 {
 		<-ctx.Done()
 		return
@@ -338,7 +340,7 @@ func (s *Service) headsAt(size uint64) (*Tree, map[string]uint64, error) {
 			hs := s.heads[id]
 			// The last head at or before size.
 			n, _ := slices.BinarySearchFunc(hs, size+1, func(h headAt, seq uint64) int { return cmpUint(h.seq, seq) })
-			if n > 0 && !yield(id, hs[n-1].hash) {
+			if n > 0 && !yield(id, hex.EncodeToString(hs[n-1].hash[:])) {
 				return
 			}
 		}
