@@ -90,7 +90,7 @@ type Server struct {
 // uiPaths are the paths WithUI hands to the web interface; everything else
 // stays the API's.
 var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log", "/verify",
-	"/export.ndjson", "/export.csv"}
+	"/export.ndjson", "/export.csv", "/checkpoints", "/export.bundle"}
 
 // WithUI mounts a web interface (package webui) on uiPaths. It is an
 // http.Handler so that api does not import the package that imports it.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"slices"
@@ -301,6 +302,28 @@ func (s *Service) Verify(ctx context.Context, until uint64, progress func(done, 
 		return domain.Report{}, err
 	}
 	return Audit(ctx, s.src, recs, until, progress)
+}
+
+// Stored reads the checkpoints and keys from the ledger as it is now (what
+// other instances signed too, and records put there behind the service's
+// back); bad counts the records that do not parse.
+func (s *Service) Stored(ctx context.Context) (cps []Checkpoint, keys []Key, bad int, err error) {
+	recs, err := s.ledger.Records(ctx)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	cps, keys, badRecs := parseRecords(recs)
+	return cps, keys, len(badRecs), nil
+}
+
+// Bundle writes the whole history as a bundle (WriteBundle) with the
+// ledger as it is now.
+func (s *Service) Bundle(ctx context.Context, w io.Writer) (events int, err error) {
+	recs, err := s.ledger.Records(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return WriteBundle(ctx, w, s.src, recs)
 }
 
 // Walker is what Audit reads: eventstore.Store is one.

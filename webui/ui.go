@@ -76,8 +76,10 @@ type UI struct {
 
 	// auditing, when set, serves the auditor's pages (WithAuditing);
 	// verifying is this instance's latest verification.
-	auditing  Auditing
-	verifying verifyRun
+	auditing Auditing
+	// checkpoints, when set, serves the checkpoint page and downloads.
+	checkpoints Checkpoints
+	verifying   verifyRun
 	// background holds the verifications running.
 	background sync.WaitGroup
 
@@ -108,6 +110,7 @@ type config struct {
 	burst, loginBurst                int
 	sessionsPerIdentity, maxSessions int
 	auditing                         Auditing
+	checkpoints                      Checkpoints
 }
 
 // Option changes a limit of the web interface.
@@ -150,7 +153,7 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	u := &UI{svc: svc, proj: proj, tokens: tokens, log: log, now: time.Now,
 		sessions:    newSessions(c.sessionsPerIdentity, c.maxSessions),
 		pageLimits:  ratelimit.New(c.rate, c.burst, c.maxSessions),
-		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing}
+		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing, checkpoints: c.checkpoints}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()
@@ -167,6 +170,12 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		m.HandleFunc("POST /verify", u.signedIn(auditors, u.runVerify))
 		m.HandleFunc("GET /export.ndjson", u.signedIn(auditors, u.export("ndjson")))
 		m.HandleFunc("GET /export.csv", u.signedIn(auditors, u.export("csv")))
+	}
+	if u.checkpoints != nil {
+		m.HandleFunc("GET /checkpoints", u.signedIn(auditors, u.checkpointsPage))
+		m.HandleFunc("POST /checkpoints", u.signedIn(auditors, u.createCheckpoint))
+		m.HandleFunc("GET /export.bundle", u.signedIn(auditors, u.downloadBundle))
+		m.HandleFunc("GET /engagements/{id}/proof.json", u.signedIn(auditors, u.downloadProof))
 	}
 	m.HandleFunc("POST /engagements/new", u.signedIn(writers, u.create))
 	m.HandleFunc("GET /engagements/live", u.signedIn(readers, u.live))
@@ -203,7 +212,7 @@ func (u *UI) Close() {
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "checkpoints"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
@@ -263,6 +272,7 @@ type base struct {
 	Flash   string
 	Version string // of the assets
 	Audit   bool   // the auditor's pages are offered to this user
+	Proofs  bool   // so are the checkpoint page and the proof and bundle downloads
 }
 
 // render executes page into a buffer first, so a template error never sends
@@ -288,6 +298,7 @@ func (u *UI) base(s *session, title, nav string) base {
 	if s != nil {
 		b.User, b.CSRF, b.Flash = &s.user, s.csrf, u.sessions.takeFlash(s)
 		b.Audit = u.auditing != nil && s.user.Role.Allowed(auditors...)
+		b.Proofs = u.checkpoints != nil && s.user.Role.Allowed(auditors...)
 	}
 	return b
 }

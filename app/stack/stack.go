@@ -11,6 +11,8 @@ package stack
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -108,7 +110,11 @@ func Start(cfg Config) (*Parts, error) {
 	}
 	opts = append(opts, cfg.API...)
 	if cfg.UI {
-		uiOpts := append([]webui.Option{webui.WithAuditing(auditing{cfg.Store, cfg.Proofs})}, cfg.UIOptions...)
+		uiOpts := []webui.Option{webui.WithAuditing(auditing{cfg.Store, cfg.Proofs})}
+		if cfg.Proofs != nil {
+			uiOpts = append(uiOpts, webui.WithCheckpoints(checkpoints{cfg.Proofs}))
+		}
+		uiOpts = append(uiOpts, cfg.UIOptions...)
 		p.UI = webui.New(p.Service, p.Projector, cfg.Tokens, log.With("component", "webui"), uiOpts...)
 		opts = append(opts, api.WithUI(p.UI))
 	}
@@ -160,4 +166,63 @@ func (a auditing) Export(ctx context.Context, w io.Writer, format string) error 
 
 func (a auditing) SequenceSince(ctx context.Context, t time.Time) (uint64, error) {
 	return a.store.SequenceSince(ctx, t)
+}
+
+// checkpoints is what the checkpoint pages need of the proofs service.
+type checkpoints struct{ svc *proofs.Service }
+
+func (c checkpoints) List(ctx context.Context) ([]webui.Checkpoint, error) {
+	cps, listed, _, err := c.svc.Stored(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys []ed25519.PublicKey
+	for _, k := range listed {
+		if pub, err := k.Public(); err == nil {
+			keys = append(keys, pub)
+		}
+	}
+	out := make([]webui.Checkpoint, len(cps))
+	for i, cp := range cps {
+		out[i] = view(i+1, cp)
+		if err := cp.Verify(keys); err != nil {
+			out[i].Problem = err.Error()
+		}
+	}
+	return out, nil
+}
+
+func view(number int, cp proofs.Checkpoint) webui.Checkpoint {
+	return webui.Checkpoint{Number: number, Sequence: cp.Sequence, Root: cp.Root, KeyID: cp.KeyID, CreatedAt: cp.CreatedAt}
+}
+
+func (c checkpoints) Keys() []webui.SigningKey {
+	var out []webui.SigningKey
+	for _, k := range c.svc.Keys() {
+		sk := webui.SigningKey{KeyID: k.KeyID, CreatedAt: k.CreatedAt, Current: k.KeyID == c.svc.KeyID()}
+		if pub, err := k.Public(); err == nil {
+			sk.PEM = proofs.PublicPEM(pub)
+		}
+		out = append(out, sk)
+	}
+	return out
+}
+
+func (c checkpoints) Create(ctx context.Context) (webui.Checkpoint, bool, error) {
+	cp, created, err := c.svc.Create(ctx)
+	return view(len(c.svc.Checkpoints()), cp), created, err
+}
+
+func (c checkpoints) Proof(ctx context.Context, id string) ([]byte, error) {
+	f, err := c.svc.Proof(ctx, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(f)
+	return append(b, '\n'), err
+}
+
+func (c checkpoints) Bundle(ctx context.Context, w io.Writer) error {
+	_, err := c.svc.Bundle(ctx, w)
+	return err
 }
