@@ -11,6 +11,9 @@
 //     writes run, with /healthz at the same rate as the anchor;
 //   - asof_p99: the portfolio's first 100 engagements as of a random date
 //     and as known at a random instant (bench/asof.go);
+//   - proof_bytes, proof_verify: one engagement's proof against a signed
+//     checkpoint, its size beyond the events and its offline check
+//     (bench/proof.go);
 //   - restart: SIGTERM, start again, time to /readyz 200 with 1M events;
 //   - rss: the serve process's peak resident set size (VmHWM) through all that.
 //
@@ -321,6 +324,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	health, hwrites := loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
 	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
 	asofMetric := h.asOf(ctx, svc.URL, token)
+	proofMetrics := h.proofs(ctx, svc.URL, token, ids)
 
 	peak, current, err := svc.memory()
 	if err != nil {
@@ -403,7 +407,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
 		joinFloats(took), strings.Join(loads, ", "))
 	h.extra("serve peak RSS: first start + load / restarts", "%.0f / %.0f MiB", peak, restartPeak)
-	return []Metric{getMetric, asofMetric, restartMetric, rssMetric}, nil
+	return append([]Metric{getMetric, asofMetric, restartMetric, rssMetric}, proofMetrics...), nil
 }
 
 // write fills the report's header and notes, prints it and writes
