@@ -141,6 +141,9 @@ func TestCheckpointTamperingIsDetected(t *testing.T) {
 		tamper func(t *testing.T, f *fixture, a string, cp1, cp2 proofs.Checkpoint)
 		// problem is part of the problem reported.
 		problem string
+		// proofFails: a's proof against the second checkpoint, served
+		// after the tampering, must fail its offline check too.
+		proofFails bool
 	}{
 		{"a message altered in the store, the stream rewritten with every hash recomputed", func(t *testing.T, f *fixture, _ string, _, _ proofs.Checkpoint) {
 			f.rewrite(func(seq uint64, payload []byte) []byte {
@@ -149,32 +152,32 @@ func TestCheckpointTamperingIsDetected(t *testing.T) {
 				}
 				return payload
 			})
-		}, "its root is not that of the stream's first"},
+		}, "its root is not that of the stream's first", true},
 		{"a message published straight to the stream", func(t *testing.T, f *fixture, a string, _, _ proofs.Checkpoint) {
 			f.publishRaw(&nats.Msg{Subject: "engagements.agreement." + a + ".noted", Data: []byte(`{"forged":true}`)})
-		}, "undecodable event at sequence 10"},
+		}, "undecodable event at sequence 10", false},
 		{"a checkpoint with a bad signature", func(t *testing.T, f *fixture, _ string, _, cp2 proofs.Checkpoint) {
 			sig, _ := base64.StdEncoding.DecodeString(cp2.Signature)
 			sig[0] ^= 1
 			cp2.Signature = base64.StdEncoding.EncodeToString(sig)
 			appendSigned(t, f, cp2)
-		}, "the signature does not match"},
+		}, "the signature does not match", false},
 		{"a checkpoint altered after signing", func(t *testing.T, f *fixture, _ string, _, cp2 proofs.Checkpoint) {
 			cp2.CreatedAt = "2020-01-01T00:00:00Z"
 			appendSigned(t, f, cp2)
-		}, "the signature does not match"},
+		}, "the signature does not match", false},
 		{"a checkpoint that goes back to an earlier state", func(t *testing.T, f *fixture, _ string, cp1, _ proofs.Checkpoint) {
 			cp1.CreatedAt = "2030-01-01T00:00:00Z"
 			cp1.Sign(f.key) // genuinely signed, but after a later one
 			appendSigned(t, f, cp1)
-		}, "does not extend checkpoint 2"},
+		}, "does not extend checkpoint 2", false},
 		{"a checkpoint of another history (a fork), genuinely signed", func(t *testing.T, f *fixture, _ string, _, cp2 proofs.Checkpoint) {
 			cp2.Sequence++
 			cp2.Root = strings.Repeat("ab", 32)
 			cp2.Sign(f.key)
 			appendSigned(t, f, cp2)
 			f.note(f.record(), "so that the stream is as long")
-		}, "its root is not that of the stream's first 10 messages"},
+		}, "its root is not that of the stream's first 10 messages", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,6 +201,11 @@ func TestCheckpointTamperingIsDetected(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("%s: problems %+v; want one saying %q", name, rep.Problems, tt.problem)
+				}
+			}
+			if tt.proofFails {
+				if res, err := proofs.VerifyProof(proofOf(t, f, a, cp2.Sequence), []ed25519.PublicKey{pub(f)}); err == nil {
+					t.Errorf("a proof served after the tampering checks out: %+v", res)
 				}
 			}
 		})

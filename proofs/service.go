@@ -22,6 +22,8 @@ import (
 // one.
 type Stream interface {
 	Read(ctx context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error]
+	// Message reads the message stored at seq (a direct get).
+	Message(ctx context.Context, seq uint64) (domain.Message, error)
 	LastSequence(ctx context.Context) (uint64, error)
 	VerifyWalk(ctx context.Context, until uint64, progress func(done, total uint64), v eventstore.Visitor) (domain.Report, error)
 }
@@ -52,8 +54,11 @@ type Service struct {
 	mu     sync.Mutex
 	tree   *Tree
 	chains *eventstore.Chains
-	// heads is each engagement's head after each event that moved it.
-	heads map[string][]headAt
+	// heads is each engagement's head after each event that moved it;
+	// messages the sequence of every message on its subjects, valid or not
+	// (8 bytes per message), which a proof holds.
+	heads    map[string][]headAt
+	messages map[string][]uint64
 	// headsCache is the heads tree at one size, the last asked for.
 	headsCache struct {
 		size  uint64
@@ -86,7 +91,7 @@ func Open(ctx context.Context, src Stream, ledger *Ledger, cfg Config) (*Service
 		cfg.Now = time.Now
 	}
 	s := &Service{src: src, ledger: ledger, cfg: cfg, keyID: KeyID(cfg.Key.Public().(ed25519.PublicKey)),
-		tree: NewTree(), chains: eventstore.NewChains(), heads: map[string][]headAt{}}
+		tree: NewTree(), chains: eventstore.NewChains(), heads: map[string][]headAt{}, messages: map[string][]uint64{}}
 	recs, err := ledger.Records(ctx)
 	if err != nil {
 		return nil, err
@@ -186,6 +191,11 @@ func (s *Service) catchUp(ctx context.Context) error {
 			_ = s.tree.Append(GapLeaf)
 		}
 		_ = s.tree.Append(LeafData(m))
+		// The engagement whose subjects it is on (set from the subject
+		// even when the message does not decode).
+		if id := m.Event.EngagementID; id != "" {
+			s.messages[id] = append(s.messages[id], m.Sequence)
+		}
 		if s.chains.Fold(m) == "" {
 			// A folded event's hash matched its recomputed chain hash,
 			// so it is 64 hex digits, the leaf data.
@@ -407,12 +417,15 @@ func (s *Service) Proof(ctx context.Context, id string, at uint64) (*File, error
 		return nil, err
 	}
 	f.Head = HeadProof{Index: hi, Inclusion: hexAll(hp)}
-	for m, err := range s.src.Read(ctx, 0, domain.Filter{Selection: domain.Selection{EngagementID: id}}) {
+	// Direct gets of the engagement's messages: a filtered read of a long
+	// stream would make the server look through all of it.
+	for _, seq := range s.messages[id] {
+		if seq > cp.Sequence {
+			break
+		}
+		m, err := s.src.Message(ctx, seq)
 		if err != nil {
 			return nil, err
-		}
-		if m.Sequence > cp.Sequence {
-			break
 		}
 		p, err := s.tree.Inclusion(m.Sequence-1, cp.Sequence)
 		if err != nil {
