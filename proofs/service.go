@@ -224,12 +224,9 @@ func (s *Service) Create(ctx context.Context) (cp Checkpoint, created bool, err 
 	if latest, ok := s.latest(); ok && latest.Sequence == size && latest.KeyID == s.keyID {
 		return latest, false, nil
 	}
-	heads, _, err := headsTree(s.chains.Heads())
-	if err != nil {
-		return Checkpoint{}, false, err
-	}
-	cp = Checkpoint{Sequence: size, Root: rootHex(s.tree), Head: s.chains.Head(), HeadsRoot: rootHex(heads),
-		Engagements: heads.Size(), CreatedAt: s.cfg.Now().UTC().Format(TimeLayout)}
+	head, headsRoot := headsOf(s.chains)
+	cp = Checkpoint{Sequence: size, Root: rootHex(s.tree), Head: head, HeadsRoot: headsRoot,
+		Engagements: uint64(s.chains.Len()), CreatedAt: s.cfg.Now().UTC().Format(TimeLayout)}
 	cp.Sign(s.cfg.Key)
 	data, err := jsonv2.Marshal(cp)
 	if err != nil {

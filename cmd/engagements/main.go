@@ -124,7 +124,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach the service at, e.g. https://tracker.example.org: events' dataschema is <this>/schemas/<type>/v<N> (unset: urn:engagements:schema:<type>:v<N>)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", "", "when set, /metrics needs Authorization: Bearer <this token>")
 	fs.StringVar(&cfg.SigningKey, "signing-key", "", "Ed25519 private key (PEM PKCS #8) that signs checkpoints (default: <data>/signing.key, created on first start)")
-	fs.Uint64Var(&cfg.CheckpointEveryEvents, "checkpoint-every-events", 1000, "sign a checkpoint once this many events were stored since the last (0: not by count)")
+	fs.Uint64Var(&cfg.CheckpointEveryEvents, "checkpoint-every-events", 10000, "sign a checkpoint once this many events were stored since the last (0: not by count)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 10*time.Minute, "sign a checkpoint this often when there are new events (0: not by time)")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
