@@ -151,8 +151,8 @@ func (s *Service) Keys() []Key {
 	return slices.Clone(s.keys)
 }
 
-// Checkpoints lists the checkpoints, oldest first: number is each one's
-// 1-based position.
+// Checkpoints lists the checkpoints this instance loaded at start and
+// signed since, oldest first (the API numbers them from 1).
 func (s *Service) Checkpoints() []Checkpoint {
 	s.listMu.RLock()
 	defer s.listMu.RUnlock()
