@@ -22,12 +22,13 @@ var GapLeaf = make([]byte, sha256.Size)
 // Tree is an append-only RFC 6962 Merkle tree that keeps the hash of every
 // perfect subtree, so that roots, inclusion and consistency proofs for any
 // size up to its own are read off without rehashing leaves. It holds about
-// 64 bytes per leaf. It is safe for concurrent use.
+// 64 bytes per leaf, in arrays without pointers (nothing for the garbage
+// collector to scan). It is safe for concurrent use.
 type Tree struct {
 	mu sync.RWMutex
 	// levels[l][i] is the hash of the perfect subtree of height l whose
 	// leftmost leaf is i<<l.
-	levels [][][]byte
+	levels [][][sha256.Size]byte
 	rng    *compact.Range
 }
 
@@ -52,7 +53,7 @@ func (t *Tree) Append(data []byte) error {
 			t.levels = append(t.levels, nil)
 		}
 		// Nodes are visited once, left to right within each level.
-		t.levels[id.Level] = append(t.levels[id.Level], hash)
+		t.levels[id.Level] = append(t.levels[id.Level], [sha256.Size]byte(hash))
 	})
 }
 
@@ -60,7 +61,8 @@ func (t *Tree) Append(data []byte) error {
 var errTooLarge = errors.New("the tree does not have that many leaves")
 
 func (t *Tree) node(id compact.NodeID) []byte {
-	return t.levels[id.Level][id.Index]
+	h := t.levels[id.Level][id.Index]
+	return h[:]
 }
 
 // Root is the root hash of the tree's first size leaves (the empty tree's
