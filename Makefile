@@ -7,7 +7,7 @@ CYCLES   ?= 20
 SYNC     ?= always
 FUZZTIME ?= 30s
 
-.PHONY: run build test vet bench bench-micro crash-test test-cluster test-browser fuzz fmt clean
+.PHONY: run build nats-cli test vet bench bench-micro crash-test test-cluster test-browser fuzz fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/engagements
@@ -16,9 +16,15 @@ build:
 run: build
 	./$(BIN) serve --demo --data $(DATA) --http $(HTTP)
 
+## nats-cli: the nats CLI into bin/nats, from the Go module proxy (the README's subscriber commands
+## are run with it in make test: TestREADMENatsCLI)
+NATSCLI_VERSION := v0.5.0
+nats-cli:
+	test -x bin/nats || GOBIN=$(CURDIR)/bin $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
+
 ## test: go vet, staticcheck (a Go tool dependency, from go.mod) and the race-enabled test
 ## suite (what CI runs)
-test:
+test: nats-cli
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	$(GO) test -race -count=1 ./...

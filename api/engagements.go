@@ -146,15 +146,11 @@ func (s *Server) execute(c echo.Context, cmd app.Command) (app.Result, error) {
 func (s *Server) command(c echo.Context, m map[string]json.RawMessage) (app.Command, error) {
 	var cmd app.Command
 	h := c.Request().Header
-	if occurred, ok, err := stringField(m, "occurred_at"); err != nil {
+	t, precision, err := occurredAt(m)
+	if err != nil {
 		return cmd, err
-	} else if ok {
-		t, err := parseTime(occurred)
-		if err != nil {
-			return cmd, &domain.ValidationError{Fields: []domain.FieldError{{Field: "occurred_at", Message: err.Error()}}}
-		}
-		cmd.OccurredAt = t
 	}
+	cmd.OccurredAt, cmd.TimePrecision = t, precision
 	var bad []domain.FieldError
 	header := func(name string, max int) string {
 		v := h.Get(name)
@@ -177,6 +173,20 @@ func (s *Server) command(c echo.Context, m map[string]json.RawMessage) (app.Comm
 		cmd.Actor = "anonymous"
 	}
 	return cmd, nil
+}
+
+// occurredAt reads the optional member occurred_at of a write's body, with
+// its precision (see parseOccurred); the zero time when it is absent.
+func occurredAt(m map[string]json.RawMessage) (time.Time, string, error) {
+	occurred, ok, err := stringField(m, "occurred_at")
+	if err != nil || !ok {
+		return time.Time{}, "", err
+	}
+	t, precision, err := parseOccurred(occurred)
+	if err != nil {
+		return time.Time{}, "", &domain.ValidationError{Fields: []domain.FieldError{{Field: "occurred_at", Message: err.Error()}}}
+	}
+	return t, precision, nil
 }
 
 // token reports whether v is 1..max visible ASCII characters.

@@ -19,6 +19,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	appends  *prometheus.HistogramVec
+	// batchCommands counts the commands of batches by outcome.
+	batchCommands *prometheus.CounterVec
 }
 
 // WithMetricsToken puts /metrics behind `Authorization: Bearer <token>`;
@@ -42,11 +44,14 @@ func (s *Server) newMetrics() *metrics {
 			Name: "engagements_append_duration_seconds", Help: "Time from decision to a projected append, by outcome.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"outcome"}),
+		batchCommands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engagements_batch_commands_total", Help: "Commands of POST /v1/batches by outcome: appended (or replayed) or the refusal's status.",
+		}, []string{"outcome"}),
 	}
 	stat := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.appends,
+	m.reg.MustRegister(m.requests, m.latency, m.appends, m.batchCommands,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		stat("engagements_events_applied_total", "Events folded into the projections.",
 			func() float64 { return float64(s.proj.Stats().Events) }),

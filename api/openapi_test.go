@@ -244,6 +244,8 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A batch's NDJSON lines are validated as the array they make.
+	openapi3filter.RegisterBodyDecoder("application/x-ndjson", decodeNDJSON)
 	c := &contract{t: t, fs: fs, doc: doc, router: router, seen: make(map[string]int),
 		opts: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 			IncludeResponseStatus: true, MultiError: true}}
@@ -260,7 +262,7 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("a correction's old data schema", 200, valid, "GET", "/schemas/engagement.corrected/v1", "")
 	c.check("a data schema under /v1", 200, valid, "GET", "/v1/schemas/engagement.corrected/v2", "")
 	c.check("the schema of an unknown type → 404", 404, valid, "GET", "/schemas/agreement.torn_up/v1", "")
-	c.check("a version the type never had → 404", 404, valid, "GET", "/v1/schemas/agreement.renewed/v2", "")
+	c.check("a version the type never had → 404", 404, valid, "GET", "/v1/schemas/agreement.renewed/v3", "")
 	c.check("a version that is no version → 404", 404, valid, "GET", "/schemas/agreement.renewed/1", "")
 
 	// Tokens.
@@ -327,7 +329,17 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 		with(coord, "If-Match", `"1"`, "X-Causation-ID", "req-1")...)
 	c.check("a stale If-Match → 412", 412, valid, "POST", events, note("typo"), with(coord, "If-Match", `"1"`)...)
 	c.check("a bad If-Match → 400", 400, invalid, "POST", events, note("typo"), with(coord, "If-Match", "one")...)
-	c.check("renew", 201, valid, "POST", events, `{"type":"agreement.renewed","data":{"renewed_on":"2020-03-01"}}`, coord...)
+	c.check("an action item", 201, valid, "POST", events,
+		`{"type":"engagement.action_assigned","occurred_at":"2019-03","data":{"action_id":"plan","title":"Work plan","owner":"IOM","due_on":"2019-06-30"}}`, coord...)
+	c.check("a focal point", 201, valid, "POST", events,
+		`{"type":"engagement.focal_point_assigned","data":{"party":"UNHCR","name":"Dr A","email":"a@unhcr.org"}}`, coord...)
+	c.check("complete an unknown action → 422", 422, valid, "POST", events, `{"type":"engagement.action_completed","data":{"action_id":"nope"}}`, coord...)
+	c.check("a notice period as a string → 400", 400, invalid, "POST", events,
+		`{"type":"agreement.renewed","data":{"renewed_on":"2020-03-01","notice_days":"30"}}`, coord...)
+	c.check("what is coming", 200, valid, "GET", "/v1/upcoming?within=365d", "", coord...)
+	c.check("what is coming, a bad window → 400", 400, valid, "GET", "/v1/upcoming?within=0d", "", coord...)
+	c.check("what is coming, no token → 401", 401, valid, "GET", "/v1/upcoming", "")
+	c.check("renew", 201, valid, "POST", events, `{"type":"agreement.renewed","data":{"renewed_on":"2020-03-01","term":"open-ended"}}`, coord...)
 	c.check("terminate", 201, valid, "POST", events, `{"type":"agreement.terminated","data":{"reason":"superseded"}}`, coord...)
 	c.check("renew a terminated MOU → 422", 422, valid, "POST", events, `{"type":"agreement.renewed","data":{"renewed_on":"2020-03-02"}}`, coord...)
 	c.check("an unknown event type → 422", 422, invalid, "POST", events, `{"type":"agreement.torn_up","data":{}}`, coord...)
@@ -361,6 +373,21 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("join", 201, valid, "POST", net, `{"type":"initiative.joined","data":{"role":"member"}}`, coord...)
 	c.check("change role", 201, valid, "POST", net, `{"type":"initiative.role_changed","data":{"role":"co-chair"}}`, coord...)
 	c.check("leave", 201, valid, "POST", net, `{"type":"initiative.left","data":{"reason":"network closed"}}`, coord...)
+
+	// Batches.
+	nd := with(coord, "Content-Type", "application/x-ndjson")
+	c.check("a batch as NDJSON: created, appended, refused, not tried", 200, valid, "POST", "/v1/batches",
+		`{"op":"create","idempotency_key":"b-1","kind":"meeting","title":"WHO regional committee","parties":["IOM","WHO"],"occurred_at":"2019-10-01"}`+"\n"+
+			`{"op":"append","engagement_id":"`+network+`","type":"engagement.noted","data":{"note":"a batch"}}`+"\n"+
+			`{"op":"append","engagement_id":"`+framework+`","if_match":1,"type":"engagement.noted","data":{"note":"stale"}}`+"\n"+
+			`{"op":"append","engagement_id":"`+framework+`","type":"engagement.noted","data":{"note":"after"}}`+"\n", nd...)
+	c.check("a batch as a JSON array", 200, valid, "POST", "/v1/batches",
+		`[{"op":"append","engagement_id":"`+network+`","idempotency_key":"b-2","type":"engagement.noted","data":{"note":"again"}}]`, coord...)
+	c.check("a batch with a bad line → 400", 400, invalid, "POST", "/v1/batches", `{"op":"create",`+"\n", nd...)
+	c.check("a batch with an unknown op → 400", 400, invalid, "POST", "/v1/batches", `[{"op":"delete"}]`, coord...)
+	c.check("a batch as text → 415", 415, invalid, "POST", "/v1/batches", `[]`, with(coord, "Content-Type", "text/plain")...)
+	c.check("1001 commands → 413", 413, invalid, "POST", "/v1/batches",
+		strings.Repeat(`{"op":"append","engagement_id":"`+network+`","type":"engagement.noted","data":{"note":"x"}}`+"\n", 1001), nd...)
 
 	// State, history, lists.
 	c.check("a terminated agreement with links and corrections", 200, valid, "GET", "/v1/engagements/"+mou, "", coord...)
@@ -476,7 +503,7 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	enum := doc.Components.Schemas["Problem"].Value.Properties["type"].Value.Enum
 	for _, want := range []string{"malformed-request", "not-found", "conflict", "version-mismatch", "unauthorized",
 		"forbidden", "body-too-large", "unsupported-media-type", "rate-limited", "validation-error",
-		"invalid-transition", "unknown-event-type", "unavailable", "not-ready"} {
+		"invalid-transition", "unknown-event-type", "unavailable", "not-ready", "failed-dependency"} {
 		if !slices.Contains(enum, any(api.ProblemBase+want)) {
 			t.Errorf("problem type %s%s is not in the document", api.ProblemBase, want)
 		}
@@ -487,6 +514,26 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 			t.Errorf("no real exchange covers %s; add one to this test", op)
 		}
 	}
+}
+
+// decodeNDJSON is kin-openapi's body decoder for NDJSON: the lines, each a
+// JSON value, as one array.
+func decodeNDJSON(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	var out []any
+	sc := bufio.NewScanner(body)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(line, &v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, sc.Err()
 }
 
 // historyAs reads an engagement's events with the given credentials.
@@ -714,6 +761,10 @@ func fieldProblem(f domain.Field, s openapi3.Schema) string {
 	case domain.InputDate:
 		if s.Format != "date" && s.Pattern == "" {
 			return "not a date"
+		}
+	case domain.InputNumber:
+		if !s.Type.Is("integer") || s.Min == nil || int(*s.Min) != f.Min || s.Max == nil || int(*s.Max) != f.Max {
+			return fmt.Sprintf("integer %v to %v, the spec's %d to %d", s.Min, s.Max, f.Min, f.Max)
 		}
 	case domain.InputList:
 		if !s.Type.Is("array") || s.Items == nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/iom-who/engagements/domain"
@@ -32,6 +33,12 @@ func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
 
 func problem(status int, slug, title, detail string) *Problem {
 	return &Problem{Type: ProblemBase + slug, Title: title, Status: status, Detail: detail}
+}
+
+// bodyTooLarge is the 413 problem for a body over limit bytes.
+func bodyTooLarge(limit int64) *Problem {
+	return problem(http.StatusRequestEntityTooLarge, "body-too-large", "Body too large",
+		fmt.Sprintf("the request body is over the %d MiB limit", limit>>20))
 }
 
 func badRequest(detail string, fields ...domain.FieldError) *Problem {
@@ -93,7 +100,7 @@ func httpErrorProblem(he *echo.HTTPError) *Problem {
 	detail, _ := he.Message.(string)
 	switch he.Code {
 	case http.StatusRequestEntityTooLarge:
-		return problem(he.Code, "body-too-large", "Body too large", "the request body is over the 1 MiB limit")
+		return bodyTooLarge(MaxBody)
 	case http.StatusNotFound:
 		return problem(he.Code, "not-found", "Not found", "no such route")
 	case http.StatusMethodNotAllowed:

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,8 @@ type Projection interface {
 	// HistoryPage is one page of the engagement's history.
 	HistoryPage(ctx context.Context, id string, q projections.HistoryQuery) (projections.HistoryPage, error)
 	Log(ctx context.Context, f projections.LogFilter) ([]domain.Event, error)
+	// Upcoming is a page of the dated items due within q's window.
+	Upcoming(q projections.UpcomingQuery) (items []projections.Upcoming, next string, err error)
 	// Applied is the last stream sequence the projection has handled;
 	// WaitFor blocks until it reaches seq or ctx ends.
 	Applied() uint64
@@ -90,7 +93,7 @@ type Server struct {
 // uiPaths are the paths WithUI hands to the web interface; everything else
 // stays the API's.
 var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log", "/verify",
-	"/export.ndjson", "/export.csv", "/checkpoints", "/export.bundle"}
+	"/export.ndjson", "/export.csv", "/portfolio.csv", "/timeline", "/checkpoints", "/export.bundle"}
 
 // WithUI mounts a web interface (package webui) on uiPaths. It is an
 // http.Handler so that api does not import the package that imports it.
@@ -148,7 +151,9 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 	v1.GET("/engagements", s.listEngagements, read...)
 	v1.GET("/engagements/:id", s.getEngagement, read...)
 	v1.POST("/engagements/:id/events", s.appendEvent, write...)
+	v1.POST(strings.TrimPrefix(batchesPath, "/v1"), s.batch, write...)
 	v1.GET("/engagements/:id/history", s.history, read...)
+	v1.GET("/upcoming", s.upcoming, read...)
 	v1.GET("/events", s.events, audit...)
 	v1.GET("/events/export", s.export, s.allow(domain.RoleAuditor))
 	v1.GET("/events/stream", s.streamEvents, s.allow(domain.RoleSubscriber, domain.RoleAuditor))
@@ -273,19 +278,23 @@ func headerBytes(r *http.Request) int {
 	return n + 2
 }
 
-// limitBody caps request bodies at MaxBody; a larger body is a 413 whether
-// or not it announced its length. Headers over MaxHeaderBytes are a 431
-// first.
+// limitBody caps request bodies at MaxBody (MaxBatchBody for a batch); a
+// larger body is a 413 whether or not it announced its length. Headers over
+// MaxHeaderBytes are a 431 first.
 func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if err := headersTooLarge(r); err != nil {
 			return err
 		}
-		if r.ContentLength > MaxBody {
-			return echo.ErrStatusRequestEntityTooLarge
+		limit := int64(MaxBody)
+		if c.Path() == batchesPath {
+			limit = MaxBatchBody
 		}
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, MaxBody)
+		if r.ContentLength > limit {
+			return bodyTooLarge(limit)
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 		return next(c)
 	}
 }

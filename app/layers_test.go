@@ -8,7 +8,8 @@ import (
 )
 
 // The command path knows no transport, and the two ports that use it do
-// not know each other: what the package docs of app and webui promise.
+// not know each other: what the package docs of app and webui promise;
+// the importer knows only the domain and HTTP, as its doc says.
 func TestLayers(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -21,7 +22,12 @@ func TestLayers(t *testing.T) {
 		{"github.com/iom-who/engagements/app", []string{"net/http", "github.com/labstack/echo/v4",
 			"github.com/iom-who/engagements/api", "github.com/iom-who/engagements/webui"}},
 		{"github.com/iom-who/engagements/webui", []string{"github.com/iom-who/engagements/api"}},
-		{"github.com/iom-who/engagements/api", []string{"github.com/iom-who/engagements/webui"}},
+		{"github.com/iom-who/engagements/api", []string{"github.com/iom-who/engagements/webui",
+			"github.com/xuri/excelize/v2"}},
+		// The importer is a client of the service: the rules, and HTTP.
+		{"github.com/iom-who/engagements/importer", []string{"github.com/iom-who/engagements/app",
+			"github.com/iom-who/engagements/api", "github.com/iom-who/engagements/eventstore",
+			"github.com/iom-who/engagements/projections", "github.com/iom-who/engagements/webui"}},
 	} {
 		out, err := exec.Command(goTool, "list", "-deps", tc.pkg).Output()
 		if err != nil {

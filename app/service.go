@@ -83,10 +83,23 @@ type write struct {
 // Execute appends the event cmd describes. A retry with the same
 // IdempotencyKey returns the first result and stores nothing new.
 func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
-	w := write{cmd: cmd, key: scopedKey(cmd)}
+	r, _, err := s.execute(ctx, cmd, false)
+	return r, err
+}
+
+// execute is Execute, also reporting whether the result is an earlier
+// append's, answered for a retried IdempotencyKey (nothing new stored).
+// caughtUp says that the projection has been caught up with the stream
+// since the command came (a batch does it once for all its commands).
+func (s *Service) execute(ctx context.Context, cmd Command, caughtUp bool) (r Result, replayed bool, err error) {
+	w := write{cmd: cmd, key: scopedKey(cmd), caughtUp: caughtUp}
 	if w.key != "" {
-		if r, ok, err := s.seen(ctx, w.key); ok || err != nil {
-			return r, err
+		if caughtUp {
+			if r, ok := s.proj.Idempotent(w.key); ok {
+				return r, true, nil
+			}
+		} else if r, ok, err := s.seen(ctx, w.key); ok || err != nil {
+			return r, ok, err
 		}
 		w.caughtUp = true // seen caught up
 	}
@@ -100,17 +113,17 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 	if cmd.EngagementID != "" {
 		g, err := s.gates.enter(ctx, cmd.EngagementID, s.retry.Within)
 		if err != nil {
-			return Result{}, err
+			return Result{}, false, err
 		}
 		defer s.gates.leave(cmd.EngagementID, g)
 	}
 	for {
 		if r, ok := s.twin(&w); ok {
-			return r, nil // a twin of this request won the race
+			return r, true, nil // a twin of this request won the race
 		}
-		r, done, err := s.try(ctx, &w)
+		r, done, dup, err := s.try(ctx, &w)
 		if done || err != nil {
-			return r, err
+			return r, dup, err
 		}
 	}
 }
@@ -118,21 +131,22 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 // try makes one attempt at w: load, decide, append, wait for the
 // projection. done is false when the append lost a race and is to be made
 // again.
-func (s *Service) try(ctx context.Context, w *write) (r Result, done bool, err error) {
+// dup reports that JetStream found the idempotency key already used.
+func (s *Service) try(ctx context.Context, w *write) (r Result, done, dup bool, err error) {
 	ev, expected, err := s.load(ctx, w)
 	if err != nil {
-		return Result{}, true, err
+		return Result{}, true, false, err
 	}
 	ev.IdempotencyKey = w.key
 	seq, dup, err := s.store.Append(ctx, ev, expected)
 	if errors.Is(err, domain.ErrConflict) {
-		return Result{}, false, s.again(ctx, w, expected, err)
+		return Result{}, false, false, s.again(ctx, w, expected, err)
 	}
 	if err != nil {
-		return Result{}, true, err
+		return Result{}, true, false, err
 	}
 	r, err = s.written(ctx, w.key, ev, seq, dup)
-	return r, true, err
+	return r, true, dup, err
 }
 
 // twin returns the result of an append made with w's key since w lost a
@@ -247,6 +261,7 @@ func (s *Service) decide(state *domain.Engagement, id string, cmd Command) (doma
 		Actor:         cmd.Actor,
 		CorrelationID: cmd.CorrelationID,
 		CausationID:   cmd.CausationID,
+		TimePrecision: cmd.TimePrecision,
 		Data:          cmd.Data,
 		PrevHash:      state.Hash(),
 	}

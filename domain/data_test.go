@@ -226,6 +226,10 @@ func sameMembers(t testing.TB, v any, want obj) bool {
 			if ws, _ := w.([]string); !slices.Equal(got, ws) {
 				return false
 			}
+		case int:
+			if wi, _ := w.(int); got != wi {
+				return false
+			}
 		case jsontext.Value:
 		default:
 			t.Fatalf("member %s is a %T", name, got)

@@ -21,6 +21,10 @@ func stateFor(t *testing.T, typ EventType) *Engagement {
 		return &Engagement{}
 	case AgreementRenewed, AgreementTerminated:
 		e, _ = build(t, KindAgreement, signed)
+	case EngagementActionCompleted, EngagementActionCancelled:
+		e, _ = build(t, KindAgreement, assigned)
+	case EngagementFocalPointReleased:
+		e, _ = build(t, KindAgreement, focalAssigned)
 	case PolicyCommitted:
 		e, _ = build(t, KindPolicy, adopted)
 	case InitiativeRoleChanged, InitiativeLeft:
@@ -108,7 +112,11 @@ func TestWrongJSONTypes(t *testing.T) {
 			for _, w := range wrong {
 				t.Run(fmt.Sprintf("%s with %s as %s → malformed", typ, spec.Name, w.name), func(t *testing.T) {
 					e := stateFor(t, typ)
-					data := with(sampleData(typ), spec.Name, json.RawMessage(w.value))
+					value := w.value
+					if spec.Input == InputNumber && w.value == `42` {
+						value = `"42"` // a number field's wrong shape is a string
+					}
+					data := with(sampleData(typ), spec.Name, json.RawMessage(value))
 					_, err := e.Decide(newEvent(t, e, typ, data))
 					malformed("data."+spec.Name)(t, err)
 				})

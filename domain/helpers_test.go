@@ -56,10 +56,20 @@ func sampleData(typ EventType) obj {
 		return obj{"target_id": otherID, "relation": "references"}
 	case EngagementNoted:
 		return obj{"note": "Discussed at the annual review."}
+	case EngagementActionAssigned:
+		return obj{"action_id": "a1", "title": "Send the draft work plan", "owner": "IOM MHD", "due_on": "2020-03-01"}
+	case EngagementActionCompleted:
+		return obj{"action_id": "a1"}
+	case EngagementActionCancelled:
+		return obj{"action_id": "a1", "reason": "no longer needed"}
+	case EngagementFocalPointAssigned:
+		return obj{"party": "WHO", "name": "Dr A. Example"}
+	case EngagementFocalPointReleased:
+		return obj{"party": "WHO", "name": "Dr A. Example"}
 	case AgreementSigned:
 		return obj{"signed_on": "2020-01-15"}
 	case AgreementRenewed:
-		return obj{"renewed_on": "2023-01-15"}
+		return obj{"renewed_on": "2023-01-15", "expires_on": "2190-01-15"}
 	case AgreementTerminated:
 		return obj{"reason": "superseded by a new MOU"}
 	case PolicyContributed:

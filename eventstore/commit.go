@@ -333,61 +333,72 @@ func lock(r *commitReq, locks map[string]bool) {
 	}
 }
 
-// commit publishes g and reports back to run.
+// commit publishes g, reports back to run and then answers each of g's
+// appends. run hears first, so that it has released g's locks before a
+// caller can send its next append to the same engagement: a caller that
+// appends to one engagement again and again (a batch of commands does)
+// could otherwise find its own finished append still holding the lock and
+// be published alone, with a sync of its own.
 func (c *committer) commit(g commitGroup) {
-	c.publish(g)
+	res := c.publish(g)
 	c.finished <- g
+	for i, r := range g.reqs {
+		r.res <- res[i]
+	}
 }
 
-// publish publishes g and answers each of its appends.
-func (c *committer) publish(g commitGroup) {
+// publish publishes g and returns the answer to each of its appends.
+func (c *committer) publish(g commitGroup) []commitResult {
+	res := make([]commitResult, len(g.reqs))
+	all := func(err error) []commitResult {
+		for i := range res {
+			res[i] = commitResult{err: err}
+		}
+		return res
+	}
 	if r := c.guard.refused(); r != nil {
 		// The store refuses writes: answer at once, send nothing.
-		for _, req := range g.reqs {
-			req.res <- commitResult{err: r}
-		}
-		return
+		return all(r)
 	}
 	if !g.batch {
-		c.publishEach(g.reqs)
-		return
+		c.publishEach(g.reqs, res)
+		return res
 	}
 	acks, err := c.publishBatch(g.reqs)
 	var apiErr *jetstream.APIError
 	_, refusing := refusalReason(err)
 	switch {
 	case err == nil:
-		for i, r := range g.reqs {
-			r.res <- commitResult{ack: acks[i]}
+		for i := range g.reqs {
+			res[i] = commitResult{ack: acks[i]}
 		}
+		return res
 	case refusing:
 		// Nothing of it is stored, and alone each would be refused too.
-		for _, r := range g.reqs {
-			r.res <- commitResult{err: err}
-		}
+		return all(err)
 	case errors.As(err, &apiErr) || errors.Is(err, nats.ErrNoResponders):
 		// The server refused the batch, or nothing took it: none of it
 		// is stored, and each append on its own gets its own answer.
 		c.log.Debug("batch not stored; publishing its appends one by one", "appends", len(g.reqs), "err", err)
-		c.publishEach(g.reqs)
+		c.publishEach(g.reqs, res)
+		return res
 	default:
 		// Lost on the way, unanswered or cut short by a refusal of writes:
 		// whether the batch is stored is unknown, as for a single publish
 		// that times out.
-		for _, r := range g.reqs {
-			r.res <- commitResult{err: err}
-		}
+		return all(err)
 	}
 }
 
 // publishEach publishes the appends one by one (concurrently: they share
-// no engagement and no key), each under its caller's context.
-func (c *committer) publishEach(reqs []*commitReq) {
+// no engagement and no key), each under its caller's context, and puts
+// each one's answer in res.
+func (c *committer) publishEach(reqs []*commitReq, res []commitResult) {
 	var wg sync.WaitGroup
-	for _, r := range reqs {
+	for i, r := range reqs {
 		wg.Go(func() {
 			ack, err := publishBounded(r.ctx, c.js, r.msg)
-			r.res <- commitResult{ack: ack, err: err}
+			res[i] = commitResult{ack: ack, err: err}
 		})
 	}
 	wg.Wait()

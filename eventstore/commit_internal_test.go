@@ -87,11 +87,11 @@ func TestPublishBatchAnswersEachAppend(t *testing.T) {
 				}
 				reqs[i] = &commitReq{ctx: ctx, msg: msg, res: make(chan commitResult, 1)}
 			}
-			s.committer.publish(commitGroup{reqs: reqs, batch: true})
+			results := s.committer.publish(commitGroup{reqs: reqs, batch: true})
 
 			n := uint64(0)
-			for i, r := range reqs {
-				res := <-r.res
+			for i := range reqs {
+				res := results[i]
 				switch want := tt.want[i]; {
 				case want == conflict:
 					if !isWrongLastSequence(res.err) {

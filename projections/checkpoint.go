@@ -18,7 +18,7 @@ import (
 // CheckpointVersion is the checkpoint file's schema version. Bump it when the
 // read models or the domain state change shape: an older file is then
 // ignored and the projections are rebuilt from the stream.
-const CheckpointVersion = 9
+const CheckpointVersion = 10
 
 // checkpointChunk is how many entries (engagements, keys) one independently
 // decodable part of a section holds; the parts are decoded in parallel on load.
@@ -230,6 +230,7 @@ func (p *Projector) LoadCheckpoint(ctx context.Context, path string, stream <-ch
 		wg.Go(func() { l.restore(cp.Applied) })
 	}
 	wg.Wait()
+	p.upcoming.rebuild(&p.current) // derived from current state: not saved
 	p.lastEventSeq, p.lastEventID = cp.LastEventSeq, cp.LastEventID
 	p.events.Store(cp.Events)
 	p.rejected.Store(cp.Rejected)

@@ -19,6 +19,9 @@ import (
 type LastChange struct {
 	Type       domain.EventType
 	OccurredAt time.Time
+	// Precision is the event's time precision (domain.PrecisionNone: the
+	// record has no date; year and month in the current state only).
+	Precision string
 }
 
 // fold makes ev the last change if it is one. Events come in stream order.
@@ -27,7 +30,7 @@ func (c *LastChange) fold(ev domain.Event) {
 		return
 	}
 	if c.Type == "" || !ev.OccurredAt.Before(c.OccurredAt) {
-		c.Type, c.OccurredAt = ev.Type, ev.OccurredAt
+		c.Type, c.OccurredAt, c.Precision = ev.Type, ev.OccurredAt, ev.TimePrecision
 	}
 }
 
@@ -299,10 +302,11 @@ func matches(e *domain.Engagement, q string) bool {
 // saved as seconds and nanoseconds (the stream's times are UTC): gob
 // decodes a time.Time through an allocation of its own.
 type savedEngagement struct {
-	Snapshot domain.EngagementSnapshot
-	LastType domain.EventType
-	LastSec  int64
-	LastNsec int32
+	Snapshot      domain.EngagementSnapshot
+	LastType      domain.EventType
+	LastSec       int64
+	LastNsec      int32
+	LastPrecision string
 }
 
 // save takes the engagements in id order and freezes the model until they
@@ -318,7 +322,8 @@ func (c *current) save() saving {
 		out := make([]savedEngagement, end-start)
 		for j, en := range entries[start:end] {
 			out[j] = savedEngagement{Snapshot: en.e.Snapshot(), LastType: en.last.Type,
-				LastSec: en.last.OccurredAt.Unix(), LastNsec: int32(en.last.OccurredAt.Nanosecond())}
+				LastSec: en.last.OccurredAt.Unix(), LastNsec: int32(en.last.OccurredAt.Nanosecond()),
+				LastPrecision: en.last.Precision}
 		}
 		return out
 	}}
@@ -342,7 +347,8 @@ func (l *currentLoader) decode(i int, b []byte) error {
 	part := make([]entry, len(saved))
 	for j, s := range saved {
 		part[j] = entry{e: domain.Restore(s.Snapshot),
-			last: LastChange{Type: s.LastType, OccurredAt: time.Unix(s.LastSec, int64(s.LastNsec)).UTC()}}
+			last: LastChange{Type: s.LastType, OccurredAt: time.Unix(s.LastSec, int64(s.LastNsec)).UTC(),
+				Precision: s.LastPrecision}}
 	}
 	l.parts[i] = part
 	return nil

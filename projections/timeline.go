@@ -24,7 +24,9 @@ type timeline struct {
 }
 
 // marks are one engagement's points on both time axes: at holds two
-// integers per event (occurred_at, recorded_at), types one byte.
+// integers per event (occurred_at, recorded_at), types one byte: the type's
+// index in its low five bits, the time precision in the two above (see
+// precisionBits).
 type marks struct {
 	at    []int64
 	types []uint8
@@ -36,9 +38,34 @@ func newTimeline() timeline { return timeline{byID: make(map[string]marks)} }
 func (t *timeline) Apply(_ uint64, ev domain.Event) {
 	m := t.byID[ev.EngagementID]
 	m.at = append(m.at, nanos(ev.OccurredAt), nanos(ev.RecordedAt))
-	m.types = append(m.types, typeIndex(ev.Type))
+	k := typeIndex(ev.Type)
+	if k != math.MaxUint8 {
+		k |= uint8(slices.Index(precisions, ev.TimePrecision)+1) << typeBits
+	}
+	m.types = append(m.types, k)
 	t.byID[ev.EngagementID] = m
 }
+
+// A mark's type byte: the type's index below 1<<typeBits (math.MaxUint8 for
+// a type not in domain.EventTypes), and above it 1 + the index of the time
+// precision in precisions (0: as precise as it reads).
+const (
+	typeBits = 5
+	typeMask = 1<<typeBits - 1
+)
+
+var precisions = []string{domain.PrecisionYear, domain.PrecisionMonth, domain.PrecisionNone}
+
+// precision is event i's time precision.
+func (m marks) precision(i int) string {
+	if k := m.types[i]; k != math.MaxUint8 && k>>typeBits > 0 && int(k>>typeBits) <= len(precisions) {
+		return precisions[k>>typeBits-1]
+	}
+	return ""
+}
+
+// undated reports whether event i's record has no date.
+func (m marks) undated(i int) bool { return m.precision(i) == domain.PrecisionNone }
 
 // len is the number of events marked.
 func (m marks) len() int { return len(m.types) }
@@ -51,7 +78,11 @@ func (m marks) occurred(i int) time.Time { return time.Unix(0, m.at[2*i]).UTC() 
 
 // typ is event i's type.
 func (m marks) typ(i int) domain.EventType {
-	if k := int(m.types[i]); k < len(domain.EventTypes) {
+	k := int(m.types[i])
+	if k != math.MaxUint8 {
+		k &= typeMask
+	}
+	if k < len(domain.EventTypes) {
 		return domain.EventTypes[k]
 	}
 	return ""
@@ -142,7 +173,7 @@ func (m marks) within(b bounds, want bool) within {
 		if !w.all && want {
 			w.versions = append(w.versions, i+1)
 		}
-		w.last.fold(domain.Event{Type: m.typ(i), OccurredAt: m.occurred(i)})
+		w.last.fold(domain.Event{Type: m.typ(i), OccurredAt: m.occurred(i), TimePrecision: m.precision(i)})
 	}
 	if w.all {
 		w.versions = nil
@@ -235,4 +266,33 @@ func (l *timelineLoader) restore(uint64) {
 		})
 	}
 	*l.t = t
+}
+
+// Mark is one event of an engagement on the time axis: its type and when it
+// happened; Undated when the record has no date (OccurredAt is then when it
+// was entered, which a timeline must not draw as when it happened).
+type Mark struct {
+	Type       domain.EventType
+	OccurredAt time.Time
+	Undated    bool
+}
+
+// Marks lists the engagement's folded events inside w (all when w is zero),
+// in history order, from memory: what a timeline is drawn from. It reads no
+// event from the stream.
+func (p *Projector) Marks(id string, w domain.Window) []Mark {
+	b, ok := boundsOf(w)
+	if !ok {
+		b = bounds{occurred: math.MaxInt64, recorded: math.MaxInt64}
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	m := p.timeline.byID[id]
+	out := make([]Mark, 0, m.len())
+	for i := range m.len() {
+		if m.in(i, b) {
+			out = append(out, Mark{Type: m.typ(i), OccurredAt: m.occurred(i), Undated: m.undated(i)})
+		}
+	}
+	return out
 }

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/iom-who/engagements/app"
+	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/proofs"
 )
 
@@ -62,6 +65,26 @@ func TestBrowser(t *testing.T) {
 	}
 	a.screenshot("portfolio")
 
+	// The portfolio opens with what is coming up.
+	a.mustSee("coming up", "Coming up", "Action due: Review the MOU's implementation with WHO (example)")
+	titles := `[...document.querySelectorAll('table.portfolio tbody th[data-label=Title] a')].map(a => a.textContent.trim())`
+	// Sort by title, then the other way.
+	if code := a.submit("sort by title", `//th/a[starts-with(normalize-space(), 'Title')]`); code != 200 {
+		a.fatalf("sort: status %d", code)
+	}
+	asc := evaluate[[]string](a, "titles ascending", titles)
+	if !slices.IsSortedFunc(asc, func(x, y string) int { return strings.Compare(strings.ToLower(x), strings.ToLower(y)) }) {
+		a.fatalf("sorted by title: %v", asc)
+	}
+	if code := a.submit("sort by title, descending", `//th/a[starts-with(normalize-space(), 'Title')]`); code != 200 {
+		a.fatalf("sort: status %d", code)
+	}
+	desc := evaluate[[]string](a, "titles descending", titles)
+	if len(desc) != len(asc) || desc[0] != asc[len(asc)-1] {
+		a.fatalf("descending %v after ascending %v", desc, asc)
+	}
+	a.screenshot("portfolio-sorted")
+
 	// Filter to meetings.
 	a.do("choose meetings", chromedp.SetValue(chromedp.ID("f-kind"), "meeting"))
 	if code := a.submit("apply the filter", "form.filters button[type=submit]"); code != 200 {
@@ -92,6 +115,30 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	a.screenshot("mou")
+
+	// The desk on the MOU's page: its term, focal point, action item, and a
+	// timeline where 1999 and 2019 are twenty years apart.
+	a.mustSee("MOU desk", "Term", "open-ended", "Focal points", "Action items", "Review the MOU's implementation with WHO (example)")
+	gap := evaluate[float64](a, "1999 → 2019 on the drawing", `(() => {
+		const cs = [...document.querySelectorAll('svg.timeline-svg circle')];
+		const x = t => +cs.find(c => c.querySelector('title').textContent.startsWith(t)).getAttribute('cx');
+		return x('Renewed') - x('Signed'); })()`)
+	if span := float64(time.Now().Year()-1999) + 1; gap < 752*20/span*0.9 {
+		a.fatalf("1999 → 2019 is %.0f px of 752 on the drawing (%.0f years shown)", gap, span)
+	}
+	a.do("complete the action item", chromedp.Click(chromedp.CSS("#form-engagement-action_completed > summary")),
+		chromedp.SetValue(chromedp.ID("form-engagement-action_completed-action_id"), "mou-review"),
+		chromedp.SendKeys(chromedp.ID("form-engagement-action_completed-outcome"), "Reviewed with WHO"))
+	if code := a.submit("complete", "#form-engagement-action_completed button[type=submit]"); code != 200 {
+		a.fatalf("complete: status %d, want 200", code)
+	}
+	a.mustSee("action done", "Saved: action completed.", "Reviewed with WHO")
+	a.screenshot("mou-desk")
+
+	// Every engagement on one axis.
+	a.open("/timeline")
+	a.mustSee("timeline", "Timeline", "IOM–WHO Memorandum of Understanding", "UNGA High-Level Meeting on Universal Health Coverage")
+	a.screenshot("timeline")
 
 	// Record a new agreement.
 	if code := a.submit("open the new-engagement page", "nav a[href='/engagements/new']"); code != 200 {
@@ -239,6 +286,22 @@ func TestBrowser(t *testing.T) {
 	a.open("/")
 	a.mustSee("portfolio on a phone", "17 engagements")
 	a.screenshot("portfolio-phone")
+
+	// Paging back: with more than a page of engagements.
+	a.do("desktop viewport", chromedp.EmulateViewport(1280, 900))
+	for i := range 100 {
+		if _, err := m.Service.Execute(context.Background(), app.Command{Type: domain.EngagementRecorded, Actor: "admin",
+			Data: []byte(fmt.Sprintf(`{"kind":"initiative","title":"Network %03d","parties":["IOM"]}`, i))}); err != nil {
+			a.fatalf("record: %v", err)
+		}
+	}
+	a.open("/?sort=title&page=2")
+	a.mustSee("page 2", "Showing 101–117 of 117", "Previous 100")
+	if code := a.submit("page back", "a[rel=prev]"); code != 200 {
+		a.fatalf("previous page: status %d", code)
+	}
+	a.mustSee("page 1", "Showing 1–100 of 117", "Next 100")
+	a.screenshot("portfolio-page-1")
 }
 
 // findChromium returns Chromium's path. Without it the test is skipped,

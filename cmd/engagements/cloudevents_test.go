@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/iom-who/engagements/domain"
 )
@@ -127,12 +128,27 @@ func TestEventsAreValidCloudEvents(t *testing.T) {
 	sse := newCollector("SSE", want)
 	sseDone := readSSE(ctx, t, m.URL()+"/v1/events/stream?after=0", sse)
 
-	// (d) Webhook bodies, raw, and a stock SDK HTTP receiver.
+	// (d) Webhook bodies, raw, and a stock SDK HTTP receiver, each behind
+	// the Standard Webhooks library's verifier with its own secret: a
+	// delivery signed with any other key is answered 401 (and so recorded as
+	// a failure, which the end of the test counts).
+	const recorderSecret, sdkSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+	recorderHook, otherHook := standardWebhook(t, recorderSecret), standardWebhook(t, sdkSecret)
 	bodies := newCollector("webhook bodies", want)
 	recorder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if ct := r.Header.Get("Content-Type"); ct != "application/cloudevents+json" {
 			err = fmt.Errorf("content type %q", ct)
+		}
+		if err == nil {
+			if err = recorderHook.Verify(b, r.Header); err != nil {
+				http.Error(w, err.Error(), http.StatusUnauthorized)
+				return
+			}
+			// The other subscription's key does not verify this one's delivery.
+			if otherHook.Verify(b, r.Header) == nil {
+				err = fmt.Errorf("delivery %s verifies with another subscription's secret", r.Header.Get("webhook-id"))
+			}
 		}
 		if err != nil {
 			bodies.add(cloudevents.NewEvent(), err)
@@ -148,7 +164,7 @@ func TestEventsAreValidCloudEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := cloudevents.NewHTTP(cehttp.WithListener(ln))
+	p, err := cloudevents.NewHTTP(cehttp.WithListener(ln), cehttp.WithMiddleware(verifyStandardWebhook(otherHook)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,9 +189,9 @@ func TestEventsAreValidCloudEvents(t *testing.T) {
 
 	everything := `["engagement.*","agreement.*","policy.*","initiative.*","meeting.*"]`
 	var hooks []string
-	for _, url := range []string{recorder.URL + "/hook", "http://" + ln.Addr().String() + "/"} {
+	for url, secret := range map[string]string{recorder.URL + "/hook": recorderSecret, "http://" + ln.Addr().String() + "/": sdkSecret} {
 		code, body := postJSON(t, m.URL()+"/v1/subscriptions",
-			fmt.Sprintf(`{"url":%q,"types":%s,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, url, everything))
+			fmt.Sprintf(`{"url":%q,"types":%s,"secret":%q}`, url, everything, secret))
 		if code != http.StatusCreated {
 			t.Fatalf("subscribe %s: %d %v", url, code, body)
 		}
@@ -230,6 +246,35 @@ func TestEventsAreValidCloudEvents(t *testing.T) {
 		if code := getJSON(t, m.URL()+"/v1/subscriptions/"+id+"/failures", &failures); code != http.StatusOK || len(failures.Items) != 0 {
 			t.Errorf("subscription %s: %d, failures %v", id, code, failures.Items)
 		}
+	}
+}
+
+// standardWebhook is the Standard Webhooks library's verifier for secret.
+func standardWebhook(t *testing.T, secret string) *standardwebhooks.Webhook {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wh
+}
+
+// verifyStandardWebhook answers 401 to a request whose signature wh does not
+// verify, before the CloudEvents SDK sees it.
+func verifyStandardWebhook(wh *standardwebhooks.Webhook) cehttp.Middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, err := io.ReadAll(r.Body)
+			if err == nil {
+				err = wh.Verify(b, r.Header)
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusUnauthorized)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			next.ServeHTTP(w, r)
+		})
 	}
 }
 

@@ -31,6 +31,9 @@ Usage:
   engagements verify --bundle FILE --key PUBKEY   check an exported bundle offline
   engagements export [flags]    write the event log as NDJSON or CSV, or with --bundle the whole history with its checkpoints
   engagements rebuild [flags]   replay the whole stream through the projections and time it
+  engagements import [flags] FILE.xlsx|FILE.csv
+                                check a spreadsheet of engagements and events (the template in
+                                examples/import) and record it through the API (--dry-run: check only)
   engagements version           print the version (also --version)
 
 verify, export and rebuild read the stream with --nats-url URL (a running serve
@@ -65,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return export(args[1:], stdout, stderr)
 	case "rebuild":
 		return rebuild(args[1:], stdout, stderr)
+	case "import":
+		return importCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "engagements: unknown command %q\n\n%s", args[0], usage)
 	return 2
