@@ -28,7 +28,7 @@ type bundleLine struct {
 	// "key", "checkpoint" or "event".
 	Type         string      `json:"type"`
 	Format       string      `json:"format,omitempty"`
-	LastSequence uint64      `json:"last_sequence,omitempty"`
+	LastSequence uint64      `json:"last_sequence,omitzero"`
 	Key          *Key        `json:"key,omitempty"`
 	Checkpoint   *Checkpoint `json:"checkpoint,omitempty"`
 	Event        *Event      `json:"event,omitempty"`

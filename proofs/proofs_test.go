@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -388,5 +390,57 @@ func TestRunSignsPeriodically(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// TestBundleLinesAreAsDocumented holds each line of a bundle to the
+// members README.md gives it.
+func TestBundleLinesAreAsDocumented(t *testing.T) {
+	f := newFixture(t)
+	history(f)
+	f.checkpoint()
+	recs, err := f.ledger.Records(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := proofs.WriteBundle(t.Context(), &buf, f.store, recs); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"bundle":     {"format", "last_sequence", "type"},
+		"key":        {"key", "type"},
+		"checkpoint": {"checkpoint", "type"},
+		"event":      {"event", "type"},
+	}
+	inner := map[string][]string{
+		"key":        {"algorithm", "created_at", "key_id", "public_key"},
+		"checkpoint": {"created_at", "engagements", "head", "heads_root", "key_id", "root", "sequence", "signature"},
+		"event":      {"hash", "payload", "prev_hash", "sequence", "subject"},
+	}
+	order := ""
+	for i, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+		var l map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		var typ string
+		_ = json.Unmarshal(l["type"], &typ)
+		if got := slices.Sorted(maps.Keys(l)); !slices.Equal(got, want[typ]) {
+			t.Errorf("line %d (%s): members %v, want %v", i+1, typ, got, want[typ])
+		}
+		if members, ok := inner[typ]; ok {
+			var m map[string]json.RawMessage
+			_ = json.Unmarshal(l[typ], &m)
+			if got := slices.Sorted(maps.Keys(m)); !slices.Equal(got, members) {
+				t.Errorf("line %d (%s): %s members %v, want %v", i+1, typ, typ, got, members)
+			}
+		}
+		if !strings.HasSuffix(order, typ[:1]) {
+			order += typ[:1]
+		}
+	}
+	if order != "bkce" {
+		t.Errorf("sections in the order %q, want bundle, keys, checkpoints, events (bkce)", order)
 	}
 }
