@@ -192,7 +192,11 @@ func (s *Server) verify(c echo.Context) error {
 		}
 		until = n
 	}
-	rep, err := s.stream.VerifyUntil(c.Request().Context(), until, nil)
+	verify := s.stream.VerifyUntil
+	if s.proofs != nil {
+		verify = s.proofs.Verify
+	}
+	rep, err := verify(c.Request().Context(), until, nil)
 	if err != nil {
 		return err
 	}

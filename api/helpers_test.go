@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/proofs"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 )
@@ -67,6 +70,8 @@ type setup struct {
 	feedBurst int
 	// logger receives every part's logs (nil: discarded).
 	logger *slog.Logger
+	// proofs signs checkpoints with a new key (built.key) and serves them.
+	proofs bool
 }
 
 // built is a test server with its optional parts.
@@ -77,6 +82,9 @@ type built struct {
 	admin  string
 	hooks  *webhooks.Manager
 	cals   *calendars.Store
+	// key signs the checkpoints when setup.proofs.
+	key    ed25519.PrivateKey
+	ledger *proofs.Ledger
 }
 
 // buildServer opens a store on a fresh temp dir with the optional parts and
@@ -122,6 +130,17 @@ func buildServer(t testing.TB, su setup) *built {
 		}
 		t.Cleanup(b.hooks.Close)
 		cfg.Webhooks = b.hooks
+	}
+	if su.proofs {
+		if _, b.key, err = ed25519.GenerateKey(rand.Reader); err != nil {
+			t.Fatal(err)
+		}
+		if b.ledger, err = proofs.OpenLedger(ctx, store.JetStream(), 1, false); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Proofs, err = proofs.Open(ctx, store, b.ledger, proofs.Config{Key: b.key}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	parts, err := stack.Start(cfg)
 	if err != nil {

@@ -42,7 +42,7 @@ const metricsToken = "metrics-token-for-tests"
 func newFullServer(t *testing.T) *fullServer {
 	t.Helper()
 	rec := newReceiver(t) // first, so it is closed after the deliveries stop
-	b := buildServer(t, setup{tokens: true, calendars: true,
+	b := buildServer(t, setup{tokens: true, calendars: true, proofs: true,
 		webhooks: &webhooks.Config{MaxAttempts: 1, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
 			Timeout: 2 * time.Second},
 		options: []api.Option{api.WithMetricsToken(metricsToken)}})
@@ -423,6 +423,16 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("export NDJSON", 200, valid, "GET", "/v1/events/export", "", aud...)
 	c.check("export CSV, bounded", 200, valid, "GET", "/v1/events/export?format=csv&from=1&to=2020-12-31&type=agreement.*", "", aud...)
 	c.check("export as XML → 400", 400, invalid, "GET", "/v1/events/export?format=xml", "", aud...)
+	c.check("no checkpoint yet: no proof → 404", 404, valid, "GET", "/v1/engagements/"+mou+"/proof", "", aud...)
+	c.check("a coordinator signs a checkpoint → 403", 403, valid, "POST", "/v1/checkpoints", "", coord...)
+	c.check("sign a checkpoint", 201, valid, "POST", "/v1/checkpoints", "", aud...)
+	c.check("sign again with nothing new", 200, valid, "POST", "/v1/checkpoints", "", aud...)
+	c.check("list checkpoints", 200, valid, "GET", "/v1/checkpoints?limit=10", "", coord...)
+	c.check("list checkpoints after a bad number → 400", 400, invalid, "GET", "/v1/checkpoints?after=x", "", aud...)
+	c.check("the signing keys", 200, valid, "GET", "/v1/keys", "", sub...)
+	c.check("an engagement's proof", 200, valid, "GET", "/v1/engagements/"+mou+"/proof", "", aud...)
+	c.check("a proof against a checkpoint that does not exist → 404", 404, valid, "GET", "/v1/engagements/"+mou+"/proof?checkpoint=999999", "", aud...)
+	c.check("a proof against checkpoint 0 → 400", 400, invalid, "GET", "/v1/engagements/"+mou+"/proof?checkpoint=0", "", aud...)
 	c.check("verify", 200, valid, "GET", "/v1/verify", "", aud...)
 	c.check("verify until", 200, valid, "GET", "/v1/verify?until=3", "", aud...)
 	c.check("verify until 0 → 400", 400, invalid, "GET", "/v1/verify?until=0", "", aud...)

@@ -96,12 +96,14 @@ type Server struct {
 	feedLimits *ratelimit.Keyed
 	// publicURL is the base of the URLs handed out ("": the request's).
 	publicURL string
+	// proofs, when set, serves checkpoints, keys and proofs (WithProofs).
+	proofs Proofs
 }
 
 // uiPaths are the paths WithUI hands to the web interface; everything else
 // stays the API's.
 var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log", "/verify",
-	"/export.ndjson", "/export.csv", "/portfolio.csv", "/timeline", "/feeds", "/feeds/*"}
+	"/export.ndjson", "/export.csv", "/portfolio.csv", "/timeline", "/feeds", "/feeds/*", "/checkpoints", "/export.bundle"}
 
 // WithUI mounts a web interface (package webui) on uiPaths. It is an
 // http.Handler so that api does not import the package that imports it.
@@ -175,6 +177,12 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 		v1.POST("/tokens", s.createToken, admin)
 		v1.GET("/tokens", s.listTokens, admin)
 		v1.DELETE("/tokens/:name", s.revokeToken, admin)
+	}
+	if s.proofs != nil {
+		v1.GET("/keys", s.keys, s.allow(domain.RoleCoordinator, domain.RoleAuditor, domain.RoleSubscriber))
+		v1.GET("/checkpoints", s.listCheckpoints, s.allow(domain.RoleCoordinator, domain.RoleAuditor))
+		v1.POST("/checkpoints", s.createCheckpoint, s.allow(domain.RoleAuditor))
+		v1.GET("/engagements/:id/proof", s.proof, read...)
 	}
 	if s.subs != nil {
 		sub := s.allow(domain.RoleSubscriber)

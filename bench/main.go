@@ -13,6 +13,9 @@
 //     and as known at a random instant (bench/asof.go);
 //   - upcoming_p99: GET /v1/upcoming?within=90d under the writes of get_p99
 //     (every generated agreement is signed with an expiry; bench/asof.go);
+//   - proof_bytes, proof_verify: one engagement's proof against a signed
+//     checkpoint, its size beyond the events and its offline check
+//     (bench/proof.go);
 //   - restart: SIGTERM, start again, time to /readyz 200 with 1M events;
 //   - rss: the serve process's peak resident set size (VmHWM) through all that.
 //
@@ -324,6 +327,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
 	asofMetric := h.asOf(ctx, svc.URL, token)
 	upcomingMetric := h.upcoming(ctx, svc.URL, token, loadUnderWrites)
+	proofMetrics := h.proofs(ctx, svc.URL, token, ids)
 
 	peak, current, err := svc.memory()
 	if err != nil {
@@ -406,7 +410,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
 		joinFloats(took), strings.Join(loads, ", "))
 	h.extra("serve peak RSS: first start + load / restarts", "%.0f / %.0f MiB", peak, restartPeak)
-	return []Metric{getMetric, asofMetric, upcomingMetric, restartMetric, rssMetric}, nil
+	return append([]Metric{getMetric, asofMetric, upcomingMetric, restartMetric, rssMetric}, proofMetrics...), nil
 }
 
 // write fills the report's header and notes, prints it and writes

@@ -19,13 +19,17 @@ type Report struct {
 	// and checked against their events.
 	Documents int `json:"documents"`
 	// Problems lists every broken link, forged or undecodable event and
-	// gap, and every document missing or altered.
+	// gap, every document missing or altered, and every signed checkpoint
+	// that fails its check.
 	Problems []Problem `json:"problems"`
 	// Unattached lists the objects in the document bucket that no event
 	// names (whole-stream verifications only): an upload under way, or
 	// one whose event was refused and whose object could not be deleted.
 	// They are never listed or served; they do not make OK false.
 	Unattached []UnattachedDocument `json:"unattached,omitempty"`
+	// Checkpoints is what was found of the signed checkpoints; nil where
+	// they were not checked.
+	Checkpoints *CheckpointCheck `json:"checkpoints,omitempty"`
 }
 
 // UnattachedDocument is an object in the document bucket no event names.
@@ -34,6 +38,21 @@ type UnattachedDocument struct {
 	// EngagementID is the engagement it was uploaded for, as the object says.
 	EngagementID string    `json:"engagement_id,omitempty"`
 	StoredAt     time.Time `json:"stored_at"`
+}
+
+// CheckpointCheck is what a verification found of the signed checkpoints
+// up to the last sequence it verified.
+type CheckpointCheck struct {
+	// Checked is how many checkpoints were checked; Valid how many of them
+	// have a good signature by a known key, match the stream (root, head and
+	// heads root) and are consistent with the checkpoint before them.
+	Checked int `json:"checked"`
+	Valid   int `json:"valid"`
+	// LatestSequence and LatestRoot are those of the last valid checkpoint.
+	LatestSequence uint64 `json:"latest_sequence"`
+	LatestRoot     string `json:"latest_root,omitempty"`
+	// Keys is how many public keys were trusted.
+	Keys int `json:"keys"`
 }
 
 // Problem is one finding of a verification.

@@ -11,6 +11,12 @@ type Message struct {
 	Event Event
 	// Payload is the stored CloudEvent document, byte for byte.
 	Payload []byte
+	// Subject is the NATS subject the message is stored under, and Hash
+	// and PrevHash its Engagements-Hash and Engagements-Prev-Hash headers as
+	// stored, whether or not they check out (Event.Hash and Event.PrevHash
+	// are set only for a message that decodes). Proofs commit to them.
+	Subject        string
+	Hash, PrevHash string
 	// Err says why this message is not a valid event (it does not decode,
 	// or fails its hash check); reading goes on with the next one.
 	Err error

@@ -34,6 +34,22 @@ func ChainHash(prevHash, subject string, payload []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// DecodeStored is a stored message as Store.Read yields it, from its parts
+// kept elsewhere (an exported bundle): decoded and hash-checked against its
+// Engagements-Hash and Engagements-Prev-Hash headers hash and prevHash.
+func DecodeStored(seq uint64, subject, hash, prevHash string, payload []byte) domain.Message {
+	hdr := nats.Header{}
+	if hash != "" {
+		hdr.Set(HeaderHash, hash)
+	}
+	if prevHash != "" {
+		hdr.Set(HeaderPrevHash, prevHash)
+	}
+	m := domain.Message{Sequence: seq, Payload: payload, Subject: subject, Hash: hash, PrevHash: prevHash}
+	m.Event, m.Err = decodeMsg(subject, hdr, payload, seq)
+	return m
+}
+
 // decodeMsg decodes a stored message and checks its own hash. The link to the
 // previous event (prev_hash equals the engagement's head) is the domain's
 // check, made when the event is folded.

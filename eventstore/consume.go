@@ -177,6 +177,7 @@ func decode(it jetstream.MessagesContext, decoded chan<- message, done <-chan st
 		delivered = meta.Sequence.Consumer
 		m := message{pending: meta.NumPending}
 		m.Sequence, m.Payload = meta.Sequence.Stream, msg.Data()
+		m.Subject, m.Hash, m.PrevHash = msg.Subject(), msg.Headers().Get(HeaderHash), msg.Headers().Get(HeaderPrevHash)
 		m.Event, m.Err = decodeMsg(msg.Subject(), msg.Headers(), m.Payload, m.Sequence)
 		if !send(m) || untilIdle && m.pending == 0 {
 			return

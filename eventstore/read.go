@@ -34,7 +34,8 @@ func (s *Store) Message(ctx context.Context, seq uint64) (domain.Message, error)
 		}
 		return domain.Message{}, fmt.Errorf("message at sequence %d: %w", seq, Unavailable(err))
 	}
-	m := domain.Message{Sequence: msg.Sequence, Payload: msg.Data}
+	m := domain.Message{Sequence: msg.Sequence, Payload: msg.Data, Subject: msg.Subject,
+		Hash: msg.Header.Get(HeaderHash), PrevHash: msg.Header.Get(HeaderPrevHash)}
 	m.Event, m.Err = decodeMsg(msg.Subject, msg.Header, msg.Data, msg.Sequence)
 	return m, nil
 }

@@ -2,6 +2,8 @@ package webui_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,6 +22,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/proofs"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webui"
 )
@@ -34,6 +37,9 @@ type testEnv struct {
 	proj   *projections.Projector
 	svc    *app.Service
 	cals   *calendars.Store
+	// key is the public key checkpoints are signed with, on ledger.
+	key    ed25519.PublicKey
+	ledger *proofs.Ledger
 }
 
 func newTestEnv(t *testing.T, opts ...webui.Option) *testEnv {
@@ -57,7 +63,19 @@ func newTestEnv(t *testing.T, opts ...webui.Option) *testEnv {
 	if err != nil {
 		t.Fatalf("calendars: %v", err)
 	}
-	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, Calendars: cals, UI: true, UIOptions: opts})
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := proofs.OpenLedger(ctx, store.JetStream(), 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := proofs.Open(ctx, store, ledger, proofs.Config{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, Calendars: cals, UI: true, UIOptions: opts, Proofs: signer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +87,8 @@ func newTestEnv(t *testing.T, opts ...webui.Option) *testEnv {
 	srv := httptest.NewServer(parts.API)
 	t.Cleanup(srv.Close)
 	t.Cleanup(parts.UI.Close) // runs before srv.Close: live streams end first
-	return &testEnv{Server: srv, tokens: ts, store: store, proj: parts.Projector, svc: parts.Service, cals: cals}
+	return &testEnv{Server: srv, tokens: ts, store: store, proj: parts.Projector, svc: parts.Service, cals: cals,
+		key: key.Public().(ed25519.PublicKey), ledger: ledger}
 }
 
 // token creates a token, as an admin would.

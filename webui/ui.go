@@ -80,8 +80,10 @@ type UI struct {
 
 	// auditing, when set, serves the auditor's pages (WithAuditing);
 	// verifying is this instance's latest verification.
-	auditing  Auditing
-	verifying verifyRun
+	auditing Auditing
+	// checkpoints, when set, serves the checkpoint page and downloads.
+	checkpoints Checkpoints
+	verifying   verifyRun
 	// background holds the verifications running.
 	background sync.WaitGroup
 
@@ -119,6 +121,7 @@ type config struct {
 	auditing                         Auditing
 	calendars                        Calendars
 	publicURL                        string
+	checkpoints                      Checkpoints
 }
 
 // Option changes a limit of the web interface.
@@ -162,7 +165,7 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		sessions:    newSessions(c.sessionsPerIdentity, c.maxSessions),
 		pageLimits:  ratelimit.New(c.rate, c.burst, c.maxSessions),
 		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing,
-		calendars: c.calendars, publicURL: c.publicURL}
+		calendars: c.calendars, publicURL: c.publicURL, checkpoints: c.checkpoints}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()
@@ -186,6 +189,12 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		m.HandleFunc("GET /feeds", u.signedIn(readers, u.feedsPage))
 		m.HandleFunc("POST /feeds", u.signedIn(readers, u.createFeed))
 		m.HandleFunc("POST /feeds/{id}/revoke", u.signedIn(readers, u.revokeFeed))
+	}
+	if u.checkpoints != nil {
+		m.HandleFunc("GET /checkpoints", u.signedIn(auditors, u.checkpointsPage))
+		m.HandleFunc("POST /checkpoints", u.signedIn(auditors, u.createCheckpoint))
+		m.HandleFunc("GET /export.bundle", u.signedIn(auditors, u.downloadBundle))
+		m.HandleFunc("GET /engagements/{id}/proof.json", u.signedIn(auditors, u.downloadProof))
 	}
 	m.HandleFunc("POST /engagements/new", u.signedIn(writers, u.create))
 	m.HandleFunc("GET /engagements/live", u.signedIn(readers, u.live))
@@ -224,7 +233,7 @@ func (u *UI) Close() {
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline", "feeds"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline", "feeds", "checkpoints"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
@@ -286,6 +295,7 @@ type base struct {
 	Audit   bool   // the auditor's pages are offered to this user
 	// CalendarFeeds: the calendar-feed page is offered.
 	CalendarFeeds bool
+	Proofs  bool   // so are the checkpoint page and the proof and bundle downloads
 }
 
 // render executes page into a buffer first, so a template error never sends
@@ -312,6 +322,7 @@ func (u *UI) base(s *session, title, nav string) base {
 		b.User, b.CSRF, b.Flash = &s.user, s.csrf, u.sessions.takeFlash(s)
 		b.Audit = u.auditing != nil && s.user.Role.Allowed(auditors...)
 		b.CalendarFeeds = u.calendars != nil
+		b.Proofs = u.checkpoints != nil && s.user.Role.Allowed(auditors...)
 	}
 	return b
 }

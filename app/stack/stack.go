@@ -11,6 +11,8 @@ package stack
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,6 +25,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/proofs"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -52,6 +55,9 @@ type Config struct {
 	API []api.Option
 	// UIOptions holds options of the web pages (rate limits, session caps).
 	UIOptions []webui.Option
+	// Proofs, when set, signs checkpoints (Start runs it until Close) and
+	// serves them, the keys and proofs; verify checks the checkpoints too.
+	Proofs *proofs.Service
 	// Logger receives every part's logs; nil discards them.
 	Logger *slog.Logger
 	// MaxDocumentSize is the largest document uploads may store, in bytes;
@@ -71,6 +77,7 @@ type Parts struct {
 
 	cancel  context.CancelFunc
 	done    chan error
+	signer  sync.WaitGroup // the checkpoint signer's run
 	stopped sync.Once
 	err     error // the projector's
 }
@@ -115,9 +122,15 @@ func Start(cfg Config) (*Parts, error) {
 	if cfg.PublicURL != "" {
 		opts = append(opts, api.WithPublicURL(cfg.PublicURL))
 	}
+	if cfg.Proofs != nil {
+		opts = append(opts, api.WithProofs(cfg.Proofs))
+	}
 	opts = append(opts, cfg.API...)
 	if cfg.UI {
-		uiOpts := []webui.Option{webui.WithAuditing(auditing{cfg.Store})}
+		uiOpts := []webui.Option{webui.WithAuditing(auditing{cfg.Store, cfg.Proofs})}
+		if cfg.Proofs != nil {
+			uiOpts = append(uiOpts, webui.WithCheckpoints(checkpoints{cfg.Proofs}))
+		}
 		if cfg.Calendars != nil {
 			uiOpts = append(uiOpts, webui.WithCalendars(cfg.Calendars, cfg.PublicURL))
 		}
@@ -130,6 +143,9 @@ func Start(cfg Config) (*Parts, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan error, 1)
 	go func() { p.done <- p.Projector.Run(ctx, cfg.Store) }()
+	if cfg.Proofs != nil {
+		p.signer.Go(func() { cfg.Proofs.Run(ctx) })
+	}
 	return p, nil
 }
 
@@ -144,15 +160,22 @@ func (p *Parts) Close() error {
 		}
 		p.cancel()
 		p.err = <-p.done
+		p.signer.Wait()
 	})
 	return p.err
 }
 
 // auditing is what the auditor's web pages need of the store: verify, the
 // API's export, and where a date starts in the stream.
-type auditing struct{ store *eventstore.Store }
+type auditing struct {
+	store  *eventstore.Store
+	proofs *proofs.Service // nil: verify checks the chains only
+}
 
 func (a auditing) Verify(ctx context.Context, progress func(done, total uint64)) (domain.Report, error) {
+	if a.proofs != nil {
+		return a.proofs.Verify(ctx, 0, progress)
+	}
 	return a.store.Verify(ctx, progress)
 }
 
@@ -163,4 +186,63 @@ func (a auditing) Export(ctx context.Context, w io.Writer, format string) error 
 
 func (a auditing) SequenceSince(ctx context.Context, t time.Time) (uint64, error) {
 	return a.store.SequenceSince(ctx, t)
+}
+
+// checkpoints is what the checkpoint pages need of the proofs service.
+type checkpoints struct{ svc *proofs.Service }
+
+func (c checkpoints) List(ctx context.Context) ([]webui.Checkpoint, error) {
+	cps, listed, _, err := c.svc.Stored(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys []ed25519.PublicKey
+	for _, k := range listed {
+		if pub, err := k.Public(); err == nil {
+			keys = append(keys, pub)
+		}
+	}
+	out := make([]webui.Checkpoint, len(cps))
+	for i, cp := range cps {
+		out[i] = view(i+1, cp)
+		if err := cp.Verify(keys); err != nil {
+			out[i].Problem = err.Error()
+		}
+	}
+	return out, nil
+}
+
+func view(number int, cp proofs.Checkpoint) webui.Checkpoint {
+	return webui.Checkpoint{Number: number, Sequence: cp.Sequence, Root: cp.Root, KeyID: cp.KeyID, CreatedAt: cp.CreatedAt}
+}
+
+func (c checkpoints) Keys() []webui.SigningKey {
+	var out []webui.SigningKey
+	for _, k := range c.svc.Keys() {
+		sk := webui.SigningKey{KeyID: k.KeyID, CreatedAt: k.CreatedAt, Current: k.KeyID == c.svc.KeyID()}
+		if pub, err := k.Public(); err == nil {
+			sk.PEM = proofs.PublicPEM(pub)
+		}
+		out = append(out, sk)
+	}
+	return out
+}
+
+func (c checkpoints) Create(ctx context.Context) (webui.Checkpoint, bool, error) {
+	cp, created, err := c.svc.Create(ctx)
+	return view(len(c.svc.Checkpoints()), cp), created, err
+}
+
+func (c checkpoints) Proof(ctx context.Context, id string) ([]byte, error) {
+	f, err := c.svc.Proof(ctx, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(f)
+	return append(b, '\n'), err
+}
+
+func (c checkpoints) Bundle(ctx context.Context, w io.Writer) error {
+	_, err := c.svc.Bundle(ctx, w)
+	return err
 }

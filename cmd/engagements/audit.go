@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,8 +17,10 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/api"
+	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/proofs"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -127,24 +130,129 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// verify: engagements verify --nats-url URL | --data DIR.
+// keyFlag collects --key values: each a file holding a public key, or the
+// key itself (PEM, base64 or hex of its 32 bytes, a key of GET /v1/keys).
+type keyFlag []ed25519.PublicKey
+
+func (k *keyFlag) String() string { return fmt.Sprintf("%d key(s)", len(*k)) }
+
+func (k *keyFlag) Set(v string) error {
+	text := []byte(v)
+	if b, err := os.ReadFile(v); err == nil {
+		text = b
+	}
+	pub, err := proofs.ParsePublicKey(text)
+	if err != nil {
+		return err
+	}
+	*k = append(*k, pub)
+	return nil
+}
+
+// verify: engagements verify --nats-url URL | --data DIR, or offline
+// --proof FILE | --bundle FILE with --key PUBKEY.
 func verify(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	var sf storeFlags
 	sf.register(fs)
 	until := fs.Uint64("until", 0, "verify only up to this stream sequence (compare a head noted earlier)")
+	proof := fs.String("proof", "", "offline: check this proof file (GET /v1/engagements/{id}/proof); needs --key, no server")
+	bundle := fs.String("bundle", "", "offline: check this bundle (engagements export --bundle); needs --key, no server")
+	var keys keyFlag
+	fs.Var(&keys, "key", "offline: a trusted public key, as a file or the key itself (PEM, base64 or hex); repeat it for rotated keys")
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
+	}
+	if *proof != "" || *bundle != "" {
+		if *proof != "" && *bundle != "" || sf.natsURL != "" || sf.data != "" || *until != 0 {
+			fmt.Fprintln(stderr, "engagements verify: give one of --proof or --bundle, with --key and no store flags")
+			return 2
+		}
+		if len(keys) == 0 {
+			fmt.Fprintln(stderr, "engagements verify: --proof and --bundle need --key PUBKEY (the service's public key, sent to you apart)")
+			return 2
+		}
+		if *proof != "" {
+			return verifyProofFile(*proof, keys, stdout, stderr)
+		}
+		return verifyBundleFile(*bundle, keys, stdout, stderr)
+	}
+	if len(keys) > 0 {
+		fmt.Fprintln(stderr, "engagements verify: --key is for --proof and --bundle")
+		return 2
 	}
 	return sf.withStore("verify", stderr, func(ctx context.Context, store *eventstore.Store) int {
 		return runVerify(ctx, store, *until, stdout, stderr)
 	})
 }
 
+// verifyProofFile checks a proof file offline.
+func verifyProofFile(path string, keys []ed25519.PublicKey, stdout, stderr io.Writer) int {
+	data, err := readLimited(path, proofs.MaxProofBytes)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
+		return 2
+	}
+	res, err := proofs.VerifyProof(data, keys)
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(res)
+	if err != nil {
+		fmt.Fprintf(stderr, "verify: the proof FAILS: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "verify: ok, engagement %s, %d events, in checkpoint %d signed by key %s at %s\n",
+		res.EngagementID, res.Events, res.Sequence, res.KeyID, res.SignedAt)
+	return 0
+}
+
+// readLimited reads a file of at most limit bytes.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+// verifyBundleFile checks a bundle offline.
+func verifyBundleFile(path string, keys []ed25519.PublicKey, stdout, stderr io.Writer) int {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
+		return 2
+	}
+	defer f.Close()
+	rep, err := proofs.VerifyBundle(f, keys)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
+		return 1
+	}
+	return printReport(rep, stdout, stderr)
+}
+
 func runVerify(ctx context.Context, store *eventstore.Store, until uint64, stdout, stderr io.Writer) int {
+	ledger, err := proofs.OpenLedger(ctx, store.JetStream(), 0, true)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
+		return 2
+	}
+	recs, err := ledger.Records(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
+		return 2
+	}
 	var pb *progressbar.ProgressBar
 	last := uint64(0)
-	rep, err := store.VerifyUntil(ctx, until, func(done, total uint64) {
+	rep, err := proofs.Audit(ctx, store, recs, until, func(done, total uint64) {
 		if pb == nil {
 			if pb = bar(stderr, total, "verifying"); pb == nil {
 				fmt.Fprintf(stderr, "verifying: %d of %d\n", done, total)
@@ -158,6 +266,12 @@ func runVerify(ctx context.Context, store *eventstore.Store, until uint64, stdou
 		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
 		return 2
 	}
+	return printReport(rep, stdout, stderr)
+}
+
+// printReport writes the report as JSON and a line of summary; 1 when it
+// found problems.
+func printReport(rep domain.Report, stdout, stderr io.Writer) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(rep)
@@ -166,6 +280,9 @@ func runVerify(ctx context.Context, store *eventstore.Store, until uint64, stdou
 		return 1
 	}
 	fmt.Fprintf(stderr, "verify: ok, %d events, %d engagements, head %s\n", rep.Events, rep.Engagements, rep.Head)
+	if c := rep.Checkpoints; c != nil {
+		fmt.Fprintf(stderr, "verify: %d signed checkpoint(s) valid, the latest at sequence %d\n", c.Valid, c.LatestSequence)
+	}
 	return 0
 }
 
@@ -185,8 +302,20 @@ func export(args []string, stdout, stderr io.Writer) int {
 		vals[f.name] = fs.String(f.name, f.def, f.usage)
 	}
 	out := fs.String("out", "-", "file to write, - for stdout")
+	bundle := fs.Bool("bundle", false, "write a bundle instead (every message as stored, the signed checkpoints and the public keys; check it with verify --bundle); the selection flags do not apply")
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
+	}
+	if *bundle {
+		for name, v := range vals {
+			if *v != "" && !(name == "format" && *v == "ndjson") {
+				fmt.Fprintf(stderr, "engagements export: --bundle holds the whole stream; --%s does not apply\n", name)
+				return 2
+			}
+		}
+		return sf.withStore("export", stderr, func(ctx context.Context, store *eventstore.Store) int {
+			return runExportBundle(ctx, store, *out, stdout, stderr)
+		})
 	}
 	o, err := api.ParseExportOptions(func(name string) string { return *vals[name] })
 	if err != nil {
@@ -231,6 +360,38 @@ func runExport(ctx context.Context, store *eventstore.Store, o api.ExportOptions
 		return 1
 	}
 	fmt.Fprintf(stderr, "exported %d events\n", n)
+	return 0
+}
+
+func runExportBundle(ctx context.Context, store *eventstore.Store, out string, stdout, stderr io.Writer) int {
+	ledger, err := proofs.OpenLedger(ctx, store.JetStream(), 0, true)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements export: %v\n", err)
+		return 1
+	}
+	recs, err := ledger.Records(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements export: %v\n", err)
+		return 1
+	}
+	w, finish := stdout, func() error { return nil }
+	if out != "-" {
+		f, err := os.Create(out)
+		if err != nil {
+			fmt.Fprintf(stderr, "engagements export: %v\n", err)
+			return 2
+		}
+		w, finish = f, f.Close
+	}
+	n, err := proofs.WriteBundle(ctx, w, store, recs)
+	if cerr := finish(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements export: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "exported a bundle of %d events and %d ledger records\n", n, len(recs))
 	return 0
 }
 

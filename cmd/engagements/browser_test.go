@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/proofs"
 )
 
 // Safety limits, not assertions on speed: a step that hangs fails the test
@@ -324,6 +327,28 @@ func TestBrowser(t *testing.T) {
 	if code, _ := fetchStatus(t, feed); code != 404 {
 		a.fatalf("a revoked feed: %d, want 404", code)
 	}
+	// Signed checkpoints: sign one, see its signature valid, download an
+	// engagement's proof from its page; the proof checks out with the
+	// public key alone.
+	a.open("/checkpoints")
+	a.mustSee("checkpoint page", "Signed checkpoints", "None yet", "BEGIN PUBLIC KEY")
+	if code := a.submit("sign a checkpoint", "form[action='/checkpoints'] button[type=submit]"); code != 200 {
+		a.fatalf("sign a checkpoint: status %d, want 200", code)
+	}
+	a.mustSee("signed checkpoint", "Signed checkpoint 1 at sequence", "1 checkpoint", "valid")
+	a.screenshot("checkpoints")
+	a.open("/")
+	a.open(evaluate[string](a, "an engagement", `document.querySelector('table.portfolio tbody tr a[href^="/engagements/"]').getAttribute('href')`))
+	href = evaluate[string](a, "the proof link", `document.getElementById('download-proof').getAttribute('href')`)
+	proof := evaluate[string](a, "download the proof", "fetch("+strconv.Quote(href)+").then(r => r.ok ? r.text() : 'HTTP ' + r.status)",
+		chromedp.EvalAwaitPromise)
+	key, err := m.Proofs.Keys()[0].Public()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := proofs.VerifyProof([]byte(proof), []ed25519.PublicKey{key}); err != nil || !strings.Contains(href, res.EngagementID) {
+		a.fatalf("the proof downloaded from %s: %+v %v (%.200s)", href, res, err, proof)
+	}
 
 	// The portfolio on a phone.
 	a.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
@@ -466,11 +491,11 @@ func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 }
 
 // evaluate returns the value of a JavaScript expression in tb's page.
-func evaluate[T any](tb *tab, what, expr string) T {
+func evaluate[T any](tb *tab, what, expr string, opts ...chromedp.EvaluateOption) T {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, stepTimeout)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, opts...))
 	if err != nil {
 		tb.fatalf("%s: %v", what, err)
 	}

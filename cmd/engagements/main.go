@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
@@ -27,8 +28,10 @@ const usage = `engagements — event-sourced engagement tracker
 
 Usage:
   engagements serve [flags]     start the HTTP API (embedded NATS by default)
-  engagements verify [flags]    check every event's hash chain and the stream's completeness
-  engagements export [flags]    write the event log as NDJSON or CSV
+  engagements verify [flags]    check every event's hash chain, the stream's completeness and the signed checkpoints
+  engagements verify --proof FILE --key PUBKEY    check one engagement's proof offline (no server, no NATS)
+  engagements verify --bundle FILE --key PUBKEY   check an exported bundle offline
+  engagements export [flags]    write the event log as NDJSON or CSV, or with --bundle the whole history with its checkpoints
   engagements rebuild [flags]   replay the whole stream through the projections and time it
   engagements import [flags] FILE.xlsx|FILE.csv
                                 check a spreadsheet of engagements and events (the template in
@@ -129,6 +132,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", "", "when set, /metrics needs Authorization: Bearer <this token>")
 	var maxDoc string
 	fs.StringVar(&maxDoc, "max-document-size", "25MiB", "largest document an upload may store: bytes, or with KiB, MiB or GiB (at most 1GiB)")
+	fs.StringVar(&cfg.SigningKey, "signing-key", "", "Ed25519 private key (PEM PKCS #8) that signs checkpoints (default: <data>/signing.key, created on first start)")
+	fs.Uint64Var(&cfg.CheckpointEveryEvents, "checkpoint-every-events", 10000, "sign a checkpoint once this many events were stored since the last (0: not by count)")
+	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 10*time.Minute, "sign a checkpoint this often when there are new events (0: not by time)")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

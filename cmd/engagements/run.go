@@ -19,6 +19,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/proofs"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -51,6 +52,14 @@ type Config struct {
 	Logger          *slog.Logger
 	// Webhooks tunes webhook delivery; the zero value is the production one.
 	Webhooks webhooks.Config
+	// SigningKey is the Ed25519 key file checkpoints are signed with
+	// (PEM PKCS #8); empty means SigningKeyFile in DataDir, created on first
+	// start.
+	SigningKey string
+	// CheckpointEveryEvents and CheckpointEvery say when a checkpoint is
+	// signed (0: not on that ground).
+	CheckpointEveryEvents uint64
+	CheckpointEvery       time.Duration
 }
 
 // Main opens the store, the token store and webhook delivery, loads the
@@ -65,6 +74,7 @@ type Main struct {
 	Service   *app.Service
 	Webhooks  *webhooks.Manager
 	Calendars *calendars.Store
+	Proofs    *proofs.Service
 	// AdminToken is set when this start created the first admin token.
 	AdminToken string
 
@@ -122,11 +132,15 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Projector = m.useCheckpoint(proj, <-loaded)
+	if err := m.openProofs(ctx); err != nil {
+		return err
+	}
 	var err error
 	m.parts, err = stack.Start(stack.Config{
 		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
 		MaxDocumentSize: m.Config.MaxDocumentSize,
 		Calendars: m.Calendars, PublicURL: m.Config.PublicURL,
+		Proofs: m.Proofs,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
 		// Each web session gets the rate each API token gets.
@@ -200,6 +214,35 @@ func (m *Main) openAdapters(ctx context.Context) error {
 		whCfg.Logger = log.With("component", "webhooks")
 	}
 	m.Webhooks, err = webhooks.Open(ctx, m.Store, whCfg)
+	return err
+}
+
+// SigningKeyFile is where the checkpoint signing key is created when
+// --signing-key is not given.
+func (m *Main) SigningKeyFile() string {
+	if m.Config.SigningKey != "" {
+		return m.Config.SigningKey
+	}
+	return filepath.Join(m.Config.DataDir, "signing.key")
+}
+
+// openProofs loads (or on first start creates, mode 0600) the signing key
+// and opens the checkpoint ledger beside the stream.
+func (m *Main) openProofs(ctx context.Context) error {
+	key, created, err := proofs.LoadOrCreateKey(m.SigningKeyFile(), m.Config.SigningKey == "")
+	if err != nil {
+		return err
+	}
+	if created {
+		m.Config.Logger.Info("checkpoint signing key created", "file", m.SigningKeyFile())
+	}
+	ledger, err := proofs.OpenLedger(ctx, m.Store.JetStream(), m.Config.Replicas, false)
+	if err != nil {
+		return err
+	}
+	m.Proofs, err = proofs.Open(ctx, m.Store, ledger, proofs.Config{Key: key,
+		EveryEvents: m.Config.CheckpointEveryEvents, Every: m.Config.CheckpointEvery,
+		Logger: m.Config.Logger.With("component", "checkpoints")})
 	return err
 }
 

@@ -1,0 +1,455 @@
+package proofs
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
+)
+
+// Stream is what the service reads of the event store; eventstore.Store is
+// one.
+type Stream interface {
+	Read(ctx context.Context, after uint64, f domain.Filter) iter.Seq2[domain.Message, error]
+	// Message reads the message stored at seq (a direct get).
+	Message(ctx context.Context, seq uint64) (domain.Message, error)
+	LastSequence(ctx context.Context) (uint64, error)
+	VerifyWalk(ctx context.Context, until uint64, progress func(done, total uint64), v eventstore.Visitor) (domain.Report, error)
+}
+
+// Config tunes the service.
+type Config struct {
+	// Key signs new checkpoints.
+	Key ed25519.PrivateKey
+	// EveryEvents and Every make Run sign a checkpoint once that many
+	// events were stored since the last, or that much time went by with
+	// new events (0: never on that ground).
+	EveryEvents uint64
+	Every       time.Duration
+	Logger      *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service signs checkpoints of the stream and answers for them: the list,
+// the keys, one engagement's proof and verification.
+type Service struct {
+	src    Stream
+	ledger *Ledger
+	cfg    Config
+	keyID  string
+
+	// mu serialises catching up and signing.
+	mu     sync.Mutex
+	tree   *Tree
+	chains *eventstore.Chains
+	// heads is each engagement's head after each event that moved it;
+	// messages the sequence of every message on its subjects, valid or not
+	// (8 bytes per message), which a proof holds.
+	heads    map[string][]headAt
+	messages map[string][]uint64
+	// headsCache is the heads tree at one size, the last asked for.
+	headsCache struct {
+		size  uint64
+		tree  *Tree
+		index map[string]uint64
+	}
+
+	listMu      sync.RWMutex
+	checkpoints []Checkpoint
+	keys        []Key
+}
+
+// headAt is an engagement's head hash from sequence seq on: 40 bytes per
+// event that moves a chain.
+type headAt struct {
+	seq  uint64
+	hash [32]byte
+}
+
+// Open loads the ledger's checkpoints and keys and lists cfg.Key among the
+// keys if it is new (a rotated key: the old ones stay listed).
+func Open(ctx context.Context, src Stream, ledger *Ledger, cfg Config) (*Service, error) {
+	if cfg.Key == nil {
+		return nil, errors.New("proofs: no signing key")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{src: src, ledger: ledger, cfg: cfg, keyID: KeyID(cfg.Key.Public().(ed25519.PublicKey)),
+		tree: NewTree(), chains: eventstore.NewChains(), heads: map[string][]headAt{}, messages: map[string][]uint64{}}
+	recs, err := ledger.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.checkpoints, s.keys, _ = parseRecords(recs)
+	if !slices.ContainsFunc(s.keys, func(k Key) bool { return k.KeyID == s.keyID }) {
+		k := NewKey(cfg.Key.Public().(ed25519.PublicKey), cfg.Now().UTC().Format(TimeLayout))
+		data, err := jsonv2.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		if err := ledger.AddKey(ctx, k.KeyID, data); err != nil {
+			return nil, err
+		}
+		s.keys = append(s.keys, k)
+		cfg.Logger.Info("signing key listed", "key_id", k.KeyID)
+	}
+	return s, nil
+}
+
+// parseRecords splits the ledger into checkpoints and keys; bad lists the
+// records that do not parse.
+func parseRecords(recs []Record) (cps []Checkpoint, keys []Key, bad []Record) {
+	for _, r := range recs {
+		if r.KeyID != "" {
+			var k Key
+			if err := strictUnmarshal(r.Data, &k); err != nil || k.KeyID != r.KeyID {
+				bad = append(bad, r)
+				continue
+			}
+			keys = append(keys, k)
+			continue
+		}
+		var cp Checkpoint
+		if err := strictUnmarshal(r.Data, &cp); err != nil {
+			bad = append(bad, r)
+			continue
+		}
+		cps = append(cps, cp)
+	}
+	return cps, keys, bad
+}
+
+// strictUnmarshal parses JSON in one spelling only: names matched exactly,
+// no unknown or duplicate names, valid UTF-8, nothing after the value.
+func strictUnmarshal(data []byte, v any) error {
+	return jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true))
+}
+
+// KeyID is the id of the key new checkpoints are signed with.
+func (s *Service) KeyID() string { return s.keyID }
+
+// Keys lists every key that signed or signs checkpoints, oldest first.
+func (s *Service) Keys() []Key {
+	s.listMu.RLock()
+	defer s.listMu.RUnlock()
+	return slices.Clone(s.keys)
+}
+
+// Checkpoints lists the checkpoints this instance loaded at start and
+// signed since, oldest first (the API numbers them from 1).
+func (s *Service) Checkpoints() []Checkpoint {
+	s.listMu.RLock()
+	defer s.listMu.RUnlock()
+	return slices.Clone(s.checkpoints)
+}
+
+// trustedKeys are the listed keys, decoded.
+func trustedKeys(keys []Key) []ed25519.PublicKey {
+	var out []ed25519.PublicKey
+	for _, k := range keys {
+		if pub, err := k.Public(); err == nil {
+			out = append(out, pub)
+		}
+	}
+	return out
+}
+
+// catchUp folds the messages stored since the tree's end into the tree and
+// the chains. s.mu is held.
+func (s *Service) catchUp(ctx context.Context) error {
+	last, err := s.src.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	if last <= s.tree.Size() {
+		return nil
+	}
+	for m, err := range s.src.Read(ctx, s.tree.Size(), domain.Filter{}) {
+		if err != nil {
+			return err
+		}
+		if m.Sequence > last {
+			break
+		}
+		for s.tree.Size() < m.Sequence-1 {
+			_ = s.tree.Append(GapLeaf)
+		}
+		_ = s.tree.Append(LeafData(m))
+		// The engagement whose subjects it is on (set from the subject
+		// even when the message does not decode).
+		if id := m.Event.EngagementID; id != "" {
+			s.messages[id] = append(s.messages[id], m.Sequence)
+		}
+		if s.chains.Fold(m) == "" {
+			// A folded event's hash matched its recomputed chain hash,
+			// so it is 64 hex digits, the leaf data.
+			h := headAt{seq: m.Sequence}
+			copy(h.hash[:], LeafData(m))
+			id := m.Event.EngagementID
+			s.heads[id] = append(s.heads[id], h)
+		}
+	}
+	for s.tree.Size() < last {
+		_ = s.tree.Append(GapLeaf)
+	}
+	return nil
+}
+
+// Create signs a checkpoint of the stream as it is now and stores it.
+// When the latest checkpoint already covers every message and was signed
+// with the current key it is returned instead, with created false.
+func (s *Service) Create(ctx context.Context) (cp Checkpoint, created bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.catchUp(ctx); err != nil {
+		return Checkpoint{}, false, err
+	}
+	size := s.tree.Size()
+	if latest, ok := s.latest(); ok && latest.Sequence == size && latest.KeyID == s.keyID {
+		return latest, false, nil
+	}
+	head, headsRoot := headsOf(s.chains)
+	cp = Checkpoint{Sequence: size, Root: rootHex(s.tree), Head: head, HeadsRoot: headsRoot,
+		Engagements: uint64(s.chains.Len()), CreatedAt: s.cfg.Now().UTC().Format(TimeLayout)}
+	cp.Sign(s.cfg.Key)
+	data, err := jsonv2.Marshal(cp)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	if _, err := s.ledger.AppendCheckpoint(ctx, data); err != nil {
+		return Checkpoint{}, false, err
+	}
+	s.listMu.Lock()
+	s.checkpoints = append(s.checkpoints, cp)
+	s.listMu.Unlock()
+	s.cfg.Logger.Info("checkpoint signed", "sequence", cp.Sequence, "root", cp.Root, "key_id", cp.KeyID)
+	return cp, true, nil
+}
+
+func (s *Service) latest() (Checkpoint, bool) {
+	s.listMu.RLock()
+	defer s.listMu.RUnlock()
+	if len(s.checkpoints) == 0 {
+		return Checkpoint{}, false
+	}
+	return s.checkpoints[len(s.checkpoints)-1], true
+}
+
+// pollInterval is how often Run looks at the stream's length.
+const pollInterval = time.Second
+
+// Run signs checkpoints every cfg.EveryEvents events and every cfg.Every
+// (when there are new events) until ctx ends. The tree is built when first
+// needed (the first checkpoint or proof after a start reads the stream
+// once, as verify does), not at start, which would slow a restart down.
+func (s *Service) Run(ctx context.Context) {
+	if s.cfg.EveryEvents == 0 && s.cfg.Every == 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	lastAt := s.cfg.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		last, err := s.src.LastSequence(ctx)
+		if err != nil {
+			continue
+		}
+		var covered uint64
+		if cp, ok := s.latest(); ok {
+			covered = cp.Sequence
+		}
+		if last <= covered {
+			continue
+		}
+		due := s.cfg.EveryEvents > 0 && last-covered >= s.cfg.EveryEvents ||
+			s.cfg.Every > 0 && s.cfg.Now().Sub(lastAt) >= s.cfg.Every
+		if !due {
+			continue
+		}
+		if _, _, err := s.Create(ctx); err != nil {
+			if ctx.Err() == nil {
+				s.cfg.Logger.Warn("checkpoint not signed", "err", err)
+			}
+			continue
+		}
+		lastAt = s.cfg.Now()
+	}
+}
+
+// Verify is eventstore's verification up to until (0: all) that also
+// checks every signed checkpoint up to there: its signature by a listed
+// key, its root, head and heads root against the stream as read now, and
+// a consistency proof (computed from the stream) from the checkpoint
+// before it.
+func (s *Service) Verify(ctx context.Context, until uint64, progress func(done, total uint64)) (domain.Report, error) {
+	recs, err := s.ledger.Records(ctx)
+	if err != nil {
+		return domain.Report{}, err
+	}
+	return Audit(ctx, s.src, recs, until, progress)
+}
+
+// Stored reads the checkpoints and keys from the ledger as it is now (what
+// other instances signed too, and records put there behind the service's
+// back); bad counts the records that do not parse.
+func (s *Service) Stored(ctx context.Context) (cps []Checkpoint, keys []Key, bad int, err error) {
+	recs, err := s.ledger.Records(ctx)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	cps, keys, badRecs := parseRecords(recs)
+	return cps, keys, len(badRecs), nil
+}
+
+// Bundle writes the whole history as a bundle (WriteBundle) with the
+// ledger as it is now.
+func (s *Service) Bundle(ctx context.Context, w io.Writer) (events int, err error) {
+	recs, err := s.ledger.Records(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return WriteBundle(ctx, w, s.src, recs)
+}
+
+// Walker is what Audit reads: eventstore.Store is one.
+type Walker interface {
+	VerifyWalk(ctx context.Context, until uint64, progress func(done, total uint64), v eventstore.Visitor) (domain.Report, error)
+}
+
+// Audit verifies the stream up to until and the checkpoints of the ledger
+// records against it, with the ledger's keys as the trusted ones.
+func Audit(ctx context.Context, st Walker, recs []Record, until uint64, progress func(done, total uint64)) (domain.Report, error) {
+	cps, keys, bad := parseRecords(recs)
+	c := newChecker(cps, trustedKeys(keys))
+	rep, err := st.VerifyWalk(ctx, until, progress, c)
+	if err != nil {
+		return rep, err
+	}
+	for _, r := range bad {
+		rep.Problems = append(rep.Problems, domain.Problem{
+			Problem: fmt.Sprintf("record %d of %s is not a checkpoint or key in the documented form", r.Sequence, LedgerStream)})
+	}
+	rep.Checkpoints = c.report(&rep)
+	return rep, nil
+}
+
+// headsAt is the heads tree when the stream ended at size. s.mu is held.
+func (s *Service) headsAt(size uint64) (*Tree, map[string]uint64, error) {
+	if c := &s.headsCache; c.tree != nil && c.size == size {
+		return c.tree, c.index, nil
+	}
+	ids := make([]string, 0, len(s.heads))
+	for id := range s.heads {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	t, index, err := headsTree(func(yield func(string, string) bool) {
+		for _, id := range ids {
+			hs := s.heads[id]
+			// The last head at or before size.
+			n, _ := slices.BinarySearchFunc(hs, size+1, func(h headAt, seq uint64) int { return cmpUint(h.seq, seq) })
+			if n > 0 && !yield(id, hex.EncodeToString(hs[n-1].hash[:])) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.headsCache.size, s.headsCache.tree, s.headsCache.index = size, t, index
+	return t, index, nil
+}
+
+// Proof is one engagement's proof against the checkpoint that covers
+// sequence at (0: the latest checkpoint). It wraps domain.ErrNotFound when
+// there is no such checkpoint or the engagement has no valid event up to it.
+func (s *Service) Proof(ctx context.Context, id string, at uint64) (*File, error) {
+	if err := domain.CheckID(id); err != nil {
+		return nil, fmt.Errorf("engagement %q: %w", id, domain.ErrNotFound)
+	}
+	cp, ok := s.checkpointAt(at)
+	if !ok {
+		return nil, fmt.Errorf("checkpoint at sequence %d: %w", at, domain.ErrNotFound)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tree.Size() < cp.Sequence {
+		if err := s.catchUp(ctx); err != nil {
+			return nil, err
+		}
+	}
+	heads, index, err := s.headsAt(cp.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	hi, ok := index[id]
+	if !ok {
+		return nil, fmt.Errorf("engagement %s up to sequence %d: %w", id, cp.Sequence, domain.ErrNotFound)
+	}
+	f := &File{Format: ProofFormat, EngagementID: id, Checkpoint: cp, Events: []Event{}}
+	hp, err := heads.Inclusion(hi, heads.Size())
+	if err != nil {
+		return nil, err
+	}
+	f.Head = HeadProof{Index: hi, Inclusion: hexAll(hp)}
+	// Direct gets of the engagement's messages: a filtered read of a long
+	// stream would make the server look through all of it.
+	for _, seq := range s.messages[id] {
+		if seq > cp.Sequence {
+			break
+		}
+		m, err := s.src.Message(ctx, seq)
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.tree.Inclusion(m.Sequence-1, cp.Sequence)
+		if err != nil {
+			return nil, err
+		}
+		f.Events = append(f.Events, eventOf(m, p))
+	}
+	return f, nil
+}
+
+// checkpointAt is the latest checkpoint at sequence at, or the latest of
+// all when at is 0.
+func (s *Service) checkpointAt(at uint64) (Checkpoint, bool) {
+	s.listMu.RLock()
+	defer s.listMu.RUnlock()
+	for i := len(s.checkpoints) - 1; i >= 0; i-- {
+		if cp := s.checkpoints[i]; at == 0 || cp.Sequence == at {
+			return cp, true
+		}
+	}
+	return Checkpoint{}, false
+}
+
+func hexAll(hs [][]byte) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = hex.EncodeToString(h)
+	}
+	return out
+}
