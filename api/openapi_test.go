@@ -619,6 +619,9 @@ func TestOpenAPIDescribesEverySpec(t *testing.T) {
 	}
 	schemas := doc.Components.Schemas
 	mapping := schemas["NewEvent"].Value.Discriminator.Mapping
+	// The reminders the service records are documented apart: no client
+	// appends them.
+	reminders := schemas["Reminder"].Value.Discriminator.Mapping
 	for _, spec := range domain.Specs() {
 		t.Run(string(spec.Type), func(t *testing.T) {
 			var data *openapi3.Schema
@@ -626,9 +629,16 @@ func TestOpenAPIDescribesEverySpec(t *testing.T) {
 			case domain.EngagementRecorded:
 				data = schemas["NewEngagement"].Value
 			default:
-				ref, ok := mapping[string(spec.Type)]
+				m, in := mapping, "NewEvent"
+				if spec.System {
+					m, in = reminders, "Reminder"
+					if _, ok := mapping[string(spec.Type)]; ok {
+						t.Errorf("NewEvent maps %s, which no client may append", spec.Type)
+					}
+				}
+				ref, ok := m[string(spec.Type)]
 				if !ok {
-					t.Fatalf("NewEvent's discriminator has no mapping for %s", spec.Type)
+					t.Fatalf("%s's discriminator has no mapping for %s", in, spec.Type)
 				}
 				event := schemas[strings.TrimPrefix(ref.Ref, "#/components/schemas/")]
 				if event == nil || event.Value.Properties["data"] == nil {
@@ -642,7 +652,7 @@ func TestOpenAPIDescribesEverySpec(t *testing.T) {
 			checkDataSchema(t, spec, data)
 		})
 	}
-	if n := len(mapping) + 1; n != len(domain.Specs()) {
+	if n := len(mapping) + len(reminders) + 1; n != len(domain.Specs()) {
 		t.Errorf("the document maps %d event types (and NewEngagement), the domain has %d specs", n-1, len(domain.Specs()))
 	}
 }
@@ -719,6 +729,10 @@ func fieldProblem(f domain.Field, s openapi3.Schema) string {
 		if s.Format != "uuid" && s.Pattern == "" {
 			return "not a UUID"
 		}
+	case domain.InputNumber:
+		if !s.Type.Is("integer") || s.Min == nil || s.Max == nil || int(*s.Min) != f.Min || int(*s.Max) != f.Max {
+			return fmt.Sprintf("integer %v to %v, the spec's %d to %d", s.Min, s.Max, f.Min, f.Max)
+		}
 	default:
 		if f.Max > 0 && (s.MaxLength == nil || int(*s.MaxLength) != f.Max || s.MinLength != 1) {
 			return fmt.Sprintf("length %d to %v, the spec's 1 to %d", s.MinLength, deref(s.MaxLength), f.Max)
@@ -758,6 +772,12 @@ func flatten(ref *openapi3.SchemaRef) openapi3.Schema {
 		}
 		if s.Pattern == "" {
 			s.Pattern = p.Pattern
+		}
+		if s.Min == nil {
+			s.Min = p.Min
+		}
+		if s.Max == nil {
+			s.Max = p.Max
 		}
 	}
 	return s

@@ -132,6 +132,36 @@ type ConcludedData struct {
 	Outcome string `json:"outcome,omitzero"`
 }
 
+// ExpiringData is the data of agreement.expiring, a reminder the service
+// records: Deadline says which date comes near ("expiry", or "notice" for
+// the last day to give notice), DaysLeft how many days remain until
+// ExpiresOn.
+type ExpiringData struct {
+	ExpiresOn string `json:"expires_on"`
+	DaysLeft  int    `json:"days_left"`
+	Deadline  string `json:"deadline"`
+}
+
+// ExpiredData is the data of agreement.expired, recorded by the service
+// once the day ExpiresOn is over.
+type ExpiredData struct {
+	ExpiresOn string `json:"expires_on"`
+}
+
+// ActionOverdueData is the data of engagement.action_overdue, recorded by
+// the service once an open action item's due day is over.
+type ActionOverdueData struct {
+	ActionID string `json:"action_id"`
+	DueOn    string `json:"due_on"`
+}
+
+// UpcomingData is the data of meeting.upcoming, a reminder the service
+// records DaysLeft days before a scheduled meeting.
+type UpcomingData struct {
+	StartsOn string `json:"starts_on"`
+	DaysLeft int    `json:"days_left"`
+}
+
 // strict is how stored data is decoded: the library's defaults refuse
 // duplicate names and invalid UTF-8; members the struct lacks are refused too.
 var strict = jsonv2.RejectUnknownMembers(true)
@@ -230,6 +260,8 @@ func (s *Spec) wrongType(name string) string {
 		return "must be an array of strings"
 	case f.Input == InputDate:
 		return "must be a date string (YYYY-MM-DD)"
+	case f.Input == InputNumber:
+		return "must be an integer"
 	}
 	return "must be a string"
 }
@@ -252,7 +284,7 @@ func unescapeToken(tok string) string {
 }
 
 // checkData reports how s.Data drifts from s.Fields: each field is one JSON
-// member, a string or (a list field) a []string, plain when the field is
+// member, a string, (a list field) a []string or (a number field) an int, plain when the field is
 // required of every kind and omitzero otherwise; the struct has no other
 // members (but the corrected fields of engagement.corrected).
 func checkData(s *Spec) error {
@@ -288,8 +320,11 @@ func checkData(s *Spec) error {
 			return fmt.Errorf("%s: %s has no member %q", s.Type, s.Data.Name(), f.Name)
 		}
 		typ := reflect.TypeFor[string]()
-		if f.Input == InputList {
+		switch f.Input {
+		case InputList:
 			typ = reflect.TypeFor[[]string]()
+		case InputNumber:
+			typ = reflect.TypeFor[int]()
 		}
 		if sf.Type != typ {
 			return fmt.Errorf("%s: %s.%s is a %v, the field %q a %v", s.Type, s.Data.Name(), sf.Name, sf.Type, f.Name, typ)

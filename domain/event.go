@@ -33,6 +33,13 @@ const (
 	MeetingScheduled EventType = "meeting.scheduled"
 	MeetingAttended  EventType = "meeting.attended"
 	MeetingConcluded EventType = "meeting.concluded"
+
+	// Reminders: recorded by the service itself (actor SystemActor), never
+	// by a client. See reminder.go.
+	AgreementExpiring       EventType = "agreement.expiring"
+	AgreementExpired        EventType = "agreement.expired"
+	EngagementActionOverdue EventType = "engagement.action_overdue"
+	MeetingUpcoming         EventType = "meeting.upcoming"
 )
 
 // EventTypes lists every event type.
@@ -42,6 +49,7 @@ var EventTypes = []EventType{
 	PolicyContributed, PolicyAdopted, PolicyCommitted,
 	InitiativeJoined, InitiativeRoleChanged, InitiativeLeft,
 	MeetingScheduled, MeetingAttended, MeetingConcluded,
+	AgreementExpiring, AgreementExpired, EngagementActionOverdue, MeetingUpcoming,
 }
 
 // ParseEventType checks s against the allow-list. Anything else, including

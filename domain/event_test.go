@@ -26,8 +26,8 @@ func TestEventTypes(t *testing.T) {
 			}
 		})
 	}
-	if len(EventTypes) != 17 {
-		t.Errorf("%d event types, the contract has 17", len(EventTypes))
+	if len(EventTypes) != 21 {
+		t.Errorf("%d event types, the contract has 21", len(EventTypes))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -241,6 +242,24 @@ func date(raw json.RawMessage) (any, string, bool) {
 		return nil, err.Error(), false
 	}
 	return s, "", false
+}
+
+// integer accepts a JSON number that is a whole number within min..max.
+func integer(min, max int) parser {
+	return func(raw json.RawMessage) (any, string, bool) {
+		var v jsontext.Value
+		if err := jsonv2.Unmarshal(raw, &v); err != nil || v.Kind() != '0' {
+			return nil, "must be an integer", true
+		}
+		i, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		if err != nil {
+			return nil, "must be a whole number", false
+		}
+		if i < int64(min) || i > int64(max) {
+			return nil, fmt.Sprintf("must be between %d and %d", min, max), false
+		}
+		return int(i), "", false
+	}
 }
 
 // ParseDate parses YYYY-MM-DD and checks the year is within MinYear..MaxYear.

@@ -21,6 +21,10 @@ func stateFor(t *testing.T, typ EventType) *Engagement {
 		return &Engagement{}
 	case AgreementRenewed, AgreementTerminated:
 		e, _ = build(t, KindAgreement, signed)
+	case AgreementExpiring, AgreementExpired:
+		e, _ = build(t, KindAgreement, step{typ: AgreementSigned, data: obj{"signed_on": "2020-01-15", "expires_on": "2025-06-30"}})
+	case MeetingUpcoming:
+		e, _ = build(t, KindMeeting, scheduled)
 	case PolicyCommitted:
 		e, _ = build(t, KindPolicy, adopted)
 	case InitiativeRoleChanged, InitiativeLeft:
@@ -38,7 +42,7 @@ func stateFor(t *testing.T, typ EventType) *Engagement {
 // TestSampleDataIsValid guards the fixtures the other tests start from.
 func TestSampleDataIsValid(t *testing.T) {
 	for _, typ := range EventTypes {
-		if typ == EngagementCorrected {
+		if typ == EngagementCorrected || noSample(typ) {
 			continue
 		}
 		t.Run(string(typ), func(t *testing.T) {
@@ -106,6 +110,9 @@ func TestWrongJSONTypes(t *testing.T) {
 	for _, typ := range EventTypes {
 		for _, spec := range dataFields(typ) {
 			for _, w := range wrong {
+				if spec.Input == InputNumber && w.value == `42` {
+					continue // the right type
+				}
 				t.Run(fmt.Sprintf("%s with %s as %s → malformed", typ, spec.Name, w.name), func(t *testing.T) {
 					e := stateFor(t, typ)
 					data := with(sampleData(typ), spec.Name, json.RawMessage(w.value))

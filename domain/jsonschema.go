@@ -114,6 +114,8 @@ func fieldJSONSchema(f *Field) map[string]any {
 		s = map[string]any{"type": "string", "enum": f.Options}
 	case f.Input == InputDate:
 		s = map[string]any{"type": "string", "format": "date", "pattern": `^[0-9]{4}-[0-9]{2}-[0-9]{2}$`}
+	case f.Input == InputNumber:
+		s = map[string]any{"type": "integer", "minimum": f.Min, "maximum": f.Max}
 	case f.Input == InputList:
 		s = map[string]any{"type": "array", "uniqueItems": true, "maxItems": MaxListEntries,
 			"items": map[string]any{"type": "string", "minLength": 1, "maxLength": f.Max}}

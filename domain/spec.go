@@ -18,6 +18,7 @@ const (
 	InputList             // comma-separated entries, sent as a JSON array
 	InputSelect           // one of Options
 	InputEngagement       // another engagement's id, chosen by title
+	InputNumber           // a whole number within Min..Max
 )
 
 // Field is one member of an event type's data: its rule, how it is labelled
@@ -39,6 +40,8 @@ type Field struct {
 	// Max is the most characters of a text, or of each entry of a list;
 	// MinItems the fewest entries of a list.
 	Max, MinItems int
+	// Min is the least value of a number field (whose Max is its greatest).
+	Min int
 
 	parse parser
 	// state is the engagement's field this one sets: a *string or a
@@ -67,6 +70,10 @@ type Spec struct {
 	// engagement.corrected they are its own (corrects, reason); the
 	// corrected fields are those of the corrected event's type.
 	Fields []Field
+	// System types are recorded by the service itself, as SystemActor
+	// (reminders): Decide refuses them from any other actor, and neither
+	// the API nor the web UI offers them.
+	System bool
 
 	// allow refuses the event in the state e is in, with a reason; it runs
 	// after From. values is nil when only the state is asked about (Allows).
@@ -177,6 +184,11 @@ func listField(name, label, hint string, min int, required bool) Field {
 
 func selectField(name, label string, required bool, options ...string) Field {
 	return Field{Name: name, Required: required, Label: label, Input: InputSelect, Options: options, parse: enum(options...)}
+}
+
+func numberField(name, label string, min, max int) Field {
+	return Field{Name: name, Required: true, Label: label, Input: InputNumber, Min: min, Max: max,
+		parse: integer(min, max)}
 }
 
 // into sets the field's state.
@@ -420,5 +432,35 @@ var specs = []Spec{
 		From: []Status{StatusAttended}, To: StatusConcluded,
 		Fields: []Field{areaField("outcome", "Outcome", "", MaxReason, false).
 			into(func(e *Engagement) any { return &e.v.Outcome })},
+	},
+	{
+		Type: AgreementExpiring, Past: "Expiry reminder", Data: reflect.TypeFor[ExpiringData](), System: true,
+		Fields: []Field{
+			dateField("expires_on", "Expires on", "", true),
+			numberField("days_left", "Days left", 0, MaxDaysLeft),
+			selectField("deadline", "Deadline", true, string(DeadlineExpiry), string(DeadlineNotice)),
+		},
+		allow: allowExpiring, apply: applyReminder,
+	},
+	{
+		Type: AgreementExpired, Past: "Expired", Data: reflect.TypeFor[ExpiredData](), System: true, To: StatusExpired,
+		Fields: []Field{dateField("expires_on", "Expired on", "", true)},
+		allow:  allowExpired,
+	},
+	{
+		Type: EngagementActionOverdue, Past: "Action overdue", Data: reflect.TypeFor[ActionOverdueData](), System: true,
+		Fields: []Field{
+			textField("action_id", "Action", "", MaxEntry, true),
+			dateField("due_on", "Due on", "", true),
+		},
+		allow: allowOverdue, apply: applyReminder,
+	},
+	{
+		Type: MeetingUpcoming, Past: "Meeting reminder", Data: reflect.TypeFor[UpcomingData](), System: true,
+		Fields: []Field{
+			dateField("starts_on", "Starts on", "", true),
+			numberField("days_left", "Days left", 0, MaxDaysLeft),
+		},
+		allow: allowUpcoming, apply: applyReminder,
 	},
 }
