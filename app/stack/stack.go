@@ -22,6 +22,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/reminders"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -45,6 +46,9 @@ type Config struct {
 	API []api.Option
 	// UIOptions holds options of the web pages (rate limits, session caps).
 	UIOptions []webui.Option
+	// Reminders, when set, schedules and records the reminders of the
+	// engagements' deadlines (package reminders).
+	Reminders *reminders.Config
 	// Logger receives every part's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -58,6 +62,8 @@ type Parts struct {
 	API *api.Server
 	// UI is nil unless Config.UI.
 	UI *webui.UI
+	// Reminders is nil unless Config.Reminders.
+	Reminders *reminders.Reminders
 
 	cancel  context.CancelFunc
 	done    chan error
@@ -72,7 +78,7 @@ var (
 )
 
 // Start builds the parts cfg asks for and starts the projector following
-// the store.
+// the store, and the reminders when asked.
 func Start(cfg Config) (*Parts, error) {
 	if cfg.Store == nil {
 		return nil, errNoStore
@@ -109,6 +115,20 @@ func Start(cfg Config) (*Parts, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan error, 1)
 	go func() { p.done <- p.Projector.Run(ctx, cfg.Store) }()
+	if cfg.Reminders != nil {
+		rc := *cfg.Reminders
+		if rc.Logger == nil {
+			rc.Logger = log.With("component", "reminders")
+		}
+		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+		var err error
+		p.Reminders, err = reminders.Start(sctx, cfg.Store, p.Projector, p.Service, rc)
+		scancel()
+		if err != nil {
+			_ = p.Close()
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -120,6 +140,9 @@ func (p *Parts) Close() error {
 	p.stopped.Do(func() {
 		if p.UI != nil {
 			p.UI.Close()
+		}
+		if p.Reminders != nil {
+			p.Reminders.Close() // before the projector: it waits on it
 		}
 		p.cancel()
 		p.err = <-p.done

@@ -15,9 +15,11 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/reminders"
 	"github.com/peterbourgon/ff/v3"
 )
 
@@ -120,6 +122,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach the service at, e.g. https://tracker.example.org: events' dataschema is <this>/schemas/<type>/v<N> (unset: urn:engagements:schema:<type>:v<N>)")
 	fs.StringVar(&cfg.MetricsToken, "metrics-token", "", "when set, /metrics needs Authorization: Bearer <this token>")
+	var offsets string
+	fs.StringVar(&offsets, "reminders", "90,30,7", "days before an agreement's expiry and a meeting to record a reminder (comma-separated positive whole days; the notice deadline and the expiry itself are always reminded of)")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -150,6 +154,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {
 		fmt.Fprintf(stderr, "engagements serve: --replicas must be 1 to 5, not %d\n", cfg.Replicas)
 		return 2
+	}
+	if cfg.Reminders.Offsets, err = reminders.ParseOffsets(offsets); err != nil {
+		fmt.Fprintf(stderr, "engagements serve: --reminders: %v\n", err)
+		return 2
+	}
+	// For tests and demonstrations only: the length of a reminder day.
+	if d := os.Getenv("ENGAGEMENTS_REMINDER_DAY"); d != "" {
+		if cfg.Reminders.Day, err = time.ParseDuration(d); err != nil || cfg.Reminders.Day < time.Second {
+			fmt.Fprintf(stderr, "engagements serve: ENGAGEMENTS_REMINDER_DAY must be a duration of at least 1s, not %q\n", d)
+			return 2
+		}
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/reminders"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -46,6 +47,9 @@ type Config struct {
 	Logger       *slog.Logger
 	// Webhooks tunes webhook delivery; the zero value is the production one.
 	Webhooks webhooks.Config
+	// Reminders tunes the reminders (--reminders); the zero value is the
+	// production one.
+	Reminders reminders.Config
 }
 
 // Main opens the store, the token store and webhook delivery, loads the
@@ -117,8 +121,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Projector = m.useCheckpoint(proj, <-loaded)
 	var err error
+	rc := m.Config.Reminders
+	rc.Replicas = max(rc.Replicas, m.Config.Replicas)
 	m.parts, err = stack.Start(stack.Config{
 		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
+		Reminders: &rc,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
 		// Each web session gets the rate each API token gets.
