@@ -140,7 +140,7 @@ func decide(v *domain.View, p point, offsets []int, today time.Time) (r reminder
 	switch {
 	case p.Offset == after && left >= 0, p.Offset != after && left > p.Offset:
 		return r, "not due yet", true
-	case p.Offset == after && reminded:
+	case p.Kind == domain.DeadlineAction && reminded:
 		return r, "already recorded", false
 	}
 	switch p.Kind {
@@ -202,8 +202,8 @@ func wanted(v *domain.View, p point, offsets []int, c clock, now time.Time) bool
 	if due.After(now) {
 		last, reminded := v.Reminded(p.Kind, p.Ref, p.On)
 		switch {
-		case !reminded:
-			return true
+		case !reminded || p.Kind == domain.DeadlineExpiry && p.Offset == after:
+			return true // expired is once by the status it sets
 		case p.Offset == after || p.Kind == domain.DeadlineNotice:
 			return false
 		}
