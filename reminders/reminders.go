@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -109,17 +110,19 @@ type Commands interface {
 
 // Reminders schedules and records the reminders until Close.
 type Reminders struct {
-	store   Store
-	proj    Projection
-	cmds    Commands
-	cfg     Config
-	clock   clock
-	log     *slog.Logger
-	stream  jetstream.Stream
-	due     jetstream.Consumer
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	started time.Time
+	store  Store
+	proj   Projection
+	cmds   Commands
+	cfg    Config
+	clock  clock
+	log    *slog.Logger
+	stream jetstream.Stream
+	due    jetstream.Consumer
+	// scheduled is the fingerprint of each engagement as this instance
+	// last scheduled it (the follower's alone).
+	scheduled map[string]uint64
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // Start creates the schedules stream and the two durable consumers (or
@@ -134,7 +137,7 @@ func Start(ctx context.Context, store Store, proj Projection, cmds Commands, cfg
 	}
 	replicas := max(cfg.Replicas, 1)
 	r := &Reminders{store: store, proj: proj, cmds: cmds, cfg: cfg, clock: newClock(cfg.Day, cfg.Origin),
-		log: cfg.Logger, started: time.Now()}
+		log: cfg.Logger, scheduled: make(map[string]uint64)}
 	js := store.JetStream()
 	var err error
 	r.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -256,11 +259,40 @@ func (r *Reminders) followed(ctx context.Context, del *eventstore.Delivery) erro
 	}
 	var v domain.View
 	var last uint64
-	if !r.proj.Read(del.Event.EngagementID, func(e *domain.Engagement, l uint64) { v, last = e.Clone().View(), l }) ||
+	// The view shares the engagement's slices, which Apply only appends
+	// to, and its Reminders map, which Apply replaces: it may be read
+	// after the lock.
+	if !r.proj.Read(del.Event.EngagementID, func(e *domain.Engagement, l uint64) { v, last = e.View(), l }) ||
 		last > del.Sequence {
+		return nil // a later event of the engagement reschedules it
+	}
+	fp := fingerprint(&v)
+	if prev, ok := r.scheduled[v.ID]; ok && prev == fp || !ok && v.Version == 1 && len(v.Deadlines()) == 0 {
+		// What the schedules depend on did not change since this
+		// instance made them (a note, say), or the engagement is new
+		// and has none.
+		r.scheduled[v.ID] = fp
 		return nil
 	}
-	return r.reschedule(ctx, &v)
+	if err := r.reschedule(ctx, &v); err != nil {
+		return err
+	}
+	r.scheduled[v.ID] = fp
+	return nil
+}
+
+// fingerprint hashes what an engagement's schedules depend on: its status,
+// its open deadlines and the reminders recorded of them.
+func fingerprint(v *domain.View) uint64 {
+	h := fnv.New64a()
+	fmt.Fprint(h, v.Status)
+	for _, d := range v.Deadlines() {
+		fmt.Fprint(h, "|", d.Kind, "|", d.Ref, "|", d.On)
+		if n, ok := v.Reminded(d.Kind, d.Ref, d.On); ok {
+			fmt.Fprint(h, "=", n)
+		}
+	}
+	return h.Sum64()
 }
 
 // reschedule replaces v's schedules by those of its reminders still to
