@@ -234,6 +234,7 @@ func (r *Reminders) followFrom(ctx context.Context, d *eventstore.Durable) error
 		}
 		if err := r.followed(ctx, del); err != nil {
 			if ctx.Err() != nil {
+				_ = del.Nak() // stopping: another instance takes it at once
 				return err
 			}
 			r.log.Warn("reminders: rescheduling failed; trying again", "engagement", del.Event.EngagementID, "err", err)
@@ -296,16 +297,17 @@ func fingerprint(v *domain.View) uint64 {
 }
 
 // reschedule replaces v's schedules by those of its reminders still to
-// come (or due now, which fire at once).
+// come (or due now, which fire at once). The wanted ones are published
+// first (each replaces its subject's last), then the others purged, so
+// that a stop half-way leaves a schedule too many, never one too few: a
+// schedule too many fires and records nothing.
 func (r *Reminders) reschedule(ctx context.Context, v *domain.View) error {
 	if err := domain.CheckID(v.ID); err != nil {
 		return nil // not an id: never put into a subject
 	}
-	if err := r.stream.Purge(ctx, jetstream.WithPurgeSubject(scheduleRoot+"."+v.ID+".>")); err != nil {
-		return fmt.Errorf("purge schedules of %s: %w", v.ID, err)
-	}
 	now := time.Now()
 	js := r.store.JetStream()
+	keep := make(map[string]bool)
 	for _, p := range points(v, r.cfg.Offsets) {
 		if !wanted(v, p, r.cfg.Offsets, r.clock, now) {
 			continue
@@ -319,7 +321,21 @@ func (r *Reminders) reschedule(ctx context.Context, v *domain.View) error {
 			jetstream.WithScheduleTarget(dueRoot+"."+p.Engagement), jetstream.WithScheduleTTL(dueTTL)); err != nil {
 			return fmt.Errorf("schedule %s: %w", p.scheduleSubject(), err)
 		}
+		keep[p.scheduleSubject()] = true
 		r.log.Debug("reminder scheduled", "engagement", p.Engagement, "kind", p.Kind, "on", p.On, "offset", p.Offset, "at", due)
+	}
+	info, err := r.stream.Info(ctx, jetstream.WithSubjectFilter(scheduleRoot+"."+v.ID+".>"))
+	if err != nil {
+		return fmt.Errorf("schedules of %s: %w", v.ID, err)
+	}
+	for subject := range info.State.Subjects {
+		if keep[subject] {
+			continue
+		}
+		if err := r.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+			return fmt.Errorf("cancel schedule %s: %w", subject, err)
+		}
+		r.log.Debug("reminder cancelled", "engagement", v.ID, "schedule", subject)
 	}
 	return nil
 }
@@ -350,6 +366,7 @@ func (r *Reminders) fire(ctx context.Context) {
 		later, err := r.record(ctx, p)
 		switch {
 		case err != nil && ctx.Err() != nil:
+			_ = msg.Nak() // stopping: another instance takes it at once
 			return
 		case err != nil:
 			r.log.Warn("reminders: recording failed; trying again", "engagement", p.Engagement, "kind", p.Kind, "err", err)

@@ -24,6 +24,7 @@ const reminderDay = 2 * time.Second
 
 // hookEvent is one webhook delivery, as the receiver saw it.
 type hookEvent struct {
+	ID      string         `json:"id"`
 	Type    string         `json:"type"`
 	Subject string         `json:"subject"`
 	Actor   string         `json:"actor"`
@@ -81,16 +82,20 @@ func (h *hookReceiver) subscribe(t *testing.T, url string) {
 	}
 }
 
-// of returns what was delivered of engagement id, as "type" or
-// "type:days_left" for the reminders with days left.
+// of returns the events delivered of engagement id, as "type" or
+// "type:days_left" for the reminders with days left. An event delivered
+// twice (webhooks deliver at least once) counts once: what is counted is
+// what was recorded.
 func (h *hookReceiver) of(id string) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []string
+	seen := map[string]bool{}
 	for _, ev := range h.evs {
-		if ev.Subject != id {
+		if ev.Subject != id || seen[ev.ID] {
 			continue
 		}
+		seen[ev.ID] = true
 		s := ev.Type
 		if d, ok := ev.Data["days_left"]; ok {
 			s += fmt.Sprintf(":%v", d)
