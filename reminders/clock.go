@@ -68,9 +68,13 @@ func parseDay(s string) (time.Time, error) {
 	return time.Parse(domain.DateLayout, s)
 }
 
+// MaxOffsets bounds how many reminders each deadline gets before it.
+const MaxOffsets = 10
+
 // ParseOffsets reads a --reminders value: days before a deadline,
 // comma-separated positive whole numbers ("90,30,7"), each at most
-// domain.MaxDaysLeft. They are returned largest first, without repeats.
+// domain.MaxDaysLeft, at most MaxOffsets of them. They are returned
+// largest first, without repeats.
 func ParseOffsets(s string) ([]int, error) {
 	var out []int
 	for part := range strings.SplitSeq(s, ",") {
@@ -82,6 +86,9 @@ func ParseOffsets(s string) ([]int, error) {
 		if !slices.Contains(out, n) {
 			out = append(out, n)
 		}
+	}
+	if len(out) > MaxOffsets {
+		return nil, fmt.Errorf("at most %d reminder offsets, not %d", MaxOffsets, len(out))
 	}
 	slices.SortFunc(out, func(a, b int) int { return b - a })
 	return out, nil

@@ -28,6 +28,8 @@ func TestParseOffsets(t *testing.T) {
 		{"7d", nil, true},
 		{"90,,7", nil, true},
 		{"36501", nil, true},
+		{"1,2,3,4,5,6,7,8,9,10,11", nil, true},
+		{"1,2,3,4,5,6,7,8,9,10", []int{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

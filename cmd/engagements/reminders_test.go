@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/reminders"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // reminderDay is a day of the reminder tests: short, so that an agreement
@@ -181,6 +182,7 @@ func TestRemindersReachAWebhook(t *testing.T) {
 
 	expiring := signedAgreement(t, m.URL(), "Expiring MOU", day(origin, -30), day(origin, 3))
 	renewed := signedAgreement(t, m.URL(), "Renewed MOU", day(origin, -30), day(origin, 3))
+	terminated := signedAgreement(t, m.URL(), "Terminated MOU", day(origin, -30), day(origin, 3))
 
 	// Renewed before its expiry (after the first reminder, so it is seen
 	// to be reminded of its old expiry first).
@@ -190,6 +192,13 @@ func TestRemindersReachAWebhook(t *testing.T) {
 	if code, body := postJSON(t, m.URL()+"/v1/engagements/"+renewed+"/events",
 		fmt.Sprintf(`{"type":"agreement.renewed","data":{"renewed_on":%q,"expires_on":%q}}`, day(origin, 0), day(origin, 400))); code != http.StatusCreated {
 		t.Fatalf("renew: %d %v", code, body)
+	}
+	hook.waitFor(t, 20*time.Second, "the terminated agreement's first reminder", func() bool {
+		return strings.Contains(strings.Join(hook.of(terminated), " "), "agreement.expiring:2")
+	})
+	if code, body := postJSON(t, m.URL()+"/v1/engagements/"+terminated+"/events",
+		`{"type":"agreement.terminated","data":{"reason":"superseded"}}`); code != http.StatusCreated {
+		t.Fatalf("terminate: %d %v", code, body)
 	}
 
 	hook.waitFor(t, 30*time.Second, "the expiry", func() bool {
@@ -203,6 +212,21 @@ func TestRemindersReachAWebhook(t *testing.T) {
 	}
 	if got, want := strings.Join(hook.of(renewed), " "), "engagement.recorded agreement.signed agreement.expiring:2 agreement.renewed"; got != want {
 		t.Errorf("renewed agreement's deliveries:\n got %s\nwant %s", got, want)
+	}
+	if got, want := strings.Join(hook.of(terminated), " "), "engagement.recorded agreement.signed agreement.expiring:2 agreement.terminated"; got != want {
+		t.Errorf("terminated agreement's deliveries:\n got %s\nwant %s", got, want)
+	}
+	// Its schedules were cancelled (purged), not merely left to refuse.
+	info, err := m.Store.JetStream().Stream(context.Background(), reminders.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := info.Info(context.Background(), jetstream.WithSubjectFilter("engagements-reminders.schedule."+terminated+".>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(si.State.Subjects) != 0 {
+		t.Errorf("the terminated agreement still has schedules: %v", si.State.Subjects)
 	}
 	var e struct{ Status string }
 	// The webhook may have it before this instance's projection does.
