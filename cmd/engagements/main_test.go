@@ -100,6 +100,7 @@ type list struct {
 
 type history struct {
 	Events []struct {
+		ID         string         `json:"id"`
 		Type       string         `json:"type"`
 		OccurredAt time.Time      `json:"occurred_at"`
 		Actor      string         `json:"actor"`

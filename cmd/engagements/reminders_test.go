@@ -183,6 +183,21 @@ func TestRemindersReachAWebhook(t *testing.T) {
 	expiring := signedAgreement(t, m.URL(), "Expiring MOU", day(origin, -30), day(origin, 3))
 	renewed := signedAgreement(t, m.URL(), "Renewed MOU", day(origin, -30), day(origin, 3))
 	terminated := signedAgreement(t, m.URL(), "Terminated MOU", day(origin, -30), day(origin, 3))
+	// One whose expiry is corrected to a later date before any reminder.
+	corrected := signedAgreement(t, m.URL(), "Corrected MOU", day(origin, -30), day(origin, 3))
+	var ch history
+	getJSON(t, m.URL()+"/v1/engagements/"+corrected+"/history", &ch)
+	var signedID string
+	for _, ev := range ch.Events {
+		if ev.Type == "agreement.signed" {
+			signedID = ev.ID
+		}
+	}
+	if code, body := postJSON(t, m.URL()+"/v1/engagements/"+corrected+"/events", fmt.Sprintf(
+		`{"type":"engagement.corrected","data":{"corrects":%q,"reason":"the expiry was mistyped","fields":{"expires_on":%q}}}`,
+		signedID, day(origin, 500))); code != http.StatusCreated {
+		t.Fatalf("correct: %d %v", code, body)
+	}
 
 	// Renewed before its expiry (after the first reminder, so it is seen
 	// to be reminded of its old expiry first).
@@ -212,6 +227,9 @@ func TestRemindersReachAWebhook(t *testing.T) {
 	}
 	if got, want := strings.Join(hook.of(renewed), " "), "engagement.recorded agreement.signed agreement.expiring:2 agreement.renewed"; got != want {
 		t.Errorf("renewed agreement's deliveries:\n got %s\nwant %s", got, want)
+	}
+	if got, want := strings.Join(hook.of(corrected), " "), "engagement.recorded agreement.signed engagement.corrected"; got != want {
+		t.Errorf("corrected agreement's deliveries:\n got %s\nwant %s", got, want)
 	}
 	if got, want := strings.Join(hook.of(terminated), " "), "engagement.recorded agreement.signed agreement.expiring:2 agreement.terminated"; got != want {
 		t.Errorf("terminated agreement's deliveries:\n got %s\nwant %s", got, want)
