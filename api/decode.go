@@ -231,6 +231,24 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, errors.New("must be an RFC 3339 time or a date YYYY-MM-DD")
 }
 
+// parseOccurred reads occurred_at: RFC 3339, a date YYYY-MM-DD (midnight
+// UTC), or YYYY-MM or YYYY when the record knows no more (the first instant
+// of that month or year, with its precision).
+func parseOccurred(s string) (time.Time, string, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		t, err := checkYear(t.UTC())
+		return t, "", err
+	}
+	if len(s) == 4 || len(s) == 7 || len(s) == 10 {
+		if t, precision, err := domain.ParsePartialDate(s); err == nil {
+			return t, precision, nil
+		} else if strings.Contains(err.Error(), "year must be") {
+			return time.Time{}, "", err
+		}
+	}
+	return time.Time{}, "", errors.New("must be an RFC 3339 time, a date YYYY-MM-DD, or YYYY-MM or YYYY when no more is known")
+}
+
 // checkYear refuses times outside the years the domain accepts. It must run
 // here, not only in the domain: 0001-01-01T00:00:00Z is Go's zero time, which
 // the command path reads as "not given" and would silently replace with now.

@@ -155,11 +155,11 @@ func (s *Server) command(c echo.Context, m map[string]json.RawMessage) (app.Comm
 	if occurred, ok, err := stringField(m, "occurred_at"); err != nil {
 		return cmd, err
 	} else if ok {
-		t, err := parseTime(occurred)
+		t, precision, err := parseOccurred(occurred)
 		if err != nil {
 			return cmd, &domain.ValidationError{Fields: []domain.FieldError{{Field: "occurred_at", Message: err.Error()}}}
 		}
-		cmd.OccurredAt = t
+		cmd.OccurredAt, cmd.TimePrecision = t, precision
 	}
 	var bad []domain.FieldError
 	header := func(name string, max int) string {

@@ -260,7 +260,7 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("a correction's old data schema", 200, valid, "GET", "/schemas/engagement.corrected/v1", "")
 	c.check("a data schema under /v1", 200, valid, "GET", "/v1/schemas/engagement.corrected/v2", "")
 	c.check("the schema of an unknown type → 404", 404, valid, "GET", "/schemas/agreement.torn_up/v1", "")
-	c.check("a version the type never had → 404", 404, valid, "GET", "/v1/schemas/agreement.renewed/v2", "")
+	c.check("a version the type never had → 404", 404, valid, "GET", "/v1/schemas/agreement.renewed/v3", "")
 	c.check("a version that is no version → 404", 404, valid, "GET", "/schemas/agreement.renewed/1", "")
 
 	// Tokens.
@@ -327,7 +327,17 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 		with(coord, "If-Match", `"1"`, "X-Causation-ID", "req-1")...)
 	c.check("a stale If-Match → 412", 412, valid, "POST", events, note("typo"), with(coord, "If-Match", `"1"`)...)
 	c.check("a bad If-Match → 400", 400, invalid, "POST", events, note("typo"), with(coord, "If-Match", "one")...)
-	c.check("renew", 201, valid, "POST", events, `{"type":"agreement.renewed","data":{"renewed_on":"2020-03-01"}}`, coord...)
+	c.check("an action item", 201, valid, "POST", events,
+		`{"type":"engagement.action_assigned","occurred_at":"2019-03","data":{"action_id":"plan","title":"Work plan","owner":"IOM","due_on":"2019-06-30"}}`, coord...)
+	c.check("a focal point", 201, valid, "POST", events,
+		`{"type":"engagement.focal_point_assigned","data":{"party":"UNHCR","name":"Dr A","email":"a@unhcr.org"}}`, coord...)
+	c.check("complete an unknown action → 422", 422, valid, "POST", events, `{"type":"engagement.action_completed","data":{"action_id":"nope"}}`, coord...)
+	c.check("a notice period as a string → 400", 400, invalid, "POST", events,
+		`{"type":"agreement.renewed","data":{"renewed_on":"2020-03-01","notice_days":"30"}}`, coord...)
+	c.check("what is coming", 200, valid, "GET", "/v1/upcoming?within=365d", "", coord...)
+	c.check("what is coming, a bad window → 400", 400, valid, "GET", "/v1/upcoming?within=0d", "", coord...)
+	c.check("what is coming, no token → 401", 401, valid, "GET", "/v1/upcoming", "")
+	c.check("renew", 201, valid, "POST", events, `{"type":"agreement.renewed","data":{"renewed_on":"2020-03-01","term":"open-ended"}}`, coord...)
 	c.check("terminate", 201, valid, "POST", events, `{"type":"agreement.terminated","data":{"reason":"superseded"}}`, coord...)
 	c.check("renew a terminated MOU → 422", 422, valid, "POST", events, `{"type":"agreement.renewed","data":{"renewed_on":"2020-03-02"}}`, coord...)
 	c.check("an unknown event type → 422", 422, invalid, "POST", events, `{"type":"agreement.torn_up","data":{}}`, coord...)
@@ -715,6 +725,10 @@ func fieldProblem(f domain.Field, s openapi3.Schema) string {
 		if s.Format != "date" && s.Pattern == "" {
 			return "not a date"
 		}
+	case domain.InputNumber:
+		if !s.Type.Is("integer") || s.Min == nil || int(*s.Min) != f.Min || s.Max == nil || int(*s.Max) != f.Max {
+			return fmt.Sprintf("integer %v to %v, the spec's %d to %d", s.Min, s.Max, f.Min, f.Max)
+		}
 	case domain.InputList:
 		if !s.Type.Is("array") || s.Items == nil {
 			return "not an array"
@@ -728,10 +742,6 @@ func fieldProblem(f domain.Field, s openapi3.Schema) string {
 	case domain.InputEngagement:
 		if s.Format != "uuid" && s.Pattern == "" {
 			return "not a UUID"
-		}
-	case domain.InputNumber:
-		if !s.Type.Is("integer") || s.Min == nil || s.Max == nil || int(*s.Min) != f.Min || int(*s.Max) != f.Max {
-			return fmt.Sprintf("integer %v to %v, the spec's %d to %d", s.Min, s.Max, f.Min, f.Max)
 		}
 	default:
 		if f.Max > 0 && (s.MaxLength == nil || int(*s.MaxLength) != f.Max || s.MinLength != 1) {

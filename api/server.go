@@ -37,6 +37,8 @@ type Projection interface {
 	// HistoryPage is one page of the engagement's history.
 	HistoryPage(ctx context.Context, id string, q projections.HistoryQuery) (projections.HistoryPage, error)
 	Log(ctx context.Context, f projections.LogFilter) ([]domain.Event, error)
+	// Upcoming is a page of the dated items due within q's window.
+	Upcoming(q projections.UpcomingQuery) (items []projections.Upcoming, next string, err error)
 	// Applied is the last stream sequence the projection has handled;
 	// WaitFor blocks until it reaches seq or ctx ends.
 	Applied() uint64
@@ -88,7 +90,7 @@ type Server struct {
 // uiPaths are the paths WithUI hands to the web interface; everything else
 // stays the API's.
 var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log", "/verify",
-	"/export.ndjson", "/export.csv"}
+	"/export.ndjson", "/export.csv", "/portfolio.csv", "/timeline"}
 
 // WithUI mounts a web interface (package webui) on uiPaths. It is an
 // http.Handler so that api does not import the package that imports it.
@@ -147,6 +149,7 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 	v1.GET("/engagements/:id", s.getEngagement, read...)
 	v1.POST("/engagements/:id/events", s.appendEvent, write...)
 	v1.GET("/engagements/:id/history", s.history, read...)
+	v1.GET("/upcoming", s.upcoming, read...)
 	v1.GET("/events", s.events, audit...)
 	v1.GET("/events/export", s.export, s.allow(domain.RoleAuditor))
 	v1.GET("/events/stream", s.streamEvents, s.allow(domain.RoleSubscriber, domain.RoleAuditor))

@@ -13,10 +13,13 @@ type Command struct {
 	// EngagementID is empty to record a new engagement.
 	EngagementID string
 	Type         domain.EventType
-	// OccurredAt is when it happened; zero means now.
-	OccurredAt time.Time
-	Data       json.RawMessage
-	Actor      string
+	// OccurredAt is when it happened; zero means now. TimePrecision is
+	// domain.PrecisionYear or PrecisionMonth when the record knows only the
+	// year or month (OccurredAt is then its first instant).
+	OccurredAt    time.Time
+	TimePrecision string
+	Data          json.RawMessage
+	Actor         string
 	// IfMatch, when positive, is the version the caller last saw; the append
 	// fails with ErrPreconditionFailed unless it is still current.
 	IfMatch        int

@@ -247,6 +247,7 @@ func (s *Service) decide(state *domain.Engagement, id string, cmd Command) (doma
 		Actor:         cmd.Actor,
 		CorrelationID: cmd.CorrelationID,
 		CausationID:   cmd.CausationID,
+		TimePrecision: cmd.TimePrecision,
 		Data:          cmd.Data,
 		PrevHash:      state.Hash(),
 	}

@@ -69,14 +69,52 @@ const correctedFields = "fields"
 
 // SignedData is the data of agreement.signed.
 type SignedData struct {
-	SignedOn  string `json:"signed_on"`
-	ExpiresOn string `json:"expires_on,omitzero"`
+	SignedOn   string `json:"signed_on"`
+	ExpiresOn  string `json:"expires_on,omitzero"`
+	NoticeDays int    `json:"notice_days,omitzero"`
 }
 
-// RenewedData is the data of agreement.renewed.
+// RenewedData is the data of agreement.renewed (version 2: without
+// expires_on the expiry is kept; term "open-ended" clears it).
 type RenewedData struct {
-	RenewedOn string `json:"renewed_on"`
-	ExpiresOn string `json:"expires_on,omitzero"`
+	RenewedOn  string `json:"renewed_on"`
+	ExpiresOn  string `json:"expires_on,omitzero"`
+	NoticeDays int    `json:"notice_days,omitzero"`
+	Term       string `json:"term,omitzero"`
+}
+
+// ActionAssignedData is the data of engagement.action_assigned.
+type ActionAssignedData struct {
+	ActionID string `json:"action_id"`
+	Title    string `json:"title"`
+	Owner    string `json:"owner"`
+	DueOn    string `json:"due_on"`
+}
+
+// ActionCompletedData is the data of engagement.action_completed.
+type ActionCompletedData struct {
+	ActionID string `json:"action_id"`
+	Outcome  string `json:"outcome,omitzero"`
+}
+
+// ActionCancelledData is the data of engagement.action_cancelled.
+type ActionCancelledData struct {
+	ActionID string `json:"action_id"`
+	Reason   string `json:"reason"`
+}
+
+// FocalPointAssignedData is the data of engagement.focal_point_assigned.
+type FocalPointAssignedData struct {
+	Party string `json:"party"`
+	Name  string `json:"name"`
+	Email string `json:"email,omitzero"`
+	Role  string `json:"role,omitzero"`
+}
+
+// FocalPointReleasedData is the data of engagement.focal_point_released.
+type FocalPointReleasedData struct {
+	Party string `json:"party"`
+	Name  string `json:"name"`
 }
 
 // TerminatedData is the data of agreement.terminated.

@@ -161,7 +161,7 @@ func TestDecodeData(t *testing.T) {
 // struct with the same values.
 func TestDecideOutputDecodes(t *testing.T) {
 	for _, typ := range EventTypes {
-		if typ == EngagementCorrected || noSample(typ) {
+		if typ == EngagementCorrected {
 			continue
 		}
 		t.Run(string(typ), func(t *testing.T) {
@@ -230,7 +230,7 @@ func sameMembers(t testing.TB, v any, want obj) bool {
 				return false
 			}
 		case int:
-			if ok && got != w || !ok && got != 0 {
+			if wi, _ := w.(int); got != wi {
 				return false
 			}
 		case jsontext.Value:

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -30,29 +31,34 @@ type Deadline struct {
 	// Title is what the item is, e.g. an action's title; "" for the
 	// engagement's own expiry, notice or meeting.
 	Title string `json:"title,omitempty"`
+	// Owner is who an action item is for; "" for other kinds.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Deadlines lists v's dated items that are still open, by day: an active
 // agreement's expiry (also when it lies in the past and no expiry was
-// recorded yet), a scheduled meeting's start. Closed engagements
-// (terminated, left, concluded) have none.
+// recorded yet) and its notice deadline (expiry less notice_days), a
+// scheduled meeting's start, each open action item's due day. Closed
+// engagements (terminated, left, concluded) have none.
 func (v *View) Deadlines() []Deadline {
 	var out []Deadline
 	switch {
 	case v.Kind == KindAgreement && v.Status == StatusActive && v.ExpiresOn != "":
 		out = append(out, Deadline{Kind: DeadlineExpiry, On: v.ExpiresOn})
+		if on, _, err := ParsePartialDate(v.ExpiresOn); err == nil && v.NoticeDays > 0 {
+			out = append(out, Deadline{Kind: DeadlineNotice, On: on.AddDate(0, 0, -v.NoticeDays).Format(DateLayout)})
+		}
 	case v.Kind == KindMeeting && v.Status == StatusScheduled && v.StartsOn != "":
 		out = append(out, Deadline{Kind: DeadlineMeeting, On: v.StartsOn})
 	}
-	slices.SortStableFunc(out, func(a, b Deadline) int {
-		switch {
-		case a.On < b.On:
-			return -1
-		case a.On > b.On:
-			return 1
+	if !closedStatus(v.Status) {
+		for _, a := range v.Actions {
+			if a.Status == ActionOpen {
+				out = append(out, Deadline{Kind: DeadlineAction, On: a.DueOn, Ref: a.ID, Title: a.Title, Owner: a.Owner})
+			}
 		}
-		return 0
-	})
+	}
+	slices.SortStableFunc(out, func(a, b Deadline) int { return strings.Compare(a.On, b.On) })
 	return out
 }
 
@@ -62,10 +68,20 @@ func (e *Engagement) Deadlines() []Deadline { return e.v.Deadlines() }
 // DaysLeft is the number of whole days from the day of now (UTC) to the
 // deadline's day: 0 on the day, negative when overdue.
 func (d Deadline) DaysLeft(now time.Time) int {
-	on, err := time.Parse(DateLayout, d.On)
+	on, _, err := ParsePartialDate(d.On)
 	if err != nil {
 		return 0
 	}
 	today := now.UTC().Truncate(24 * time.Hour)
 	return int(on.Sub(today).Hours() / 24)
+}
+
+// closedStatus reports whether an engagement in status s is over: its
+// action items are no longer anyone's deadline.
+func closedStatus(s Status) bool {
+	switch s {
+	case StatusTerminated, StatusLeft, StatusConcluded:
+		return true
+	}
+	return false
 }

@@ -37,6 +37,47 @@ type Commitment struct {
 	EventID    string    `json:"event_id"`
 }
 
+// The statuses of an action item. Overdue is derived: an open action whose
+// due_on has passed (Action.Overdue).
+const (
+	ActionOpen      = "open"
+	ActionDone      = "done"
+	ActionCancelled = "cancelled"
+)
+
+// Action is one action item of an engagement, folded from
+// engagement.action_assigned and the completion or cancellation that closed it.
+type Action struct {
+	ID      string `json:"action_id"`
+	Title   string `json:"title"`
+	Owner   string `json:"owner"`
+	DueOn   string `json:"due_on"`
+	Status  string `json:"status"`
+	Outcome string `json:"outcome,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	// AssignedAt is when it was assigned (occurred_at); EventID the
+	// assigning event.
+	AssignedAt time.Time `json:"assigned_at"`
+	EventID    string    `json:"event_id"`
+}
+
+// Overdue reports whether a is open and its due day lies before now's day (UTC).
+func (a Action) Overdue(now time.Time) bool {
+	return a.Status == ActionOpen && a.DueOn < now.UTC().Format(DateLayout)
+}
+
+// FocalPoint is a party's focal point for an engagement, from
+// engagement.focal_point_assigned until engagement.focal_point_released.
+type FocalPoint struct {
+	Party string `json:"party"`
+	Name  string `json:"name"`
+	Email string `json:"email,omitempty"`
+	Role  string `json:"role,omitempty"`
+	// Since is when the assignment occurred; EventID the assigning event.
+	Since   time.Time `json:"since"`
+	EventID string    `json:"event_id"`
+}
+
 // View is an engagement's state as readers see it and the API shows it (its
 // JSON is the API's engagement). Its slices are shared with the engagement
 // it was read from: readers must not change them.
@@ -60,9 +101,11 @@ type View struct {
 	Level      string `json:"level,omitempty"`
 	Location   string `json:"location,omitempty"`
 
-	SignedOn          string `json:"signed_on,omitempty"`
-	RenewedOn         string `json:"renewed_on,omitempty"`
-	ExpiresOn         string `json:"expires_on,omitempty"`
+	SignedOn  string `json:"signed_on,omitempty"`
+	RenewedOn string `json:"renewed_on,omitempty"`
+	ExpiresOn string `json:"expires_on,omitempty"`
+	// NoticeDays is the notice period before expiry, in days (0: none recorded).
+	NoticeDays        int    `json:"notice_days,omitempty"`
 	TerminationReason string `json:"termination_reason,omitempty"`
 
 	AdoptedBy     string         `json:"adopted_by,omitempty"`
@@ -75,6 +118,12 @@ type View struct {
 	StartsOn   string `json:"starts_on,omitempty"`
 	Delegation string `json:"delegation,omitempty"`
 	Outcome    string `json:"outcome,omitempty"`
+
+	// Actions are the engagement's action items, in the order assigned.
+	Actions []Action `json:"actions,omitempty"`
+	// FocalPoints are the focal points assigned and not released, in the
+	// order assigned.
+	FocalPoints []FocalPoint `json:"focal_points,omitempty"`
 
 	// StartedAt is the occurred_at of engagement.recorded: when it began in the world.
 	StartedAt time.Time `json:"started_at"`
@@ -278,6 +327,8 @@ func (e *Engagement) Clone() *Engagement {
 	c.v.Links = slices.Clone(e.v.Links)
 	c.v.Contributions = slices.Clone(e.v.Contributions)
 	c.v.Commitments = slices.Clone(e.v.Commitments)
+	c.v.Actions = slices.Clone(e.v.Actions)
+	c.v.FocalPoints = slices.Clone(e.v.FocalPoints)
 	c.events = slices.Clone(e.events)
 	c.sources = maps.Clone(e.sources)
 	c.v.Reminders = maps.Clone(e.v.Reminders)
@@ -401,6 +452,9 @@ func (e *Engagement) checkEnvelope(ev Event) error {
 		v.add("occurred_at", "year must be between %d and %d", MinYear, MaxYear)
 	} else if !ev.RecordedAt.IsZero() && ev.OccurredAt.After(ev.RecordedAt.Add(MaxClockSkew)) {
 		v.add("occurred_at", "must not be in the future (events record what has happened)")
+	}
+	if err := CheckPrecision(ev.OccurredAt, ev.TimePrecision); err != nil {
+		v.add("occurred_at", "%s", err.Error())
 	}
 	if ev.RecordedAt.IsZero() {
 		v.add("recorded_at", "is required")
@@ -665,6 +719,8 @@ func (e *Engagement) setFields(spec *Spec, id string, at time.Time, f map[string
 			*dst, _ = v.(string)
 		case *[]string:
 			*dst, _ = v.([]string)
+		case *int:
+			*dst, _ = v.(int)
 		}
 	}
 }

@@ -527,7 +527,7 @@ func TestCorrected(t *testing.T) {
 		{"correct the expiry of an earlier renewal (judged by its own dates, not the later renewal's) → accepted", KindAgreement,
 			[]step{signed,
 				{typ: AgreementRenewed, data: obj{"renewed_on": "2021-01-01", "expires_on": "2022-01-01"}},
-				{typ: AgreementRenewed, data: obj{"renewed_on": "2023-01-15"}}}, 2,
+				{typ: AgreementRenewed, data: obj{"renewed_on": "2023-01-15", "term": TermOpenEnded}}}, 2,
 			obj{"expires_on": "2021-06-01"}, nil, wantField("ExpiresOn", "")},
 		{"correct a date to a bad date → data.signed_on", KindAgreement, []step{signed}, 1,
 			obj{"signed_on": "2020-02-30"}, invalid("data.fields.signed_on"), nil},

@@ -18,6 +18,12 @@ const (
 	EngagementNoted     EventType = "engagement.noted"
 	EngagementCorrected EventType = "engagement.corrected"
 
+	EngagementActionAssigned     EventType = "engagement.action_assigned"
+	EngagementActionCompleted    EventType = "engagement.action_completed"
+	EngagementActionCancelled    EventType = "engagement.action_cancelled"
+	EngagementFocalPointAssigned EventType = "engagement.focal_point_assigned"
+	EngagementFocalPointReleased EventType = "engagement.focal_point_released"
+
 	AgreementSigned     EventType = "agreement.signed"
 	AgreementRenewed    EventType = "agreement.renewed"
 	AgreementTerminated EventType = "agreement.terminated"
@@ -49,6 +55,11 @@ var EventTypes = []EventType{
 	PolicyContributed, PolicyAdopted, PolicyCommitted,
 	InitiativeJoined, InitiativeRoleChanged, InitiativeLeft,
 	MeetingScheduled, MeetingAttended, MeetingConcluded,
+	// Added after the contract's first seventeen: new types go at the end,
+	// since a type's index here is stored in checkpoints (packed event
+	// references, the timeline).
+	EngagementActionAssigned, EngagementActionCompleted, EngagementActionCancelled,
+	EngagementFocalPointAssigned, EngagementFocalPointReleased,
 	AgreementExpiring, AgreementExpired, EngagementActionOverdue, MeetingUpcoming,
 }
 
@@ -97,6 +108,13 @@ type Event struct {
 	Sequence uint64 `json:"sequence"`
 	// OccurredAt is when it happened in the world; may be decades back.
 	OccurredAt time.Time `json:"occurred_at"`
+	// TimePrecision says how much of OccurredAt the record knows:
+	// PrecisionYear ("1999") or PrecisionMonth ("January 2019"), when
+	// OccurredAt is the first instant of that year or month; "" when
+	// OccurredAt is as precise as it reads (an instant, or a day at
+	// midnight UTC); PrecisionNone when the record has no date at all
+	// (OccurredAt is then when it was entered).
+	TimePrecision string `json:"time_precision,omitempty"`
 	// RecordedAt is when the system stored it.
 	RecordedAt time.Time `json:"recorded_at"`
 	// Actor is who recorded it.

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -218,6 +218,61 @@ func list(maxItems, maxLen, minItems int) parser {
 	}
 }
 
+// whole accepts a whole JSON number between min and max.
+func whole(min, max int) parser {
+	return func(raw json.RawMessage) (any, string, bool) {
+		var n float64 // a JSON number, not a string of one
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return nil, "must be a whole number", true
+		}
+		i := int(n)
+		if float64(i) != n {
+			return nil, "must be a whole number", false
+		}
+		if i < min || i > max {
+			return nil, fmt.Sprintf("must be between %d and %d", min, max), false
+		}
+		return i, "", false
+	}
+}
+
+// MaxActionID is the longest action_id.
+const MaxActionID = 64
+
+// actionID accepts an action item's id: 1 to MaxActionID letters, digits,
+// '.', '_' or '-' (a UUID is one).
+func actionID(raw json.RawMessage) (any, string, bool) {
+	var s string
+	if err := unmarshalString(raw, &s); err != nil {
+		return nil, "must be a string", true
+	}
+	if s == "" || len(s) > MaxActionID {
+		return nil, fmt.Sprintf("must be 1 to %d characters", MaxActionID), false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return nil, "may hold only letters, digits, '.', '_' and '-'", false
+		}
+	}
+	return s, "", false
+}
+
+// email accepts one e-mail address (RFC 5322 addr-spec, no display name).
+func email(raw json.RawMessage) (any, string, bool) {
+	v, p, malformed := text(MaxEmail, false)(raw)
+	if p != "" {
+		return nil, p, malformed
+	}
+	s := v.(string)
+	if a, err := mail.ParseAddress(s); err != nil || a.Address != s || a.Name != "" {
+		return nil, "must be an e-mail address such as name@example.org", false
+	}
+	return s, "", false
+}
+
+// MaxEmail is the longest e-mail address.
+const MaxEmail = 254
+
 // enum accepts one of values.
 func enum(values ...string) parser {
 	return func(raw json.RawMessage) (any, string, bool) {
@@ -232,34 +287,73 @@ func enum(values ...string) parser {
 	}
 }
 
-// date accepts YYYY-MM-DD between MinYear and MaxYear.
+// date accepts YYYY-MM-DD, YYYY-MM or YYYY between MinYear and MaxYear:
+// a date as precise as the record. Compared as strings, a partial date sorts
+// before every day within it: as its first day.
 func date(raw json.RawMessage) (any, string, bool) {
 	var s string
 	if err := unmarshalString(raw, &s); err != nil {
-		return nil, "must be a date string (YYYY-MM-DD)", true
+		return nil, "must be a date string (YYYY-MM-DD, YYYY-MM or YYYY)", true
 	}
-	if _, err := ParseDate(s); err != nil {
+	if _, _, err := ParsePartialDate(s); err != nil {
 		return nil, err.Error(), false
 	}
 	return s, "", false
 }
 
-// integer accepts a JSON number that is a whole number within min..max.
-func integer(min, max int) parser {
-	return func(raw json.RawMessage) (any, string, bool) {
-		var v jsontext.Value
-		if err := jsonv2.Unmarshal(raw, &v); err != nil || v.Kind() != '0' {
-			return nil, "must be an integer", true
-		}
-		i, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
-		if err != nil {
-			return nil, "must be a whole number", false
-		}
-		if i < int64(min) || i > int64(max) {
-			return nil, fmt.Sprintf("must be between %d and %d", min, max), false
-		}
-		return int(i), "", false
+// The precisions of a partial date or time (Event.TimePrecision).
+const (
+	PrecisionYear  = "year"
+	PrecisionMonth = "month"
+	// PrecisionNone: the record has no date; occurred_at is when it was
+	// entered, and pages say "date not recorded".
+	PrecisionNone = "none"
+)
+
+// ParsePartialDate parses YYYY-MM-DD, or YYYY-MM or YYYY when the record
+// knows no more, into the first instant of that day, month or year (UTC),
+// with the precision ("" for a day). The year must be within
+// MinYear..MaxYear.
+func ParsePartialDate(s string) (time.Time, string, error) {
+	var layout, precision string
+	switch len(s) {
+	case 4:
+		layout, precision = "2006", PrecisionYear
+	case 7:
+		layout, precision = "2006-01", PrecisionMonth
+	default:
+		t, err := ParseDate(s)
+		return t, "", err
 	}
+	t, err := time.Parse(layout, s)
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("must be a date as YYYY-MM-DD, YYYY-MM or YYYY")
+	}
+	if t.Year() < MinYear || t.Year() > MaxYear {
+		return time.Time{}, "", fmt.Errorf("year must be between %d and %d", MinYear, MaxYear)
+	}
+	return t, precision, nil
+}
+
+// CheckPrecision checks that t is the first instant of its year or month
+// when precision says it is only that precise.
+func CheckPrecision(t time.Time, precision string) error {
+	t = t.UTC()
+	switch precision {
+	case "", PrecisionNone:
+		return nil
+	case PrecisionYear:
+		if t.Equal(time.Date(t.Year(), 1, 1, 0, 0, 0, 0, time.UTC)) {
+			return nil
+		}
+	case PrecisionMonth:
+		if t.Equal(time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)) {
+			return nil
+		}
+	default:
+		return fmt.Errorf("time precision %q is not year, month or none", truncate(precision, 20))
+	}
+	return fmt.Errorf("a time of %s precision must be the first instant of its %s", precision, precision)
 }
 
 // ParseDate parses YYYY-MM-DD and checks the year is within MinYear..MaxYear.

@@ -56,10 +56,20 @@ func sampleData(typ EventType) obj {
 		return obj{"target_id": otherID, "relation": "references"}
 	case EngagementNoted:
 		return obj{"note": "Discussed at the annual review."}
+	case EngagementActionAssigned:
+		return obj{"action_id": "a1", "title": "Send the draft work plan", "owner": "IOM MHD", "due_on": "2020-03-01"}
+	case EngagementActionCompleted:
+		return obj{"action_id": "a1"}
+	case EngagementActionCancelled:
+		return obj{"action_id": "a1", "reason": "no longer needed"}
+	case EngagementFocalPointAssigned:
+		return obj{"party": "WHO", "name": "Dr A. Example"}
+	case EngagementFocalPointReleased:
+		return obj{"party": "WHO", "name": "Dr A. Example"}
 	case AgreementSigned:
 		return obj{"signed_on": "2020-01-15"}
 	case AgreementRenewed:
-		return obj{"renewed_on": "2023-01-15"}
+		return obj{"renewed_on": "2023-01-15", "expires_on": "2190-01-15"}
 	case AgreementTerminated:
 		return obj{"reason": "superseded by a new MOU"}
 	case PolicyContributed:
@@ -85,17 +95,12 @@ func sampleData(typ EventType) obj {
 	case AgreementExpired:
 		return obj{"expires_on": "2025-06-30"}
 	case EngagementActionOverdue:
-		return obj{"action_id": "a1", "due_on": "2024-02-01"}
+		return obj{"action_id": "a1", "due_on": "2020-03-01"}
 	case MeetingUpcoming:
 		return obj{"starts_on": "2024-05-27", "days_left": 7}
 	}
 	panic("no sample data for " + string(typ))
 }
-
-// noSample reports whether typ's sample data cannot be recorded on any
-// state the tests build: an action item's reminder needs an open action
-// item, which no event type here assigns yet.
-func noSample(typ EventType) bool { return typ == EngagementActionOverdue }
 
 // kindOf is the kind an event type's sample belongs to.
 func kindOf(typ EventType) Kind {

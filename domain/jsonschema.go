@@ -84,6 +84,12 @@ func dataJSONSchema(s *Spec, v int) map[string]any {
 		out["allOf"] = conditions
 	}
 	switch {
+	case s.Type == AgreementRenewed && v == 1:
+		delete(props, "notice_days")
+		delete(props, "term")
+		out["description"] = "Without expires_on the agreement became open-ended; readers upcast v1 to v2 " +
+			`(term "open-ended").`
+		out["additionalProperties"] = false
 	case s.Type == EngagementCorrected && v == 1:
 		// v1 carried the corrected fields beside corrects and reason.
 		out["description"] = "The corrected fields sit beside corrects and reason; readers upcast v1 to v2."
@@ -113,7 +119,11 @@ func fieldJSONSchema(f *Field) map[string]any {
 	case f.Input == InputSelect:
 		s = map[string]any{"type": "string", "enum": f.Options}
 	case f.Input == InputDate:
-		s = map[string]any{"type": "string", "format": "date", "pattern": `^[0-9]{4}-[0-9]{2}-[0-9]{2}$`}
+		// A day, or a month or year when the record knows no more.
+		s = map[string]any{"type": "string", "anyOf": []any{
+			map[string]any{"format": "date", "pattern": `^[0-9]{4}-[0-9]{2}-[0-9]{2}$`},
+			map[string]any{"pattern": `^[0-9]{4}(-(0[1-9]|1[0-2]))?$`},
+		}}
 	case f.Input == InputNumber:
 		s = map[string]any{"type": "integer", "minimum": f.Min, "maximum": f.Max}
 	case f.Input == InputList:
@@ -122,6 +132,8 @@ func fieldJSONSchema(f *Field) map[string]any {
 		if f.MinItems > 0 {
 			s["minItems"] = f.MinItems
 		}
+	case f.Name == "action_id":
+		s = map[string]any{"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
 	case f.Max > 0:
 		s = map[string]any{"type": "string", "minLength": 1, "maxLength": f.Max}
 	default: // an id: corrects, target_id

@@ -80,7 +80,23 @@ func TestReminderRules(t *testing.T) {
 		{"meeting reminder after attendance", KindMeeting, []step{scheduled, attended}, upcoming("2024-05-27", 7), "", denied},
 
 		{"overdue action that does not exist", KindAgreement, []step{signed},
-			step{typ: EngagementActionOverdue, data: obj{"action_id": "a1", "due_on": "2024-02-01"}}, "", denied},
+			step{typ: EngagementActionOverdue, data: obj{"action_id": "a1", "due_on": "2020-03-01"}}, "", denied},
+		{"overdue action", KindAgreement, []step{signed, assigned},
+			step{typ: EngagementActionOverdue, data: obj{"action_id": "a1", "due_on": "2020-03-01"}}, "", nil},
+		{"overdue action of another day", KindAgreement, []step{signed, assigned},
+			step{typ: EngagementActionOverdue, data: obj{"action_id": "a1", "due_on": "2020-03-02"}}, "", denied},
+		{"overdue action twice", KindAgreement, []step{signed, assigned,
+			{typ: EngagementActionOverdue, data: obj{"action_id": "a1", "due_on": "2020-03-01"}}},
+			step{typ: EngagementActionOverdue, data: obj{"action_id": "a1", "due_on": "2020-03-01"}}, "", denied},
+		{"overdue action once completed", KindAgreement, []step{signed, assigned, {typ: EngagementActionCompleted}},
+			step{typ: EngagementActionOverdue, data: obj{"action_id": "a1", "due_on": "2020-03-01"}}, "", denied},
+		{"overdue by a client", KindAgreement, []step{signed, assigned},
+			step{typ: EngagementActionOverdue, data: obj{"action_id": "a1", "due_on": "2020-03-01"}}, "coordinator", invalid("type")},
+		{"notice reminder", KindAgreement, []step{{typ: AgreementSigned, data: obj{"signed_on": "2020-01-15", "expires_on": "2025-06-30", "notice_days": 90}}},
+			step{typ: AgreementExpiring, data: obj{"expires_on": "2025-06-30", "days_left": 90, "deadline": "notice"}}, "", nil},
+		{"notice reminder twice", KindAgreement, []step{{typ: AgreementSigned, data: obj{"signed_on": "2020-01-15", "expires_on": "2025-06-30", "notice_days": 90}},
+			{typ: AgreementExpiring, data: obj{"expires_on": "2025-06-30", "days_left": 90, "deadline": "notice"}}},
+			step{typ: AgreementExpiring, data: obj{"expires_on": "2025-06-30", "days_left": 89, "deadline": "notice"}}, "", denied},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,13 +19,20 @@ import (
 //     reason, so the reason of agreement.terminated or initiative.left could
 //     not be corrected (it clashed with the correction's own reason). v2 nests
 //     them: {"corrects", "reason", "fields": {...}}.
+//   - agreement.renewed v1 without expires_on made the agreement open-ended,
+//     so a renewal that did not mention the expiry silently cleared it. v2
+//     keeps the expiry unless it gives a new one or term "open-ended", and
+//     may carry notice_days; a v1 renewal without expires_on reads as v2
+//     with term "open-ended", which is what it meant.
 var schemaVersions = map[EventType]int{
 	EngagementCorrected: 2,
+	AgreementRenewed:    2,
 }
 
 // upcasters[t][v] turns version v of t's data into version v+1.
 var upcasters = map[EventType]map[int]func(map[string]json.RawMessage) (map[string]json.RawMessage, error){
 	EngagementCorrected: {1: correctedV1ToV2},
+	AgreementRenewed:    {1: renewedV1ToV2},
 }
 
 // SchemaVersion is the current data schema version of t.
@@ -151,6 +158,15 @@ func correctedV1ToV2(m map[string]json.RawMessage) (map[string]json.RawMessage, 
 		return nil, err
 	}
 	m["fields"] = raw
+	return m, nil
+}
+
+// renewedV1ToV2 says outright what a v1 renewal without expires_on meant:
+// term "open-ended".
+func renewedV1ToV2(m map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+	if _, ok := m["expires_on"]; !ok {
+		m["term"] = json.RawMessage(`"` + TermOpenEnded + `"`)
+	}
 	return m, nil
 }
 

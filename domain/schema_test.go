@@ -78,10 +78,10 @@ func TestDataSchemas(t *testing.T) {
 	if got := SchemaPath(EngagementCorrected); got != "/schemas/engagement.corrected/v2" {
 		t.Errorf("SchemaPath(corrected) = %q", got)
 	}
-	if got := DataSchema("", AgreementRenewed); got != "urn:engagements:schema:agreement.renewed:v1" {
+	if got := DataSchema("", AgreementRenewed); got != "urn:engagements:schema:agreement.renewed:v2" {
 		t.Errorf("DataSchema(no base, renewed) = %q", got)
 	}
-	if got := DataSchema("https://tracker.example.org", AgreementRenewed); got != "https://tracker.example.org/schemas/agreement.renewed/v1" {
+	if got := DataSchema("https://tracker.example.org", AgreementRenewed); got != "https://tracker.example.org/schemas/agreement.renewed/v2" {
 		t.Errorf("DataSchema(base, renewed) = %q", got)
 	}
 	if _, err := Upcast(AgreementSigned, 2, json.RawMessage(`{}`)); err == nil {

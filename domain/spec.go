@@ -3,6 +3,8 @@ package domain
 import (
 	"fmt"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,7 +20,7 @@ const (
 	InputList             // comma-separated entries, sent as a JSON array
 	InputSelect           // one of Options
 	InputEngagement       // another engagement's id, chosen by title
-	InputNumber           // a whole number within Min..Max
+	InputNumber           // a whole number between Min and Max, sent as a JSON number
 )
 
 // Field is one member of an event type's data: its rule, how it is labelled
@@ -40,7 +42,7 @@ type Field struct {
 	// Max is the most characters of a text, or of each entry of a list;
 	// MinItems the fewest entries of a list.
 	Max, MinItems int
-	// Min is the least value of a number field (whose Max is its greatest).
+	// Min is the least value of a number field (Max its greatest).
 	Min int
 
 	parse parser
@@ -116,6 +118,11 @@ func (f *Field) State(e *Engagement) string {
 		return *v
 	case *[]string:
 		return strings.Join(*v, ", ")
+	case *int:
+		if *v == 0 {
+			return ""
+		}
+		return strconv.Itoa(*v)
 	}
 	return ""
 }
@@ -182,13 +189,13 @@ func listField(name, label, hint string, min int, required bool) Field {
 		MinItems: min, parse: list(MaxListEntries, MaxEntry, min)}
 }
 
-func selectField(name, label string, required bool, options ...string) Field {
-	return Field{Name: name, Required: required, Label: label, Input: InputSelect, Options: options, parse: enum(options...)}
+func numberField(name, label, hint string, min, max int, required bool) Field {
+	return Field{Name: name, Required: required, Label: label, Hint: hint, Input: InputNumber, Min: min, Max: max,
+		parse: whole(min, max)}
 }
 
-func numberField(name, label string, min, max int) Field {
-	return Field{Name: name, Required: true, Label: label, Input: InputNumber, Min: min, Max: max,
-		parse: integer(min, max)}
+func selectField(name, label string, required bool, options ...string) Field {
+	return Field{Name: name, Required: required, Label: label, Input: InputSelect, Options: options, parse: enum(options...)}
 }
 
 // into sets the field's state.
@@ -208,10 +215,10 @@ func roleField(label, hint string) Field {
 	return textField("role", label, hint, MaxShortText, true).into(func(e *Engagement) any { return &e.v.Role })
 }
 
-// openEnded makes a signing or renewal without expires_on clear the old one.
+// openEnded makes a signing without expires_on open-ended.
 func openEnded(_ *Engagement, _ Event, f map[string]any) {
 	if _, ok := f["expires_on"]; !ok {
-		f["expires_on"] = "" // signed or renewed without an end: open-ended
+		f["expires_on"], f["notice_days"] = "", 0 // signed without an end: open-ended
 	}
 }
 
@@ -238,6 +245,102 @@ func descriptive(required bool) []Field {
 		textField("location", "Location", "", MaxShortText, false).only(KindMeeting).
 			into(func(e *Engagement) any { return &e.v.Location }),
 	}
+}
+
+// MaxNoticeDays is the longest notice period, in days (ten years).
+const MaxNoticeDays = 3650
+
+// TermOpenEnded is agreement.renewed's term that clears the expiry.
+const TermOpenEnded = "open-ended"
+
+// noticeField is an agreement's notice period.
+func noticeField() Field {
+	return numberField("notice_days", "Notice period (days)", "Days before expiry by which notice must be given",
+		1, MaxNoticeDays, false).into(func(e *Engagement) any { return &e.v.NoticeDays })
+}
+
+// checkTerm refuses a notice period without an expiry and an open-ended
+// term beside one.
+func checkTerm(r rules, v *ValidationError) {
+	_, expires := r.values["expires_on"]
+	_, notice := r.values["notice_days"]
+	if r.values["term"] == TermOpenEnded && (expires || notice) {
+		v.add("data.term", "open-ended leaves no expires_on or notice_days; leave those out")
+	}
+	if notice && !expires && r.e.v.ExpiresOn == "" {
+		v.add("data.notice_days", "needs an expires_on")
+	}
+}
+
+// action is the action item id names, or nil.
+func (e *Engagement) action(id string) *Action {
+	for i := range e.v.Actions {
+		if e.v.Actions[i].ID == id {
+			return &e.v.Actions[i]
+		}
+	}
+	return nil
+}
+
+// closeAction folds a completion or cancellation: the action's status and
+// the outcome or reason. The list is copied first: readers may hold the old one.
+func closeAction(status, detail string) func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool) {
+	return func(e *Engagement, _ string, _ time.Time, f map[string]any, _ bool) {
+		aid, _ := f["action_id"].(string)
+		e.v.Actions = slices.Clone(e.v.Actions)
+		if a := e.action(aid); a != nil {
+			a.Status = status
+			if s, ok := f[detail].(string); ok {
+				if status == ActionDone {
+					a.Outcome = s
+				} else {
+					a.Reason = s
+				}
+			}
+		}
+	}
+}
+
+// checkOpenAction refuses closing an action item that does not exist or is
+// already closed (not for corrections, which may only change the text).
+func checkOpenAction(verb string) func(r rules, v *ValidationError) {
+	return func(r rules, v *ValidationError) {
+		id, ok := r.values["action_id"].(string)
+		if !ok {
+			return
+		}
+		a := r.e.action(id)
+		switch {
+		case a == nil:
+			v.add("data.action_id", "no action item %q on this engagement", id)
+		case r.target == "" && a.Status != ActionOpen:
+			v.add("data.action_id", "the action item is %s and cannot be %s", a.Status, verb)
+		}
+	}
+}
+
+// over refuses new action items and focal points once the engagement is
+// over (terminated, left, concluded); an expired agreement still takes them.
+func over(e *Engagement, status Status) string {
+	if closedStatus(status) {
+		return fmt.Sprintf("the %s is %s: it takes no new action items or focal points", e.v.Kind, status)
+	}
+	return ""
+}
+
+// anyOpenAction refuses completing or cancelling when nothing is open.
+func anyOpenAction(e *Engagement, _ Status, _ map[string]any) string {
+	if !slices.ContainsFunc(e.v.Actions, func(a Action) bool { return a.Status == ActionOpen }) {
+		return "the engagement has no open action item"
+	}
+	return ""
+}
+
+// focalPoint is the index of party's focal point name, or -1.
+func (e *Engagement) focalPoint(party, name string) int {
+	return slices.IndexFunc(e.v.FocalPoints, func(p FocalPoint) bool {
+		return strings.EqualFold(p.Party, party) && strings.EqualFold(p.Name, name)
+	})
 }
 
 // The state machine, one entry per event type. Adding a type: see README.md,
@@ -311,14 +414,139 @@ var specs = []Spec{
 		},
 	},
 	{
+		Type: EngagementActionAssigned, Past: "Action assigned", Action: "Assign an action item",
+		Data: reflect.TypeFor[ActionAssignedData](),
+		Fields: []Field{
+			{Name: "action_id", Required: true, Label: "Action id", Hint: "Unique within the engagement, e.g. a UUID", parse: actionID},
+			textField("title", "Action", "What is to be done", MaxShortText, true),
+			textField("owner", "Owner", "Who does it", MaxShortText, true),
+			dateField("due_on", "Due on", "", true),
+		},
+		allow: func(e *Engagement, status Status, values map[string]any) string {
+			if reason := over(e, status); reason != "" {
+				return reason
+			}
+			if id, ok := values["action_id"].(string); ok && e.action(id) != nil {
+				return fmt.Sprintf("the engagement already has an action item %q", id)
+			}
+			return ""
+		},
+		item: func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool) {
+			e.v.Actions = slices.Clone(e.v.Actions)
+			if !correcting {
+				aid, _ := f["action_id"].(string)
+				e.v.Actions = append(e.v.Actions, Action{ID: aid, Status: ActionOpen, AssignedAt: at, EventID: id})
+			}
+			for i := range e.v.Actions {
+				if a := &e.v.Actions[i]; a.EventID == id {
+					get(f, "title", &a.Title)
+					get(f, "owner", &a.Owner)
+					get(f, "due_on", &a.DueOn)
+				}
+			}
+		},
+	},
+	{
+		Type: EngagementActionCompleted, Past: "Action completed", Action: "Complete an action item",
+		Data: reflect.TypeFor[ActionCompletedData](),
+		Fields: []Field{
+			{Name: "action_id", Required: true, Label: "Action id", parse: actionID},
+			areaField("outcome", "Outcome", "", MaxReason, false),
+		},
+		allow: anyOpenAction,
+		check: checkOpenAction("completed"),
+		item:  closeAction(ActionDone, "outcome"),
+	},
+	{
+		Type: EngagementActionCancelled, Past: "Action cancelled", Action: "Cancel an action item",
+		Data: reflect.TypeFor[ActionCancelledData](),
+		Fields: []Field{
+			{Name: "action_id", Required: true, Label: "Action id", parse: actionID},
+			areaField("reason", "Reason", "", MaxReason, true),
+		},
+		allow: anyOpenAction,
+		check: checkOpenAction("cancelled"),
+		item:  closeAction(ActionCancelled, "reason"),
+	},
+	{
+		Type: EngagementFocalPointAssigned, Past: "Focal point assigned", Action: "Assign a focal point",
+		Data:  reflect.TypeFor[FocalPointAssignedData](),
+		allow: func(e *Engagement, status Status, _ map[string]any) string { return over(e, status) },
+		Fields: []Field{
+			textField("party", "Party", "One of the engagement's parties, e.g. WHO", MaxEntry, true),
+			textField("name", "Name", "", MaxShortText, true),
+			{Name: "email", Label: "E-mail", Max: MaxEmail, parse: email},
+			textField("role", "Role", "e.g. Director, Department of Health Security", MaxShortText, false),
+		},
+		check: func(r rules, v *ValidationError) {
+			party, _ := r.values["party"].(string)
+			if party != "" && !slices.ContainsFunc(r.e.v.Parties, func(p string) bool { return strings.EqualFold(p, party) }) {
+				v.add("data.party", "must be one of the engagement's parties: %s", strings.Join(r.e.v.Parties, ", "))
+			}
+			name, _ := r.values["name"].(string)
+			if r.target == "" && party != "" && name != "" && r.e.focalPoint(party, name) >= 0 {
+				v.add("data.name", "%s is already %s's focal point", name, party)
+			}
+		},
+		item: func(e *Engagement, id string, at time.Time, f map[string]any, correcting bool) {
+			e.v.FocalPoints = slices.Clone(e.v.FocalPoints)
+			if !correcting {
+				e.v.FocalPoints = append(e.v.FocalPoints, FocalPoint{Since: at, EventID: id})
+			}
+			for i := range e.v.FocalPoints {
+				if p := &e.v.FocalPoints[i]; p.EventID == id {
+					get(f, "party", &p.Party)
+					if i := slices.IndexFunc(e.v.Parties, func(q string) bool { return strings.EqualFold(q, p.Party) }); i >= 0 {
+						p.Party = e.v.Parties[i] // as the engagement spells it
+					}
+					get(f, "name", &p.Name)
+					get(f, "email", &p.Email)
+					get(f, "role", &p.Role)
+				}
+			}
+		},
+	},
+	{
+		Type: EngagementFocalPointReleased, Past: "Focal point released", Action: "Release a focal point",
+		Data: reflect.TypeFor[FocalPointReleasedData](),
+		allow: func(e *Engagement, _ Status, _ map[string]any) string {
+			if len(e.v.FocalPoints) == 0 {
+				return "the engagement has no focal point to release"
+			}
+			return ""
+		},
+		Fields: []Field{
+			textField("party", "Party", "", MaxEntry, true),
+			textField("name", "Name", "", MaxShortText, true),
+		},
+		check: func(r rules, v *ValidationError) {
+			party, _ := r.values["party"].(string)
+			name, _ := r.values["name"].(string)
+			if r.target == "" && party != "" && name != "" && r.e.focalPoint(party, name) < 0 {
+				v.add("data.name", "%s is not %s's focal point", name, party)
+			}
+		},
+		item: func(e *Engagement, _ string, _ time.Time, f map[string]any, correcting bool) {
+			party, _ := f["party"].(string)
+			name, _ := f["name"].(string)
+			if i := e.focalPoint(party, name); i >= 0 && !correcting {
+				e.v.FocalPoints = slices.Delete(slices.Clone(e.v.FocalPoints), i, i+1)
+			}
+		},
+	},
+	{
 		Type: AgreementSigned, Past: "Signed", Action: "Record signing", Data: reflect.TypeFor[SignedData](),
 		From: []Status{StatusDraft}, To: StatusActive,
 		Fields: []Field{
 			dateField("signed_on", "Signed on", "", true).into(func(e *Engagement) any { return &e.v.SignedOn }),
 			dateField("expires_on", "Expires on", "Leave empty if open-ended", false).
 				into(func(e *Engagement) any { return &e.v.ExpiresOn }),
+			noticeField(),
 		},
-		check: func(r rules, v *ValidationError) { r.checkAfter(v, "signed_on") },
+		check: func(r rules, v *ValidationError) {
+			r.checkAfter(v, "signed_on")
+			checkTerm(r, v)
+		},
 		apply: openEnded,
 	},
 	{
@@ -327,17 +555,32 @@ var specs = []Spec{
 		From: []Status{StatusActive, StatusExpired}, To: StatusActive,
 		Fields: []Field{
 			dateField("renewed_on", "Renewed on", "", true).into(func(e *Engagement) any { return &e.v.RenewedOn }),
-			dateField("expires_on", "Expires on", "Leave empty if open-ended", false).
+			dateField("expires_on", "Expires on", "The new expiry; leave empty to keep the current one", false).
 				into(func(e *Engagement) any { return &e.v.ExpiresOn }),
+			noticeField(),
+			selectField("term", "Term", false, TermOpenEnded),
 		},
 		check: func(r rules, v *ValidationError) {
 			r.checkAfter(v, "renewed_on")
+			checkTerm(r, v)
+			// Keeping an expiry that the renewal has already passed would
+			// leave the agreement expired: say what is missing instead.
+			_, expires := r.values["expires_on"]
+			if d, ok := r.values["renewed_on"].(string); ok && r.target == "" && !expires &&
+				r.values["term"] != TermOpenEnded && r.e.v.ExpiresOn != "" && r.e.v.ExpiresOn < d {
+				v.add("data.expires_on", "is required: the current expiry %s is before renewed_on; "+
+					"give the new expiry, or term %q", r.e.v.ExpiresOn, TermOpenEnded)
+			}
 			// Also for corrections: a renewal cannot precede the signing.
 			if d, ok := r.values["renewed_on"].(string); ok && d < r.e.v.SignedOn {
 				v.add("data.renewed_on", "must not be before signed_on %s", r.e.v.SignedOn)
 			}
 		},
-		apply: openEnded,
+		apply: func(_ *Engagement, _ Event, f map[string]any) {
+			if f["term"] == TermOpenEnded {
+				f["expires_on"], f["notice_days"] = "", 0 // renewed without an end: open-ended
+			}
+		},
 	},
 	{
 		Type: AgreementTerminated, Past: "Terminated", Action: "Record termination", Data: reflect.TypeFor[TerminatedData](),
@@ -437,7 +680,7 @@ var specs = []Spec{
 		Type: AgreementExpiring, Past: "Expiry reminder", Data: reflect.TypeFor[ExpiringData](), System: true,
 		Fields: []Field{
 			dateField("expires_on", "Expires on", "", true),
-			numberField("days_left", "Days left", 0, MaxDaysLeft),
+			numberField("days_left", "Days left", "", 0, MaxDaysLeft, true),
 			selectField("deadline", "Deadline", true, string(DeadlineExpiry), string(DeadlineNotice)),
 		},
 		allow: allowExpiring, apply: applyReminder,
@@ -450,7 +693,7 @@ var specs = []Spec{
 	{
 		Type: EngagementActionOverdue, Past: "Action overdue", Data: reflect.TypeFor[ActionOverdueData](), System: true,
 		Fields: []Field{
-			textField("action_id", "Action", "", MaxEntry, true),
+			{Name: "action_id", Required: true, Label: "Action id", parse: actionID},
 			dateField("due_on", "Due on", "", true),
 		},
 		allow: allowOverdue, apply: applyReminder,
@@ -459,7 +702,7 @@ var specs = []Spec{
 		Type: MeetingUpcoming, Past: "Meeting reminder", Data: reflect.TypeFor[UpcomingData](), System: true,
 		Fields: []Field{
 			dateField("starts_on", "Starts on", "", true),
-			numberField("days_left", "Days left", 0, MaxDaysLeft),
+			numberField("days_left", "Days left", "", 0, MaxDaysLeft, true),
 		},
 		allow: allowUpcoming, apply: applyReminder,
 	},

@@ -30,7 +30,9 @@ func TestAllows(t *testing.T) {
 			t.Run(fmt.Sprintf("%s on %s", typ, f.name), func(t *testing.T) {
 				e, _ := build(t, f.kind, f.steps...)
 				err := e.Allows(typ, occurred)
-				if ok := allowed(typ, f.status); ok != (err == nil) {
+				// The fixtures have no action item or focal point to close.
+				needsItem := typ == EngagementActionCompleted || typ == EngagementActionCancelled || typ == EngagementFocalPointReleased
+				if ok := allowed(typ, f.status) && !needsItem; ok != (err == nil) {
 					t.Errorf("Allows = %v, the contract says allowed: %v", err, ok)
 				}
 				if err != nil {

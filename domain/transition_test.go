@@ -19,7 +19,9 @@ type fixture struct {
 var (
 	signed         = step{typ: AgreementSigned}
 	signedExpiring = step{typ: AgreementSigned, data: obj{"signed_on": "2019-01-01", "expires_on": "2021-12-31"}}
-	renewed        = step{typ: AgreementRenewed}
+	renewed        = step{typ: AgreementRenewed, data: obj{"renewed_on": "2023-01-15", "term": TermOpenEnded}}
+	assigned       = step{typ: EngagementActionAssigned}
+	focalAssigned  = step{typ: EngagementFocalPointAssigned}
 	terminated     = step{typ: AgreementTerminated}
 	contributed    = step{typ: PolicyContributed}
 	adopted        = step{typ: PolicyAdopted}
@@ -108,8 +110,12 @@ func allowed(typ EventType, s Status) bool {
 		return !slices.Contains(closed, s)
 	case EngagementLinked, EngagementNoted, EngagementCorrected:
 		return true
+	case EngagementActionAssigned, EngagementFocalPointAssigned:
+		return !closedStatus(s)
+	case EngagementActionCompleted, EngagementActionCancelled, EngagementFocalPointReleased:
+		return true // the matrix opens an item first; Allows refuses them with none open (TestActionItems)
 	case EngagementActionOverdue:
-		return false // no fixture has an open action item
+		return false // no fixture of the matrix has an open action item (TestReminderRules)
 	}
 	return slices.Contains(allowedIn[typ], s)
 }
@@ -131,7 +137,14 @@ func TestTransitionMatrix(t *testing.T) {
 				outcome = "ok"
 			}
 			t.Run(fmt.Sprintf("%s on %s → %s", typ, f.name, outcome), func(t *testing.T) {
-				e, history := build(t, f.kind, f.steps...)
+				steps := f.steps
+				switch typ { // closing an item needs one opened first
+				case EngagementActionCompleted, EngagementActionCancelled:
+					steps = append([]step{assigned}, steps...)
+				case EngagementFocalPointReleased:
+					steps = append([]step{focalAssigned}, steps...)
+				}
+				e, history := build(t, f.kind, steps...)
 				if got := e.StatusAt(occurred); got != f.status {
 					t.Fatalf("fixture status = %s, want %s", got, f.status)
 				}
@@ -342,7 +355,8 @@ func TestTransitionsUseOccurredAt(t *testing.T) {
 		{"terminate an MOU on its expiry day → ok", step{typ: AgreementTerminated, at: day(2021, 12, 31)}, nil},
 		{"terminate an MOU the day after its expiry → invalid transition", step{typ: AgreementTerminated, at: day(2022, 1, 1)}, denied},
 		{"renew an MOU before it expired → ok", step{typ: AgreementRenewed, data: obj{"renewed_on": "2021-06-01"}, at: day(2021, 6, 1)}, nil},
-		{"renew an MOU after it expired → ok", step{typ: AgreementRenewed, data: obj{"renewed_on": "2023-06-01"}, at: day(2023, 6, 1)}, nil},
+		{"renew an MOU after it expired → ok", step{typ: AgreementRenewed, data: obj{"renewed_on": "2023-06-01", "expires_on": "2028-06-01"}, at: day(2023, 6, 1)}, nil},
+		{"renew an MOU after it expired, keeping its past expiry → data.expires_on", step{typ: AgreementRenewed, data: obj{"renewed_on": "2023-06-01"}, at: day(2023, 6, 1)}, invalid("data.expires_on")},
 		{"amend an MOU before its expiry → ok", step{typ: EngagementAmended, at: day(2020, 6, 1)}, nil},
 		{"amend an MOU after its expiry → invalid transition", step{typ: EngagementAmended, at: day(2022, 6, 1)}, denied},
 		{"note an expired MOU → ok", step{typ: EngagementNoted, at: day(2023, 6, 1)}, nil},

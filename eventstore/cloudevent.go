@@ -35,6 +35,10 @@ type CloudEvent struct {
 	Version       int             `json:"version"`
 	CorrelationID string          `json:"correlationid,omitempty"`
 	CausationID   string          `json:"causationid,omitempty"`
+	// TimePrecision is the extension timeprecision: "year" or "month" when
+	// time is only the first instant of the year or month the record
+	// knows; absent when time is as precise as it reads.
+	TimePrecision string `json:"timeprecision,omitempty"`
 }
 
 // dataSchemas holds each event type's dataschema under one public URL,
@@ -88,6 +92,7 @@ func encode(ev domain.Event, schemas dataSchemas) ([]byte, error) {
 		Version:         ev.Version,
 		CorrelationID:   ev.CorrelationID,
 		CausationID:     ev.CausationID,
+		TimePrecision:   ev.TimePrecision,
 	}
 	return marshalCloudEvent(&ce)
 }
@@ -166,6 +171,7 @@ func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
 		Actor:         ce.Actor,
 		CorrelationID: ce.CorrelationID,
 		CausationID:   ce.CausationID,
+		TimePrecision: ce.TimePrecision,
 		Data:          data,
 	}, nil
 }

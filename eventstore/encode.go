@@ -62,6 +62,7 @@ var (
 	nameVersion         = jsontext.Value(`"version"`)
 	nameCorrelationID   = jsontext.Value(`"correlationid"`)
 	nameCausationID     = jsontext.Value(`"causationid"`)
+	nameTimePrecision   = jsontext.Value(`"timeprecision"`)
 )
 
 // marshalCloudEvent is json.Marshal(ce): written by writeCloudEvent, or,
@@ -125,6 +126,9 @@ func writeCloudEvent(ce *CloudEvent) ([]byte, error) {
 	}
 	if ce.CausationID != "" {
 		err = w.str(err, nameCausationID, ce.CausationID)
+	}
+	if ce.TimePrecision != "" {
+		err = w.str(err, nameTimePrecision, ce.TimePrecision)
 	}
 	if err == nil {
 		err = w.enc.WriteToken(jsontext.EndObject)

@@ -230,6 +230,7 @@ func (p *Projector) LoadCheckpoint(ctx context.Context, path string, stream <-ch
 		wg.Go(func() { l.restore(cp.Applied) })
 	}
 	wg.Wait()
+	p.upcoming.rebuild(&p.current) // derived from current state: not saved
 	p.lastEventSeq, p.lastEventID = cp.LastEventSeq, cp.LastEventID
 	p.events.Store(cp.Events)
 	p.rejected.Store(cp.Rejected)

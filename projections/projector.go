@@ -67,6 +67,7 @@ type Projector struct {
 	recent     recent
 	timeline   timeline
 	milestones milestones
+	upcoming   upcoming
 
 	events, rejected, undecodable atomic.Uint64
 }
@@ -77,7 +78,7 @@ func New(log *slog.Logger) *Projector {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Projector{log: log, current: newCurrent(), sequences: newSequences(), keys: newKeys(),
-		timeline: newTimeline(), milestones: newMilestones()}
+		timeline: newTimeline(), milestones: newMilestones(), upcoming: newUpcoming()}
 }
 
 // UseReader sets where history and log reads fetch the events from.
@@ -173,6 +174,7 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	p.sequences.Apply(seq, ev)
 	p.timeline.Apply(seq, ev)
 	p.milestones.Apply(ev.EngagementID, p.current.byID[ev.EngagementID].e, p.timeline.byID[ev.EngagementID])
+	p.upcoming.Apply(p.current.byID[ev.EngagementID].e)
 	p.recent.Apply(seq, ev)
 	p.keys.Apply(seq, ev)
 	p.events.Add(1)

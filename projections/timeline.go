@@ -236,3 +236,30 @@ func (l *timelineLoader) restore(uint64) {
 	}
 	*l.t = t
 }
+
+// Mark is one event of an engagement on the time axis: its type and when it
+// happened.
+type Mark struct {
+	Type       domain.EventType
+	OccurredAt time.Time
+}
+
+// Marks lists the engagement's folded events inside w (all when w is zero),
+// in history order, from memory: what a timeline is drawn from. It reads no
+// event from the stream.
+func (p *Projector) Marks(id string, w domain.Window) []Mark {
+	b, ok := boundsOf(w)
+	if !ok {
+		b = bounds{occurred: math.MaxInt64, recorded: math.MaxInt64}
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	m := p.timeline.byID[id]
+	out := make([]Mark, 0, m.len())
+	for i := range m.len() {
+		if m.in(i, b) {
+			out = append(out, Mark{Type: m.typ(i), OccurredAt: m.occurred(i)})
+		}
+	}
+	return out
+}

@@ -63,9 +63,11 @@ func daysUntil(from time.Time, on time.Time) int {
 	return int(on.Sub(from) / day)
 }
 
-// parseDay parses a deadline's YYYY-MM-DD.
+// parseDay parses a deadline's day: YYYY-MM-DD, or the first day of a
+// YYYY-MM or YYYY the record knows no better (as the domain reads it).
 func parseDay(s string) (time.Time, error) {
-	return time.Parse(domain.DateLayout, s)
+	t, _, err := domain.ParsePartialDate(s)
+	return t, err
 }
 
 // MaxOffsets bounds how many reminders each deadline gets before it.

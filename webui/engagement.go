@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
@@ -50,10 +52,12 @@ type entry struct {
 	Type     domain.EventType
 	Title    string
 	Occurred time.Time
-	Recorded time.Time
-	Actor    string
-	Version  int
-	Facts    []fact
+	// Precision is the event's time precision: "1999", "January 2019".
+	Precision string
+	Recorded  time.Time
+	Actor     string
+	Version   int
+	Facts     []fact
 	// Corrects and CorrectsTitle point a correction at what it corrects.
 	Corrects      string
 	CorrectsTitle string
@@ -120,9 +124,16 @@ type engagementData struct {
 	Facts         []fact
 	Contributions []domain.Contribution
 	Commitments   []domain.Commitment
-	Outgoing      []related
-	Incoming      []related
-	Timeline      []entry
+	// Term is an agreement's signed → expires line with its notice
+	// deadline; Actions its action items; FocalPoints per party.
+	// Drawn is the real-scale timeline of the engagement's events.
+	Drawn       *engagementTimeline
+	Term        *termView
+	Actions     []actionView
+	FocalPoints []domain.FocalPoint
+	Outgoing    []related
+	Incoming    []related
+	Timeline    []entry
 	// History says which part of the history Timeline is.
 	History  historyNav
 	Forms    []formView
@@ -134,6 +145,49 @@ type engagementData struct {
 	// Refused holds the domain's messages about a submitted event that no
 	// form on the page shows.
 	Refused []string
+}
+
+// termView is an agreement's term as the page shows it.
+type termView struct {
+	SignedOn, RenewedOn, ExpiresOn, NoticeBy string
+	NoticeDays, DaysLeft                     int
+}
+
+// actionView is one action item, with whether it is overdue on the page's day.
+type actionView struct {
+	domain.Action
+	Overdue bool
+}
+
+// desk gathers what a coordinator watches on v: the term, the action items
+// (open first, by due day), the focal points, as on day.
+func desk(v domain.View, day time.Time) (*termView, []actionView, []domain.FocalPoint) {
+	var term *termView
+	if v.Kind == domain.KindAgreement && v.SignedOn != "" {
+		term = &termView{SignedOn: v.SignedOn, RenewedOn: v.RenewedOn, ExpiresOn: v.ExpiresOn, NoticeDays: v.NoticeDays}
+		for _, dl := range v.Deadlines() {
+			switch dl.Kind {
+			case domain.DeadlineNotice:
+				term.NoticeBy = dl.On
+			case domain.DeadlineExpiry:
+				term.DaysLeft = dl.DaysLeft(day)
+			}
+		}
+	}
+	actions := make([]actionView, 0, len(v.Actions))
+	for _, a := range v.Actions {
+		actions = append(actions, actionView{Action: a, Overdue: a.Overdue(day)})
+	}
+	slices.SortStableFunc(actions, func(a, b actionView) int {
+		if (a.Status == domain.ActionOpen) != (b.Status == domain.ActionOpen) {
+			if a.Status == domain.ActionOpen {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.DueOn, b.DueOn)
+	})
+	return term, actions, v.FocalPoints
 }
 
 // showsForm reports whether a form the user submitted is shown (open).
@@ -239,6 +293,8 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 		Contributions: e.Contributions(), Commitments: e.Commitments(),
 		CanWrite: s.user.CanWrite() && win.IsZero(), Seen: seen}
 	d.Facts = stateFacts(e)
+	d.Term, d.Actions, d.FocalPoints = desk(e.View(), day)
+	d.Drawn = timelineOf(e.View(), u.proj.Marks(id, win), day)
 	d.Outgoing, d.Incoming = u.related(e, day)
 	titles := u.titles()
 	d.Timeline, d.History = u.timeline(id, page, history, sel, titles, d.CanWrite)
@@ -325,10 +381,39 @@ func (u *UI) eventTypes(k domain.Kind) []domain.EventType {
 // eventForm is the form of an event of type t for e. An amendment starts
 // from the current values.
 func (u *UI) eventForm(e *domain.Engagement, t domain.EventType) *form {
-	f := &form{typ: t, fields: fieldDefs(t)}
-	if t == domain.EngagementAmended {
+	f := &form{typ: t, fields: fieldDefs(t), choices: map[string][]option{}}
+	v := e.View()
+	switch t {
+	case domain.EngagementAmended:
 		f.fields = fieldsFor(e.Kind(), f.fields)
 		f.baseline = stateValues(e)
+	case domain.EngagementActionAssigned:
+		// The id is made up here: people name the action, not its key.
+		f.fields = slices.DeleteFunc(slices.Clone(f.fields), func(d fieldDef) bool { return d.Name == "action_id" })
+		f.generated = map[string]func() string{"action_id": uuid.NewString}
+	case domain.EngagementActionCompleted, domain.EngagementActionCancelled:
+		for _, a := range v.Actions {
+			if a.Status == domain.ActionOpen {
+				f.choices["action_id"] = append(f.choices["action_id"],
+					option{Value: a.ID, Label: a.Title + " (" + a.Owner + ", due " + a.DueOn + ")"})
+			}
+		}
+	case domain.EngagementFocalPointAssigned:
+		for _, p := range v.Parties {
+			f.choices["party"] = append(f.choices["party"], option{Value: p, Label: p})
+		}
+	case domain.EngagementFocalPointReleased:
+		seen := map[string]bool{}
+		for _, p := range v.FocalPoints {
+			if !seen[p.Party] {
+				seen[p.Party] = true
+				f.choices["party"] = append(f.choices["party"], option{Value: p.Party, Label: p.Party})
+			}
+			if !seen["name:"+p.Name] {
+				seen["name:"+p.Name] = true
+				f.choices["name"] = append(f.choices["name"], option{Value: p.Name, Label: p.Name})
+			}
+		}
 	}
 	return f
 }
@@ -456,7 +541,7 @@ func (u *UI) related(e *domain.Engagement, day time.Time) (out, in []related) {
 
 // entry renders one event of history.
 func (u *UI) entry(ev domain.Event, history []domain.Event, titles map[string]string) entry {
-	en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt,
+	en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt, Precision: ev.TimePrecision,
 		Recorded: ev.RecordedAt, Actor: ev.Actor, Version: ev.Version}
 	if ev.Type == domain.EngagementCorrected {
 		c, _ := domain.DecodeData[domain.CorrectedData](ev)
@@ -524,11 +609,21 @@ func (u *UI) formView(f *form, id string, values map[string]string, errs formErr
 			Error: errs.fields[correctionReason], Required: required[correctionReason], Hint: reason.Hint})
 	}
 	for _, d := range f.fields {
-		fv.Fields = append(fv.Fields, u.fieldView(d, id, values[d.Name], errs.fields[d.Name], required[d.Name], self, titles))
+		field := u.fieldView(d, id, values[d.Name], errs.fields[d.Name], required[d.Name], self, titles)
+		if opts, ok := f.choices[d.Name]; ok {
+			field.Input = "select"
+			field.Options = []option{{Value: "", Label: "Choose…", Selected: field.Value == ""}}
+			for _, o := range opts {
+				o.Selected = o.Value == field.Value
+				field.Options = append(field.Options, o)
+			}
+		}
+		fv.Fields = append(fv.Fields, field)
 	}
 	if f.corrects == nil {
 		fv.Occurred = fieldView{ID: id + "-" + occurredAt, Name: occurredAt, Label: "When did it happen?",
-			Hint: "Leave empty for now", Input: "date", Value: values[occurredAt], Error: errs.fields[occurredAt]}
+			Hint:  "A day (YYYY-MM-DD), or only the month (YYYY-MM) or year (YYYY) when no more is known; empty: now",
+			Input: "text", Value: values[occurredAt], Error: errs.fields[occurredAt]}
 	}
 	return fv
 }
@@ -541,6 +636,8 @@ func (u *UI) fieldView(d fieldDef, formID, value, msg string, required bool, sel
 		fv.Input = "textarea"
 	case domain.InputDate:
 		fv.Input = "date"
+	case domain.InputNumber:
+		fv.Input = "number"
 	case domain.InputSelect:
 		fv.Input = "select"
 		fv.Options = append(fv.Options, option{Value: "", Label: "Choose…", Selected: value == ""})
@@ -629,9 +726,9 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 		sel.entry = target.Version
 	}
 	sub.values = formValues(r, f)
-	occurred, err := parseOccurred(sub.values[occurredAt])
+	occurred, precision, err := parseOccurred(sub.values[occurredAt])
 	if err == nil {
-		_, err = u.svc.Execute(r.Context(), app.Command{EngagementID: id, Type: typ, OccurredAt: occurred,
+		_, err = u.svc.Execute(r.Context(), app.Command{EngagementID: id, Type: typ, OccurredAt: occurred, TimePrecision: precision,
 			Data: f.data(sub.values), Actor: s.user.Name, IfMatch: version, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {
@@ -703,7 +800,7 @@ func (u *UI) conflict(w http.ResponseWriter, r *http.Request, s *session, id str
 	}
 	c := &conflict{Allowed: d.showsForm(), More: since.Newer}
 	for _, ev := range since.Events {
-		en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt, Actor: ev.Actor,
+		en := entry{ID: ev.ID, Type: ev.Type, Title: pastLabel(ev.Type), Occurred: ev.OccurredAt, Precision: ev.TimePrecision, Actor: ev.Actor,
 			Version: ev.Version, Href: sel.entryHref(id, ev)}
 		if slices.ContainsFunc(d.Timeline, func(x entry) bool { return x.ID == ev.ID }) {
 			en.Href = "#ev-" + ev.ID
@@ -768,10 +865,10 @@ func (u *UI) renderNew(w http.ResponseWriter, s *session, status int, values map
 func (u *UI) create(w http.ResponseWriter, r *http.Request, s *session) {
 	f := u.recordForm()
 	values := formValues(r, f)
-	occurred, err := parseOccurred(values[occurredAt])
+	occurred, precision, err := parseOccurred(values[occurredAt])
 	var res app.Result
 	if err == nil {
-		res, err = u.svc.Execute(r.Context(), app.Command{Type: domain.EngagementRecorded, OccurredAt: occurred,
+		res, err = u.svc.Execute(r.Context(), app.Command{Type: domain.EngagementRecorded, OccurredAt: occurred, TimePrecision: precision,
 			Data: f.data(values), Actor: s.user.Name, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {

@@ -38,7 +38,8 @@ func TestEngagementPage(t *testing.T) {
 	})
 
 	t.Run("only the forms the domain allows now", func(t *testing.T) {
-		common := []string{"engagement.amended", "engagement.linked", "engagement.noted"}
+		common := []string{"engagement.action_assigned", "engagement.amended", "engagement.focal_point_assigned",
+			"engagement.linked", "engagement.noted"}
 		for _, tc := range []struct {
 			name string
 			id   string

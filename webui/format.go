@@ -76,28 +76,48 @@ func when(t time.Time) string {
 	return t.Format(dateTimeFormat)
 }
 
-// dayText shows a YYYY-MM-DD date field as "15 Jan 2019".
+// dayText shows a YYYY-MM-DD date field as "15 Jan 2019", a partial one as
+// "January 2019" or "1999".
 func dayText(s string) string {
-	t, err := time.Parse(domain.DateLayout, s)
+	t, precision, err := domain.ParsePartialDate(s)
 	if err != nil {
 		return s
 	}
-	return t.Format(dateFormat)
+	return occurredText(t, precision)
+}
+
+// occurredText shows when something happened as precisely as the record
+// knows it: "1999", "January 2019", "15 Jan 2019", or a day and time.
+func occurredText(t time.Time, precision string) string {
+	switch precision {
+	case domain.PrecisionYear:
+		return t.UTC().Format("2006")
+	case domain.PrecisionMonth:
+		return t.UTC().Format("January 2006")
+	case domain.PrecisionNone:
+		return "date not recorded"
+	}
+	return when(t)
 }
 
 var funcs = template.FuncMap{
-	"when":    when,
-	"stamp":   func(t time.Time) string { return t.UTC().Format(dateTimeFormat) },
-	"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"day":     dayText,
-	"words":   func(s any) string { return words(toString(s)) },
-	"kind":    kindLabel,
-	"kinds":   kindPlural,
-	"tone":    tone,
-	"join":    strings.Join,
-	"past":    pastLabel,
-	"formCtx": func(csrf string, f formView) formCtx { return formCtx{CSRF: csrf, Form: f} },
-	"dec":     func(n uint64) uint64 { return max(n, 1) - 1 },
+	"when":     when,
+	"stamp":    func(t time.Time) string { return t.UTC().Format(dateTimeFormat) },
+	"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"day":      dayText,
+	"occurred": occurredText,
+	"neg":      func(n int) int { return -n },
+	"add":      func(a, b float64) float64 { return a + b },
+	"width":    func(x1, x2 float64) float64 { return max(x2-x1, 1) },
+	"deadline": deadlineLabel,
+	"words":    func(s any) string { return words(toString(s)) },
+	"kind":     kindLabel,
+	"kinds":    kindPlural,
+	"tone":     tone,
+	"join":     strings.Join,
+	"past":     pastLabel,
+	"formCtx":  func(csrf string, f formView) formCtx { return formCtx{CSRF: csrf, Form: f} },
+	"dec":      func(n uint64) uint64 { return max(n, 1) - 1 },
 }
 
 // formCtx is what the form-body template needs: the form and the session's
@@ -121,4 +141,19 @@ func toString(v any) string {
 		return string(x)
 	}
 	return ""
+}
+
+// deadlineLabel names a kind of dated item.
+func deadlineLabel(k domain.DeadlineKind) string {
+	switch k {
+	case domain.DeadlineExpiry:
+		return "Expires"
+	case domain.DeadlineNotice:
+		return "Notice deadline"
+	case domain.DeadlineAction:
+		return "Action due"
+	case domain.DeadlineMeeting:
+		return "Meeting"
+	}
+	return string(k)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +42,10 @@ type form struct {
 	// fields whose value differs are sent, so an unchanged field never
 	// becomes part of the event.
 	baseline map[string]string
+	// choices turns a text field into a choice among these (the open action
+	// items, the parties); generated fills a field the form does not show.
+	choices   map[string][]option
+	generated map[string]func() string
 }
 
 func (f *form) field(name string) (fieldDef, bool) {
@@ -81,11 +86,21 @@ func (f *form) data(values map[string]string) json.RawMessage {
 		if v == "" || f.baseline != nil && v == f.baseline[d.Name] {
 			continue
 		}
-		if d.Input == domain.InputList {
+		switch {
+		case d.Input == domain.InputList:
 			m[d.Name] = splitList(v)
-		} else {
+		case d.Input == domain.InputNumber:
+			if n, err := strconv.Atoi(v); err == nil {
+				m[d.Name] = n
+			} else {
+				m[d.Name] = v // the domain says what is wrong with it
+			}
+		default:
 			m[d.Name] = v
 		}
+	}
+	for name, gen := range f.generated {
+		m[name] = gen()
 	}
 	if f.corrects != nil {
 		c := map[string]any{"corrects": f.corrects.ID}
@@ -97,7 +112,7 @@ func (f *form) data(values map[string]string) json.RawMessage {
 		}
 		m = c
 	}
-	b, _ := json.Marshal(m) // strings and string slices always marshal
+	b, _ := json.Marshal(m) // strings, string slices and ints always marshal
 	return b
 }
 
@@ -209,16 +224,17 @@ func humanField(name string) string {
 	return strings.TrimPrefix(name, "data.")
 }
 
-// parseOccurred reads the optional occurred_at date of a form: empty means
-// now (zero). The domain's date rules give the message.
-func parseOccurred(v string) (time.Time, error) {
+// parseOccurred reads the optional occurred_at date of a form, a day or
+// only its month or year (with that precision): empty means now (zero). The
+// domain's date rules give the message.
+func parseOccurred(v string) (time.Time, string, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return time.Time{}, nil
+		return time.Time{}, "", nil
 	}
-	t, err := domain.ParseDate(v)
+	t, precision, err := domain.ParsePartialDate(v)
 	if err != nil {
-		return time.Time{}, &domain.ValidationError{Fields: []domain.FieldError{{Field: occurredAt, Message: err.Error()}}}
+		return time.Time{}, "", &domain.ValidationError{Fields: []domain.FieldError{{Field: occurredAt, Message: err.Error()}}}
 	}
-	return t, nil
+	return t, precision, nil
 }

@@ -279,3 +279,13 @@ func mustNotContain(t *testing.T, p page, unwanted ...string) {
 		}
 	}
 }
+
+// state is the engagement's current state, as the projection has it.
+func (te *testEnv) state(t *testing.T, id string) domain.View {
+	t.Helper()
+	e, err := te.proj.Get(context.Background(), id, domain.Window{})
+	if err != nil {
+		t.Fatalf("no engagement %s: %v", id, err)
+	}
+	return e.View()
+}

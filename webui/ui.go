@@ -44,7 +44,11 @@ type Projection interface {
 	// Recent and Log feed the live updates: Recent from memory, Log from
 	// the stream when asked further back.
 	Recent(after uint64, limit int) ([]projections.Change, bool)
+	// Marks are an engagement's events on the time axis, from memory.
+	Marks(id string, w domain.Window) []projections.Mark
 	Log(ctx context.Context, f projections.LogFilter) ([]domain.Event, error)
+	// Upcoming is a page of the dated items due within q's window.
+	Upcoming(q projections.UpcomingQuery) (items []projections.Upcoming, next string, err error)
 	// Applied is the last stream sequence the projection has handled;
 	// WaitFor blocks until it reaches seq or ctx ends.
 	Applied() uint64
@@ -162,6 +166,8 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	m.HandleFunc("GET /{$}", u.signedIn(readers, u.portfolio))
 	m.HandleFunc("GET /engagements/new", u.signedIn(writers, u.newPage))
 	m.HandleFunc("GET /log", u.signedIn(readers, u.eventLog))
+	m.HandleFunc("GET /portfolio.csv", u.signedIn(readers, u.portfolioCSV))
+	m.HandleFunc("GET /timeline", u.signedIn(readers, u.timelinePage))
 	if u.auditing != nil {
 		m.HandleFunc("GET /verify", u.signedIn(auditors, u.verifyPage))
 		m.HandleFunc("POST /verify", u.signedIn(auditors, u.runVerify))
@@ -203,7 +209,7 @@ func (u *UI) Close() {
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))

@@ -28,16 +28,15 @@ func TestDemoDataDecodesStrictly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			on := de.on
-			if on == "" {
-				on = today
+			occurred, precision, err := recorded, domain.PrecisionNone, error(nil)
+			if de.on != "" {
+				occurred, precision, err = domain.ParsePartialDate(de.on)
 			}
-			occurred, err := time.Parse(domain.DateLayout, on)
 			if err != nil {
 				t.Fatalf("%s: %v", eng.key, err)
 			}
 			ev := domain.Event{ID: fmt.Sprintf("0193a5b2-7c3d-7e4f-%04x-%012x", j, i), Type: de.typ, EngagementID: id,
-				Kind: e.Kind(), Version: e.Version() + 1, Sequence: uint64(j + 1), OccurredAt: occurred,
+				Kind: e.Kind(), Version: e.Version() + 1, Sequence: uint64(j + 1), OccurredAt: occurred, TimePrecision: precision,
 				RecordedAt: recorded.Add(time.Duration(j) * time.Second), Actor: "demo", Data: data, PrevHash: e.Hash()}
 			decided, err := e.Decide(ev)
 			if err != nil {

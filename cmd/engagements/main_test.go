@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/iom-who/engagements/domain"
 )
 
 // TestMain doubles as the engagements binary: with ENGAGEMENTS_TEST_EXEC=1
@@ -103,6 +105,7 @@ type history struct {
 		ID         string         `json:"id"`
 		Type       string         `json:"type"`
 		OccurredAt time.Time      `json:"occurred_at"`
+		Precision  string         `json:"time_precision"`
 		Actor      string         `json:"actor"`
 		Data       map[string]any `json:"data"`
 	} `json:"events"`
@@ -132,12 +135,28 @@ func TestDemoDataLoadedOnceWithRealDates(t *testing.T) {
 	getJSON(t, m.URL()+"/v1/engagements/"+mou+"/history", &h)
 	var types []string
 	for _, e := range h.Events {
-		types = append(types, e.Type+"@"+e.OccurredAt.Format("2006-01"))
+		on := e.OccurredAt.Format("2006-01-02")
+		switch e.Precision {
+		case domain.PrecisionYear:
+			on = e.OccurredAt.Format("2006")
+		case domain.PrecisionMonth:
+			on = e.OccurredAt.Format("2006-01")
+		case domain.PrecisionNone:
+			on = "not recorded"
+		}
+		if e.Precision != "" && e.Precision != domain.PrecisionNone && e.OccurredAt.Day() != 1 {
+			t.Errorf("%s of %s precision on %s, not the first instant", e.Type, e.Precision, e.OccurredAt)
+		}
+		types = append(types, e.Type+"@"+on)
 		if e.Actor != "demo" {
 			t.Errorf("actor = %q, want demo", e.Actor)
 		}
 	}
-	want := "engagement.recorded@1999-01 agreement.signed@1999-01 engagement.noted@1999-01 agreement.renewed@2019-01 engagement.noted@2019-01"
+	// The MOU since 1999, renewed in January 2019, as precisely as the seed
+	// says; its example focal point has no date; its example action item
+	// was assigned on the day the demo was loaded.
+	want := "engagement.recorded@1999 agreement.signed@1999 agreement.renewed@2019-01 engagement.focal_point_assigned@not recorded " +
+		"engagement.action_assigned@" + time.Now().UTC().Format(domain.DateLayout)
 	if got := strings.Join(types, " "); got != want {
 		t.Errorf("MOU history:\n got %s\nwant %s", got, want)
 	}
