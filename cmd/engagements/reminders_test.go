@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -100,6 +101,9 @@ func (h *hookReceiver) of(id string) []string {
 		s := ev.Type
 		if d, ok := ev.Data["days_left"]; ok {
 			s += fmt.Sprintf(":%v", d)
+		}
+		if ev.Data["deadline"] == "notice" {
+			s += ":notice"
 		}
 		if strings.HasPrefix(ev.Type, "agreement.expir") && ev.Actor != "system" {
 			s += "(actor " + ev.Actor + ")"
@@ -327,5 +331,41 @@ func TestPastDeadlineRecordedOnceAcrossRestarts(t *testing.T) {
 	}
 	if now != last+4 {
 		t.Errorf("the stream grew from %d to %d across the restart, want only the new agreement's 4 events", last, now)
+	}
+}
+
+// TestNoticeAndActionReminders: the notice deadline is reminded of once, on
+// its day, beside the expiry's reminders; an open action item's due day
+// passing records engagement.action_overdue once.
+func TestNoticeAndActionReminders(t *testing.T) {
+	dir := t.TempDir()
+	origin := time.Now()
+	m := startReminderMain(t, dir, origin)
+	defer m.Close()
+	hook := newHookReceiver(t)
+	hook.subscribe(t, m.URL())
+	today := shortToday(origin)
+	code, created := postJSON(t, m.URL()+"/v1/engagements", `{"kind":"agreement","title":"Noticed MOU","parties":["IOM","WHO"]}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	id := created["id"].(string)
+	for _, body := range []string{
+		fmt.Sprintf(`{"type":"agreement.signed","data":{"signed_on":%q,"expires_on":%q,"notice_days":2}}`, day(origin, -30), day(origin, today+3)),
+		fmt.Sprintf(`{"type":"engagement.action_assigned","data":{"action_id":"work-plan","title":"Send the work plan","owner":"IOM MHD","due_on":%q}}`, day(origin, today+1)),
+	} {
+		if code, resp := postJSON(t, m.URL()+"/v1/engagements/"+id+"/events", body); code != http.StatusCreated {
+			t.Fatalf("%s: %d %v", body, code, resp)
+		}
+	}
+	got := func() []string { return slices.Sorted(slices.Values(hook.of(id))) }
+	hook.waitFor(t, 30*time.Second, "the overdue action and the last expiry reminder", func() bool {
+		g := got()
+		return slices.Contains(g, "engagement.action_overdue") && slices.Contains(g, "agreement.expiring:1")
+	})
+	want := []string{"agreement.expiring:1", "agreement.expiring:2", "agreement.expiring:2:notice", "agreement.signed",
+		"engagement.action_assigned", "engagement.action_overdue", "engagement.recorded"}
+	if g := got(); !slices.Equal(g, want) {
+		t.Errorf("deliveries:\n got %v\nwant %v", g, want)
 	}
 }
