@@ -117,6 +117,7 @@ type Reminders struct {
 	clock  clock
 	log    *slog.Logger
 	stream jetstream.Stream
+	mu     sync.Mutex // guards due, which heal replaces
 	due    jetstream.Consumer
 	// scheduled is the fingerprint of each engagement as this instance
 	// last scheduled it (the follower's alone).
@@ -156,26 +157,7 @@ func Start(ctx context.Context, store Store, proj Projection, cmds Commands, cfg
 	if !r.stream.CachedInfo().Config.AllowMsgSchedules {
 		return nil, fmt.Errorf("create stream %s: the NATS server does not schedule messages (nats-server 2.12 or later is needed)", Stream)
 	}
-	r.due, err = js.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
-		Durable:       dueName,
-		Description:   "Fired reminders, recorded by one instance each",
-		FilterSubject: dueRoot + ".>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: 64,
-		Replicas:      replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create consumer %s: %w", dueName, err)
-	}
-	if _, err := store.Durable(ctx, followerName); errors.Is(err, domain.ErrNotFound) {
-		err = store.CreateDurable(ctx, followerName, eventstore.DurableConfig{
-			Description: "Reschedules an engagement's reminders after each of its events",
-			AckWait:     time.Minute, Replicas: replicas})
-		if err != nil {
-			return nil, err
-		}
-	} else if err != nil {
+	if err := r.consumers(ctx); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -188,6 +170,48 @@ func Start(ctx context.Context, store Store, proj Projection, cmds Commands, cfg
 		}()
 	}
 	return r, nil
+}
+
+// consumers creates the two durable consumers, or finds them made by
+// another instance (or by an earlier start).
+func (r *Reminders) consumers(ctx context.Context) error {
+	replicas := max(r.cfg.Replicas, 1)
+	var errs []error
+	if _, err := r.store.Durable(ctx, followerName); errors.Is(err, domain.ErrNotFound) {
+		// New (or deleted by hand): from the stream's start, so that every
+		// engagement with deadlines is scheduled.
+		errs = append(errs, r.store.CreateDurable(ctx, followerName, eventstore.DurableConfig{
+			Description: "Reschedules an engagement's reminders after each of its events",
+			AckWait:     time.Minute, Replicas: replicas}))
+	} else {
+		errs = append(errs, err)
+	}
+	js := r.store.JetStream()
+	cfg := jetstream.ConsumerConfig{
+		Durable:       dueName,
+		Description:   "Fired reminders, recorded by one instance each",
+		FilterSubject: dueRoot + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 64,
+		Replicas:      replicas,
+	}
+	due, err := js.CreateOrUpdateConsumer(ctx, Stream, cfg)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("create consumer %s: %w", dueName, err))
+	} else {
+		r.mu.Lock()
+		r.due = due
+		r.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// heal makes the consumers again after one was found missing.
+func (r *Reminders) heal(ctx context.Context) {
+	if err := r.consumers(ctx); err != nil && ctx.Err() == nil {
+		r.log.Warn("reminders: consumers missing and not recreated yet", "err", err)
+	}
 }
 
 // Close stops following and firing and waits for what is under way.
@@ -218,6 +242,9 @@ func (r *Reminders) follow(ctx context.Context) {
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, domain.ErrNotFound) {
+			r.heal(ctx)
 		}
 		r.log.Warn("reminders: following the event stream interrupted; retrying", "err", err)
 		if !pause(ctx, 2*time.Second) {
@@ -344,12 +371,18 @@ func (r *Reminders) reschedule(ctx context.Context, v *domain.View) error {
 // instances share the consumer.
 func (r *Reminders) fire(ctx context.Context) {
 	for ctx.Err() == nil {
-		msg, err := r.due.Next(jetstream.FetchContext(ctx))
+		r.mu.Lock()
+		due := r.due
+		r.mu.Unlock()
+		msg, err := due.Next(jetstream.FetchContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			if !errors.Is(err, jetstream.ErrNoMessages) {
+				if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+					r.heal(ctx)
+				}
 				r.log.Warn("reminders: fetching fired reminders failed; retrying", "err", err)
 				if !pause(ctx, 2*time.Second) {
 					return

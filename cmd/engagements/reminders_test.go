@@ -369,3 +369,34 @@ func TestNoticeAndActionReminders(t *testing.T) {
 		t.Errorf("deliveries:\n got %v\nwant %v", g, want)
 	}
 }
+
+// TestRemindersHealDeletedConsumers: an operator deletes both durable
+// consumers of the reminders; they are made again, and an agreement signed
+// afterwards is still reminded of and expires.
+func TestRemindersHealDeletedConsumers(t *testing.T) {
+	dir := t.TempDir()
+	origin := time.Now()
+	m := startReminderMain(t, dir, origin)
+	defer m.Close()
+	hook := newHookReceiver(t)
+	hook.subscribe(t, m.URL())
+	ctx := context.Background()
+	js := m.Store.JetStream()
+	if err := js.DeleteConsumer(ctx, reminders.Stream, "reminders-due"); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(ctx, "ENGAGEMENTS", "reminders"); err != nil {
+		t.Fatal(err)
+	}
+	id := signedAgreement(t, m.URL(), "Healed MOU", day(origin, -30), day(origin, shortToday(origin)+1))
+	hook.waitFor(t, 30*time.Second, "the expiry", func() bool {
+		return slices.Contains(hook.of(id), "agreement.expired")
+	})
+	// The follower is back after a pause: the reminder may come on the
+	// expiry's day (0 days left) rather than the day before.
+	got := strings.Join(hook.of(id), " ")
+	if got != "engagement.recorded agreement.signed agreement.expiring:1 agreement.expired" &&
+		got != "engagement.recorded agreement.signed agreement.expiring:0 agreement.expired" {
+		t.Errorf("deliveries: %s; want recorded, signed, one reminder (1 or 0 days left), expired", got)
+	}
+}
