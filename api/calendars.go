@@ -241,4 +241,3 @@ func feedTag(feed calendars.Feed, base string, items []projections.DatedItem) st
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
-

@@ -93,6 +93,12 @@ func (s *Server) appendEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if spec, _ := domain.SpecOf(t); spec.System {
+		// Reminders are the service's own record (actor system): no
+		// client may write one, whatever its role or X-Actor.
+		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "type",
+			Message: fmt.Sprintf("%s is recorded by the service itself, not by a client", t)}}}
+	}
 	cmd, err := s.command(c, m)
 	if err != nil {
 		return err

@@ -180,6 +180,36 @@ type DocumentAttachedData struct {
 	Supersedes string `json:"supersedes,omitzero"`
 }
 
+// ExpiringData is the data of agreement.expiring, a reminder the service
+// records: Deadline says which date comes near ("expiry", or "notice" for
+// the last day to give notice), DaysLeft how many days remain until
+// ExpiresOn.
+type ExpiringData struct {
+	ExpiresOn string `json:"expires_on"`
+	DaysLeft  int    `json:"days_left"`
+	Deadline  string `json:"deadline"`
+}
+
+// ExpiredData is the data of agreement.expired, recorded by the service
+// once the day ExpiresOn is over.
+type ExpiredData struct {
+	ExpiresOn string `json:"expires_on"`
+}
+
+// ActionOverdueData is the data of engagement.action_overdue, recorded by
+// the service once an open action item's due day is over.
+type ActionOverdueData struct {
+	ActionID string `json:"action_id"`
+	DueOn    string `json:"due_on"`
+}
+
+// UpcomingData is the data of meeting.upcoming, a reminder the service
+// records DaysLeft days before a scheduled meeting.
+type UpcomingData struct {
+	StartsOn string `json:"starts_on"`
+	DaysLeft int    `json:"days_left"`
+}
+
 // strict is how stored data is decoded: the library's defaults refuse
 // duplicate names and invalid UTF-8; members the struct lacks are refused too.
 var strict = jsonv2.RejectUnknownMembers(true)
@@ -280,6 +310,8 @@ func (s *Spec) wrongType(name string) string {
 		return "must be a date string (YYYY-MM-DD)"
 	case f.Input == InputCount:
 		return "must be a whole number"
+	case f.Input == InputNumber:
+		return "must be an integer"
 	}
 	return "must be a string"
 }
@@ -302,7 +334,7 @@ func unescapeToken(tok string) string {
 }
 
 // checkData reports how s.Data drifts from s.Fields: each field is one JSON
-// member, a string, a []string (a list field) or an int64 (a count), plain when the field is
+// member, a string, a []string (a list field), an int (a number field) or an int64 (a count), plain when the field is
 // required of every kind and omitzero otherwise; the struct has no other
 // members (but the corrected fields of engagement.corrected).
 func checkData(s *Spec) error {

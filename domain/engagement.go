@@ -133,6 +133,11 @@ type View struct {
 	// CreatedAt and UpdatedAt are recorded_at times of the first and latest event.
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+
+	// Reminders holds, per open deadline, the days_left of the last
+	// reminder the service recorded of it (see reminder.go). It is not
+	// shown: the reminders are in the history.
+	Reminders map[string]int `json:"-"`
 }
 
 // Engagement is the state of one engagement, folded from its events. The zero
@@ -330,6 +335,7 @@ func (e *Engagement) Clone() *Engagement {
 	c.v.Documents = slices.Clone(e.v.Documents)
 	c.events = slices.Clone(e.events)
 	c.sources = maps.Clone(e.sources)
+	c.v.Reminders = maps.Clone(e.v.Reminders)
 	return &c
 }
 
@@ -365,6 +371,10 @@ func (e *Engagement) decide(ev Event) (Event, map[string]any, error) {
 	}
 	if err := e.checkTarget(ev); err != nil {
 		return ev, nil, err
+	}
+	if spec.System && ev.Actor != SystemActor {
+		return ev, nil, &ValidationError{Fields: []FieldError{{Field: "type",
+			Message: fmt.Sprintf("%s is recorded by the service itself, not by a client", ev.Type)}}}
 	}
 	if err := e.checkEnvelope(ev); err != nil {
 		return ev, nil, err
@@ -484,6 +494,10 @@ func (e *Engagement) parseCorrection(fields map[string]json.RawMessage) (map[str
 		// replaced by attaching a new version that supersedes it.
 		return nil, &ValidationError{Fields: []FieldError{{Field: "data.corrects",
 			Message: "names an attached document, which cannot be corrected; attach a new version that supersedes it"}}}
+	}
+	if specByType[t].System {
+		return nil, &ValidationError{Fields: []FieldError{{Field: "data.corrects",
+			Message: "names a reminder the service recorded; correct the event it reminds of instead"}}}
 	}
 	rest := maps.Clone(fields)
 	delete(rest, "corrects")

@@ -41,6 +41,12 @@ const (
 	MeetingConcluded EventType = "meeting.concluded"
 
 	EngagementDocumentAttached EventType = "engagement.document_attached"
+	// Reminders: recorded by the service itself (actor SystemActor), never
+	// by a client. See reminder.go.
+	AgreementExpiring       EventType = "agreement.expiring"
+	AgreementExpired        EventType = "agreement.expired"
+	EngagementActionOverdue EventType = "engagement.action_overdue"
+	MeetingUpcoming         EventType = "meeting.upcoming"
 )
 
 // EventTypes lists every event type.
@@ -56,6 +62,7 @@ var EventTypes = []EventType{
 	EngagementActionAssigned, EngagementActionCompleted, EngagementActionCancelled,
 	EngagementFocalPointAssigned, EngagementFocalPointReleased,
 	EngagementDocumentAttached,
+	AgreementExpiring, AgreementExpired, EngagementActionOverdue, MeetingUpcoming,
 }
 
 // ParseEventType checks s against the allow-list. Anything else, including

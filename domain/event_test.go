@@ -27,9 +27,9 @@ func TestEventTypes(t *testing.T) {
 		})
 	}
 	// The contract's 17, the coordinator's desk's five (action items, focal
-	// points) and #16's engagement.document_attached.
-	if len(EventTypes) != 23 {
-		t.Errorf("%d event types, want 23", len(EventTypes))
+	// points), #16's engagement.document_attached and the four reminders.
+	if len(EventTypes) != 27 {
+		t.Errorf("%d event types, want 27", len(EventTypes))
 	}
 }
 

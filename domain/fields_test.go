@@ -21,10 +21,14 @@ func stateFor(t *testing.T, typ EventType) *Engagement {
 		return &Engagement{}
 	case AgreementRenewed, AgreementTerminated:
 		e, _ = build(t, KindAgreement, signed)
-	case EngagementActionCompleted, EngagementActionCancelled:
+	case EngagementActionCompleted, EngagementActionCancelled, EngagementActionOverdue:
 		e, _ = build(t, KindAgreement, assigned)
 	case EngagementFocalPointReleased:
 		e, _ = build(t, KindAgreement, focalAssigned)
+	case AgreementExpiring, AgreementExpired:
+		e, _ = build(t, KindAgreement, step{typ: AgreementSigned, data: obj{"signed_on": "2020-01-15", "expires_on": "2025-06-30"}})
+	case MeetingUpcoming:
+		e, _ = build(t, KindMeeting, scheduled)
 	case PolicyCommitted:
 		e, _ = build(t, KindPolicy, adopted)
 	case InitiativeRoleChanged, InitiativeLeft:

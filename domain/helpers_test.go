@@ -94,6 +94,14 @@ func sampleData(typ EventType) obj {
 	case EngagementDocumentAttached:
 		return obj{"document_id": "0193a000-0000-7000-8000-0000000000d1", "name": "mou-1999-signed.pdf",
 			"media_type": MediaPDF, "size": 1024, "sha256": strings.Repeat("ab", 32)}
+	case AgreementExpiring:
+		return obj{"expires_on": "2025-06-30", "days_left": 30, "deadline": "expiry"}
+	case AgreementExpired:
+		return obj{"expires_on": "2025-06-30"}
+	case EngagementActionOverdue:
+		return obj{"action_id": "a1", "due_on": "2020-03-01"}
+	case MeetingUpcoming:
+		return obj{"starts_on": "2024-05-27", "days_left": 7}
 	}
 	panic("no sample data for " + string(typ))
 }
@@ -119,6 +127,9 @@ func newEvent(t testing.TB, e *Engagement, typ EventType, data any) Event {
 		OccurredAt:   occurred,
 		RecordedAt:   time.Now(),
 		Actor:        "test",
+	}
+	if s, ok := SpecOf(typ); ok && s.System {
+		ev.Actor = SystemActor
 	}
 	switch d := data.(type) {
 	case string:

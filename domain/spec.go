@@ -76,6 +76,10 @@ type Spec struct {
 	// engagement.corrected they are its own (corrects, reason); the
 	// corrected fields are those of the corrected event's type.
 	Fields []Field
+	// System types are recorded by the service itself, as SystemActor
+	// (reminders): Decide refuses them from any other actor, and neither
+	// the API nor the web UI offers them.
+	System bool
 
 	// allow refuses the event in the state e is in, with a reason; it runs
 	// after From. values is nil when only the state is asked about (Allows).
@@ -684,5 +688,35 @@ var specs = []Spec{
 		From: []Status{StatusAttended}, To: StatusConcluded,
 		Fields: []Field{areaField("outcome", "Outcome", "", MaxReason, false).
 			into(func(e *Engagement) any { return &e.v.Outcome })},
+	},
+	{
+		Type: AgreementExpiring, Past: "Expiry reminder", Data: reflect.TypeFor[ExpiringData](), System: true,
+		Fields: []Field{
+			dateField("expires_on", "Expires on", "", true),
+			numberField("days_left", "Days left", "", 0, MaxDaysLeft, true),
+			selectField("deadline", "Deadline", true, string(DeadlineExpiry), string(DeadlineNotice)),
+		},
+		allow: allowExpiring, apply: applyReminder,
+	},
+	{
+		Type: AgreementExpired, Past: "Expired", Data: reflect.TypeFor[ExpiredData](), System: true, To: StatusExpired,
+		Fields: []Field{dateField("expires_on", "Expired on", "", true)},
+		allow:  allowExpired,
+	},
+	{
+		Type: EngagementActionOverdue, Past: "Action overdue", Data: reflect.TypeFor[ActionOverdueData](), System: true,
+		Fields: []Field{
+			{Name: "action_id", Required: true, Label: "Action id", parse: actionID},
+			dateField("due_on", "Due on", "", true),
+		},
+		allow: allowOverdue, apply: applyReminder,
+	},
+	{
+		Type: MeetingUpcoming, Past: "Meeting reminder", Data: reflect.TypeFor[UpcomingData](), System: true,
+		Fields: []Field{
+			dateField("starts_on", "Starts on", "", true),
+			numberField("days_left", "Days left", "", 0, MaxDaysLeft, true),
+		},
+		allow: allowUpcoming, apply: applyReminder,
 	},
 }

@@ -64,9 +64,9 @@ func EventColumns() []string {
 // engagement.recorded (a row of the engagements sheet records it),
 // engagement.corrected (it names an event id no spreadsheet knows), nor a
 // type only an upload records (engagement.document_attached: the file's
-// bytes are not in the sheet).
+// bytes are not in the sheet), nor a reminder (the service records them).
 func importable(t domain.EventType) bool {
-	if s, ok := domain.SpecOf(t); ok && s.Upload {
+	if s, ok := domain.SpecOf(t); ok && (s.Upload || s.System) {
 		return false
 	}
 	return t != domain.EngagementRecorded && t != domain.EngagementCorrected

@@ -326,6 +326,9 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 		if en.Type == domain.EngagementCorrected || en.Cut || specOf(en.Type).Upload {
 			continue // a cut entry is corrected on its own page, in full; a document is superseded, not corrected
 		}
+		if spec, _ := domain.SpecOf(en.Type); spec.System {
+			continue // the service's reminders are not corrected
+		}
 		f := u.correctionForm(e, history, history[slices.IndexFunc(history, func(ev domain.Event) bool { return ev.ID == en.ID })])
 		if fv, ok := u.offer(e, f, formID(domain.EngagementCorrected, en.ID), version, titles, sub); ok {
 			d.Timeline[i].Correct = &fv
@@ -371,13 +374,15 @@ func formID(t domain.EventType, corrects string) string {
 
 // eventTypes lists the types a form could record for kind k: the kind's own
 // first, then the engagement.* ones; never recorded (new engagements have
-// their own page) nor corrected (offered on each timeline entry).
+// their own page) nor corrected (offered on each timeline entry), nor the
+// reminders the service records itself.
 func (u *UI) eventTypes(k domain.Kind) []domain.EventType {
 	var own, common []domain.EventType
 	for _, t := range domain.EventTypes {
+		spec, _ := domain.SpecOf(t)
 		switch {
-		case t == domain.EngagementRecorded || t == domain.EngagementCorrected || !t.AppliesTo(k) || specOf(t).Upload:
-			// an upload has its own form
+		case t == domain.EngagementRecorded || t == domain.EngagementCorrected || !t.AppliesTo(k) || spec.Upload || spec.System:
+			// an upload has its own form; the service records reminders itself
 		case t.Prefix() == string(k):
 			own = append(own, t)
 		default:

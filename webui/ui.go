@@ -295,7 +295,7 @@ type base struct {
 	Audit   bool   // the auditor's pages are offered to this user
 	// CalendarFeeds: the calendar-feed page is offered.
 	CalendarFeeds bool
-	Proofs  bool   // so are the checkpoint page and the proof and bundle downloads
+	Proofs        bool // so are the checkpoint page and the proof and bundle downloads
 }
 
 // render executes page into a buffer first, so a template error never sends

@@ -26,6 +26,7 @@ import (
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/proofs"
+	"github.com/iom-who/engagements/reminders"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -58,6 +59,9 @@ type Config struct {
 	// Proofs, when set, signs checkpoints (Start runs it until Close) and
 	// serves them, the keys and proofs; verify checks the checkpoints too.
 	Proofs *proofs.Service
+	// Reminders, when set, schedules and records the reminders of the
+	// engagements' deadlines (package reminders).
+	Reminders *reminders.Config
 	// Logger receives every part's logs; nil discards them.
 	Logger *slog.Logger
 	// MaxDocumentSize is the largest document uploads may store, in bytes;
@@ -74,6 +78,8 @@ type Parts struct {
 	API *api.Server
 	// UI is nil unless Config.UI.
 	UI *webui.UI
+	// Reminders is nil unless Config.Reminders.
+	Reminders *reminders.Reminders
 
 	cancel  context.CancelFunc
 	done    chan error
@@ -89,7 +95,7 @@ var (
 )
 
 // Start builds the parts cfg asks for and starts the projector following
-// the store.
+// the store, and the reminders when asked.
 func Start(cfg Config) (*Parts, error) {
 	if cfg.Store == nil {
 		return nil, errNoStore
@@ -146,6 +152,20 @@ func Start(cfg Config) (*Parts, error) {
 	if cfg.Proofs != nil {
 		p.signer.Go(func() { cfg.Proofs.Run(ctx) })
 	}
+	if cfg.Reminders != nil {
+		rc := *cfg.Reminders
+		if rc.Logger == nil {
+			rc.Logger = log.With("component", "reminders")
+		}
+		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+		var err error
+		p.Reminders, err = reminders.Start(sctx, cfg.Store, p.Projector, p.Service, rc)
+		scancel()
+		if err != nil {
+			_ = p.Close()
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -157,6 +177,9 @@ func (p *Parts) Close() error {
 	p.stopped.Do(func() {
 		if p.UI != nil {
 			p.UI.Close()
+		}
+		if p.Reminders != nil {
+			p.Reminders.Close() // before the projector: it waits on it
 		}
 		p.cancel()
 		p.err = <-p.done

@@ -21,6 +21,7 @@ import (
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/reminders"
 	"github.com/peterbourgon/ff/v3"
 )
 
@@ -135,6 +136,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.SigningKey, "signing-key", "", "Ed25519 private key (PEM PKCS #8) that signs checkpoints (default: <data>/signing.key, created on first start)")
 	fs.Uint64Var(&cfg.CheckpointEveryEvents, "checkpoint-every-events", 10000, "sign a checkpoint once this many events were stored since the last (0: not by count)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 10*time.Minute, "sign a checkpoint this often when there are new events (0: not by time)")
+	var offsets string
+	fs.StringVar(&offsets, "reminders", "90,30,7", "days before an agreement's expiry and a meeting to record a reminder (comma-separated positive whole days; the notice deadline and the expiry itself are always reminded of)")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -169,6 +172,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {
 		fmt.Fprintf(stderr, "engagements serve: --replicas must be 1 to 5, not %d\n", cfg.Replicas)
 		return 2
+	}
+	if cfg.Reminders.Offsets, err = reminders.ParseOffsets(offsets); err != nil {
+		fmt.Fprintf(stderr, "engagements serve: --reminders: %v\n", err)
+		return 2
+	}
+	// For tests and demonstrations only: the length of a reminder day.
+	if d := os.Getenv("ENGAGEMENTS_REMINDER_DAY"); d != "" {
+		if cfg.Reminders.Day, err = time.ParseDuration(d); err != nil || cfg.Reminders.Day < time.Second {
+			fmt.Fprintf(stderr, "engagements serve: ENGAGEMENTS_REMINDER_DAY must be a duration of at least 1s, not %q\n", d)
+			return 2
+		}
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {

@@ -102,6 +102,7 @@ type list struct {
 
 type history struct {
 	Events []struct {
+		ID         string         `json:"id"`
 		Type       string         `json:"type"`
 		OccurredAt time.Time      `json:"occurred_at"`
 		Precision  string         `json:"time_precision"`
@@ -292,6 +293,12 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		{"unknown flag", []string{"serve", "--nope"}, nil, 2},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, nil, 2},
 		{"bad log format", []string{"serve", "--log-format", "xml"}, nil, 2},
+		{"reminders not days", []string{"serve", "--reminders", "90,soon"}, nil, 2},
+		{"reminders not positive", []string{"serve", "--reminders", "30,0"}, nil, 2},
+		{"reminders not whole", []string{"serve", "--reminders", "7.5"}, nil, 2},
+		{"reminders empty", []string{"serve", "--reminders", ""}, nil, 2},
+		{"reminders from environment", []string{"serve"}, []string{"ENGAGEMENTS_REMINDERS=-7"}, 2},
+		{"reminder day too short", []string{"serve"}, []string{"ENGAGEMENTS_REMINDER_DAY=10ms"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/proofs"
+	"github.com/iom-who/engagements/reminders"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -60,6 +61,9 @@ type Config struct {
 	// signed (0: not on that ground).
 	CheckpointEveryEvents uint64
 	CheckpointEvery       time.Duration
+	// Reminders tunes the reminders (--reminders); the zero value is the
+	// production one.
+	Reminders reminders.Config
 }
 
 // Main opens the store, the token store and webhook delivery, loads the
@@ -136,11 +140,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	var err error
+	rc := m.Config.Reminders
+	rc.Replicas = max(rc.Replicas, m.Config.Replicas)
 	m.parts, err = stack.Start(stack.Config{
 		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
 		MaxDocumentSize: m.Config.MaxDocumentSize,
-		Calendars: m.Calendars, PublicURL: m.Config.PublicURL,
-		Proofs: m.Proofs,
+		Calendars:       m.Calendars, PublicURL: m.Config.PublicURL,
+		Proofs: m.Proofs, Reminders: &rc,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
 		// Each web session gets the rate each API token gets.

@@ -1,0 +1,532 @@
+// Package reminders records, as actor system, what the tracker's dates say
+// once they come: an agreement's expiry coming near (agreement.expiring, at
+// the configured offsets and on the notice deadline), its passing
+// (agreement.expired), an action item's due day passing
+// (engagement.action_overdue), a meeting coming near (meeting.upcoming).
+//
+// It is a capability of its own, not part of the command path: the
+// reminders are written through app.Service like every other event (domain
+// rules, hash chain, so NATS, SSE and webhooks carry them), but something
+// has to notice that a day came. That is JetStream's: each reminder is a
+// message schedule (nats-server 2.12 or later) in a stream of its own,
+// ENGAGEMENTS_SCHEDULES (the event stream denies purge, and a cancelled
+// schedule is purged). There is no cron and no leader election here:
+//
+//   - a follower (a durable consumer of the event stream, shared by every
+//     instance) reschedules an engagement after each of its events: it purges
+//     the engagement's schedules and publishes one per reminder still to come,
+//     each on a subject of its own (engagement, deadline kind, reference,
+//     offset) so that publishing again replaces it;
+//   - the server fires a schedule onto a subject of the same stream, which
+//     a second durable consumer hands to one instance; that instance reads
+//     the engagement's current state and records the reminder only if it
+//     still applies (a renewed agreement never gets expired), with an
+//     idempotency key of the reminder and the domain's rule that each
+//     deadline is reminded of once per days left, so that it is recorded
+//     once however many instances try;
+//   - at start, reminders already due and not recorded (the service was
+//     down when they came) are recorded once (catch-up).
+package reminders
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/iom-who/engagements/app"
+	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/projections"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names on NATS of this package's own.
+const (
+	// Stream holds the schedules and the messages they fire.
+	Stream = "ENGAGEMENTS_SCHEDULES"
+
+	subjectRoot  = "engagements-reminders"
+	scheduleRoot = subjectRoot + ".schedule" // .<engagement>.<kind>.<ref>.<offset>
+	dueRoot      = subjectRoot + ".due"      // .<engagement>
+	// followerName is the durable consumer of the event stream that
+	// reschedules; dueName the one of Stream that records what fired.
+	followerName = "reminders"
+	dueName      = "reminders-due"
+)
+
+// DefaultOffsets are the days before an expiry or a meeting a reminder is
+// recorded: the --reminders default.
+var DefaultOffsets = []int{90, 30, 7}
+
+// dueTTL is how long a fired message is kept. Catch-up covers a service
+// that stayed down longer.
+const dueTTL = 7 * 24 * time.Hour
+
+// Config tunes the reminders. The zero value is the production setting.
+type Config struct {
+	// Offsets are the days before a deadline reminders are due, largest
+	// first (ParseOffsets); nil means DefaultOffsets.
+	Offsets []int
+	// Day is the length of a day (tests shorten it); 0 means 24 hours.
+	// Origin is the instant today starts with a shortened day (0: the
+	// start); with 24-hour days each day starts at midnight UTC.
+	Day    time.Duration
+	Origin time.Time
+	// Replicas of the stream and the consumers; 0 means 1.
+	Replicas int
+	// Logger receives what is recorded (info) and skipped (debug).
+	Logger *slog.Logger
+}
+
+// Store is what the reminders need of the event store; eventstore.Store
+// is one.
+type Store interface {
+	// JetStream is the connection to keep the schedules stream on.
+	JetStream() jetstream.JetStream
+	// LastSequence is the event stream's last sequence.
+	LastSequence(ctx context.Context) (uint64, error)
+	// CreateDurable and Durable make and bind the follower's durable
+	// consumer of the event stream.
+	CreateDurable(ctx context.Context, name string, cfg eventstore.DurableConfig) error
+	Durable(ctx context.Context, name string) (*eventstore.Durable, error)
+}
+
+// Projection is what the reminders read: the engagements' current state.
+type Projection interface {
+	Read(id string, fn func(e *domain.Engagement, lastSeq uint64)) bool
+	List(ctx context.Context, f projections.Filter) ([]projections.Listed, bool, error)
+	WaitFor(ctx context.Context, seq uint64) error
+}
+
+// Commands is the command path the reminders are recorded through.
+type Commands interface {
+	Execute(ctx context.Context, cmd app.Command) (app.Result, error)
+}
+
+// Reminders schedules and records the reminders until Close.
+type Reminders struct {
+	store  Store
+	proj   Projection
+	cmds   Commands
+	cfg    Config
+	clock  clock
+	log    *slog.Logger
+	stream jetstream.Stream
+	mu     sync.Mutex // guards due, which heal replaces
+	due    jetstream.Consumer
+	// scheduled is the fingerprint of each engagement as this instance
+	// last scheduled it (the follower's alone).
+	scheduled map[string]uint64
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// Start creates the schedules stream and the two durable consumers (or
+// finds them, made by another instance) and starts following, firing and
+// catching up. The projection must be running.
+func Start(ctx context.Context, store Store, proj Projection, cmds Commands, cfg Config) (*Reminders, error) {
+	if cfg.Offsets == nil {
+		cfg.Offsets = DefaultOffsets
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	replicas := max(cfg.Replicas, 1)
+	r := &Reminders{store: store, proj: proj, cmds: cmds, cfg: cfg, clock: newClock(cfg.Day, cfg.Origin),
+		log: cfg.Logger, scheduled: make(map[string]uint64)}
+	js := store.JetStream()
+	var err error
+	r.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              Stream,
+		Description:       "Reminder schedules of engagement deadlines, and the messages they fire",
+		Subjects:          []string{subjectRoot + ".>"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		AllowMsgSchedules: true,
+		AllowMsgTTL:       true,
+		MaxMsgSize:        4096,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s (message schedules need nats-server 2.12 or later): %w", Stream, err)
+	}
+	if !r.stream.CachedInfo().Config.AllowMsgSchedules {
+		return nil, fmt.Errorf("create stream %s: the NATS server does not schedule messages (nats-server 2.12 or later is needed)", Stream)
+	}
+	if err := r.consumers(ctx); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	for _, run := range []func(context.Context){r.follow, r.fire, r.catchUp} {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			run(runCtx)
+		}()
+	}
+	return r, nil
+}
+
+// consumers creates the two durable consumers, or finds them made by
+// another instance (or by an earlier start).
+func (r *Reminders) consumers(ctx context.Context) error {
+	replicas := max(r.cfg.Replicas, 1)
+	var errs []error
+	if _, err := r.store.Durable(ctx, followerName); errors.Is(err, domain.ErrNotFound) {
+		// New (or deleted by hand): from the stream's start, so that every
+		// engagement with deadlines is scheduled.
+		errs = append(errs, r.store.CreateDurable(ctx, followerName, eventstore.DurableConfig{
+			Description: "Reschedules an engagement's reminders after each of its events",
+			AckWait:     time.Minute, Replicas: replicas}))
+	} else {
+		errs = append(errs, err)
+	}
+	js := r.store.JetStream()
+	cfg := jetstream.ConsumerConfig{
+		Durable:       dueName,
+		Description:   "Fired reminders, recorded by one instance each",
+		FilterSubject: dueRoot + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 64,
+		Replicas:      replicas,
+	}
+	due, err := js.CreateOrUpdateConsumer(ctx, Stream, cfg)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("create consumer %s: %w", dueName, err))
+	} else {
+		r.mu.Lock()
+		r.due = due
+		r.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// heal makes the consumers again after one was found missing.
+func (r *Reminders) heal(ctx context.Context) {
+	if err := r.consumers(ctx); err != nil && ctx.Err() == nil {
+		r.log.Warn("reminders: consumers missing and not recreated yet", "err", err)
+	}
+}
+
+// Close stops following and firing and waits for what is under way.
+func (r *Reminders) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// pause waits d or until ctx ends, reporting whether to go on.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// follow takes the event stream's events one at a time (the durable
+// consumer shared by every instance) and reschedules each one's engagement.
+func (r *Reminders) follow(ctx context.Context) {
+	for ctx.Err() == nil {
+		d, err := r.store.Durable(ctx, followerName)
+		if err == nil {
+			err = r.followFrom(ctx, d)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, domain.ErrNotFound) {
+			r.heal(ctx)
+		}
+		r.log.Warn("reminders: following the event stream interrupted; retrying", "err", err)
+		if !pause(ctx, 2*time.Second) {
+			return
+		}
+	}
+}
+
+func (r *Reminders) followFrom(ctx context.Context, d *eventstore.Durable) error {
+	for {
+		del, err := d.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if err := r.followed(ctx, del); err != nil {
+			if ctx.Err() != nil {
+				_ = del.Nak() // stopping: another instance takes it at once
+				return err
+			}
+			r.log.Warn("reminders: rescheduling failed; trying again", "engagement", del.Event.EngagementID, "err", err)
+			_ = del.NakWithDelay(2 * time.Second)
+			continue
+		}
+		if err := del.Ack(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// followed reschedules the engagement of one delivered event, unless a
+// later event of it will.
+func (r *Reminders) followed(ctx context.Context, del *eventstore.Delivery) error {
+	if del.Err != nil {
+		return nil // the projection logs what it cannot fold
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.proj.WaitFor(wctx, del.Sequence); err != nil {
+		return err
+	}
+	var v domain.View
+	var last uint64
+	// The view shares the engagement's slices, which Apply only appends
+	// to, and its Reminders map, which Apply replaces: it may be read
+	// after the lock.
+	if !r.proj.Read(del.Event.EngagementID, func(e *domain.Engagement, l uint64) { v, last = e.View(), l }) ||
+		last > del.Sequence {
+		return nil // a later event of the engagement reschedules it
+	}
+	fp := fingerprint(&v)
+	if prev, ok := r.scheduled[v.ID]; ok && prev == fp || !ok && v.Version == 1 && len(v.Deadlines()) == 0 {
+		// What the schedules depend on did not change since this
+		// instance made them (a note, say), or the engagement is new
+		// and has none.
+		r.scheduled[v.ID] = fp
+		return nil
+	}
+	if err := r.reschedule(ctx, &v); err != nil {
+		return err
+	}
+	r.scheduled[v.ID] = fp
+	return nil
+}
+
+// fingerprint hashes what an engagement's schedules depend on: its status,
+// its open deadlines and the reminders recorded of them.
+func fingerprint(v *domain.View) uint64 {
+	h := fnv.New64a()
+	fmt.Fprint(h, v.Status)
+	for _, d := range v.Deadlines() {
+		fmt.Fprint(h, "|", d.Kind, "|", d.Ref, "|", d.On)
+		if n, ok := v.Reminded(d.Kind, d.Ref, d.On); ok {
+			fmt.Fprint(h, "=", n)
+		}
+	}
+	return h.Sum64()
+}
+
+// reschedule replaces v's schedules by those of its reminders still to
+// come (or due now, which fire at once). The wanted ones are published
+// first (each replaces its subject's last), then the others purged, so
+// that a stop half-way leaves a schedule too many, never one too few: a
+// schedule too many fires and records nothing.
+func (r *Reminders) reschedule(ctx context.Context, v *domain.View) error {
+	if err := domain.CheckID(v.ID); err != nil {
+		return nil // not an id: never put into a subject
+	}
+	now := time.Now()
+	js := r.store.JetStream()
+	keep := make(map[string]bool)
+	for _, p := range points(v, r.cfg.Offsets) {
+		if !wanted(v, p, r.cfg.Offsets, r.clock, now) {
+			continue
+		}
+		due, _ := p.due(r.clock)
+		payload, err := p.marshal()
+		if err != nil {
+			return err
+		}
+		if _, err := js.Publish(ctx, p.scheduleSubject(), payload, jetstream.WithScheduleAt(due),
+			jetstream.WithScheduleTarget(dueRoot+"."+p.Engagement), jetstream.WithScheduleTTL(dueTTL)); err != nil {
+			return fmt.Errorf("schedule %s: %w", p.scheduleSubject(), err)
+		}
+		keep[p.scheduleSubject()] = true
+		r.log.Debug("reminder scheduled", "engagement", p.Engagement, "kind", p.Kind, "on", p.On, "offset", p.Offset, "at", due)
+	}
+	info, err := r.stream.Info(ctx, jetstream.WithSubjectFilter(scheduleRoot+"."+v.ID+".>"))
+	if err != nil {
+		return fmt.Errorf("schedules of %s: %w", v.ID, err)
+	}
+	for subject := range info.State.Subjects {
+		if keep[subject] {
+			continue
+		}
+		if err := r.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+			return fmt.Errorf("cancel schedule %s: %w", subject, err)
+		}
+		r.log.Debug("reminder cancelled", "engagement", v.ID, "schedule", subject)
+	}
+	return nil
+}
+
+// fire records the reminders the server fires, one at a time; several
+// instances share the consumer.
+func (r *Reminders) fire(ctx context.Context) {
+	for ctx.Err() == nil {
+		r.mu.Lock()
+		due := r.due
+		r.mu.Unlock()
+		msg, err := due.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !errors.Is(err, jetstream.ErrNoMessages) {
+				if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+					r.heal(ctx)
+				}
+				r.log.Warn("reminders: fetching fired reminders failed; retrying", "err", err)
+				if !pause(ctx, 2*time.Second) {
+					return
+				}
+			}
+			continue
+		}
+		var p point
+		if err := json.Unmarshal(msg.Data(), &p); err != nil || p.valid() != nil {
+			r.log.Warn("reminders: a fired message is not a reminder; dropped", "subject", msg.Subject())
+			_ = msg.Term()
+			continue
+		}
+		later, err := r.record(ctx, p)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			_ = msg.Nak() // stopping: another instance takes it at once
+			return
+		case err != nil:
+			r.log.Warn("reminders: recording failed; trying again", "engagement", p.Engagement, "kind", p.Kind, "err", err)
+			_ = msg.NakWithDelay(5 * time.Second)
+		case later > 0:
+			_ = msg.NakWithDelay(later)
+		default:
+			if err := msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("reminders: acknowledging a fired reminder failed", "err", err)
+			}
+		}
+	}
+}
+
+// record records p's reminder if it applies to the engagement as it is
+// now. later is how long to wait when p is not due yet.
+func (r *Reminders) record(ctx context.Context, p point) (later time.Duration, err error) {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	last, err := r.store.LastSequence(wctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.proj.WaitFor(wctx, last); err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	var (
+		rem    reminder
+		why    string
+		notYet bool
+	)
+	found := r.proj.Read(p.Engagement, func(e *domain.Engagement, _ uint64) {
+		v := e.View()
+		rem, why, notYet = decide(&v, p, r.cfg.Offsets, r.clock.today(now))
+	})
+	switch {
+	case !found:
+		return 0, nil
+	case notYet:
+		due, _ := p.due(r.clock)
+		return max(due.Sub(now), 100*time.Millisecond), nil
+	case rem.typ == "":
+		r.log.Debug("reminder no longer applies", "engagement", p.Engagement, "kind", p.Kind, "on", p.On, "offset", p.Offset, "why", why)
+		return 0, nil
+	}
+	data, err := json.Marshal(rem.data)
+	if err != nil {
+		return 0, err
+	}
+	res, err := r.cmds.Execute(ctx, app.Command{EngagementID: p.Engagement, Type: rem.typ, Data: data,
+		Actor: domain.SystemActor, IdempotencyKey: p.idempotencyKey()})
+	if refused(err) {
+		// Another instance recorded it a moment ago, or the engagement
+		// changed in between: the domain has the last word.
+		r.log.Debug("reminder refused", "engagement", p.Engagement, "type", rem.typ, "err", err)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	r.log.Info("reminder recorded", "engagement", p.Engagement, "type", rem.typ, "on", p.On, "event", res.EventID)
+	return 0, nil
+}
+
+// refused reports whether err is the domain's refusal (final), not a
+// failure to try again.
+func refused(err error) bool {
+	var v *domain.ValidationError
+	var m *domain.MalformedError
+	return errors.Is(err, domain.ErrInvalidTransition) || errors.As(err, &v) || errors.As(err, &m) ||
+		errors.Is(err, domain.ErrNotFound)
+}
+
+// catchUp records, once at start, the reminders already due that no
+// schedule will fire: the service (and its NATS) were down when they came,
+// or their fired message expired.
+func (r *Reminders) catchUp(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := r.catchUpOnce(ctx); err == nil || ctx.Err() != nil {
+			return
+		} else {
+			r.log.Warn("reminders: catching up failed; retrying", "err", err)
+		}
+		if !pause(ctx, 5*time.Second) {
+			return
+		}
+	}
+}
+
+func (r *Reminders) catchUpOnce(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	last, err := r.store.LastSequence(wctx)
+	if err == nil {
+		err = r.proj.WaitFor(wctx, last)
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+	n := 0
+	for after := ""; ; {
+		page, more, err := r.proj.List(ctx, projections.Filter{After: after, Limit: 500, Now: time.Now()})
+		if err != nil {
+			return err
+		}
+		for _, it := range page {
+			v := it.Engagement.View()
+			after = v.ID
+			now := time.Now()
+			for _, p := range points(&v, r.cfg.Offsets) {
+				if due, err := p.due(r.clock); err != nil || due.After(now) {
+					continue
+				}
+				if rem, _, _ := decide(&v, p, r.cfg.Offsets, r.clock.today(now)); rem.typ == "" {
+					continue
+				}
+				if _, err := r.record(ctx, p); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	r.log.Info("reminders caught up", "due", n)
+	return nil
+}
