@@ -141,15 +141,17 @@ func Start(ctx context.Context, store Store, proj Projection, cmds Commands, cfg
 		log: cfg.Logger, scheduled: make(map[string]uint64)}
 	js := store.JetStream()
 	var err error
-	r.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              Stream,
-		Description:       "Reminder schedules of engagement deadlines, and the messages they fire",
-		Subjects:          []string{subjectRoot + ".>"},
-		Storage:           jetstream.FileStorage,
-		Replicas:          replicas,
-		AllowMsgSchedules: true,
-		AllowMsgTTL:       true,
-		MaxMsgSize:        4096,
+	r.stream, err = eventstore.Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              Stream,
+			Description:       "Reminder schedules of engagement deadlines, and the messages they fire",
+			Subjects:          []string{subjectRoot + ".>"},
+			Storage:           jetstream.FileStorage,
+			Replicas:          replicas,
+			AllowMsgSchedules: true,
+			AllowMsgTTL:       true,
+			MaxMsgSize:        4096,
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s (message schedules need nats-server 2.12 or later): %w", Stream, err)
@@ -196,7 +198,21 @@ func (r *Reminders) consumers(ctx context.Context) error {
 		MaxAckPending: 64,
 		Replicas:      replicas,
 	}
-	due, err := js.CreateOrUpdateConsumer(ctx, Stream, cfg)
+	// Right after the stream is made, a loaded server has been seen to
+	// answer "stream not found" for it (TestGeneratedClient, make test):
+	// that passes within moments, so ask again for a few seconds.
+	var due jetstream.Consumer
+	var err error
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		due, err = js.CreateOrUpdateConsumer(ctx, Stream, cfg)
+		if !errors.Is(err, jetstream.ErrStreamNotFound) || wait > 3*time.Second || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("create consumer %s: %w", dueName, err))
 	} else {
