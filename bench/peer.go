@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -352,4 +353,126 @@ func pgHistories(ctx context.Context, pool *pgxpool.Pool, ids []string, rate, wr
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	i := int(math.Ceil(q*float64(len(sorted)))) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// peerFigures are the peer's figures for the table; nil where it was not
+// measured.
+type peerFigures struct {
+	own, shared, fullRead, historyP99 *float64
+}
+
+// peer starts the PostgreSQL server and measures the peer: appends by
+// o.clients clients each on its own stream, then on o.streams streams,
+// the ordered read of o.events generated events and history reads under
+// writes; then stops the server, so that it takes nothing from the rest
+// of the run. Without PostgreSQL, or when a step of it fails, it says so
+// in one line and the run goes on without (the rest of) the peer.
+func (h *harness) peer(ctx context.Context) (peerFigures, error) {
+	o := h.o
+	var f peerFigures
+	if !o.peer {
+		h.logf("PostgreSQL peer: off (-peer=false)")
+		return f, nil
+	}
+	unavailable := func(what string, err error) (peerFigures, error) {
+		if ctx.Err() != nil {
+			return f, ctx.Err()
+		}
+		line := strings.SplitN(err.Error(), "\n", 2)[0]
+		h.logf("PostgreSQL peer: %s (%s); the bench runs without it", what, line)
+		h.extra("PostgreSQL peer", "%s: %s", what, line)
+		return f, nil
+	}
+	h.logf("PostgreSQL peer: initdb in a temporary directory, start on a free port (fsync, synchronous_commit on)")
+	srv, err := startPostgres(ctx)
+	if err != nil {
+		return unavailable("not available", err)
+	}
+	h.pg = srv
+	defer func() {
+		if err := srv.stop(); err != nil {
+			h.logf("PostgreSQL peer: stop: %v", err)
+		}
+		h.pg = nil
+	}()
+	pool, err := openPool(ctx, srv, o.clients+2)
+	if err != nil {
+		return unavailable("cannot connect", err)
+	}
+	defer pool.Close()
+	var version string
+	if err := pool.QueryRow(ctx, `SHOW server_version`).Scan(&version); err != nil {
+		return unavailable("cannot query", err)
+	}
+	h.logf("  PostgreSQL %s on 127.0.0.1:%d (pid %d)", version, srv.Port, srv.Pid())
+	h.peerVersion = version
+
+	measure := func(streams int) (*float64, error) {
+		if err := resetEvents(ctx, pool); err != nil {
+			return nil, err
+		}
+		h.logf("PostgreSQL appends: %d clients on %d streams, optimistic concurrency, for %s", o.clients, streams, o.duration)
+		r, err := pgAppends(ctx, pool, o.clients, streams, o.duration)
+		if err != nil {
+			return nil, err
+		}
+		h.logf("  %d appended (%.0f/s), %d conflicts, %d failed, %d-byte events", r.Appended, r.Rate(), r.Conflicts,
+			r.Failed, r.Payload)
+		failed := ""
+		if r.Failed > 0 {
+			failed = fmt.Sprintf("; %d clients failed, the first: %v", r.Failed, r.FirstErr)
+		}
+		h.extra(fmt.Sprintf("PostgreSQL appends, %d clients on %d streams", o.clients, streams),
+			"%d in %.1f s, %d conflicts (re-read and retried), %d-byte events%s", r.Appended, r.Elapsed.Seconds(),
+			r.Conflicts, r.Payload, failed)
+		rate := r.Rate()
+		return &rate, nil
+	}
+	if f.own, err = measure(o.clients); err != nil {
+		return unavailable("appends failed", err)
+	}
+	if f.shared, err = measure(min(o.streams, o.clients)); err != nil {
+		return unavailable("appends on shared streams failed", err)
+	}
+
+	if err := resetEvents(ctx, pool); err != nil {
+		return unavailable("schema", err)
+	}
+	h.logf("PostgreSQL: COPY %d generated events over %d streams", o.events, o.engagements)
+	began := time.Now()
+	ids, mean, err := pgGenerate(ctx, pool, o.events, o.engagements)
+	if err != nil {
+		return unavailable("generating the events failed", err)
+	}
+	copyTook := time.Since(began)
+	h.logf("  %.1f s, mean event %.0f bytes", copyTook.Seconds(), mean)
+	h.logf("PostgreSQL: ordered read of %d events (keyset pages of 1024)", o.events)
+	took, size, err := pgReadAll(ctx, pool, o.events)
+	if err != nil {
+		return unavailable("the ordered read failed", err)
+	}
+	rate := float64(o.events) / took.Seconds()
+	f.fullRead = &rate
+	h.logf("  %.2f s (%.0f events/s, %.0f MiB of data)", took.Seconds(), rate, float64(size)/(1<<20))
+	h.extra("PostgreSQL ordered read / COPY of the generated events", "%.2f s / %.1f s (%d events, mean %.0f bytes)",
+		took.Seconds(), copyTook.Seconds(), o.events, mean)
+
+	h.logf("PostgreSQL: one stream's history at %d reads/s for %s, appends at %d/s alongside", o.getRate, o.duration, o.writeRate)
+	hr := pgHistories(ctx, pool, ids, o.getRate, o.writeRate, o.duration)
+	if ctx.Err() != nil {
+		return f, ctx.Err()
+	}
+	h.logf("  p50 %.2f ms, p99 %.2f ms, %d reads (%.0f/s), %d failed, ≥ %d events each; %d writes",
+		ms(hr.P50), ms(hr.P99), hr.Reads, hr.Rate, hr.Failed, hr.MinEvents, hr.Writes)
+	failed := ""
+	if hr.Failed > 0 {
+		failed = fmt.Sprintf("; %d failed, the first: %v", hr.Failed, hr.FirstErr)
+	}
+	h.extra("PostgreSQL history read p50 / p99", "%.2f / %.2f ms (%d reads, %.0f/s, ≥ %d events each, %d appends alongside)%s",
+		ms(hr.P50), ms(hr.P99), hr.Reads, hr.Rate, hr.MinEvents, hr.Writes, failed)
+	if hr.Reads > 0 && hr.Failed == 0 {
+		p99 := ms(hr.P99)
+		f.historyP99 = &p99
+	}
+	return f, nil
 }
