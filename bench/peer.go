@@ -383,10 +383,13 @@ func (h *harness) peer(ctx context.Context) (peerFigures, error) {
 		h.extra("PostgreSQL peer", "%s: %s", what, line)
 		return f, nil
 	}
+	if _, err := findPostgres(); err != nil {
+		return unavailable("not available", err)
+	}
 	h.logf("PostgreSQL peer: initdb in a temporary directory, start on a free port (fsync, synchronous_commit on)")
 	srv, err := startPostgres(ctx)
 	if err != nil {
-		return unavailable("not available", err)
+		return unavailable("cannot start", err)
 	}
 	h.pg = srv
 	defer func() {

@@ -30,6 +30,10 @@ import (
 // pgUser is the database superuser initdb creates.
 const pgUser = "bench"
 
+// pgGlob is where Debian's packages put initdb (a variable for the test of
+// a machine without PostgreSQL).
+var pgGlob = "/usr/lib/postgresql/*/bin/initdb"
+
 // findPostgres returns the directory holding initdb, postgres and pg_ctl:
 // the one of initdb on PATH, else the newest /usr/lib/postgresql/<ver>/bin
 // (where Debian puts them, off PATH).
@@ -40,7 +44,7 @@ func findPostgres() (string, error) {
 		}
 		return filepath.Dir(p), nil
 	}
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	found, _ := filepath.Glob(pgGlob)
 	if len(found) == 0 {
 		return "", errors.New("no initdb on PATH or in /usr/lib/postgresql/*/bin (`make postgres` installs Debian's postgresql)")
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -143,5 +145,25 @@ func TestPostgresPeer(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s left behind: %v", dir, err)
+	}
+}
+
+// TestPeerWithoutPostgres: on a machine without PostgreSQL the peer says so
+// in one line, measures nothing and lets the run go on.
+func TestPeerWithoutPostgres(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	old := pgGlob
+	pgGlob = filepath.Join(t.TempDir(), "*", "bin", "initdb")
+	defer func() { pgGlob = old }()
+	h := &harness{o: options{peer: true, clients: 4, streams: 2, events: 10, engagements: 2}, began: time.Now()}
+	f, err := h.peer(context.Background())
+	if err != nil {
+		t.Fatalf("peer without PostgreSQL: %v, want the run to go on", err)
+	}
+	if f.own != nil || f.shared != nil || f.fullRead != nil || f.historyP99 != nil || h.peerVersion != "" {
+		t.Errorf("figures without PostgreSQL: %+v, version %q", f, h.peerVersion)
+	}
+	if len(h.report.Extras) != 1 || !strings.Contains(h.report.Extras[0].Value, "not available") {
+		t.Errorf("extras = %v, want one saying PostgreSQL is not available", h.report.Extras)
 	}
 }
