@@ -7,7 +7,7 @@ CYCLES   ?= 20
 SYNC     ?= always
 FUZZTIME ?= 30s
 
-.PHONY: run build nats-cli test vet bench bench-micro crash-test test-cluster test-browser fuzz fmt clean
+.PHONY: run build nats-cli test vet bench postgres bench-micro crash-test test-cluster test-browser fuzz fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/engagements
@@ -29,11 +29,19 @@ test: nats-cli
 	$(GO) tool staticcheck ./...
 	$(GO) test -race -count=1 ./...
 
-## bench: the service against raw JetStream on this machine, side by side (appends, rebuild,
-## GET latency under writes, restart, peak RSS at 1M events); prints a Markdown table and writes
-## bench/results.md and bench/results.json (about 4 minutes; `go run ./bench -h` for the knobs)
-bench:
+## bench: the service against raw JetStream and PostgreSQL on this machine, side by side (appends,
+## rebuild, GET latency under writes, restart, peak RSS at 1M events); prints a Markdown table and
+## writes bench/results.md and bench/results.json (about 5 minutes; `go run ./bench -h` for the
+## knobs). Without PostgreSQL (when `make postgres` could not install it) it runs without the peer.
+bench: postgres
 	$(GO) run ./bench
+
+## postgres: Debian's postgresql for the bench's peer when initdb is missing (the bench starts a
+## server of its own; the package's cluster is not used). A failed install only warns.
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql) || \
+		echo "make postgres: could not install postgresql; make bench runs without the PostgreSQL peer" >&2
 
 ## bench-micro: the go test benchmarks (API append vs. raw publish, rebuild vs. raw consumer, …)
 bench-micro:

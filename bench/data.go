@@ -48,23 +48,7 @@ func generate(ctx context.Context, store *eventstore.Store, events, engagements 
 	var bytes int64
 	for i := range events {
 		h := &heads[i%engagements]
-		version := i/engagements + 1
-		ev := domain.Event{ID: newID(), Type: domain.EngagementNoted, EngagementID: h.id, Kind: domain.KindAgreement,
-			Version: version, OccurredAt: occurred.Add(time.Duration(i) * time.Minute), RecordedAt: time.Now().UTC(),
-			Actor: "bench"}
-		switch version {
-		case 1:
-			ev.Type = domain.EngagementRecorded
-			ev.Data = json.RawMessage(fmt.Sprintf(
-				`{"kind":"agreement","title":"Memorandum of understanding %d","parties":["IOM","WHO"]}`, i))
-		case 2:
-			ev.Type = domain.AgreementSigned
-			expires := today.AddDate(0, 0, (i*7919)%1000-100).Format(domain.DateLayout)
-			ev.Data = json.RawMessage(fmt.Sprintf(`{"signed_on":%q,"expires_on":%q,"notice_days":30}`,
-				ev.OccurredAt.Format(domain.DateLayout), expires))
-		default:
-			ev.Data = json.RawMessage(fmt.Sprintf(`{"note":"Note %d: follow-up agreed."}`, i))
-		}
+		ev := generatedEvent(i, engagements, h.id, occurred, today)
 		subject, err := eventstore.Subject(ev.Kind, ev.EngagementID, ev.Type)
 		if err != nil {
 			return ds, err
@@ -109,4 +93,29 @@ func generate(ctx context.Context, store *eventstore.Store, events, engagements 
 		return ds, fmt.Errorf("the stream holds %d messages after generating %d (failed async publishes?)", last, events)
 	}
 	return ds, nil
+}
+
+// generatedEvent is the i-th event of a generated stream over engagements
+// engagements (its engagement's id is id): engagement.recorded for version
+// 1, agreement.signed for version 2, engagement.noted after that. The
+// PostgreSQL peer stores the same events (bench/postgres.go).
+func generatedEvent(i, engagements int, id string, occurred, today time.Time) domain.Event {
+	version := i/engagements + 1
+	ev := domain.Event{ID: newID(), Type: domain.EngagementNoted, EngagementID: id, Kind: domain.KindAgreement,
+		Version: version, OccurredAt: occurred.Add(time.Duration(i) * time.Minute), RecordedAt: time.Now().UTC(),
+		Actor: "bench"}
+	switch version {
+	case 1:
+		ev.Type = domain.EngagementRecorded
+		ev.Data = json.RawMessage(fmt.Sprintf(
+			`{"kind":"agreement","title":"Memorandum of understanding %d","parties":["IOM","WHO"]}`, i))
+	case 2:
+		ev.Type = domain.AgreementSigned
+		expires := today.AddDate(0, 0, (i*7919)%1000-100).Format(domain.DateLayout)
+		ev.Data = json.RawMessage(fmt.Sprintf(`{"signed_on":%q,"expires_on":%q,"notice_days":30}`,
+			ev.OccurredAt.Format(domain.DateLayout), expires))
+	default:
+		ev.Data = json.RawMessage(fmt.Sprintf(`{"note":"Note %d: follow-up agreed."}`, i))
+	}
+	return ev
 }

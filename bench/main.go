@@ -5,6 +5,7 @@
 //   - append_always, append_interval: API appends over HTTP (64 clients, each
 //     on its own engagement) against raw JetStream publishes by 64 publishers
 //     on a stream with the same configuration and sync policy;
+//   - append_contended: the 64 clients on 8 engagements;
 //   - rebuild: projection rebuild from the generated stream (1M events) against
 //     a raw ordered consumer reading the same stream;
 //   - get_p99: GET /v1/engagements/{id} latency at a constant 1000 req/s while
@@ -18,6 +19,12 @@
 //     (bench/proof.go);
 //   - restart: SIGTERM, start again, time to /readyz 200 with 1M events;
 //   - rss: the serve process's peak resident set size (VmHWM) through all that.
+//
+// Beside them stands the PostgreSQL peer (bench/peer.go, bench/postgres.go),
+// the store teams usually pick instead: an events table with a unique
+// (stream_id, version) on a server the harness starts for itself, measured
+// for durable appends (own streams and shared ones, with conflicts), the
+// ordered full read and one stream's history read.
 //
 // It exists because the go test micro benchmarks (api/bench_test.go,
 // eventstore/rebuild_bench_test.go) each measure one thing in isolation, at
@@ -63,6 +70,8 @@ type options struct {
 	restarts    int
 	out         string
 	keep        bool
+	streams     int  // streams the contended appends share
+	peer        bool // measure the PostgreSQL peer
 }
 
 func main() {
@@ -78,10 +87,12 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "GET and write load before the GET measurement, not counted")
 	flag.IntVar(&o.restarts, "restarts", 3, "restarts timed (the median is reported)")
 	flag.StringVar(&o.out, "out", "bench", "directory for results.md and results.json")
+	flag.IntVar(&o.streams, "streams", 8, "engagements (streams) the contended appends of the clients share")
+	flag.BoolVar(&o.peer, "peer", true, "measure the PostgreSQL peer (a server of the bench's own; skipped with one line when PostgreSQL is not installed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
 	flag.Parse()
-	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 {
-		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1")
+	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 || o.streams < 1 {
+		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1, streams ≥ 1")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -103,7 +114,11 @@ type harness struct {
 	bin      string
 	began    time.Time
 	services []*service
+	pg       *pgServer // the PostgreSQL peer's server while it runs
 	report   Report
+	// peerVersion is the PostgreSQL server's version, "" when the peer did
+	// not run.
+	peerVersion string
 }
 
 func (h *harness) logf(format string, args ...any) {
@@ -135,6 +150,9 @@ func run(ctx context.Context, o options) error {
 		for _, s := range h.services {
 			s.kill()
 		}
+		if h.pg != nil { // an error or an interrupt inside the peer
+			_ = h.pg.stop()
+		}
 		if o.keep {
 			h.logf("kept %s", h.tmp)
 		} else {
@@ -156,6 +174,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	peer, err := h.peer(ctx)
+	if err != nil {
+		return err
+	}
 	rebuild, ids, err := h.rebuild(ctx)
 	if err != nil {
 		return err
@@ -164,7 +186,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	h.report.Metrics = append([]Metric{always, interval, rebuild}, reads...)
+	always[0].Peer, always[1].Peer = peer.own, peer.shared
+	rebuild.Peer = peer.fullRead
+	reads[0].Peer = peer.historyP99 // get_p99
+	h.report.Metrics = slices.Concat(always, interval, []Metric{rebuild}, reads)
 	return h.write()
 }
 
@@ -172,7 +197,10 @@ func run(ctx context.Context, o options) error {
 // same sync policy, each for o.duration. Under SyncAlways the raw anchor is a
 // plain PublishMsg; under SyncInterval it carries the expected last subject
 // sequence, as eventstore.Append does.
-func (h *harness) appends(ctx context.Context, policy eventstore.Sync) (Metric, error) {
+//
+// Under SyncAlways it also measures the contended appends on the same serve:
+// the o.clients clients on o.streams of the engagements (append_contended).
+func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric, error) {
 	o := h.o
 	expect := policy == eventstore.SyncInterval
 	kind := "plain PublishMsg"
@@ -182,29 +210,46 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) (Metric, 
 	h.logf("raw publish, sync %s: %d publishers, %s, for %s", policy, o.clients, kind, o.duration)
 	raw, err := rawPublish(ctx, filepath.Join(h.tmp, "raw-"+string(policy)), policy, o.clients, o.duration, expect)
 	if err != nil {
-		return Metric{}, fmt.Errorf("raw publish: %w", err)
+		return nil, fmt.Errorf("raw publish: %w", err)
 	}
 	h.logf("  %d acknowledged (%.0f/s), %d failed, %d-byte payloads", raw.Published, raw.Rate(), raw.Failed, raw.Payload)
 
 	h.logf("API append, serve --sync %s: %d clients for %s", policy, o.clients, o.duration)
 	svc, err := h.start(filepath.Join(h.tmp, "api-"+string(policy)), string(policy), "serve-append-"+string(policy))
 	if err != nil {
-		return Metric{}, err
+		return nil, err
 	}
 	if _, err := svc.waitReady(ctx, time.Minute); err != nil {
-		return Metric{}, err
+		return nil, err
 	}
 	token, err := svc.adminToken()
 	if err != nil {
-		return Metric{}, err
+		return nil, err
 	}
 	ids, err := svc.createEngagements(ctx, token, o.clients)
 	if err != nil {
-		return Metric{}, err
+		return nil, err
 	}
 	m := appendLoad(ctx, svc.URL, token, ids, o.duration)
 	h.logf("  %d requests, %.0f appends/s, success %.2f %%, p50 %.1f ms, p99 %.1f ms", m.Requests, m.Throughput,
 		m.Success*100, ms(m.Latencies.P50), ms(m.Latencies.P99))
+	var contended []Metric
+	if !expect {
+		shared := ids[:min(o.streams, len(ids))]
+		spread := make([]string, o.clients)
+		for i := range spread {
+			spread[i] = shared[i%len(shared)]
+		}
+		h.logf("API append, serve --sync %s: %d clients on %d engagements for %s", policy, o.clients, len(shared), o.duration)
+		c := appendLoad(ctx, svc.URL, token, spread, o.duration)
+		h.logf("  %d requests, %.0f appends/s, success %.2f %%, p50 %.1f ms, p99 %.1f ms", c.Requests, c.Throughput,
+			c.Success*100, ms(c.Latencies.P50), ms(c.Latencies.P99))
+		contended = append(contended, Metric{Key: "append_contended",
+			Name: fmt.Sprintf("API append, --sync always, %d clients on %d engagements", o.clients, len(shared)),
+			Unit: "events/s", Ours: c.Throughput, Target: Target{Text: "—"}, Problems: problems("API appends", c)})
+		h.extra(fmt.Sprintf("API append latency, --sync %s, %d clients on %d engagements", policy, o.clients, len(shared)),
+			"p50 %.2f ms, p99 %.2f ms (%d requests)", ms(c.Latencies.P50), ms(c.Latencies.P99), c.Requests)
+	}
 	stopErr := svc.stop(time.Minute)
 
 	key, target := "append_always", Target{Text: "≥ 2.0× raw", MinRatio: 2}
@@ -227,7 +272,7 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) (Metric, 
 		raw.Published, raw.Elapsed.Seconds(), raw.Payload)
 	h.extra(fmt.Sprintf("API append latency, --sync %s", policy), "p50 %.2f ms, p99 %.2f ms (%d requests)",
 		ms(m.Latencies.P50), ms(m.Latencies.P99), m.Requests)
-	return metric, nil
+	return append([]Metric{metric}, contended...), nil
 }
 
 // rebuild generates the big stream, reads it with a raw ordered consumer and
@@ -427,11 +472,18 @@ func (h *harness) write() error {
 		fmt.Sprintf("total run time: %.0f s", total.Seconds()),
 		fmt.Sprintf("load average (1, 5, 15 min) before / after the run: %s / %s", h.load0, loadAverage()),
 	}
+	if h.peerVersion != "" {
+		h.report.Header = append(h.report.Header, "PostgreSQL peer: "+h.peerVersion)
+	} else {
+		h.report.Header = append(h.report.Header, "PostgreSQL peer: not measured (see the other figures)")
+	}
 	h.report.Notes = []string{
 		fmt.Sprintf("Appends: each measurement runs %s. API: `engagements serve --sync <policy> --rate-limit 0` (built from this commit, a subprocess on a fresh data directory), %d vegeta attackers of one worker each at unbounded rate, each posting `engagement.noted` to its own engagement (recorded first) and waiting for the 201; ours = successful appends/s. Raw: a fresh store opened in process with eventstore.Open and the same sync policy (same stream configuration), %d goroutines on the store's in-process NATS connection (the kind the service uses), each publishing CloudEvents of the API's size to its own engagement subject and waiting for the ack. The `--sync always` anchor is a plain PublishMsg; the `--sync interval` anchor passes WithExpectStream and WithExpectLastSequenceForSubject (filter `engagements.*.<id>.*`) with the hash-chain headers, as eventstore.Append does.", o.duration, o.clients, o.clients),
 		"Rebuild: the generated stream (engagement.recorded agreements, then engagement.noted round-robin, real hash-chain headers, async publish on a sync-interval store) is read in process twice on the same store: a nats.go ordered consumer (pull batches of 1024, no decoding) as the anchor, then store.Read into projections.New (what `engagements rebuild` does); rates are events / wall time. The serve first start on the same stream (no checkpoint) is listed separately: it also starts NATS and HTTP.",
 		fmt.Sprintf("GET: serve (`--sync always`, the default) on the generated stream; %s of warm-up, then vegeta at a constant %d GET/s for %s on random generated engagements, while another vegeta attacker appends notes to random engagements at %d/s; p50/p99 are vegeta's estimates over all requests. The window is longer than serve's 30 s checkpoint interval, so it always holds one periodic checkpoint save (the table says when the last one was written). Anchor: /healthz (no auth, no projection) at the same rate, as long, under the same writes.", o.warmup, o.getRate, o.getDuration, o.writeRate),
 		fmt.Sprintf("Restart: SIGTERM (exit 0 and a written projections.checkpoint are checked), then %d starts, each timed from process start to the first /readyz 200 (polled every 5 ms; /readyz waits for the projection) and stopped again; ours is the median.", o.restarts),
+		fmt.Sprintf("PostgreSQL (the peer column): a server the bench starts for itself from the installed package (`make postgres`), initdb in a temporary directory (as the postgres user when the bench runs as root), on a free 127.0.0.1 port, fsync=on and synchronous_commit=on, otherwise the package's defaults; stopped with `pg_ctl stop -m fast` and removed before the rebuild, so it takes nothing from the later rows. Table `events(global_position bigserial primary key, stream_id uuid, version int, type text, data jsonb, recorded_at timestamptz default now(), unique(stream_id, version))` (the Marten / Message DB pattern); data is the CloudEvent our raw publishes store, so rows carry the same bytes. Clients: pgx v5, a pgxpool of %d connections over TCP, in process. Appends (`append_always`, `append_contended`): %d clients for %s, each an autocommitted INSERT of its stream's next version (a durable commit), waiting for it; a unique violation is a conflict, counted, the client re-reads max(version) and retries; figure = successful appends/s. `append_always`: each client its own stream; `append_contended`: %d streams shared. (Our `append_contended` posts without If-Match, so the service orders the appends and has no conflicts.) `rebuild`: the generated events (same generator, same engagements) loaded with one COPY, then read in global order by keyset pagination (`WHERE global_position > $last ORDER BY global_position LIMIT 1024`), every column scanned, no decoding of data: the counterpart of the raw ordered consumer. `get_p99`: the p99 of reading one random stream's whole history (`WHERE stream_id = $1 ORDER BY version`, %d events each) at %d reads/s for %s, each read started on the clock, while appends to random streams run at %d/s — what loading an aggregate costs without projections, in process (ours goes through HTTP to a projection). `append_interval`, restart, RSS and the as-of reads have no PostgreSQL equivalent here.",
+			o.clients+2, o.clients, o.duration, o.streams, o.events/o.engagements, o.getRate, o.duration, o.writeRate),
 		"RSS: VmHWM of the serve process from /proc/<pid>/status: after the first start (its rebuild) and the GET/write load, and after each restart; ours is the largest.",
 		"The harness, vegeta and the service share the machine; anything else running on it at the same time (other builds or tests) moves the figures.",
 	}

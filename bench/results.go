@@ -23,13 +23,18 @@ type Target struct {
 
 // Metric is one row of the results: a figure of the service (Ours), the
 // figure it is compared with on the same machine in the same run (Anchor,
-// nil when there is none) and the target.
+// nil when there is none), the same measured on the PostgreSQL peer (Peer,
+// nil when it has no equivalent or was not run) and the target. A metric
+// whose target sets no condition is there for comparison: it is met when
+// it has no problems.
 type Metric struct {
 	Key    string // results.json key, e.g. append_always
 	Name   string // what the table shows
 	Unit   string // of Ours and Anchor, e.g. events/s
 	Ours   float64
 	Anchor *float64
+	// Peer is the PostgreSQL peer's figure in the same unit (bench/peer.go).
+	Peer   *float64
 	Target Target
 	// Problems make the measurement unfit to pass (errors in the load, a
 	// wrong count): the target is not met, and the notes say why.
@@ -44,6 +49,18 @@ func (m Metric) Ratio() *float64 {
 	r := m.Ours / *m.Anchor
 	return &r
 }
+
+// PeerRatio is ours/peer, or nil without a (non-zero) peer figure.
+func (m Metric) PeerRatio() *float64 {
+	if m.Peer == nil || *m.Peer == 0 {
+		return nil
+	}
+	r := m.Ours / *m.Peer
+	return &r
+}
+
+// none says whether the target sets no condition.
+func (t Target) none() bool { return t.MinRatio == 0 && t.AtLeast == 0 && t.Below == 0 }
 
 // Met says whether the measurement holds and reaches every condition of the
 // target.
@@ -72,11 +89,16 @@ type jsonMetric struct {
 	Ours   float64  `json:"ours"`
 	Anchor *float64 `json:"anchor"`
 	Ratio  *float64 `json:"ratio"`
-	Target string   `json:"target"`
-	Met    bool     `json:"met"`
+	// Peer and PeerRatio (ours/peer) are null where PostgreSQL has no
+	// equivalent or was not available.
+	Peer      *float64 `json:"peer"`
+	PeerRatio *float64 `json:"peer_ratio"`
+	Target    string   `json:"target"`
+	Met       bool     `json:"met"`
 }
 
-// resultsJSON renders {"<key>": {"ours", "anchor", "ratio", "target", "met"}}.
+// resultsJSON renders {"<key>": {"ours", "anchor", "ratio", "peer",
+// "peer_ratio", "target", "met"}}.
 func resultsJSON(metrics []Metric) ([]byte, error) {
 	out := make(map[string]jsonMetric, len(metrics))
 	for _, m := range metrics {
@@ -84,7 +106,7 @@ func resultsJSON(metrics []Metric) ([]byte, error) {
 			return nil, fmt.Errorf("metric %q listed twice", m.Key)
 		}
 		out[m.Key] = jsonMetric{Ours: round(m.Ours, 3), Anchor: roundPtr(m.Anchor, 3), Ratio: roundPtr(m.Ratio(), 3),
-			Target: m.Target.Text, Met: m.Met()}
+			Peer: roundPtr(m.Peer, 3), PeerRatio: roundPtr(m.PeerRatio(), 3), Target: m.Target.Text, Met: m.Met()}
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -118,21 +140,34 @@ func (r Report) Markdown() string {
 	for _, h := range r.Header {
 		fmt.Fprintf(&b, "- %s\n", h)
 	}
-	b.WriteString("\n| metric | ours | anchor | ratio | target | met |\n|---|---:|---:|---:|---|:---:|\n")
+	b.WriteString("\n| metric | ours | anchor | ratio | PostgreSQL | ours/PostgreSQL | target | met |\n" +
+		"|---|---:|---:|---:|---:|---:|---|:---:|\n")
+	value := func(v *float64, unit string) string {
+		if v == nil {
+			return "—"
+		}
+		return formatValue(*v, unit)
+	}
+	times := func(v *float64) string {
+		if v == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f×", *v)
+	}
 	for _, m := range r.Metrics {
-		anchor, ratio := "—", "—"
-		if m.Anchor != nil {
-			anchor = formatValue(*m.Anchor, m.Unit)
-		}
-		if p := m.Ratio(); p != nil {
-			ratio = fmt.Sprintf("%.2f×", *p)
-		}
 		met := "✗"
-		if m.Met() {
+		switch {
+		case m.Met() && m.Target.none():
+			met = "—"
+		case m.Met():
 			met = "✓"
 		}
-		fmt.Fprintf(&b, "| %s (`%s`) | %s | %s | %s | %s | %s |\n", m.Name, m.Key, formatValue(m.Ours, m.Unit),
-			anchor, ratio, m.Target.Text, met)
+		target := m.Target.Text
+		if target == "" {
+			target = "—"
+		}
+		fmt.Fprintf(&b, "| %s (`%s`) | %s | %s | %s | %s | %s | %s | %s |\n", m.Name, m.Key, formatValue(m.Ours, m.Unit),
+			value(m.Anchor, m.Unit), times(m.Ratio()), value(m.Peer, m.Unit), times(m.PeerRatio()), target, met)
 	}
 	var problems []string
 	for _, m := range r.Metrics {
