@@ -20,6 +20,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/sessions"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webui"
 )
@@ -57,7 +58,12 @@ func newTestEnv(t *testing.T, opts ...webui.Option) *testEnv {
 	if err != nil {
 		t.Fatalf("calendars: %v", err)
 	}
-	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, Calendars: cals, UI: true, UIOptions: opts})
+	ss, err := sessions.Open(ctx, store.JetStream(), sessions.Config{})
+	if err != nil {
+		t.Fatalf("sessions: %v", err)
+	}
+	t.Cleanup(ss.Close)
+	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, Calendars: cals, Sessions: ss, UI: true, UIOptions: opts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/sessions"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -65,6 +66,8 @@ type Main struct {
 	Service   *app.Service
 	Webhooks  *webhooks.Manager
 	Calendars *calendars.Store
+	// Sessions are the web sessions, in KV.
+	Sessions *sessions.Store
 	// AdminToken is set when this start created the first admin token.
 	AdminToken string
 
@@ -126,7 +129,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.parts, err = stack.Start(stack.Config{
 		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
 		MaxDocumentSize: m.Config.MaxDocumentSize,
-		Calendars: m.Calendars, PublicURL: m.Config.PublicURL,
+		Calendars:       m.Calendars, PublicURL: m.Config.PublicURL, Sessions: m.Sessions,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
 		// Each web session gets the rate each API token gets.
@@ -192,6 +195,9 @@ func (m *Main) openAdapters(ctx context.Context) error {
 		return err
 	}
 	if m.Calendars, err = calendars.Open(ctx, m.Store.JetStream(), calendars.Config{Replicas: m.Config.Replicas}); err != nil {
+		return err
+	}
+	if m.Sessions, err = sessions.Open(ctx, m.Store.JetStream(), sessions.Config{Replicas: m.Config.Replicas, Logger: log}); err != nil {
 		return err
 	}
 	whCfg := m.Config.Webhooks
@@ -374,6 +380,9 @@ func (m *Main) Close() error {
 	m.checkpoint() // the projector has stopped: save where it got to
 	if m.Webhooks != nil {
 		m.Webhooks.Close() // before the store: deliveries ack over its connection
+	}
+	if m.Sessions != nil {
+		m.Sessions.Close()
 	}
 	if m.Tokens != nil {
 		m.Tokens.Close()
