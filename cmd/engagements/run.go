@@ -176,8 +176,8 @@ func (m *Main) openStore(ctx context.Context) error {
 }
 
 // openAdapters opens what lives beside the stream on the store's
-// connection: the token store (with the first admin token) and webhook
-// delivery.
+// connection: the token store (with the first admin token), calendar feeds,
+// the web sessions and webhook delivery.
 func (m *Main) openAdapters(ctx context.Context) error {
 	log := m.Config.Logger
 	var err error
