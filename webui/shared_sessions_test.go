@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/app/stack"
+	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/sessions"
@@ -42,7 +43,13 @@ func startInstance(t *testing.T, store *eventstore.Store) *instance {
 		ts.Close()
 		t.Fatalf("sessions: %v", err)
 	}
-	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, Sessions: ss, UI: true,
+	cals, err := calendars.Open(ctx, store.JetStream(), calendars.Config{})
+	if err != nil {
+		ss.Close()
+		ts.Close()
+		t.Fatalf("calendars: %v", err)
+	}
+	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, Sessions: ss, Calendars: cals, UI: true,
 		UIOptions: []webui.Option{noLoginLimit}})
 	if err != nil {
 		ss.Close()
@@ -289,4 +296,49 @@ func TestIdleSessionIsRefused(t *testing.T) {
 	if signedInOn(t, a, cookie) {
 		t.Error("the idle session refused on B is signed in on A")
 	}
+}
+
+// What a form keeps for the next page (a new feed's address, a message)
+// is in the session, so the page after the redirect shows it on another
+// instance, once.
+func TestNextPageOnAnotherInstance(t *testing.T) {
+	store := openStore(t, t.TempDir())
+	a, b := startInstance(t, store), startInstance(t, store)
+	token, _, err := a.tokens.Create(context.Background(), "maria", domain.RoleCoordinator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onA := (&testEnv{Server: a.Server}).browser(t)
+	onA.mustLogin(token)
+	// The same browser (cookies are per host, not port) on B.
+	onB := *onA
+	onB.env = &testEnv{Server: b.Server}
+
+	onA.get("/feeds")
+	if p := onA.submit("/feeds", url.Values{"name": {"Maria's feed"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("create a feed on A: %d", p.status)
+	}
+	p := onB.get("/feeds")
+	if u := feedURL(p.body); !strings.Contains(u, "/calendars/") {
+		t.Fatalf("B does not show the feed's address made on A (got %q)", u)
+	}
+	if u := feedURL(onA.get("/feeds").body); u != "" {
+		t.Errorf("A shows the address again after B showed it: %q", u)
+	}
+
+	// A message: revoking the feed on B, the page on A says so, once.
+	feeds, err := calendars.Open(context.Background(), store.JetStream(), calendars.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := feeds.List(context.Background(), "maria")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("feeds %v (%v)", list, err)
+	}
+	onB.get("/feeds")
+	if p := onB.submit("/feeds/"+list[0].ID+"/revoke", url.Values{}); p.status != http.StatusSeeOther {
+		t.Fatalf("revoke on B: %d", p.status)
+	}
+	mustContain(t, onA.get("/feeds"), "The calendar feed “Maria")
+	mustNotContain(t, onB.get("/feeds"), "The calendar feed “Maria")
 }
