@@ -238,3 +238,29 @@ func TestLimitsAcrossInstances(t *testing.T) {
 		t.Errorf("%d sessions in the bucket, want maria's 3", n)
 	}
 }
+
+// BenchmarkGet is what a page request costs its session: one read of the
+// bucket (no write within TouchEvery).
+func BenchmarkGet(b *testing.B) {
+	ctx := context.Background()
+	store, err := eventstore.Open(ctx, eventstore.Config{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = store.Close() }()
+	s, err := sessions.Open(ctx, store.JetStream(), sessions.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	sess, err := s.Start(ctx, "maria", "digest", sessions.Limits{PerIdentity: 1, Total: 1}, now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := s.Get(ctx, sess.ID, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
