@@ -32,6 +32,7 @@ import (
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -119,8 +120,9 @@ type Limits struct{ PerIdentity, Total int }
 // identity and times that a watch of the bucket keeps current (for the
 // limits only: a session itself is always read from the bucket).
 type Store struct {
-	kv  jetstream.KeyValue
-	log *slog.Logger
+	kv   jetstream.KeyValue
+	conn *nats.Conn
+	log  *slog.Logger
 
 	mu    sync.Mutex
 	index map[string]meta // by key
@@ -150,7 +152,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{kv: kv, log: cfg.Logger, index: make(map[string]meta), done: make(chan struct{})}
+	s := &Store{kv: kv, conn: js.Conn(), log: cfg.Logger, index: make(map[string]meta), done: make(chan struct{})}
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	w, err := s.watch(wctx)
@@ -245,6 +247,19 @@ func apply(m map[string]meta, u jetstream.KeyValueEntry) {
 	}
 }
 
+// errDisconnected: the bucket cannot be reached, so nothing is asked of it
+// (a request would wait for its timeout).
+var errDisconnected = fmt.Errorf("session bucket: NATS is not connected: %w", domain.ErrUnavailable)
+
+// reachable fails at once while the connection is down, as the event store
+// refuses appends.
+func (s *Store) reachable() error {
+	if s.conn != nil && !s.conn.IsConnected() {
+		return errDisconnected
+	}
+	return nil
+}
+
 // Key is the bucket key of the session with this id: the hex SHA-256 of
 // the id, so any cookie value makes a valid key and the id is not kept.
 func Key(id string) string {
@@ -328,6 +343,9 @@ func randomToken() string {
 // next sign-in; "least recently used" is exact for the uses this instance
 // served and to within TouchEvery for others'.
 func (s *Store) Start(ctx context.Context, identity, token string, lim Limits, now time.Time) (*Session, error) {
+	if err := s.reachable(); err != nil {
+		return nil, err
+	}
 	sess := &Session{ID: randomToken(), Identity: identity, Token: token, CSRF: randomToken(),
 		Created: now, LastUsed: now}
 	for _, key := range s.evictions(identity, max(lim.PerIdentity, 1), max(lim.Total, 1), now) {
@@ -452,6 +470,9 @@ func (s *Store) read(ctx context.Context, id string) (*Session, error) {
 	if !validID(id) {
 		return nil, ErrNotFound
 	}
+	if err := s.reachable(); err != nil {
+		return nil, err
+	}
 	e, err := s.kv.Get(ctx, Key(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, ErrNotFound
@@ -506,6 +527,9 @@ func (s *Store) Change(ctx context.Context, id string, f func(*Session) bool) (*
 
 // End deletes the session with this id (which need not exist).
 func (s *Store) End(ctx context.Context, id string) error {
+	if err := s.reachable(); err != nil {
+		return err
+	}
 	key := Key(id)
 	if err := s.kv.Delete(ctx, key); err != nil {
 		return fmt.Errorf("end session: %w", eventstore.Unavailable(err))
