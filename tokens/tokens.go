@@ -294,7 +294,13 @@ func (t *Store) notifyRevoked(name string) {
 // Authenticate finds the token's owner. Every stored hash is compared in
 // constant time, so timing says nothing about which tokens exist.
 func (t *Store) Authenticate(token string) (domain.TokenInfo, bool) {
-	h := []byte(hashToken(token))
+	return t.AuthenticateDigest(Digest(token))
+}
+
+// AuthenticateDigest is Authenticate for the token with this Digest, for
+// what keeps a digest instead of the token (the web sessions).
+func (t *Store) AuthenticateDigest(digest string) (domain.TokenInfo, bool) {
+	h := []byte(digest)
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	var found domain.TokenInfo
@@ -313,6 +319,9 @@ func (t *Store) Len() int {
 	defer t.mu.RUnlock()
 	return len(t.byName)
 }
+
+// Digest is the SHA-256 of a token as the store keeps it.
+func Digest(token string) string { return hashToken(token) }
 
 func hashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))

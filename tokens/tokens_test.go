@@ -53,6 +53,12 @@ func TestCreateAuthenticateRevoke(t *testing.T) {
 	if _, ok := ts.Authenticate(secret + "x"); ok {
 		t.Error("a token that was never made authenticates")
 	}
+	for _, d := range []string{tokens.Digest(secret), tokens.Digest(secret + "x"), secret, ""} {
+		got, ok := ts.AuthenticateDigest(d)
+		if want := d == tokens.Digest(secret); ok != want || want && got.Name != "crm-sync" {
+			t.Errorf("AuthenticateDigest(%.12q…) = %+v %v, want ok %v", d, got, ok, want)
+		}
+	}
 	if _, _, err := ts.Create(ctx, "crm-sync", domain.RoleAuditor); !errors.Is(err, domain.ErrExists) {
 		t.Errorf("second token of the same name: %v, want ErrExists", err)
 	}
@@ -68,6 +74,9 @@ func TestCreateAuthenticateRevoke(t *testing.T) {
 	}
 	if _, ok := ts.Authenticate(secret); ok {
 		t.Error("a revoked token authenticates")
+	}
+	if _, ok := ts.AuthenticateDigest(tokens.Digest(secret)); ok {
+		t.Error("a revoked token's digest authenticates")
 	}
 	if err := ts.Revoke(ctx, "crm-sync"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("revoking twice: %v, want ErrNotFound", err)

@@ -86,7 +86,7 @@ func (u *UI) createCheckpoint(w http.ResponseWriter, r *http.Request, s *session
 	if !created {
 		msg = "Nothing new since checkpoint " + strconv.Itoa(cp.Number) + ": it already covers every event."
 	}
-	u.sessions.setFlash(s, msg)
+	u.setFlash(s, msg)
 	seeOther(w, r, "/checkpoints")
 }
 

@@ -16,6 +16,8 @@
 // forms a page offers is answered by domain's Engagement.Allows; the fields of
 // each form, their labels, which are required and which apply to a kind come
 // from the event type's domain.Spec; validation messages are the domain's. It
-// imports app, projections and domain, and must not import api, nor api it
-// (package app/stack mounts it with api.WithUI).
+// imports app, projections and domain (and sessions, whose bucket keeps the
+// sign-in sessions through its SessionStore interface, and tokens for the
+// digest a session keeps), and must not import api, nor api it (package
+// app/stack mounts it with api.WithUI).
 package webui

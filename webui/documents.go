@@ -163,7 +163,7 @@ func (u *UI) upload(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		switch name {
 		case "_csrf":
-			if !sameToken(v, s.csrf) {
+			if !sameToken(v, s.CSRF) {
 				u.csrfRefused(w, r, s)
 				return
 			}
@@ -194,7 +194,7 @@ func (u *UI) upload(w http.ResponseWriter, r *http.Request, s *session) {
 		u.uploadRefused(w, r, s, id, err)
 		return
 	}
-	u.sessions.setFlash(s, "Attached: "+d.Name+".")
+	u.setFlash(s, "Attached: "+d.Name+".")
 	seeOther(w, r, "/engagements/"+url.PathEscape(id)+"#documents")
 }
 

@@ -746,7 +746,7 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 			Data: f.data(sub.values), Actor: s.user.Name, IfMatch: version, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {
-		u.sessions.setFlash(s, "Saved: "+strings.ToLower(pastLabel(typ))+".")
+		u.setFlash(s, "Saved: "+strings.ToLower(pastLabel(typ))+".")
 		seeOther(w, r, "/engagements/"+id)
 		return
 	}
@@ -886,7 +886,7 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request, s *session) {
 			Data: f.data(values), Actor: s.user.Name, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {
-		u.sessions.setFlash(s, "Recorded. Add what has happened since with the forms on this page.")
+		u.setFlash(s, "Recorded. Add what has happened since with the forms on this page.")
 		seeOther(w, r, "/engagements/"+url.PathEscape(res.EngagementID))
 		return
 	}

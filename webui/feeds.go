@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/sessions"
 )
 
 // Calendars is what the calendar-feed page needs from the feed store
@@ -66,9 +68,9 @@ func feedOwner(s *session) (owner string, all bool) {
 // feedsPage: GET /feeds, with the URL of a feed just made, once.
 func (u *UI) feedsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	d := feedsData{base: u.base(s, "Calendar feeds", "feeds"), Errors: map[string]string{}}
-	if c := u.sessions.takeNewFeed(s); c != nil {
-		d.Created, d.URL = &c.feed, c.url
-		if su, err := url.Parse(c.url); err == nil {
+	if c := u.takeNewFeed(s); c != nil {
+		d.Created, d.URL = &c.Feed, c.URL
+		if su, err := url.Parse(c.URL); err == nil {
 			su.Scheme = "webcal"
 			d.Subscribe = template.URL(su.String())
 		}
@@ -104,32 +106,51 @@ func (u *UI) renderFeeds(w http.ResponseWriter, r *http.Request, s *session, sta
 }
 
 // createdFeed is a feed just made and its secret URL, kept in the session
-// until the page after the redirect shows it, once.
+// (sealed: see package sessions) until the page after the redirect shows
+// it, once.
 type createdFeed struct {
-	feed calendars.Feed
-	url  string
+	Feed calendars.Feed `json:"feed"`
+	URL  string         `json:"url"`
 }
 
+// newFeedKey is the session's pending value of the feed just made.
+const newFeedKey = "new_feed"
+
 // setNewFeed keeps the feed just made for the session's next page.
-func (ss *sessions) setNewFeed(s *session, c *createdFeed) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if x, ok := ss.byID[s.id]; ok {
-		x.newFeed = c
+func (u *UI) setNewFeed(s *session, c createdFeed) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		u.log.Error("feed for the next page", "err", err)
+		return
 	}
+	u.changeSession(s, func(x *sessions.Session) bool {
+		if x.Pending == nil {
+			x.Pending = make(map[string]json.RawMessage)
+		}
+		x.Pending[newFeedKey] = b
+		return true
+	})
 }
 
 // takeNewFeed returns the feed kept for this page, once.
-func (ss *sessions) takeNewFeed(s *session) *createdFeed {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	x, ok := ss.byID[s.id]
+func (u *UI) takeNewFeed(s *session) *createdFeed {
+	b, ok := s.Pending[newFeedKey]
 	if !ok {
 		return nil
 	}
-	c := x.newFeed
-	x.newFeed = nil
-	return c
+	delete(s.Pending, newFeedKey)
+	u.changeSession(s, func(x *sessions.Session) bool {
+		if _, ok := x.Pending[newFeedKey]; !ok {
+			return false
+		}
+		delete(x.Pending, newFeedKey)
+		return true
+	})
+	var c createdFeed
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil
+	}
+	return &c
 }
 
 // createFeed: POST /feeds. A refused form comes back with the messages
@@ -164,7 +185,7 @@ func (u *UI) createFeed(w http.ResponseWriter, r *http.Request, s *session) {
 	if base == "" {
 		base = calendars.BaseURL(r)
 	}
-	u.sessions.setNewFeed(s, &createdFeed{feed: feed, url: base + calendars.Path(secret)})
+	u.setNewFeed(s, createdFeed{Feed: feed, URL: base + calendars.Path(secret)})
 	seeOther(w, r, "/feeds")
 }
 
@@ -190,6 +211,6 @@ func (u *UI) revokeFeed(w http.ResponseWriter, r *http.Request, s *session) {
 		u.failed(w, r, s, err)
 		return
 	}
-	u.sessions.setFlash(s, fmt.Sprintf("The calendar feed “%s” is revoked: its address no longer works.", feed.Name))
+	u.setFlash(s, fmt.Sprintf("The calendar feed “%s” is revoked: its address no longer works.", feed.Name))
 	seeOther(w, r, "/feeds")
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/proofs"
+	"github.com/iom-who/engagements/sessions"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webui"
 )
@@ -75,7 +76,12 @@ func newTestEnv(t *testing.T, opts ...webui.Option) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, Calendars: cals, UI: true, UIOptions: opts, Proofs: signer})
+	ss, err := sessions.Open(ctx, store.JetStream(), sessions.Config{})
+	if err != nil {
+		t.Fatalf("sessions: %v", err)
+	}
+	t.Cleanup(ss.Close)
+	parts, err := stack.Start(stack.Config{Store: store, Tokens: ts, Calendars: cals, Sessions: ss, UI: true, UIOptions: opts, Proofs: signer})
 	if err != nil {
 		t.Fatal(err)
 	}

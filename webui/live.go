@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/sessions"
 )
 
 // liveBeat is how often an idle live stream sends a comment, and re-checks
@@ -119,7 +121,7 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
 			return
 		}
 		if err != nil {
-			if _, ok := u.tokens.Authenticate(s.token); !ok {
+			if !u.stillOpen(s) {
 				return
 			}
 			if !send(": heartbeat\n\n") {
@@ -127,6 +129,20 @@ func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session) {
 			}
 		}
 	}
+}
+
+// stillOpen reports whether s is still in the sessions bucket (not signed
+// out on any instance) and its token still holds. It reads the session
+// without counting as a use, so an open page alone does not keep it from
+// going idle.
+func (u *UI) stillOpen(s *session) bool {
+	if _, ok := u.tokens.AuthenticateDigest(s.Token); !ok {
+		return false
+	}
+	ctx, cancel := kvContext()
+	defer cancel()
+	_, err := u.sessions.Change(ctx, s.ID, func(*sessions.Session) bool { return false })
+	return !errors.Is(err, sessions.ErrNotFound)
 }
 
 // since is where a live stream starts: after seq, when set.

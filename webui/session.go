@@ -1,35 +1,51 @@
 package webui
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/ratelimit"
+	"github.com/iom-who/engagements/sessions"
+	"github.com/iom-who/engagements/tokens"
 )
 
-// Session settings. Sessions live in this process's memory only: a restart
-// signs everyone out, and several instances behind one address need sticky
-// sessions (the token itself stays valid everywhere).
+// Session settings. Sessions live in the sessions bucket (see package
+// sessions), shared by every instance and kept across restarts; the token
+// is checked again on every request.
 const (
 	sessionCookie = "engagements_session"
 	// loginCookie carries the sign-in form's CSRF token (double submit):
 	// there is no session yet to keep it in.
 	loginCookie = "engagements_login"
-	// sessionLife bounds a session from sign-in; sessionIdle from its last use.
-	sessionLife = 12 * time.Hour
-	sessionIdle = 2 * time.Hour
+	// kvTimeout bounds each read or write of the sessions bucket.
+	kvTimeout = 5 * time.Second
 )
+
+// SessionStore keeps the web sessions; *sessions.Store is one (see
+// WithSessions).
+type SessionStore interface {
+	// Start opens a session for identity, signed in with the token of this
+	// digest, within lim.
+	Start(ctx context.Context, identity, token string, lim sessions.Limits, now time.Time) (*sessions.Session, error)
+	// Get returns the live session with this id, or sessions.ErrNotFound.
+	Get(ctx context.Context, id string, now time.Time) (*sessions.Session, error)
+	// Change applies f to the stored session and stores it unless f
+	// returns false.
+	Change(ctx context.Context, id string, f func(*sessions.Session) bool) (*sessions.Session, error)
+	// End deletes the session.
+	End(ctx context.Context, id string) error
+}
 
 // user is who a session belongs to, as the token store says now.
 type user struct {
@@ -40,40 +56,11 @@ type user struct {
 // CanWrite reports whether the user may record engagements and events.
 func (u user) CanWrite() bool { return u.Role.Allowed(writers...) }
 
-// session maps a random id (the cookie) to the token it was opened with. The
-// token is kept so that every request can ask the token store again:
-// revoking the token ends the session at once.
+// session is the request's session as stored, and its user as the token
+// store says now.
 type session struct {
-	id    string
-	token string
-	// identity is the token's name at sign-in: sessions are counted and
-	// evicted per identity.
-	identity string
-	csrf     string
-	user     user
-	created  time.Time
-	lastSeen time.Time
-	flash    string
-	// newFeed is the calendar feed just made, with its secret URL, for the
-	// next page only (see feeds.go).
-	newFeed *createdFeed
-}
-
-// sessions are the open sessions, at most perIdentity for one identity (a
-// token name) and total in all. An identity over its cap loses its own
-// least recently used session, never someone else's; only at the total
-// cap does the identity holding the most sessions lose one.
-type sessions struct {
-	perIdentity, total int
-
-	mu         sync.Mutex
-	byID       map[string]*session
-	byIdentity map[string][]*session
-}
-
-func newSessions(perIdentity, total int) *sessions {
-	return &sessions{perIdentity: max(perIdentity, 1), total: max(total, 1),
-		byID: make(map[string]*session), byIdentity: make(map[string][]*session)}
+	*sessions.Session
+	user user
 }
 
 // randomToken is 256 random bits, URL-safe.
@@ -83,105 +70,46 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// open starts a session for token, owned by u.
-func (ss *sessions) open(token string, u user, now time.Time) *session {
-	s := &session{id: randomToken(), token: token, identity: u.Name, csrf: randomToken(), user: u,
-		created: now, lastSeen: now}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for _, x := range ss.byID {
-		if x.expired(now) {
-			ss.remove(x)
-		}
-	}
-	for len(ss.byIdentity[s.identity]) >= ss.perIdentity {
-		ss.remove(leastRecent(ss.byIdentity[s.identity]))
-	}
-	if len(ss.byID) >= ss.total {
-		var most []*session
-		for _, own := range ss.byIdentity {
-			if len(own) > len(most) {
-				most = own
-			}
-		}
-		ss.remove(leastRecent(most))
-	}
-	ss.byID[s.id] = s
-	ss.byIdentity[s.identity] = append(ss.byIdentity[s.identity], s)
-	return s
-}
-
-// leastRecent is the session of own used longest ago.
-func leastRecent(own []*session) *session {
-	var oldest *session
-	for _, x := range own {
-		if oldest == nil || x.lastSeen.Before(oldest.lastSeen) {
-			oldest = x
-		}
-	}
-	return oldest
-}
-
-// remove forgets s; ss.mu is held.
-func (ss *sessions) remove(s *session) {
-	delete(ss.byID, s.id)
-	own := slices.DeleteFunc(ss.byIdentity[s.identity], func(x *session) bool { return x.id == s.id })
-	if len(own) == 0 {
-		delete(ss.byIdentity, s.identity)
-	} else {
-		ss.byIdentity[s.identity] = own
-	}
-}
-
-func (s *session) expired(now time.Time) bool {
-	return now.Sub(s.created) > sessionLife || now.Sub(s.lastSeen) > sessionIdle
-}
-
-// get returns a copy of the live session with this id and marks it used.
-func (ss *sessions) get(id string, now time.Time) (*session, bool) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s, ok := ss.byID[id]
-	if !ok {
-		return nil, false
-	}
-	if s.expired(now) {
-		ss.remove(s)
-		return nil, false
-	}
-	s.lastSeen = now
-	c := *s
-	return &c, true
-}
-
-func (ss *sessions) end(id string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if s, ok := ss.byID[id]; ok {
-		ss.remove(s)
-	}
+// kvContext bounds a read or write of the sessions bucket. It does not
+// follow the request's context: a flash taken must be stored even if the
+// browser goes away.
+func kvContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), kvTimeout)
 }
 
 // setFlash keeps a message for the session's next page.
-func (ss *sessions) setFlash(s *session, msg string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if x, ok := ss.byID[s.id]; ok {
-		x.flash = msg
-	}
+func (u *UI) setFlash(s *session, msg string) {
+	u.changeSession(s, func(x *sessions.Session) bool {
+		x.Flash = msg
+		return true
+	})
 }
 
 // takeFlash returns the message kept for this page, once.
-func (ss *sessions) takeFlash(s *session) string {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	x, ok := ss.byID[s.id]
-	if !ok {
+func (u *UI) takeFlash(s *session) string {
+	if s.Flash == "" {
 		return ""
 	}
-	msg := x.flash
-	x.flash = ""
+	msg := s.Flash
+	s.Flash = ""
+	u.changeSession(s, func(x *sessions.Session) bool {
+		if x.Flash == "" {
+			return false
+		}
+		x.Flash = ""
+		return true
+	})
 	return msg
+}
+
+// changeSession changes the stored session; a failure is logged, as the
+// page goes on without what was to be kept.
+func (u *UI) changeSession(s *session, f func(*sessions.Session) bool) {
+	ctx, cancel := kvContext()
+	defer cancel()
+	if _, err := u.sessions.Change(ctx, s.ID, f); err != nil && !errors.Is(err, sessions.ErrNotFound) {
+		u.log.Warn("web session not updated", "err", err)
+	}
 }
 
 // Roles that may see pages, and that may use the write forms.
@@ -209,8 +137,12 @@ func (u *UI) uploading(roles []domain.Role, h handler) http.HandlerFunc {
 
 func (u *UI) guard(roles []domain.Role, upload bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, ok := u.session(r)
-		if !ok {
+		s, err := u.session(r)
+		if err != nil && !errors.Is(err, sessions.ErrNotFound) {
+			u.failed(w, r, nil, err)
+			return
+		}
+		if s == nil {
 			u.clearCookie(w, r, sessionCookie, "/")
 			to := "/login?next=" + url.QueryEscape(r.URL.RequestURI())
 			if r.Method != http.MethodGet {
@@ -223,7 +155,7 @@ func (u *UI) guard(roles []domain.Role, upload bool, h handler) http.HandlerFunc
 			seeOther(w, r, to)
 			return
 		}
-		if wait, ok := u.pageLimits.Allow(s.id, u.now()); !ok {
+		if wait, ok := u.pageLimits.Allow(s.ID, u.now()); !ok {
 			u.tooMany(w, r, wait, fmt.Sprintf("Each session may open %g pages per second (a burst of %d).",
 				u.pageLimits.PerSecond(), u.pageLimits.Burst()))
 			return
@@ -241,7 +173,7 @@ func (u *UI) guard(roles []domain.Role, upload bool, h handler) http.HandlerFunc
 			return
 		}
 		multipart := strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "multipart/")
-		if r.Method == http.MethodPost && (multipart != upload || !upload && !sameToken(r.PostFormValue("_csrf"), s.csrf)) {
+		if r.Method == http.MethodPost && (multipart != upload || !upload && !sameToken(r.PostFormValue("_csrf"), s.CSRF)) {
 			u.errorPage(w, r, s, http.StatusForbidden, "The form could not be accepted",
 				"The form was missing its security token or it did not match your session, so nothing was saved. "+
 					"Go back, reload the page and try again.")
@@ -252,24 +184,35 @@ func (u *UI) guard(roles []domain.Role, upload bool, h handler) http.HandlerFunc
 }
 
 // session finds the request's session and asks the token store whether its
-// token still holds; a revoked token ends the session.
-func (u *UI) session(r *http.Request) (*session, bool) {
+// token still holds; a revoked token ends the session. Without a live
+// session it returns sessions.ErrNotFound; another error means the bucket
+// could not be read.
+func (u *UI) session(r *http.Request) (*session, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
-		return nil, false
+		return nil, sessions.ErrNotFound
 	}
-	s, ok := u.sessions.get(c.Value, u.now())
+	if u.sessions == nil {
+		return nil, errNoSessions
+	}
+	ctx, cancel := kvContext()
+	defer cancel()
+	stored, err := u.sessions.Get(ctx, c.Value, u.now())
+	if err != nil {
+		return nil, err
+	}
+	info, ok := u.tokens.AuthenticateDigest(stored.Token)
 	if !ok {
-		return nil, false
+		if err := u.sessions.End(ctx, stored.ID); err != nil {
+			u.log.Warn("web session of a revoked token not deleted", "err", err)
+		}
+		return nil, sessions.ErrNotFound
 	}
-	info, ok := u.tokens.Authenticate(s.token)
-	if !ok {
-		u.sessions.end(s.id)
-		return nil, false
-	}
-	s.user = user{Name: info.Name, Role: info.Role}
-	return s, true
+	return &session{Session: stored, user: user{Name: info.Name, Role: info.Role}}, nil
 }
+
+// errNoSessions: New was given no session store (WithSessions).
+var errNoSessions = fmt.Errorf("web sessions: no session store: %w", domain.ErrUnavailable)
 
 func sameToken(got, want string) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
@@ -351,7 +294,7 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := localPath(r.URL.Query().Get("next"))
-	if _, ok := u.session(r); ok {
+	if s, _ := u.session(r); s != nil {
 		seeOther(w, r, next)
 		return
 	}
@@ -398,17 +341,32 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 				"Ask an admin for a coordinator or auditor token to use these pages.")
 		return
 	}
-	s := u.sessions.open(token, user{Name: info.Name, Role: info.Role}, u.now())
+	if u.sessions == nil {
+		u.failed(w, r, nil, errNoSessions)
+		return
+	}
+	ctx, cancel := kvContext()
+	defer cancel()
+	s, err := u.sessions.Start(ctx, info.Name, tokens.Digest(token), u.sessionLimits, u.now())
+	if err != nil {
+		u.failed(w, r, nil, err)
+		return
+	}
 	u.clearCookie(w, r, loginCookie, "/login")
-	u.setCookie(w, r, sessionCookie, s.id, "/", 0)
+	u.setCookie(w, r, sessionCookie, s.ID, "/", 0)
 	u.log.Info("web sign-in", "name", info.Name, "role", info.Role)
 	seeOther(w, r, next)
 }
 
 // logout: POST /logout.
 func (u *UI) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	u.sessions.end(s.id)
-	u.pageLimits.Forget(s.id)
+	ctx, cancel := kvContext()
+	defer cancel()
+	if err := u.sessions.End(ctx, s.ID); err != nil {
+		u.failed(w, r, s, err)
+		return
+	}
+	u.pageLimits.Forget(s.ID)
 	u.setCookie(w, r, sessionCookie, "", "/", -1)
 	seeOther(w, r, "/login?signed_out=1")
 }

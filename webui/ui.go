@@ -20,6 +20,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/ratelimit"
+	"github.com/iom-who/engagements/sessions"
 )
 
 //go:embed templates/*.html
@@ -58,6 +59,9 @@ type Projection interface {
 // Tokens authenticates the token a session was signed in with.
 type Tokens interface {
 	Authenticate(token string) (domain.TokenInfo, bool)
+	// AuthenticateDigest is Authenticate for the token of this digest
+	// (tokens.Digest), which is what a session keeps.
+	AuthenticateDigest(digest string) (domain.TokenInfo, bool)
 }
 
 // UI is the web interface, an http.Handler for the paths /, /login, /logout,
@@ -69,11 +73,13 @@ type UI struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	mux      *http.ServeMux
-	pages    map[string]*template.Template
-	assets   fs.FS
-	version  string // digest of the assets, for cache busting
-	sessions *sessions
+	mux     *http.ServeMux
+	pages   map[string]*template.Template
+	assets  fs.FS
+	version string // digest of the assets, for cache busting
+	// sessions keeps the sessions (WithSessions), within sessionLimits.
+	sessions      SessionStore
+	sessionLimits sessions.Limits
 	// pageLimits holds a token bucket per session, loginLimits one per
 	// client address for /login (see Option).
 	pageLimits, loginLimits *ratelimit.Keyed
@@ -108,7 +114,8 @@ const (
 	DefaultLoginRate  = 2
 	DefaultLoginBurst = 20
 	// DefaultSessionsPerIdentity caps one token name's open sessions;
-	// DefaultMaxSessions caps them all, to bound memory.
+	// DefaultMaxSessions caps them all, to bound the sessions bucket (and
+	// each instance's index of it).
 	DefaultSessionsPerIdentity = 10
 	DefaultMaxSessions         = 10_000
 )
@@ -118,6 +125,7 @@ type config struct {
 	rate, loginRate                  float64
 	burst, loginBurst                int
 	sessionsPerIdentity, maxSessions int
+	sessions                         SessionStore
 	auditing                         Auditing
 	calendars                        Calendars
 	publicURL                        string
@@ -150,6 +158,13 @@ func WithSessionLimits(perIdentity, total int) Option {
 	return func(c *config) { c.sessionsPerIdentity, c.maxSessions = perIdentity, total }
 }
 
+// WithSessions keeps the sessions in store, normally the sessions bucket
+// (sessions.Open), which every instance shares. Without it no one can sign
+// in: the sign-in form answers 503.
+func WithSessions(store SessionStore) Option {
+	return func(c *config) { c.sessions = store }
+}
+
 // New builds the web interface on the command path, the projection and the
 // token store (which must not be nil: every page needs a signed-in token).
 func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opts ...Option) *UI {
@@ -162,9 +177,10 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		o(&c)
 	}
 	u := &UI{svc: svc, proj: proj, tokens: tokens, log: log, now: time.Now,
-		sessions:    newSessions(c.sessionsPerIdentity, c.maxSessions),
-		pageLimits:  ratelimit.New(c.rate, c.burst, c.maxSessions),
-		loginLimits: ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing,
+		sessions:      c.sessions,
+		sessionLimits: sessions.Limits{PerIdentity: max(c.sessionsPerIdentity, 1), Total: max(c.maxSessions, 1)},
+		pageLimits:    ratelimit.New(c.rate, c.burst, c.maxSessions),
+		loginLimits:   ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing,
 		calendars: c.calendars, publicURL: c.publicURL, checkpoints: c.checkpoints}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
@@ -319,7 +335,7 @@ func (u *UI) render(w http.ResponseWriter, status int, page string, data any) {
 func (u *UI) base(s *session, title, nav string) base {
 	b := base{Title: title, Nav: nav, Version: u.version}
 	if s != nil {
-		b.User, b.CSRF, b.Flash = &s.user, s.csrf, u.sessions.takeFlash(s)
+		b.User, b.CSRF, b.Flash = &s.user, s.CSRF, u.takeFlash(s)
 		b.Audit = u.auditing != nil && s.user.Role.Allowed(auditors...)
 		b.CalendarFeeds = u.calendars != nil
 		b.Proofs = u.checkpoints != nil && s.user.Role.Allowed(auditors...)

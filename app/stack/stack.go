@@ -27,6 +27,7 @@ import (
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/proofs"
 	"github.com/iom-who/engagements/reminders"
+	"github.com/iom-who/engagements/sessions"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -50,7 +51,9 @@ type Config struct {
 	// PublicURL is the base of the URLs handed out, such as feed URLs
 	// ("": each request's own scheme and host).
 	PublicURL string
-	// UI mounts the web pages in the API; it needs Tokens.
+	// Sessions keeps the web sessions; the web pages need it.
+	Sessions *sessions.Store
+	// UI mounts the web pages in the API; it needs Tokens and Sessions.
 	UI bool
 	// API holds further options of the HTTP API (rate limits, metrics token).
 	API []api.Option
@@ -90,8 +93,9 @@ type Parts struct {
 
 // Start's answers to a Config it cannot wire.
 var (
-	errNoStore       = errors.New("stack: no event store")
-	errUINeedsTokens = errors.New("stack: the web interface needs a token store")
+	errNoStore         = errors.New("stack: no event store")
+	errUINeedsTokens   = errors.New("stack: the web interface needs a token store")
+	errUINeedsSessions = errors.New("stack: the web interface needs a session store")
 )
 
 // Start builds the parts cfg asks for and starts the projector following
@@ -102,6 +106,9 @@ func Start(cfg Config) (*Parts, error) {
 	}
 	if cfg.UI && cfg.Tokens == nil {
 		return nil, errUINeedsTokens
+	}
+	if cfg.UI && cfg.Sessions == nil {
+		return nil, errUINeedsSessions
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -133,7 +140,7 @@ func Start(cfg Config) (*Parts, error) {
 	}
 	opts = append(opts, cfg.API...)
 	if cfg.UI {
-		uiOpts := []webui.Option{webui.WithAuditing(auditing{cfg.Store, cfg.Proofs})}
+		uiOpts := []webui.Option{webui.WithAuditing(auditing{cfg.Store, cfg.Proofs}), webui.WithSessions(cfg.Sessions)}
 		if cfg.Proofs != nil {
 			uiOpts = append(uiOpts, webui.WithCheckpoints(checkpoints{cfg.Proofs}))
 		}
@@ -171,8 +178,8 @@ func Start(cfg Config) (*Parts, error) {
 
 // Close ends the pages' live-update streams and stops the projector,
 // returning what its run ended with; calling it again returns the same. It
-// does not close the store, the tokens or the webhooks, which the caller
-// opened.
+// does not close the store, the tokens, the sessions or the webhooks, which
+// the caller opened.
 func (p *Parts) Close() error {
 	p.stopped.Do(func() {
 		if p.UI != nil {

@@ -5,10 +5,12 @@ import (
 
 	"github.com/iom-who/engagements/app/stack"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/tokens"
 )
 
 // Start refuses what it cannot wire: nothing without a store, and no web
-// interface without a token store (every page needs a signed-in token).
+// interface without a token store (every page needs a signed-in token) or
+// a session store.
 func TestStartRefusesAnIncompleteConfig(t *testing.T) {
 	store, err := eventstore.Open(t.Context(), eventstore.Config{DataDir: t.TempDir()})
 	if err != nil {
@@ -21,6 +23,7 @@ func TestStartRefusesAnIncompleteConfig(t *testing.T) {
 	}{
 		{"no store", stack.Config{}},
 		{"pages without tokens", stack.Config{Store: store, UI: true}},
+		{"pages without sessions", stack.Config{Store: store, Tokens: &tokens.Store{}, UI: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if p, err := stack.Start(tc.cfg); err == nil {

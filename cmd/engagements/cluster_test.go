@@ -18,6 +18,7 @@ import (
 
 	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/sessions"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -336,8 +337,8 @@ func clusterStreamLeader(t *testing.T, natsURL string) string {
 	if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream cluster info %+v: want a leader and two replicas", info.Cluster)
 	}
-	// The shared token and calendar-feed buckets are replicated too.
-	for _, bucket := range []string{tokens.Bucket, calendars.Bucket} {
+	// The shared token, calendar-feed and web-session buckets are replicated too.
+	for _, bucket := range []string{tokens.Bucket, calendars.Bucket, sessions.Bucket} {
 		kv, err := js.Stream(ctx, "KV_"+bucket)
 		if err != nil {
 			t.Fatal(err)

@@ -247,6 +247,9 @@ func TestNATSOutageRefusesWritesServesReadsAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A web session opened before the outage.
+	cookie := webSignIn(t, m.URL(), c.token)
+
 	nats.stop()
 
 	// Once the service has noticed (the first readyz), writes must be
@@ -288,6 +291,15 @@ func TestNATSOutageRefusesWritesServesReadsAndRecovers(t *testing.T) {
 			}
 		}
 	})
+	t.Run("pages answer 503 at once: the session cannot be checked", func(t *testing.T) {
+		start := time.Now()
+		got := portfolioStatus(t, m.URL(), cookie)
+		took := time.Since(start)
+		t.Logf("GET / while NATS is down: %d after %v", got, took.Round(time.Millisecond))
+		if got != http.StatusServiceUnavailable || took > 2*time.Second {
+			t.Errorf("GET / with a session: %d after %v, want 503 at once", got, took)
+		}
+	})
 	t.Run("reads serve the state from before", func(t *testing.T) {
 		for _, id := range ids {
 			r := c.must(t, http.MethodGet, "/v1/engagements/"+id, "")
@@ -318,6 +330,9 @@ func TestNATSOutageRefusesWritesServesReadsAndRecovers(t *testing.T) {
 		t.Fatalf("readyz after NATS came back: %s, want 200", ready)
 	}
 	t.Logf("ready again %v after NATS restarted", time.Since(start).Round(time.Millisecond))
+	if got := portfolioStatus(t, m.URL(), cookie); got != http.StatusOK {
+		t.Errorf("GET / with the session from before the outage: %d, want 200 (still signed in)", got)
+	}
 
 	// Refused while disconnected means not sent: nothing was stored late,
 	// after the reconnect.

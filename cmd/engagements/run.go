@@ -21,6 +21,7 @@ import (
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/proofs"
 	"github.com/iom-who/engagements/reminders"
+	"github.com/iom-who/engagements/sessions"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/iom-who/engagements/webhooks"
 	"github.com/iom-who/engagements/webui"
@@ -79,6 +80,8 @@ type Main struct {
 	Webhooks  *webhooks.Manager
 	Calendars *calendars.Store
 	Proofs    *proofs.Service
+	// Sessions are the web sessions, in KV.
+	Sessions *sessions.Store
 	// AdminToken is set when this start created the first admin token.
 	AdminToken string
 
@@ -145,7 +148,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.parts, err = stack.Start(stack.Config{
 		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
 		MaxDocumentSize: m.Config.MaxDocumentSize,
-		Calendars:       m.Calendars, PublicURL: m.Config.PublicURL,
+		Calendars:       m.Calendars, PublicURL: m.Config.PublicURL, Sessions: m.Sessions,
 		Proofs: m.Proofs, Reminders: &rc,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
@@ -193,8 +196,8 @@ func (m *Main) openStore(ctx context.Context) error {
 }
 
 // openAdapters opens what lives beside the stream on the store's
-// connection: the token store (with the first admin token) and webhook
-// delivery.
+// connection: the token store (with the first admin token), calendar feeds,
+// the web sessions and webhook delivery.
 func (m *Main) openAdapters(ctx context.Context) error {
 	log := m.Config.Logger
 	var err error
@@ -212,6 +215,9 @@ func (m *Main) openAdapters(ctx context.Context) error {
 		return err
 	}
 	if m.Calendars, err = calendars.Open(ctx, m.Store.JetStream(), calendars.Config{Replicas: m.Config.Replicas}); err != nil {
+		return err
+	}
+	if m.Sessions, err = sessions.Open(ctx, m.Store.JetStream(), sessions.Config{Replicas: m.Config.Replicas, Logger: log}); err != nil {
 		return err
 	}
 	whCfg := m.Config.Webhooks
@@ -423,6 +429,9 @@ func (m *Main) Close() error {
 	m.checkpoint() // the projector has stopped: save where it got to
 	if m.Webhooks != nil {
 		m.Webhooks.Close() // before the store: deliveries ack over its connection
+	}
+	if m.Sessions != nil {
+		m.Sessions.Close()
 	}
 	if m.Tokens != nil {
 		m.Tokens.Close()

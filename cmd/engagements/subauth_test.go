@@ -9,6 +9,7 @@ import (
 	"github.com/iom-who/engagements/calendars"
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/iom-who/engagements/sessions"
 	"github.com/iom-who/engagements/tokens"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -161,7 +162,7 @@ func TestSubscriberTokensOnNATS(t *testing.T) {
 	for range names.Name() {
 		t.Error("alice listed consumers")
 	}
-	for _, bucket := range []string{tokens.Bucket, "ENGAGEMENTS_WEBHOOKS", "ENGAGEMENTS_WEBHOOK_PROGRESS", calendars.Bucket} {
+	for _, bucket := range []string{tokens.Bucket, "ENGAGEMENTS_WEBHOOKS", "ENGAGEMENTS_WEBHOOK_PROGRESS", calendars.Bucket, sessions.Bucket} {
 		if _, err := ajsAlice.KeyValue(short(), bucket); err == nil {
 			t.Errorf("alice opened KV bucket %s", bucket)
 		}
