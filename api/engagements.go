@@ -326,23 +326,13 @@ func (s *Server) listEngagements(c echo.Context) error {
 	f := projections.Filter{Limit: DefaultLimit, Now: w.Day(s.now()), Party: q.Get("party"), Tag: q.Get("tag"),
 		Q: q.Get("q"), Window: w}
 	var bad []domain.FieldError
-	if k := q.Get("kind"); k != "" {
-		if f.Kind = domain.Kind(k); !f.Kind.Valid() {
-			bad = append(bad, domain.FieldError{Field: "kind", Message: "must be agreement, policy, initiative or meeting"})
-		}
-	}
+	f.Kind = queryKind(q.Get("kind"), &bad)
 	if st := q.Get("status"); st != "" {
 		if f.Status = domain.Status(st); !domain.ValidStatus(f.Status) {
 			bad = append(bad, domain.FieldError{Field: "status", Message: "is not a status of any kind"})
 		}
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > MaxLimit {
-			bad = append(bad, domain.FieldError{Field: "limit", Message: fmt.Sprintf("must be a whole number from 1 to %d", MaxLimit)})
-		}
-		f.Limit = n
-	}
+	f.Limit = queryLimit(q.Get("limit"), f.Limit, &bad)
 	if cur := q.Get("cursor"); cur != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(cur)
 		if err != nil || domain.CheckID(string(raw)) != nil {
@@ -498,4 +488,27 @@ func parseIfMatch(v string) (int, error) {
 			domain.FieldError{Field: "If-Match", Message: `must look like "3"`})
 	}
 	return n, nil
+}
+
+// queryKind reads a list's kind parameter ("": any); a kind that is not
+// one is added to bad.
+func queryKind(v string, bad *[]domain.FieldError) domain.Kind {
+	k := domain.Kind(v)
+	if v != "" && !k.Valid() {
+		*bad = append(*bad, domain.FieldError{Field: "kind", Message: "must be agreement, policy, initiative or meeting"})
+	}
+	return k
+}
+
+// queryLimit reads a list's limit parameter, def when it is absent; a
+// limit outside 1..MaxLimit is added to bad.
+func queryLimit(v string, def int, bad *[]domain.FieldError) int {
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxLimit {
+		*bad = append(*bad, domain.FieldError{Field: "limit", Message: fmt.Sprintf("must be a whole number from 1 to %d", MaxLimit)})
+	}
+	return n
 }

@@ -44,11 +44,7 @@ func (s *Server) upcoming(c echo.Context) error {
 		}
 		q.Within = n
 	}
-	if k := qp.Get("kind"); k != "" {
-		if q.Kind = domain.Kind(k); !q.Kind.Valid() {
-			bad = append(bad, domain.FieldError{Field: "kind", Message: "must be agreement, policy, initiative or meeting"})
-		}
-	}
+	q.Kind = queryKind(qp.Get("kind"), &bad)
 	if t := qp.Get("type"); t != "" {
 		switch q.Type = domain.DeadlineKind(t); q.Type {
 		case domain.DeadlineExpiry, domain.DeadlineNotice, domain.DeadlineAction, domain.DeadlineMeeting:
@@ -56,13 +52,7 @@ func (s *Server) upcoming(c echo.Context) error {
 			bad = append(bad, domain.FieldError{Field: "type", Message: "must be expiry, notice, action or meeting"})
 		}
 	}
-	if l := qp.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > MaxLimit {
-			bad = append(bad, domain.FieldError{Field: "limit", Message: fmt.Sprintf("must be a whole number from 1 to %d", MaxLimit)})
-		}
-		q.Limit = n
-	}
+	q.Limit = queryLimit(qp.Get("limit"), q.Limit, &bad)
 	for _, p := range []struct{ name, v string }{{"party", q.Party}, {"owner", q.Owner}, {"cursor", q.After}} {
 		if len(p.v) > maxQuery {
 			bad = append(bad, domain.FieldError{Field: p.name, Message: fmt.Sprintf("must be at most %d bytes", maxQuery)})
