@@ -137,7 +137,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.CheckpointEveryEvents, "checkpoint-every-events", 10000, "sign a checkpoint once this many events were stored since the last (0: not by count)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 10*time.Minute, "sign a checkpoint this often when there are new events (0: not by time)")
 	var offsets string
-	fs.StringVar(&offsets, "reminders", "90,30,7", "days before an agreement's expiry and a meeting to record a reminder (comma-separated positive whole days; the notice deadline and the expiry itself are always reminded of)")
+	fs.StringVar(&offsets, "reminders", "90,30,7", "days before an agreement's expiry and a meeting to record a reminder (comma-separated positive whole days; the notice deadline and the expiry itself are always reminded of); off: record no reminders")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -173,7 +173,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "engagements serve: --replicas must be 1 to 5, not %d\n", cfg.Replicas)
 		return 2
 	}
-	if cfg.Reminders.Offsets, err = reminders.ParseOffsets(offsets); err != nil {
+	if strings.TrimSpace(offsets) == "off" {
+		cfg.NoReminders = true
+	} else if cfg.Reminders.Offsets, err = reminders.ParseOffsets(offsets); err != nil {
 		fmt.Fprintf(stderr, "engagements serve: --reminders: %v\n", err)
 		return 2
 	}

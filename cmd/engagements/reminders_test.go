@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -399,5 +400,25 @@ func TestRemindersHealDeletedConsumers(t *testing.T) {
 	expiring := slices.DeleteFunc(slices.Clone(got), func(s string) bool { return !strings.HasPrefix(s, "agreement.expiring") })
 	if got[len(got)-1] != "agreement.expired" || len(expiring) > 1 || len(got) != 3+len(expiring) {
 		t.Errorf("deliveries: %v; want recorded, signed, at most one reminder, expired", got)
+	}
+}
+
+// TestRemindersOff: with --reminders off, serve makes no schedules stream
+// (so nothing can fire); by default it makes one.
+func TestRemindersOff(t *testing.T) {
+	for _, off := range []bool{true, false} {
+		dir := t.TempDir()
+		m := &Main{Config: Config{HTTP: "127.0.0.1:0", DataDir: dir, Sync: "always", Replicas: 1, NoReminders: off}}
+		if err := m.Run(context.Background()); err != nil {
+			_ = m.Close()
+			t.Fatalf("start (off %v): %v", off, err)
+		}
+		_, err := m.Store.JetStream().Stream(context.Background(), "ENGAGEMENTS_SCHEDULES")
+		if off != errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("reminders off %v: the schedules stream: %v", off, err)
+		}
+		if err := m.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
 	}
 }

@@ -63,8 +63,10 @@ type Config struct {
 	CheckpointEveryEvents uint64
 	CheckpointEvery       time.Duration
 	// Reminders tunes the reminders (--reminders); the zero value is the
-	// production one.
-	Reminders reminders.Config
+	// production one. NoReminders (--reminders off) records none: no
+	// schedules are made and nothing follows the stream for them.
+	Reminders   reminders.Config
+	NoReminders bool
 }
 
 // Main opens the store, the token store and webhook delivery, loads the
@@ -143,13 +145,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	var err error
-	rc := m.Config.Reminders
+	rc := &m.Config.Reminders
 	rc.Replicas = max(rc.Replicas, m.Config.Replicas)
+	if m.Config.NoReminders {
+		rc = nil
+	}
 	m.parts, err = stack.Start(stack.Config{
 		Store: m.Store, Projector: m.Projector, Tokens: m.Tokens, Webhooks: m.Webhooks, UI: true, Logger: log,
 		MaxDocumentSize: m.Config.MaxDocumentSize,
 		Calendars:       m.Calendars, PublicURL: m.Config.PublicURL, Sessions: m.Sessions,
-		Proofs: m.Proofs, Reminders: &rc,
+		Proofs: m.Proofs, Reminders: rc,
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
 		// Each web session gets the rate each API token gets.
