@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,8 @@ import (
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/backup"
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/eventstore"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // getBody GETs url with testToken and returns the status and body.
@@ -212,6 +216,40 @@ func TestBackupWhileWritingAndRestore(t *testing.T) {
 		}
 	})
 
+	t.Run("the same messages at the same sequences", func(t *testing.T) {
+		a, err := eventstore.Open(ctx, eventstore.Config{DataDir: dir, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, err := eventstore.Open(ctx, eventstore.Config{DataDir: restored, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		sa, errA := a.JetStream().Stream(ctx, eventstore.StreamName)
+		sb, errB := b.JetStream().Stream(ctx, eventstore.StreamName)
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		for seq := uint64(1); seq <= man.LastSequence; seq++ {
+			ma, errA := sa.GetMsg(ctx, seq)
+			mb, errB := sb.GetMsg(ctx, seq)
+			if errA != nil || errB != nil {
+				t.Fatalf("message %d: %v, %v", seq, errA, errB)
+			}
+			ha := maps.Clone(ma.Header)
+			delete(ha, jetstream.MsgIDHeader) // restore publishes without it
+			// JetStream's own store time is the restore's.
+			hb := maps.Clone(mb.Header)
+			delete(ha, "Nats-Time-Stamp")
+			delete(hb, "Nats-Time-Stamp")
+			if ma.Subject != mb.Subject || !bytes.Equal(ma.Data, mb.Data) || !reflect.DeepEqual(ha, hb) {
+				t.Errorf("message %d differs:\n%s %v %s\n%s %v %s", seq, ma.Subject, ma.Header, ma.Data, mb.Subject, mb.Header, mb.Data)
+			}
+		}
+	})
+
 	t.Run("refuses a store that is not empty", func(t *testing.T) {
 		code, _, stderr := runCLI("restore", "--data", dir, out)
 		if code != 1 || !strings.Contains(stderr, "not empty") {
@@ -257,6 +295,7 @@ func TestBackupWhileWritingAndRestore(t *testing.T) {
 		code, _, stderr := runCLI("restore", "--data", filepath.Join(t.TempDir(), "r"), altered)
 		if code != 1 || !strings.Contains(stderr, "NOT the backup") || !strings.Contains(stderr, "head") ||
 			!strings.Contains(stderr, fmt.Sprintf("sequence %d", rec.Sequence)) {
+			t.Logf("restore of the altered backup:\n%s", stderr)
 			t.Errorf("restore of an altered backup: exit %d, stderr:\n%s\nwant 1 naming sequence %d and the head", code, stderr, rec.Sequence)
 		}
 	})
