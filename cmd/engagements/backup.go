@@ -70,13 +70,9 @@ func restoreCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "engagements restore: give exactly one of --nats-url URL or --data DIR")
 		return 2
 	}
-	m, err := backup.ReadManifest(paths[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "engagements restore: %v\n", err)
-		return 2
-	}
 	cfg := eventstore.Config{DataDir: sf.data, NATSURL: sf.natsURL, Sync: eventstore.SyncInterval,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	var err error
 	if sf.natsToken != "" {
 		if sf.natsURL == "" {
 			fmt.Fprintln(stderr, "engagements restore: --nats-token is for --nats-url")
@@ -86,6 +82,11 @@ func restoreCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "engagements restore: %v\n", err)
 			return 2
 		}
+	}
+	m, err := backup.ReadManifest(paths[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements restore: %v\n", err)
+		return 2
 	}
 	if sf.data != "" {
 		if err := os.MkdirAll(sf.data, 0o700); err != nil {
@@ -124,6 +125,7 @@ func restoreCmd(args []string, stdout, stderr io.Writer) int {
 		for _, d := range res.Differences {
 			fmt.Fprintf(stderr, "  %s\n", d)
 		}
+		fmt.Fprintln(stderr, "engagements restore: do not serve this store: remove it and restore a good backup")
 		return 1
 	}
 	fmt.Fprintf(stdout, "restored %d events (%d engagements) and %d documents in %.1fs; verify ok, head %s (the backup's)\n",

@@ -293,10 +293,38 @@ func TestBackupWhileWritingAndRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, _, stderr := runCLI("restore", "--data", filepath.Join(t.TempDir(), "r"), altered)
+		t.Logf("restore of the altered backup:\n%s", stderr)
 		if code != 1 || !strings.Contains(stderr, "NOT the backup") || !strings.Contains(stderr, "head") ||
 			!strings.Contains(stderr, fmt.Sprintf("sequence %d", rec.Sequence)) {
-			t.Logf("restore of the altered backup:\n%s", stderr)
 			t.Errorf("restore of an altered backup: exit %d, stderr:\n%s\nwant 1 naming sequence %d and the head", code, stderr, rec.Sequence)
 		}
 	})
+}
+
+func TestBackupRestoreFlags(t *testing.T) {
+	dir := t.TempDir()
+	notBackup := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want int
+		says string
+	}{
+		{"backup without --out", []string{"backup", "--data", dir}, 2, "--out"},
+		{"backup from neither", []string{"backup", "--out", filepath.Join(dir, "b")}, 2, "exactly one"},
+		{"backup from both", []string{"backup", "--out", filepath.Join(dir, "b"), "--data", dir, "--nats-url", "nats://127.0.0.1:1"}, 2, "exactly one"},
+		{"restore without a path", []string{"restore", "--data", dir}, 2, "one backup directory"},
+		{"restore with two paths", []string{"restore", "--data", dir, notBackup, notBackup}, 2, "one backup directory"},
+		{"restore into neither", []string{"restore", notBackup}, 2, "exactly one"},
+		{"restore of a directory that is no backup", []string{"restore", "--data", filepath.Join(dir, "r"), notBackup}, 2, "manifest.json"},
+		{"restore with a token and no URL", []string{"restore", "--data", dir, "--nats-token", "x", notBackup}, 2, "--nats-token is for --nats-url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(tt.args...)
+			if code != tt.want || !strings.Contains(stderr, tt.says) {
+				t.Errorf("exit %d, stderr %q; want %d saying %q", code, stderr, tt.want, tt.says)
+			}
+		})
+	}
 }
