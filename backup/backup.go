@@ -229,6 +229,11 @@ func copyStream(ctx context.Context, js jetstream.JetStream, stream string, last
 	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
 	enc := json.NewEncoder(w)
 	n := 0
+	if info, err := js.Stream(ctx, stream); err != nil {
+		return 0, "", err
+	} else if st := info.CachedInfo().State; st.Msgs == 0 || st.FirstSeq > last {
+		last = 0 // nothing to copy
+	}
 	if last > 0 {
 		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 		if err != nil {
@@ -265,7 +270,9 @@ func copyStream(ctx context.Context, js jetstream.JetStream, stream string, last
 				}
 			}
 			n++
-			if seq == last {
+			// NumPending 0: nothing after it yet, as when the messages up
+			// to last were removed (a KV purge) after last was measured.
+			if seq == last || meta.NumPending == 0 {
 				break
 			}
 		}
