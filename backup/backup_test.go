@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -106,7 +107,20 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("backup of %d events: %s (verify and copy)", events, took.Round(time.Millisecond))
+	var size int64
+	if err := filepath.WalkDir(out, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			info, err := d.Info()
+			if err == nil {
+				size += info.Size()
+			}
+			return err
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("backup of %d events: %s (verify and copy), %.1f MB", events, took.Round(time.Millisecond), float64(size)/1e6)
 	if m.LastSequence != uint64(events) || m.Events != uint64(events) || len(m.Documents) != 1 || m.Documents[0].ID != doc || m.Documents[0].Size != uint64(len(body)) {
 		t.Fatalf("manifest: last %d, %d events, documents %+v", m.LastSequence, m.Events, m.Documents)
 	}
