@@ -328,3 +328,33 @@ func TestBackupRestoreFlags(t *testing.T) {
 		})
 	}
 }
+
+// restore --nats-url restores into an empty NATS server that no serve uses
+// yet (here an embedded one with a client port).
+func TestRestoreIntoNATSURL(t *testing.T) {
+	f := newAuditFixture(t)
+	out := filepath.Join(t.TempDir(), "backup")
+	if code, stdout, stderr := runCLI("backup", "--data", f.dir, "--out", out); code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", code, stdout, stderr)
+	}
+	man, err := backup.ReadManifest(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := eventstore.Open(context.Background(), eventstore.Config{DataDir: t.TempDir(), NATSListen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	code, stdout, stderr := runCLI("restore", "--nats-url", target.ClientURL(), out)
+	if code != 0 {
+		t.Fatalf("restore --nats-url: exit %d\n%s%s", code, stdout, stderr)
+	}
+	rep := verifyCLI(t, 0, "--nats-url", target.ClientURL())
+	if rep.Head != man.Head || rep.Events != uint64(f.events) {
+		t.Errorf("verify after restore --nats-url: %d events head %s, want %d and %s", rep.Events, rep.Head, f.events, man.Head)
+	}
+	if code, _, stderr := runCLI("restore", "--nats-url", target.ClientURL(), out); code != 1 || !strings.Contains(stderr, "not empty") {
+		t.Errorf("second restore --nats-url: exit %d %q, want 1 'not empty'", code, stderr)
+	}
+}
