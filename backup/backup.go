@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,15 +129,18 @@ func Backup(ctx context.Context, store *eventstore.Store, out string) (*Manifest
 		return nil, err
 	}
 	js := store.JetStream()
-	// The last sequences first, the event stream's before the others', so
-	// every object an event names was stored before it was measured.
+	// The last sequences first: the checkpoints' before the event
+	// stream's, so no checkpoint copied is of an event left out; the event
+	// stream's before the others', so every object an event names was
+	// stored before its stream was measured.
 	type src struct {
 		s    jetstream.Stream
 		last uint64
 	}
-	var srcs []src
+	measured := map[string]src{}
 	m := &Manifest{Format: Format, CreatedAt: start.UTC(), Skipped: Skipped, Documents: []Document{}}
-	for _, name := range Streams {
+	order := append([]string{proofs.LedgerStream}, slices.DeleteFunc(slices.Clone(Streams), func(n string) bool { return n == proofs.LedgerStream })...)
+	for _, name := range order {
 		s, err := js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) && name != eventstore.StreamName {
 			continue
@@ -148,7 +152,13 @@ func Backup(ctx context.Context, store *eventstore.Store, out string) (*Manifest
 		if err != nil {
 			return nil, fmt.Errorf("stream %s: %w", name, err)
 		}
-		srcs = append(srcs, src{s, info.State.LastSeq})
+		measured[name] = src{s, info.State.LastSeq}
+	}
+	var srcs []src
+	for _, name := range Streams {
+		if sc, ok := measured[name]; ok {
+			srcs = append(srcs, sc)
+		}
 	}
 	m.LastSequence = srcs[0].last
 	rep, err := store.VerifyUntil(ctx, m.LastSequence, nil)
