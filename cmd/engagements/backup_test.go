@@ -79,6 +79,10 @@ func TestBackupWhileWritingAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if _, _, err := m.Proofs.Create(ctx); err != nil {
+		t.Fatalf("sign a checkpoint: %v", err)
+	}
+
 	// The write load: engagements recorded one after another until told to
 	// stop; ready is closed after the first ten.
 	var (
@@ -176,6 +180,9 @@ func TestBackupWhileWritingAndRestore(t *testing.T) {
 	if rep.Head != man.Head || rep.LastSequence != man.LastSequence || rep.Documents != 1 {
 		t.Errorf("verify of the restored store: head %s at %d with %d documents, want %s at %d with 1",
 			rep.Head, rep.LastSequence, rep.Documents, man.Head, man.LastSequence)
+	}
+	if c := rep.Checkpoints; c == nil || c.Checked == 0 || c.Valid != c.Checked || c.LatestSequence > man.LastSequence {
+		t.Errorf("checkpoints of the restored store: %+v, want some, every one valid, none after sequence %d", c, man.LastSequence)
 	}
 	if rep := verifyCLI(t, 0, "--data", dir, "--until", fmt.Sprint(man.LastSequence)); rep.Head != man.Head {
 		t.Errorf("the original's head at %d is %s, the backup recorded %s", man.LastSequence, rep.Head, man.Head)
