@@ -12,6 +12,7 @@ import (
 
 	"github.com/iom-who/engagements/backup"
 	"github.com/iom-who/engagements/eventstore"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/peterbourgon/ff/v3"
 )
 
@@ -96,6 +97,25 @@ func restoreCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
+	// First look without changing anything: a store that is not empty is
+	// refused before its configuration is touched.
+	ro := cfg
+	ro.ReadOnly = true
+	if existing, err := eventstore.Open(ctx, ro); err == nil {
+		err = backup.CheckEmpty(ctx, existing.JetStream(), m)
+		existing.Close()
+		if errors.Is(err, backup.ErrNotEmpty) {
+			fmt.Fprintf(stderr, "engagements restore: refused: %v\n", err)
+			return 1
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "engagements restore: %v\n", err)
+			return 1
+		}
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		fmt.Fprintf(stderr, "engagements restore: %v\n", err)
+		return 1
+	}
 	store, err := eventstore.Open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "engagements restore: %v\n", err)
