@@ -37,9 +37,15 @@ Usage:
   engagements import [flags] FILE.xlsx|FILE.csv
                                 check a spreadsheet of engagements and events (the template in
                                 examples/import) and record it through the API (--dry-run: check only)
+  engagements backup --out DIR [flags]
+                                copy the stream, documents, token, webhook and calendar buckets
+                                and checkpoints to DIR while serve runs, with the verify head
+  engagements restore [flags] DIR
+                                restore a backup into an empty store (--data DIR or --nats-url)
+                                and verify it: the same head, every document's sha256
   engagements version           print the version (also --version)
 
-verify, export and rebuild read the stream with --nats-url URL (a running serve
+verify, export, rebuild and backup read the stream with --nats-url URL (a running serve
 started with --nats-listen, or a cluster) or --data DIR (a stopped serve's data);
 --nats-token (or ENGAGEMENTS_NATS_TOKEN) is the token to present to --nats-url,
 serve's --nats-admin-token.
@@ -73,6 +79,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return rebuild(args[1:], stdout, stderr)
 	case "import":
 		return importCmd(args[1:], stdout, stderr)
+	case "backup":
+		return backupCmd(args[1:], stdout, stderr)
+	case "restore":
+		return restoreCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "engagements: unknown command %q\n\n%s", args[0], usage)
 	return 2
