@@ -249,6 +249,25 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 			Unit: "events/s", Ours: c.Throughput, Target: Target{Text: "—"}, Problems: problems("API appends", c)})
 		h.extra(fmt.Sprintf("API append latency, --sync %s, %d clients on %d engagements", policy, o.clients, len(shared)),
 			"p50 %.2f ms, p99 %.2f ms (%d requests)", ms(c.Latencies.P50), ms(c.Latencies.P99), c.Requests)
+
+		h.logf("import through POST /v1/batches, serve --sync %s: %d events over %d engagements, %d batches at a time",
+			policy, importEvents, importEngagements, importInFlight)
+		rate, stored, refused, took, err := importRate(ctx, svc.URL, token)
+		single := m.Throughput
+		im := Metric{Key: "import_rate", Name: fmt.Sprintf("import through POST /v1/batches, --sync always, %d events over %d engagements",
+			importEvents, importEngagements), Unit: "events/s", Ours: rate, Anchor: &single,
+			Target: Target{Text: "≥ 4.0× append_always", MinRatio: 4}}
+		if err != nil {
+			im.Problems = append(im.Problems, err.Error())
+		} else {
+			h.logf("  %d stored, %d refused in %.1f s: %.0f events/s", stored, refused, took.Seconds(), rate)
+			if refused > 0 {
+				im.Problems = append(im.Problems, fmt.Sprintf("%d commands refused", refused))
+			}
+		}
+		h.extra("import through batches (anchor: append_always)", "%d events stored in %.1f s, %d refused; 1000 commands a batch, each with an idempotency key",
+			stored, took.Seconds(), refused)
+		contended = append(contended, im)
 	}
 	stopErr := svc.stop(time.Minute)
 
