@@ -295,6 +295,11 @@ func TestPastDeadlineRecordedOnceAcrossRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Close only once every consumer has settled what it was handed: a
+	// message in flight at the close is handed out again only after its
+	// consumer's AckWait (30 s, 1 min), which the short days of this test
+	// cannot wait for (see the note on restarts in the README's Reminders).
+	waitSettled(t, m)
 	if err := m.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -423,5 +428,34 @@ func TestRemindersOff(t *testing.T) {
 		if err := m.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
+	}
+}
+
+// waitSettled waits (bounded) until no consumer of the event stream or of
+// the schedules stream has a message pending or unacknowledged.
+func waitSettled(t *testing.T, m *Main) {
+	t.Helper()
+	ctx := context.Background()
+	js := m.Store.JetStream()
+	for tries := 0; ; tries++ {
+		busy := ""
+		for _, stream := range []string{"ENGAGEMENTS", "ENGAGEMENTS_SCHEDULES"} {
+			st, err := js.Stream(ctx, stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for info := range st.ListConsumers(ctx).Info() {
+				if info.NumAckPending > 0 || info.NumPending > 0 {
+					busy = fmt.Sprintf("%s/%s: %d pending, %d unacknowledged", stream, info.Name, info.NumPending, info.NumAckPending)
+				}
+			}
+		}
+		if busy == "" {
+			return
+		}
+		if tries == 600 {
+			t.Fatalf("consumers not settled after 600 checks: %s", busy)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the consumers' state, bounded by the count
 	}
 }
