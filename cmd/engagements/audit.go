@@ -240,12 +240,7 @@ func verifyBundleFile(path string, keys []ed25519.PublicKey, stdout, stderr io.W
 }
 
 func runVerify(ctx context.Context, store *eventstore.Store, until uint64, stdout, stderr io.Writer) int {
-	ledger, err := proofs.OpenLedger(ctx, store.JetStream(), 0, true)
-	if err != nil {
-		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
-		return 2
-	}
-	recs, err := ledger.Records(ctx)
+	recs, err := ledgerRecords(ctx, store)
 	if err != nil {
 		fmt.Fprintf(stderr, "engagements verify: %v\n", err)
 		return 2
@@ -364,12 +359,7 @@ func runExport(ctx context.Context, store *eventstore.Store, o api.ExportOptions
 }
 
 func runExportBundle(ctx context.Context, store *eventstore.Store, out string, stdout, stderr io.Writer) int {
-	ledger, err := proofs.OpenLedger(ctx, store.JetStream(), 0, true)
-	if err != nil {
-		fmt.Fprintf(stderr, "engagements export: %v\n", err)
-		return 1
-	}
-	recs, err := ledger.Records(ctx)
+	recs, err := ledgerRecords(ctx, store)
 	if err != nil {
 		fmt.Fprintf(stderr, "engagements export: %v\n", err)
 		return 1
@@ -447,4 +437,14 @@ func Rebuild(ctx context.Context, store *eventstore.Store, progress func(seq uin
 	err := p.Fold(ctx, store, progress)
 	elapsed := time.Since(start)
 	return RebuildStats{Stats: p.Stats(), Engagements: p.Count()}, elapsed, err
+}
+
+// ledgerRecords reads every record (keys, checkpoints) of store's ledger,
+// opened read-only: what verify checks and a bundle carries.
+func ledgerRecords(ctx context.Context, store *eventstore.Store) ([]proofs.Record, error) {
+	ledger, err := proofs.OpenLedger(ctx, store.JetStream(), 0, true)
+	if err != nil {
+		return nil, err
+	}
+	return ledger.Records(ctx)
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,23 +12,6 @@ import (
 	"strings"
 	"testing"
 )
-
-// getRaw reads url's body as it is, with the admin token.
-func getRaw(t *testing.T, url string) []byte {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s %v", url, resp.StatusCode, b, err)
-	}
-	return b
-}
 
 // An auditor elsewhere gets a proof file, a bundle and the public key, and
 // checks them in a process of their own, with nothing else: no data
@@ -43,7 +25,10 @@ func TestOfflineProofAndBundleInAFreshProcess(t *testing.T) {
 	var engagements list
 	getJSON(t, m.URL()+"/v1/engagements?limit=1", &engagements)
 	id := engagements.Items[0].ID
-	proof := getRaw(t, m.URL()+"/v1/engagements/"+id+"/proof")
+	code, proof := getBody(t, m.URL()+"/v1/engagements/"+id+"/proof")
+	if code != http.StatusOK {
+		t.Fatalf("GET proof: %d %s", code, proof)
+	}
 	var keys struct {
 		Keys []struct {
 			PEM string `json:"pem"`
