@@ -207,8 +207,8 @@ func readField(p *multipart.Part) (string, error) {
 	return string(b), err
 }
 
-// formKey is the form's idempotency key, scoped to the web UI, or "" (see
-// idempotencyKey).
+// formKey is a form's idempotency key k, scoped to the web UI; "" when k
+// is not 1–100 visible ASCII characters.
 func formKey(k string) string {
 	if k == "" || len(k) > 100 {
 		return ""

@@ -684,18 +684,7 @@ func formValues(r *http.Request, f *form) map[string]string {
 
 // idempotencyKey is the form's key, scoped to the web UI; one that is not
 // 1–100 visible ASCII characters is ignored.
-func idempotencyKey(r *http.Request) string {
-	k := r.PostForm.Get("_key")
-	if k == "" || len(k) > 100 {
-		return ""
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] < 0x21 || k[i] > 0x7e {
-			return ""
-		}
-	}
-	return "ui-" + k
-}
+func idempotencyKey(r *http.Request) string { return formKey(r.PostForm.Get("_key")) }
 
 // appendEvent: POST /engagements/{id}/events from one of the page's forms.
 func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
