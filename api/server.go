@@ -103,7 +103,7 @@ type Server struct {
 // uiPaths are the paths WithUI hands to the web interface; everything else
 // stays the API's.
 var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log", "/verify",
-	"/export.ndjson", "/export.csv", "/portfolio.csv", "/timeline", "/feeds", "/feeds/*", "/checkpoints", "/export.bundle"}
+	"/export.ndjson", "/export.csv", "/portfolio.csv", "/timeline", "/feeds", "/feeds/*", "/checkpoints", "/export.bundle", "/import", "/import/*"}
 
 // WithUI mounts a web interface (package webui) on uiPaths. It is an
 // http.Handler so that api does not import the package that imports it.

@@ -10,7 +10,9 @@
 // It is a package of its own because it is a capability of its own, used
 // by the CLI (engagements import) and meant for the web UI's import page
 // too, and because it brings a spreadsheet reader (excelize) that no other
-// part of the service should depend on. It talks to the service over HTTP
-// only, as any client would: it imports domain (pure rules) and nothing of
-// app, api or eventstore.
+// part of the service should depend on. It records through a Batcher: the
+// CLI's is Client, which talks to the service over HTTP as any client
+// would; the web UI's runs the same commands through app.ExecuteBatch in
+// process. It imports domain (pure rules) and nothing of app, api or
+// eventstore.
 package importer

@@ -99,12 +99,37 @@ func Read(path string) (*File, []Problem, error) {
 	return nil, nil, fmt.Errorf("%s: the file must be .xlsx or .csv", path)
 }
 
+// ReadFrom is Read for a file that comes as r (an upload), name telling
+// its form by its extension. At most MaxFileBytes are read.
+func ReadFrom(name string, r io.Reader) (*File, []Problem, error) {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".xlsx":
+		x, err := excelize.OpenReader(io.LimitReader(r, MaxFileBytes), xlsxOptions)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		defer x.Close()
+		return sheets(name, x)
+	case ".csv":
+		return ReadCSV(r)
+	}
+	return nil, nil, fmt.Errorf("%s: the file must be .xlsx or .csv", name)
+}
+
+// xlsxOptions bound what a workbook may unzip to.
+var xlsxOptions = excelize.Options{UnzipSizeLimit: MaxFileBytes, UnzipXMLSizeLimit: MaxFileBytes}
+
 func readXLSX(path string) (*File, []Problem, error) {
-	x, err := excelize.OpenFile(path, excelize.Options{UnzipSizeLimit: MaxFileBytes, UnzipXMLSizeLimit: MaxFileBytes})
+	x, err := excelize.OpenFile(path, xlsxOptions)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer x.Close()
+	return sheets(path, x)
+}
+
+// sheets reads the workbook x (from path) into a File.
+func sheets(path string, x *excelize.File) (*File, []Problem, error) {
 	props, err := x.GetWorkbookProps()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", path, err)

@@ -27,20 +27,35 @@ type Client struct {
 	HTTP *http.Client
 }
 
+// Batcher records a batch of commands (POST /v1/batches' commands, at most
+// BatchSize) and answers each one's result, in order. Client does it over
+// HTTP; the web UI's import page does it in process, on the same command
+// path. An error means the batch's outcome is unknown (and the import
+// stops): it is safe to send again, every command being keyed.
+type Batcher interface {
+	Batch(ctx context.Context, cmds []map[string]any) ([]Result, error)
+}
+
 // Result is one command's result in a batch's answer.
 type Result struct {
-	Index        int    `json:"index"`
-	Status       int    `json:"status"`
-	EngagementID string `json:"engagement_id"`
-	Replayed     bool   `json:"replayed"`
-	Problem      *struct {
-		Title  string `json:"title"`
-		Detail string `json:"detail"`
-		Errors []struct {
-			Field   string `json:"field"`
-			Message string `json:"message"`
-		} `json:"errors"`
-	} `json:"problem"`
+	Index        int      `json:"index"`
+	Status       int      `json:"status"`
+	EngagementID string   `json:"engagement_id"`
+	Replayed     bool     `json:"replayed"`
+	Problem      *Refusal `json:"problem"`
+}
+
+// Refusal is why the service refused a command: its problem+json.
+type Refusal struct {
+	Title  string       `json:"title"`
+	Detail string       `json:"detail"`
+	Errors []FieldError `json:"errors"`
+}
+
+// FieldError is one field of a refused command and what is wrong with it.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 // maxAttempts bounds the tries of one batch the service answers with 429
@@ -132,13 +147,13 @@ type Summary struct {
 	Problems []Problem
 }
 
-// Import records the plan through c: the engagements first (their ids are
+// Import records the plan through b: the engagements first (their ids are
 // needed by their events and by links), then the events, each engagement's
 // in the order of the file, a batch at a time. progress, when set, is told
 // how many commands each batch held. The plan must have no problems (run
 // Check first). An error means the import stopped: what was stored stays
 // stored, and running the file again records the rest.
-func Import(ctx context.Context, c *Client, p *Plan, progress func(n int)) (Summary, error) {
+func Import(ctx context.Context, b Batcher, p *Plan, progress func(n int)) (Summary, error) {
 	var s Summary
 	if len(p.Problems) > 0 {
 		return s, errors.New("the file has problems; fix them first (a dry run lists them)")
@@ -154,7 +169,7 @@ func Import(ctx context.Context, c *Client, p *Plan, progress func(n int)) (Summ
 			}
 			cmds[i] = cmd
 		}
-		results, err := c.Batch(ctx, cmds)
+		results, err := b.Batch(ctx, cmds)
 		if err != nil {
 			return s, err
 		}
@@ -238,7 +253,7 @@ func Import(ctx context.Context, c *Client, p *Plan, progress func(n int)) (Summ
 			lanes = rest
 		}
 		if len(cmds) > 0 {
-			results, err := c.Batch(ctx, cmds)
+			results, err := b.Batch(ctx, cmds)
 			if err != nil {
 				return s, err
 			}

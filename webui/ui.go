@@ -18,6 +18,7 @@ import (
 
 	"github.com/iom-who/engagements/app"
 	"github.com/iom-who/engagements/domain"
+	"github.com/iom-who/engagements/importer"
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/ratelimit"
 	"github.com/iom-who/engagements/sessions"
@@ -98,6 +99,11 @@ type UI struct {
 	calendars Calendars
 	publicURL string
 
+	// importLimit bounds a file for the import page; held keeps the
+	// previewed files until they are confirmed.
+	importLimit int64
+	held        heldFiles
+
 	// ctx ends live-update streams and verifications when Close is called.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -130,6 +136,7 @@ type config struct {
 	calendars                        Calendars
 	publicURL                        string
 	checkpoints                      Checkpoints
+	importLimit                      int64
 }
 
 // Option changes a limit of the web interface.
@@ -172,7 +179,8 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := config{rate: DefaultRateLimit, burst: DefaultRateBurst, loginRate: DefaultLoginRate,
-		loginBurst: DefaultLoginBurst, sessionsPerIdentity: DefaultSessionsPerIdentity, maxSessions: DefaultMaxSessions}
+		loginBurst: DefaultLoginBurst, sessionsPerIdentity: DefaultSessionsPerIdentity, maxSessions: DefaultMaxSessions,
+		importLimit: DefaultImportLimit}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -181,7 +189,9 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		sessionLimits: sessions.Limits{PerIdentity: max(c.sessionsPerIdentity, 1), Total: max(c.maxSessions, 1)},
 		pageLimits:    ratelimit.New(c.rate, c.burst, c.maxSessions),
 		loginLimits:   ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing,
-		calendars: c.calendars, publicURL: c.publicURL, checkpoints: c.checkpoints}
+		calendars: c.calendars, publicURL: c.publicURL, checkpoints: c.checkpoints,
+		importLimit: min(max(c.importLimit, 1), importer.MaxFileBytes)}
+	u.held.budget = heldImports * u.importLimit
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()
@@ -213,6 +223,9 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		m.HandleFunc("GET /engagements/{id}/proof.json", u.signedIn(auditors, u.downloadProof))
 	}
 	m.HandleFunc("POST /engagements/new", u.signedIn(writers, u.create))
+	m.HandleFunc("GET /import", u.signedIn(writers, u.importPage))
+	m.HandleFunc("POST /import", u.uploading(writers, u.previewImport))
+	m.HandleFunc("POST /import/confirm", u.signedIn(writers, u.confirmImport))
 	m.HandleFunc("GET /engagements/live", u.signedIn(readers, u.live))
 	m.HandleFunc("GET /engagements/{id}", u.signedIn(readers, u.engagement))
 	m.HandleFunc("POST /engagements/{id}/events", u.signedIn(writers, u.appendEvent))
@@ -249,7 +262,7 @@ func (u *UI) Close() {
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline", "feeds", "checkpoints"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline", "feeds", "checkpoints", "import"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
