@@ -72,6 +72,31 @@ type options struct {
 	keep        bool
 	streams     int  // streams the contended appends share
 	peer        bool // measure the PostgreSQL peer
+	// only, when set, names the metrics to measure (and what they need);
+	// empty means all of them.
+	only map[string]bool
+}
+
+// groups are the measurements -only chooses from, by the metric keys
+// each one yields.
+var groups = map[string][]string{
+	"appends": {"append_always", "append_contended", "import_rate", "import_rate_raw", "append_interval"},
+	"peer":    {"peer"},
+	"big":     {"rebuild", "get_p99", "asof_p99", "upcoming_p99", "proof_bytes", "proof_verify", "restart", "rss"},
+	"backup":  {"backup", "restore"},
+}
+
+// want says whether any of keys is to be measured.
+func (o options) want(keys ...string) bool {
+	if len(o.only) == 0 {
+		return true
+	}
+	for _, k := range keys {
+		if o.only[k] {
+			return true
+		}
+	}
+	return false
 }
 
 func main() {
@@ -90,7 +115,24 @@ func main() {
 	flag.IntVar(&o.streams, "streams", 8, "engagements (streams) the contended appends of the clients share")
 	flag.BoolVar(&o.peer, "peer", true, "measure the PostgreSQL peer (a server of the bench's own; skipped with one line when PostgreSQL is not installed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
+	only := flag.String("only", "", "measure only these metrics, comma-separated keys (e.g. import_rate; backup,restore; peer) and what they need; results go to -out as usual")
 	flag.Parse()
+	if *only != "" {
+		o.only = make(map[string]bool)
+		known := make(map[string]bool)
+		for _, keys := range groups {
+			for _, k := range keys {
+				known[k] = true
+			}
+		}
+		for _, k := range strings.Split(*only, ",") {
+			if k = strings.TrimSpace(k); !known[k] {
+				fmt.Fprintf(os.Stderr, "bench: -only %q: not a metric (%v)\n", k, groups)
+				os.Exit(2)
+			}
+			o.only[k] = true
+		}
+	}
 	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 || o.streams < 1 {
 		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1, streams ≥ 1")
 		os.Exit(2)
@@ -119,6 +161,8 @@ type harness struct {
 	// peerVersion is the PostgreSQL server's version, "" when the peer did
 	// not run.
 	peerVersion string
+	// imported is the import_rate metric, for import_rate_raw.
+	imported *Metric
 }
 
 func (h *harness) logf(format string, args ...any) {
@@ -166,30 +210,64 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 
-	always, err := h.appends(ctx, eventstore.SyncAlways)
-	if err != nil {
-		return err
+	var always, interval, big, reads []Metric
+	if o.want(groups["appends"]...) {
+		if always, err = h.appends(ctx, eventstore.SyncAlways); err != nil {
+			return err
+		}
+		if interval, err = h.appends(ctx, eventstore.SyncInterval); err != nil {
+			return err
+		}
+		// import_rate_raw: the import against the raw sync-interval
+		// publish of the same run.
+		if im := h.imported; im != nil {
+			raw := *interval[0].Anchor
+			if !o.want("append_interval") {
+				interval = nil
+			}
+			interval = append(interval, Metric{Key: "import_rate_raw", Name: im.Name + ", against the raw sync-interval publish",
+				Unit: "events/s", Ours: im.Ours, Anchor: &raw, Target: Target{Text: "≥ 0.5× raw sync interval", MinRatio: 0.5},
+				Problems: im.Problems})
+		}
 	}
-	interval, err := h.appends(ctx, eventstore.SyncInterval)
-	if err != nil {
-		return err
+	var peer peerFigures
+	if o.want("peer") {
+		if peer, err = h.peer(ctx); err != nil {
+			return err
+		}
 	}
-	peer, err := h.peer(ctx)
-	if err != nil {
-		return err
+	if o.want(slices.Concat(groups["big"], groups["backup"])...) {
+		rebuild, ids, err := h.rebuild(ctx)
+		if err != nil {
+			return err
+		}
+		rebuild.Peer = peer.fullRead
+		if o.want("rebuild") {
+			big = append(big, rebuild)
+		}
+		if o.want(groups["backup"]...) {
+			ms, err := h.backupRestore(ctx)
+			if err != nil {
+				return err
+			}
+			big = append(big, ms...)
+		}
+		if o.want(groups["big"]...) {
+			if reads, err = h.serveBig(ctx, ids); err != nil {
+				return err
+			}
+			reads[0].Peer = peer.historyP99 // get_p99
+		}
 	}
-	rebuild, ids, err := h.rebuild(ctx)
-	if err != nil {
-		return err
+	for i := range always {
+		switch always[i].Key {
+		case "append_always":
+			always[i].Peer = peer.own
+		case "append_contended":
+			always[i].Peer = peer.shared
+		}
 	}
-	reads, err := h.serveBig(ctx, ids)
-	if err != nil {
-		return err
-	}
-	always[0].Peer, always[1].Peer = peer.own, peer.shared
-	rebuild.Peer = peer.fullRead
-	reads[0].Peer = peer.historyP99 // get_p99
-	h.report.Metrics = slices.Concat(always, interval, []Metric{rebuild}, reads)
+	h.report.Metrics = slices.Concat(always, interval, big, reads)
 	return h.write()
 }
 
@@ -213,6 +291,12 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 		return nil, fmt.Errorf("raw publish: %w", err)
 	}
 	h.logf("  %d acknowledged (%.0f/s), %d failed, %d-byte payloads", raw.Published, raw.Rate(), raw.Failed, raw.Payload)
+	if expect && !o.want("append_interval") { // only the anchor of import_rate_raw
+		rate := raw.Rate()
+		h.extra(fmt.Sprintf("raw publish, sync %s (%s)", policy, kind), "%d in %.1f s, %d-byte CloudEvents",
+			raw.Published, raw.Elapsed.Seconds(), raw.Payload)
+		return []Metric{{Key: "append_interval", Anchor: &rate}}, nil
+	}
 
 	h.logf("API append, serve --sync %s: %d clients for %s", policy, o.clients, o.duration)
 	svc, err := h.start(filepath.Join(h.tmp, "api-"+string(policy)), string(policy), "serve-append-"+string(policy))
@@ -234,7 +318,7 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 	h.logf("  %d requests, %.0f appends/s, success %.2f %%, p50 %.1f ms, p99 %.1f ms", m.Requests, m.Throughput,
 		m.Success*100, ms(m.Latencies.P50), ms(m.Latencies.P99))
 	var contended []Metric
-	if !expect {
+	if !expect && o.want("append_contended") {
 		shared := ids[:min(o.streams, len(ids))]
 		spread := make([]string, o.clients)
 		for i := range spread {
@@ -249,6 +333,8 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 			Unit: "events/s", Ours: c.Throughput, Target: Target{Text: "—"}, Problems: problems("API appends", c)})
 		h.extra(fmt.Sprintf("API append latency, --sync %s, %d clients on %d engagements", policy, o.clients, len(shared)),
 			"p50 %.2f ms, p99 %.2f ms (%d requests)", ms(c.Latencies.P50), ms(c.Latencies.P99), c.Requests)
+	}
+	if !expect && o.want("import_rate", "import_rate_raw") {
 
 		h.logf("import through POST /v1/batches, serve --sync %s: %d events over %d engagements, %d batches at a time",
 			policy, importEvents, importEngagements, importInFlight)
@@ -265,8 +351,9 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 				im.Problems = append(im.Problems, fmt.Sprintf("%d commands refused", refused))
 			}
 		}
-		h.extra("import through batches (anchor: append_always)", "%d events stored in %.1f s, %d refused; 1000 commands a batch, each with an idempotency key",
-			stored, took.Seconds(), refused)
+		h.extra("import through batches (anchor: append_always)", "%d events stored in %.1f s, %d refused; 1000 commands a batch, each with an idempotency key, %d batches in flight",
+			stored, took.Seconds(), refused, importInFlight)
+		h.imported = &im
 		contended = append(contended, im)
 	}
 	stopErr := svc.stop(time.Minute)
@@ -315,6 +402,9 @@ func (h *harness) rebuild(ctx context.Context) (Metric, []string, error) {
 	h.extra("generated stream", "%d events over %d engagements, mean CloudEvent %.0f bytes, written in %.1f s",
 		ds.Events, len(ds.IDs), ds.MeanPayload, ds.Elapsed.Seconds())
 
+	if !o.want("rebuild") {
+		return Metric{}, ds.IDs, nil
+	}
 	h.logf("raw ordered consumer over %d events", o.events)
 	rawTook, _, err := readRaw(ctx, store, o.events)
 	if err != nil {
