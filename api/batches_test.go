@@ -329,6 +329,26 @@ func BenchmarkBatch(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*len(lines))/b.Elapsed().Seconds(), "events/s")
 	})
+	// spread is the shape of an import: each command to an engagement of
+	// its own, each with an idempotency key.
+	spread := make([]string, 1000)
+	for i := range spread {
+		spread[i] = ts.create(b, agreement(fmt.Sprint("spread ", i)))
+	}
+	b.Run("spread", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			for i := range lines {
+				n++
+				lines[i] = appendCmd(spread[i], note(fmt.Sprint("note ", n)), "idempotency_key", fmt.Sprintf(`"k%d"`, n))
+			}
+			r := ts.post(b, "/v1/batches", strings.Join(lines, "\n"), "Content-Type", ndjson)
+			if r.status != http.StatusOK || decode[batchAnswer](b, r).Appended != len(lines) {
+				b.Fatalf("batch: %.300s", r)
+			}
+		}
+		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	})
 	b.Run("single", func(b *testing.B) {
 		for b.Loop() {
 			work := make(chan int)

@@ -13,7 +13,7 @@ const MaxBatch = 1000
 // twice the most appends the store's group commit puts in one atomic
 // batch, so that one batch fills while the one before is being stored
 // (with 64, BenchmarkBatch's 100 engagements made batches of 16 to 48).
-const batchWorkers = 200
+const batchWorkers = MaxBatch
 
 // BatchCommand is one command of a batch.
 type BatchCommand struct {

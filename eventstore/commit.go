@@ -28,7 +28,7 @@ import (
 // would have had alone.
 const (
 	// maxBatch bounds the appends in one batch (JetStream allows 1000).
-	maxBatch = 100
+	maxBatch = 1000
 	// maxInflight bounds the gathered groups in flight at once. The server
 	// stores batches one after another, so a second in flight only splits
 	// the waiting writers into smaller batches (measured: 64 writers, one
@@ -180,6 +180,11 @@ func (c *committer) run() {
 		loaded, waited bool
 		linger         = time.NewTimer(time.Hour)
 		lingering      <-chan time.Time
+		// checked counts the pending appends prune has seen since the
+		// locks last changed: only the ones after it need a look (with
+		// batches of up to maxBatch, looking at every waiting append on
+		// each arrival cost as much as the rest of the loop).
+		checked int
 	)
 	linger.Stop()
 	defer linger.Stop()
@@ -187,6 +192,7 @@ func (c *committer) run() {
 		for _, r := range g.reqs {
 			lock(r, busy)
 		}
+		checked = 0
 		outstanding++
 		if g.gathered {
 			gathered++
@@ -198,7 +204,8 @@ func (c *committer) run() {
 	}
 	for {
 		if reqs != nil {
-			pending = c.prune(c.drain(pending), busy, start)
+			pending = c.prune(c.drain(pending), checked, busy, start)
+			checked = len(pending)
 			if gathered < maxInflight {
 				group := pick(pending, busy)
 				switch {
@@ -236,6 +243,7 @@ func (c *committer) run() {
 					delete(busy, l)
 				}
 			}
+			checked = 0
 		case <-quit:
 			reqs, quit = nil, nil
 			for _, r := range pending {
@@ -261,10 +269,11 @@ func (c *committer) drain(pending []*commitReq) []*commitReq {
 
 // prune answers the appends whose callers have gone, starts each append
 // marked alone whose locks are free, and marks alone each one that shares a
-// lock with an append in flight. It returns what still waits.
-func (c *committer) prune(pending []*commitReq, busy map[string]bool, start func(commitGroup)) []*commitReq {
-	rest := pending[:0]
-	for _, r := range pending {
+// lock with an append in flight. It returns what still waits. The first
+// from appends were pruned already, with the same locks in flight.
+func (c *committer) prune(pending []*commitReq, from int, busy map[string]bool, start func(commitGroup)) []*commitReq {
+	rest := pending[:from]
+	for _, r := range pending[from:] {
 		switch {
 		case r.ctx.Err() != nil:
 			r.res <- commitResult{err: r.ctx.Err()}
