@@ -9,10 +9,11 @@ import (
 // MaxBatch is the most commands one batch may hold.
 const MaxBatch = 1000
 
-// batchWorkers bounds how many engagements one batch writes to at once:
-// twice the most appends the store's group commit puts in one atomic
-// batch, so that one batch fills while the one before is being stored
-// (with 64, BenchmarkBatch's 100 engagements made batches of 16 to 48).
+// batchWorkers bounds how many engagements one batch writes to at once: all
+// of a full batch, so that the store's group commit can put a batch of
+// commands for as many engagements in one atomic batch (it takes up to
+// 1000), one fsync for all (with 200, an import's batch of 1000 went as
+// five or more; BenchmarkExecuteBatchSpread measures it).
 const batchWorkers = MaxBatch
 
 // BatchCommand is one command of a batch.
