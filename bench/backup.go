@@ -27,7 +27,7 @@ func (h *harness) backupRestore(ctx context.Context) ([]Metric, error) {
 
 	bm := Metric{Key: "backup", Name: fmt.Sprintf("backup of the %d-event store (engagements backup)", o.events), Unit: "s",
 		Target: Target{Text: "—"}}
-	rm := Metric{Key: "restore", Name: fmt.Sprintf("restore of that backup into an empty store, with its verification (engagements restore)"),
+	rm := Metric{Key: "restore", Name: "restore of that backup into an empty store, with its verification (engagements restore)",
 		Unit: "s", Target: Target{Text: "—"}}
 
 	h.logf("backup of the %d-event store", o.events)
