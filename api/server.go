@@ -325,15 +325,16 @@ func limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// uploads reports whether c is a document upload, whose handler limits the
-// body to the document limit: the API's route, or the web page's form
-// (POST /engagements/{id}/documents).
+// uploads reports whether c is an upload whose handler limits the body
+// itself: a document (the API's route, or the web page's form, POST
+// /engagements/{id}/documents) or a spreadsheet for the import page (POST
+// /import, webui's import limit).
 func uploads(c echo.Context) bool {
 	r := c.Request()
 	if r.Method != http.MethodPost {
 		return false
 	}
-	return c.Path() == documentsRoute ||
+	return c.Path() == documentsRoute || r.URL.Path == "/import" ||
 		strings.HasPrefix(r.URL.Path, "/engagements/") && strings.HasSuffix(r.URL.Path, "/documents") &&
 			strings.Count(r.URL.Path, "/") == 3
 }

@@ -3,6 +3,7 @@ package webui_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -73,6 +74,18 @@ func TestImportPage(t *testing.T) {
 	if got := te.lastSeq(t); got != 0 {
 		t.Fatalf("the preview stored %d messages", got)
 	}
+
+	// A file over the API's 1 MiB body limit is the page's to take.
+	var big strings.Builder
+	big.WriteString("sheet,key,kind,title,parties,description,occurred_at\n")
+	for i := 0; big.Len() < 3<<19; i++ {
+		fmt.Fprintf(&big, "engagements,k%d,initiative,Initiative %d,\"IOM, WHO\",%s,2001\n", i, i, strings.Repeat("d", 200))
+	}
+	p = b.uploadForm("/import", "big.csv", "text/csv", []byte(big.String()), "_csrf", csrf)
+	if p.status != http.StatusOK {
+		t.Fatalf("preview of a 1.5 MiB file: %d\n%.500s", p.status, text(p.body))
+	}
+	mustContain(t, p, "No problems:", "more engagements")
 
 	// The example previews clean; nothing is stored until confirmed.
 	p = b.uploadForm("/import", "iom-who.xlsx", xlsxType, example, "_csrf", csrf)
