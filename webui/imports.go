@@ -286,8 +286,9 @@ func (u *UI) confirmImport(w http.ResponseWriter, r *http.Request, s *session) {
 	d := u.importData(s)
 	f := u.held.take(r.PostFormValue("upload"), s.ID, r.PostFormValue("sha256"), u.now())
 	if f == nil {
-		d.Error = "The file previewed is no longer kept (a preview waits " + importHold.String() +
-			"; a restart forgets it). Nothing was stored: upload it again."
+		d.Error = "This preview is no longer kept: it was imported already, or it expired (a preview waits " +
+			importHold.String() + "; a restart forgets it). This request stored nothing. Upload the file again " +
+			"to see where it stands: what was imported is not recorded twice."
 		u.render(w, http.StatusConflict, "import", d)
 		return
 	}

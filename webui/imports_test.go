@@ -109,9 +109,7 @@ func TestImportPage(t *testing.T) {
 	if got := te.lastSeq(t); got != 0 {
 		t.Fatalf("refused confirmations stored %d messages", got)
 	}
-	// That wrong digest let the copy go: preview again, then confirm.
-	p = b.uploadForm("/import", "iom-who.xlsx", xlsxType, example, "_csrf", csrf)
-	upload, sum = hidden(t, p.body, "upload"), hidden(t, p.body, "sha256")
+	// The copy is still there for the right digest.
 	p = b.post("/import/confirm", url.Values{"_csrf": {csrf}, "upload": {upload}, "sha256": {sum}})
 	if p.status != http.StatusOK {
 		t.Fatalf("confirm: %d\n%s", p.status, text(p.body))
@@ -132,6 +130,8 @@ func TestImportPage(t *testing.T) {
 	// The same confirmation again finds no copy; nothing is stored.
 	if p := b.post("/import/confirm", url.Values{"_csrf": {csrf}, "upload": {upload}, "sha256": {sum}}); p.status != http.StatusConflict {
 		t.Errorf("confirm twice: %d", p.status)
+	} else {
+		mustContain(t, p, "no longer kept", "This request stored nothing.")
 	}
 	// The file imported again records nothing new.
 	p = b.uploadForm("/import", "iom-who.xlsx", xlsxType, example, "_csrf", csrf)
