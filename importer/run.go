@@ -2,6 +2,7 @@ package importer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -147,35 +148,63 @@ type Summary struct {
 	Problems []Problem
 }
 
+// InFlight is how many batches Import has the service work on at once:
+// while one is being stored (its fsync), the next is being decided.
+const InFlight = 4
+
+// flight is a batch sent and not yet accounted for.
+type flight struct {
+	cmds    []map[string]any
+	results []Result
+	err     error
+	done    chan struct{}
+}
+
+// send posts f's commands in a goroutine of its own; f.done is closed once
+// they are answered.
+func (f *flight) send(ctx context.Context, b Batcher) {
+	f.done = make(chan struct{})
+	if len(f.cmds) == 0 {
+		close(f.done)
+		return
+	}
+	go func() {
+		defer close(f.done)
+		f.results, f.err = b.Batch(ctx, f.cmds)
+	}()
+}
+
 // Import records the plan through b: the engagements first (their ids are
 // needed by their events and by links), then the events, each engagement's
-// in the order of the file, a batch at a time. progress, when set, is told
-// how many commands each batch held. The plan must have no problems (run
-// Check first). An error means the import stopped: what was stored stays
-// stored, and running the file again records the rest.
+// in the order of the file, up to InFlight batches at a time (a batch
+// never holds an engagement that one in flight holds, so each engagement's
+// events still go one after another). progress, when set, is told how many
+// commands each batch held. The plan must have no problems (run Check
+// first). An error means the import stopped: what was stored stays stored,
+// and running the file again records the rest.
 func Import(ctx context.Context, b Batcher, p *Plan, progress func(n int)) (Summary, error) {
 	var s Summary
 	if len(p.Problems) > 0 {
 		return s, errors.New("the file has problems; fix them first (a dry run lists them)")
 	}
+	// The creates: independent of one another, InFlight batches at once,
+	// accounted for in order.
 	ids := make(map[string]string)
-	for start := 0; start < len(p.Engagements); start += BatchSize {
-		chunk := p.Engagements[start:min(start+BatchSize, len(p.Engagements))]
-		cmds := make([]map[string]any, len(chunk))
-		for i, e := range chunk {
-			cmd := map[string]any{"op": "create", "idempotency_key": e.IdempotencyKey}
-			for k, v := range e.Body {
-				cmd[k] = v
-			}
-			cmds[i] = cmd
+	type createBatch struct {
+		flight
+		chunk []*Engagement
+	}
+	var creates []*createBatch
+	var firstErr error
+	account := func(c *createBatch) {
+		<-c.done
+		if c.err != nil {
+			firstErr = cmp.Or(firstErr, c.err)
+			return
 		}
-		results, err := b.Batch(ctx, cmds)
-		if err != nil {
-			return s, err
-		}
-		done := len(chunk)
-		for i, r := range results {
-			e := chunk[i]
+		done := len(c.chunk)
+		for i, r := range c.results {
+			e := c.chunk[i]
 			switch {
 			case r.Status == http.StatusCreated && r.Replayed:
 				s.Existing++
@@ -194,13 +223,38 @@ func Import(ctx context.Context, b Batcher, p *Plan, progress func(n int)) (Summ
 			progress(done)
 		}
 	}
+	for start := 0; start < len(p.Engagements) && firstErr == nil; start += BatchSize {
+		chunk := p.Engagements[start:min(start+BatchSize, len(p.Engagements))]
+		c := &createBatch{chunk: chunk}
+		c.cmds = make([]map[string]any, len(chunk))
+		for i, e := range chunk {
+			cmd := map[string]any{"op": "create", "idempotency_key": e.IdempotencyKey}
+			for k, v := range e.Body {
+				cmd[k] = v
+			}
+			c.cmds[i] = cmd
+		}
+		c.send(ctx, b)
+		creates = append(creates, c)
+		if len(creates) == InFlight {
+			account(creates[0])
+			creates = creates[1:]
+		}
+	}
+	for _, c := range creates {
+		account(c)
+	}
+	if firstErr != nil {
+		SortProblems(s.Problems)
+		return s, firstErr
+	}
 	// The events, in batches of rounds: each round takes the next event of
-	// every engagement, so that a batch holds as many engagements as it
-	// can (the service writes to them concurrently; one engagement's
-	// events go one after another) and an engagement's events are sent in
-	// the order of the file. An engagement whose command was refused has
-	// the rest of its events left out of the next batches (within a batch
-	// the service does that, with 424).
+	// every engagement not in a batch in flight, so that a batch holds as
+	// many engagements as it can (the service writes to them concurrently;
+	// one engagement's events go one after another) and an engagement's
+	// events are sent in the order of the file. An engagement whose command
+	// was refused has the rest of its events left out of the next batches
+	// (within a batch the service does that, with 424).
 	type lane struct {
 		e    *Engagement
 		next int
@@ -209,6 +263,11 @@ func Import(ctx context.Context, b Batcher, p *Plan, progress func(n int)) (Summ
 		e  *Engagement
 		ev *Event
 	}
+	type eventBatch struct {
+		flight
+		batch   []pending
+		skipped int
+	}
 	var lanes []*lane
 	for _, e := range p.Engagements {
 		if ids[e.Key] != "" && len(e.Events) > 0 {
@@ -216,21 +275,53 @@ func Import(ctx context.Context, b Batcher, p *Plan, progress func(n int)) (Summ
 		}
 	}
 	failed := make(map[string]bool)
-	for len(lanes) > 0 {
-		var batch []pending
-		var cmds []map[string]any
-		skipped := 0
-		for len(batch) < BatchSize && len(lanes) > 0 {
+	busy := make(map[string]bool) // engagements in a batch in flight
+	finish := func(f *eventBatch) {
+		<-f.done
+		for _, q := range f.batch {
+			delete(busy, q.e.Key)
+		}
+		if f.err != nil {
+			// Its outcome is unknown: its engagements get no more events.
+			firstErr = cmp.Or(firstErr, f.err)
+			return
+		}
+		for i, r := range f.results {
+			q := f.batch[i]
+			switch {
+			case r.Status == http.StatusCreated && r.Replayed:
+				s.EventsExisting++
+			case r.Status == http.StatusCreated:
+				s.EventsRecorded++
+			case r.Status == http.StatusFailedDependency:
+				s.NotTried++
+				failed[q.e.Key] = true
+			default:
+				s.Refused++
+				failed[q.e.Key] = true
+				s.Problems = append(s.Problems, refusal(q.ev.Row, r, eventColumn)...)
+			}
+		}
+		if progress != nil {
+			progress(len(f.batch) + f.skipped)
+		}
+	}
+	var inflight []*eventBatch
+	for (len(lanes) > 0 && firstErr == nil) || len(inflight) > 0 {
+		f := &eventBatch{}
+		for len(inflight) < InFlight && firstErr == nil && len(f.batch) < BatchSize {
 			var rest []*lane
+			took := false
 			for _, l := range lanes {
-				if len(batch) == BatchSize {
+				if len(f.batch) == BatchSize || busy[l.e.Key] {
 					rest = append(rest, l)
 					continue
 				}
+				took = true
 				if failed[l.e.Key] {
 					n := len(l.e.Events) - l.next
 					s.NotTried += n
-					skipped += n
+					f.skipped += n
 					continue
 				}
 				ev := l.e.Events[l.next]
@@ -241,45 +332,36 @@ func Import(ctx context.Context, b Batcher, p *Plan, progress func(n int)) (Summ
 				cmd, err := appendCommand(ids, ids[l.e.Key], ev)
 				if err != nil {
 					s.NotTried++
-					skipped++
+					f.skipped++
 					failed[l.e.Key] = true
 					s.Problems = append(s.Problems, Problem{Sheet: ev.Row.Sheet, Row: ev.Row.Num,
 						Column: ev.Row.Column(ColTarget), Message: err.Error()})
 					continue
 				}
-				batch = append(batch, pending{l.e, ev})
-				cmds = append(cmds, cmd)
+				f.batch = append(f.batch, pending{l.e, ev})
+				f.cmds = append(f.cmds, cmd)
 			}
 			lanes = rest
-		}
-		if len(cmds) > 0 {
-			results, err := b.Batch(ctx, cmds)
-			if err != nil {
-				return s, err
-			}
-			for i, r := range results {
-				q := batch[i]
-				switch {
-				case r.Status == http.StatusCreated && r.Replayed:
-					s.EventsExisting++
-				case r.Status == http.StatusCreated:
-					s.EventsRecorded++
-				case r.Status == http.StatusFailedDependency:
-					s.NotTried++
-					failed[q.e.Key] = true
-				default:
-					s.Refused++
-					failed[q.e.Key] = true
-					s.Problems = append(s.Problems, refusal(q.ev.Row, r, eventColumn)...)
-				}
+			if !took {
+				break // every lane left is in flight
 			}
 		}
-		if progress != nil {
-			progress(len(cmds) + skipped)
+		if len(f.batch) > 0 || f.skipped > 0 {
+			for _, q := range f.batch {
+				busy[q.e.Key] = true
+			}
+			f.send(ctx, b)
+			inflight = append(inflight, f)
+			continue
 		}
+		if len(inflight) == 0 {
+			break
+		}
+		finish(inflight[0])
+		inflight = inflight[1:]
 	}
 	SortProblems(s.Problems)
-	return s, nil
+	return s, firstErr
 }
 
 // appendCommand is the batch command that appends ev to the engagement
