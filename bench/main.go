@@ -72,7 +72,16 @@ type options struct {
 	keep        bool
 	streams     int  // streams the contended appends share
 	peer        bool // measure the PostgreSQL peer
+	// only, when not empty, are the parts to run (onlyParts); the others
+	// are skipped and no results file is written.
+	only map[string]bool
 }
+
+// onlyParts are the parts -only selects from.
+var onlyParts = []string{"append_always", "append_contended", "import_rate", "append_interval", "peer", "rebuild"}
+
+// want says whether the run measures part.
+func (o options) want(part string) bool { return len(o.only) == 0 || o.only[part] }
 
 func main() {
 	var o options
@@ -90,7 +99,22 @@ func main() {
 	flag.IntVar(&o.streams, "streams", 8, "engagements (streams) the contended appends of the clients share")
 	flag.BoolVar(&o.peer, "peer", true, "measure the PostgreSQL peer (a server of the bench's own; skipped with one line when PostgreSQL is not installed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
+	only := flag.String("only", "", "comma-separated parts to run, for short runs while iterating: "+strings.Join(onlyParts, ", ")+
+		" (peer: PostgreSQL's appends, and its reads with rebuild; rebuild: the generated stream, rebuild and everything served on it); writes no results file")
 	flag.Parse()
+	for part := range strings.SplitSeq(*only, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		if !slices.Contains(onlyParts, part) {
+			fmt.Fprintf(os.Stderr, "bench: -only: unknown part %q (parts: %s)\n", part, strings.Join(onlyParts, ", "))
+			os.Exit(2)
+		}
+		if o.only == nil {
+			o.only = make(map[string]bool)
+		}
+		o.only[part] = true
+	}
 	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 || o.streams < 1 {
 		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1, streams ≥ 1")
 		os.Exit(2)
@@ -166,30 +190,43 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 
-	always, err := h.appends(ctx, eventstore.SyncAlways)
-	if err != nil {
-		return err
+	var always, interval []Metric
+	if o.want("append_always") || o.want("append_contended") || o.want("import_rate") {
+		if always, err = h.appends(ctx, eventstore.SyncAlways); err != nil {
+			return err
+		}
 	}
-	interval, err := h.appends(ctx, eventstore.SyncInterval)
-	if err != nil {
-		return err
+	if o.want("append_interval") {
+		if interval, err = h.appends(ctx, eventstore.SyncInterval); err != nil {
+			return err
+		}
 	}
 	peer, err := h.peer(ctx)
 	if err != nil {
 		return err
 	}
-	rebuild, ids, err := h.rebuild(ctx)
-	if err != nil {
-		return err
+	for i := range always {
+		switch always[i].Key {
+		case "append_always":
+			always[i].Peer = peer.own
+		case "append_contended":
+			always[i].Peer = peer.shared
+		}
 	}
-	reads, err := h.serveBig(ctx, ids)
-	if err != nil {
-		return err
+	h.report.Metrics = slices.Concat(always, interval)
+	if o.want("rebuild") {
+		rebuild, ids, err := h.rebuild(ctx)
+		if err != nil {
+			return err
+		}
+		reads, err := h.serveBig(ctx, ids)
+		if err != nil {
+			return err
+		}
+		rebuild.Peer = peer.fullRead
+		reads[0].Peer = peer.historyP99 // get_p99
+		h.report.Metrics = slices.Concat(h.report.Metrics, []Metric{rebuild}, reads)
 	}
-	always[0].Peer, always[1].Peer = peer.own, peer.shared
-	rebuild.Peer = peer.fullRead
-	reads[0].Peer = peer.historyP99 // get_p99
-	h.report.Metrics = slices.Concat(always, interval, []Metric{rebuild}, reads)
 	return h.write()
 }
 
@@ -234,7 +271,7 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 	h.logf("  %d requests, %.0f appends/s, success %.2f %%, p50 %.1f ms, p99 %.1f ms", m.Requests, m.Throughput,
 		m.Success*100, ms(m.Latencies.P50), ms(m.Latencies.P99))
 	var contended []Metric
-	if !expect {
+	if !expect && o.want("append_contended") {
 		shared := ids[:min(o.streams, len(ids))]
 		spread := make([]string, o.clients)
 		for i := range spread {
@@ -249,7 +286,8 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 			Unit: "events/s", Ours: c.Throughput, Target: Target{Text: "—"}, Problems: problems("API appends", c)})
 		h.extra(fmt.Sprintf("API append latency, --sync %s, %d clients on %d engagements", policy, o.clients, len(shared)),
 			"p50 %.2f ms, p99 %.2f ms (%d requests)", ms(c.Latencies.P50), ms(c.Latencies.P99), c.Requests)
-
+	}
+	if !expect && o.want("import_rate") {
 		h.logf("import through POST /v1/batches, serve --sync %s: %d events over %d engagements, %d batches at a time",
 			policy, importEvents, importEngagements, importInFlight)
 		rate, stored, refused, took, err := importRate(ctx, svc.URL, token)
@@ -507,6 +545,11 @@ func (h *harness) write() error {
 		"The harness, vegeta and the service share the machine; anything else running on it at the same time (other builds or tests) moves the figures.",
 	}
 	md := h.report.Markdown()
+	if len(o.only) > 0 {
+		fmt.Print(md)
+		h.logf("-only: no results file written")
+		return nil
+	}
 	js, err := resultsJSON(h.report.Metrics)
 	if err != nil {
 		return err
