@@ -40,6 +40,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -267,9 +268,15 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 	if err != nil {
 		return nil, err
 	}
+	cpu0, cpuErr := svc.cpuTime()
 	m := appendLoad(ctx, svc.URL, token, ids, o.duration)
-	h.logf("  %d requests, %.0f appends/s, success %.2f %%, p50 %.1f ms, p99 %.1f ms", m.Requests, m.Throughput,
-		m.Success*100, ms(m.Latencies.P50), ms(m.Latencies.P99))
+	cpu1, err := svc.cpuTime()
+	cpuPerAppend := "unknown"
+	if err = cmp.Or(cpuErr, err); err == nil && m.Requests > 0 {
+		cpuPerAppend = fmt.Sprintf("%.0f µs", float64((cpu1-cpu0).Microseconds())/float64(m.Requests))
+	}
+	h.logf("  %d requests, %.0f appends/s, success %.2f %%, p50 %.1f ms, p99 %.1f ms, serve CPU %s per append", m.Requests, m.Throughput,
+		m.Success*100, ms(m.Latencies.P50), ms(m.Latencies.P99), cpuPerAppend)
 	var contended []Metric
 	if !expect && o.want("append_contended") {
 		shared := ids[:min(o.streams, len(ids))]
@@ -329,6 +336,7 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 		raw.Published, raw.Elapsed.Seconds(), raw.Payload)
 	h.extra(fmt.Sprintf("API append latency, --sync %s", policy), "p50 %.2f ms, p99 %.2f ms (%d requests)",
 		ms(m.Latencies.P50), ms(m.Latencies.P99), m.Requests)
+	h.extra(fmt.Sprintf("serve CPU (user + system) per API append, --sync %s", policy), "%s", cpuPerAppend)
 	return append([]Metric{metric}, contended...), nil
 }
 

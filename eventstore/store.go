@@ -262,7 +262,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 					s.log.Warn("group commit batches are staged on disk", "err", err)
 				}
 			}
-			if s.committer, err = startCommitter(s.nc, s.js, s.guard, s.log); err != nil {
+			minBatch := minBatchOnDisk
+			if s.staging != "" {
+				minBatch = minBatchInMemory
+			}
+			if s.committer, err = startCommitter(s.nc, s.js, s.guard, s.log, minBatch); err != nil {
 				s.Close()
 				return nil, err
 			}
