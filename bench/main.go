@@ -81,6 +81,25 @@ type options struct {
 // onlyParts are the parts -only selects from.
 var onlyParts = []string{"append_always", "append_contended", "import_rate", "append_interval", "peer", "rebuild"}
 
+// parseOnly reads -only: comma-separated parts of onlyParts; nil for none
+// (everything runs).
+func parseOnly(s string) (map[string]bool, error) {
+	var only map[string]bool
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		if !slices.Contains(onlyParts, part) {
+			return nil, fmt.Errorf("-only: unknown part %q (parts: %s)", part, strings.Join(onlyParts, ", "))
+		}
+		if only == nil {
+			only = make(map[string]bool)
+		}
+		only[part] = true
+	}
+	return only, nil
+}
+
 // want says whether the run measures part.
 func (o options) want(part string) bool { return len(o.only) == 0 || o.only[part] }
 
@@ -103,25 +122,17 @@ func main() {
 	only := flag.String("only", "", "comma-separated parts to run, for short runs while iterating: "+strings.Join(onlyParts, ", ")+
 		" (peer: PostgreSQL's appends, and its reads with rebuild; rebuild: the generated stream, rebuild and everything served on it); writes no results file")
 	flag.Parse()
-	for part := range strings.SplitSeq(*only, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		if !slices.Contains(onlyParts, part) {
-			fmt.Fprintf(os.Stderr, "bench: -only: unknown part %q (parts: %s)\n", part, strings.Join(onlyParts, ", "))
-			os.Exit(2)
-		}
-		if o.only == nil {
-			o.only = make(map[string]bool)
-		}
-		o.only[part] = true
+	var err error
+	if o.only, err = parseOnly(*only); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(2)
 	}
 	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 || o.streams < 1 {
 		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1, streams ≥ 1")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
+	err = run(ctx, o)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
