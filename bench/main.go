@@ -40,6 +40,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -99,6 +100,31 @@ func (o options) want(keys ...string) bool {
 	return false
 }
 
+// parseOnly reads -only: comma-separated metric keys of groups; nil for
+// none (everything is measured).
+func parseOnly(s string) (map[string]bool, error) {
+	known := make(map[string]bool)
+	for _, keys := range groups {
+		for _, k := range keys {
+			known[k] = true
+		}
+	}
+	var only map[string]bool
+	for k := range strings.SplitSeq(s, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if !known[k] {
+			return nil, fmt.Errorf("-only %q: not a metric (%v)", k, groups)
+		}
+		if only == nil {
+			only = make(map[string]bool)
+		}
+		only[k] = true
+	}
+	return only, nil
+}
+
 func main() {
 	var o options
 	flag.IntVar(&o.events, "events", 1_000_000, "events in the generated stream (rebuild, GET, restart, RSS)")
@@ -117,28 +143,17 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
 	only := flag.String("only", "", "measure only these metrics, comma-separated keys (e.g. import_rate; backup,restore; peer) and what they need; results go to -out as usual")
 	flag.Parse()
-	if *only != "" {
-		o.only = make(map[string]bool)
-		known := make(map[string]bool)
-		for _, keys := range groups {
-			for _, k := range keys {
-				known[k] = true
-			}
-		}
-		for _, k := range strings.Split(*only, ",") {
-			if k = strings.TrimSpace(k); !known[k] {
-				fmt.Fprintf(os.Stderr, "bench: -only %q: not a metric (%v)\n", k, groups)
-				os.Exit(2)
-			}
-			o.only[k] = true
-		}
+	var err error
+	if o.only, err = parseOnly(*only); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(2)
 	}
 	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 || o.streams < 1 {
 		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1, streams ≥ 1")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
+	err = run(ctx, o)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -314,9 +329,15 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 	if err != nil {
 		return nil, err
 	}
+	cpu0, cpuErr := svc.cpuTime()
 	m := appendLoad(ctx, svc.URL, token, ids, o.duration)
-	h.logf("  %d requests, %.0f appends/s, success %.2f %%, p50 %.1f ms, p99 %.1f ms", m.Requests, m.Throughput,
-		m.Success*100, ms(m.Latencies.P50), ms(m.Latencies.P99))
+	cpu1, err := svc.cpuTime()
+	cpuPerAppend := "unknown"
+	if err = cmp.Or(cpuErr, err); err == nil && m.Requests > 0 {
+		cpuPerAppend = fmt.Sprintf("%.0f µs", float64((cpu1-cpu0).Microseconds())/float64(m.Requests))
+	}
+	h.logf("  %d requests, %.0f appends/s, success %.2f %%, p50 %.1f ms, p99 %.1f ms, serve CPU %s per append", m.Requests, m.Throughput,
+		m.Success*100, ms(m.Latencies.P50), ms(m.Latencies.P99), cpuPerAppend)
 	var contended []Metric
 	if !expect && o.want("append_contended") {
 		shared := ids[:min(o.streams, len(ids))]
@@ -378,6 +399,7 @@ func (h *harness) appends(ctx context.Context, policy eventstore.Sync) ([]Metric
 		raw.Published, raw.Elapsed.Seconds(), raw.Payload)
 	h.extra(fmt.Sprintf("API append latency, --sync %s", policy), "p50 %.2f ms, p99 %.2f ms (%d requests)",
 		ms(m.Latencies.P50), ms(m.Latencies.P99), m.Requests)
+	h.extra(fmt.Sprintf("serve CPU (user + system) per API append, --sync %s", policy), "%s", cpuPerAppend)
 	return append([]Metric{metric}, contended...), nil
 }
 
@@ -597,6 +619,11 @@ func (h *harness) write() error {
 		"The harness, vegeta and the service share the machine; anything else running on it at the same time (other builds or tests) moves the figures.",
 	}
 	md := h.report.Markdown()
+	if len(o.only) > 0 {
+		fmt.Print(md)
+		h.logf("-only: no results file written")
+		return nil
+	}
 	js, err := resultsJSON(h.report.Metrics)
 	if err != nil {
 		return err

@@ -374,8 +374,8 @@ type peerFigures struct {
 func (h *harness) peer(ctx context.Context) (peerFigures, error) {
 	o := h.o
 	var f peerFigures
-	if !o.peer {
-		h.logf("PostgreSQL peer: off (-peer=false)")
+	if !o.peer || !o.want("peer") {
+		h.logf("PostgreSQL peer: off (-peer=false or -only without peer)")
 		return f, nil
 	}
 	unavailable := func(what string, err error) (peerFigures, error) {
@@ -438,8 +438,14 @@ func (h *harness) peer(ctx context.Context) (peerFigures, error) {
 	if f.own, err = measure(o.clients); err != nil {
 		return unavailable("appends failed", err)
 	}
+	if len(o.only) > 0 && !o.want("append_contended") && !o.want("rebuild") {
+		return f, nil // -only: the appends on own streams are all that is compared
+	}
 	if f.shared, err = measure(min(o.streams, o.clients)); err != nil {
 		return unavailable("appends on shared streams failed", err)
+	}
+	if len(o.only) > 0 && !o.want("rebuild") {
+		return f, nil
 	}
 
 	if err := resetEvents(ctx, pool); err != nil {

@@ -137,6 +137,35 @@ func (s *service) memory() (peak, current float64, err error) {
 	return peak, current, err
 }
 
+// cpuTime is the CPU time (user and system) the process has used so far,
+// from /proc/<pid>/stat.
+func (s *service) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("read process stat: %w", err)
+	}
+	// The fields after the command (in parentheses, which may hold spaces):
+	// state is the 3rd field of stat, utime and stime the 14th and 15th.
+	_, rest, ok := bytes.Cut(b, []byte(") "))
+	f := strings.Fields(string(rest))
+	if !ok || len(f) < 13 {
+		return 0, errors.New("read process stat: unexpected format")
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("read process stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux architecture Go runs on.
+const clockTicks = 100
+
 // stop sends SIGTERM and waits for the exit; anything but a clean exit 0
 // within the timeout is an error (and the process is killed).
 func (s *service) stop(timeout time.Duration) error {

@@ -122,6 +122,9 @@ type Store struct {
 	// docs is the document bucket (DocumentBucket); nil when a read-only
 	// store has none.
 	docs jetstream.ObjectStore
+	// staging is the tmpfs directory the embedded server stages the group
+	// commit's batches in (staging.go); "" when they are staged on disk.
+	staging string
 }
 
 // Open starts or connects to NATS and creates or updates the stream.
@@ -140,6 +143,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{log: cfg.Logger, guard: newGuard(), cfg: cfg, schemas: schemas}
+	var left string // a staging directory a killed process left (staging.go)
 	if cfg.NATSURL == "" {
 		var auth *natsAuth
 		if cfg.SubscriberToken != "" || cfg.AdminToken != "" || cfg.TokenAuth {
@@ -149,6 +153,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 				return nil, err
 			}
 		}
+		left = leftStaging(cfg.DataDir)
 		s.ns, s.opts, err = startServer(cfg, auth)
 		if err != nil {
 			return nil, err
@@ -202,6 +207,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+		removeStaging(left)
 		return s, nil
 	}
 	s.stream, err = Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
@@ -250,10 +256,24 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// would take a batch's messages as plain publishes.
 		if !s.stream.CachedInfo().Config.AllowAtomicPublish {
 			s.log.Warn("the NATS server does not take atomic batches; appends are committed one by one")
-		} else if s.committer, err = startCommitter(s.nc, s.js, s.guard, s.log); err != nil {
-			s.Close()
-			return nil, err
+		} else {
+			if s.ns != nil && cfg.Replicas == 1 {
+				if s.staging, err = s.stageInMemory(left); err != nil {
+					s.log.Warn("group commit batches are staged on disk", "err", err)
+				}
+			}
+			minBatch := minBatchOnDisk
+			if s.staging != "" {
+				minBatch = minBatchInMemory
+			}
+			if s.committer, err = startCommitter(s.nc, s.js, s.guard, s.log, minBatch); err != nil {
+				s.Close()
+				return nil, err
+			}
 		}
+	}
+	if s.staging == "" {
+		removeStaging(left)
 	}
 	if s.auth != nil {
 		if err := s.guardConsumers(); err != nil {
@@ -392,6 +412,7 @@ func (s *Store) Close() error {
 		}
 	}
 	s.shutdownServer()
+	s.unstage(s.staging)
 	return err
 }
 

@@ -219,6 +219,13 @@ func (s *Store) restartJetStream() error {
 	if err := s.ns.EnableJetStream(cfg); err != nil {
 		return fmt.Errorf("enable JetStream: %w", err)
 	}
+	if s.staging != "" {
+		// The server removed the link as it recovered the stream.
+		var err error
+		if s.staging, err = s.stageInMemory(s.staging); err != nil {
+			s.log.Warn("group commit batches are staged on disk", "err", err)
+		}
+	}
 	return nil
 }
 
