@@ -178,12 +178,17 @@ func (p *Provider) Finish(ctx context.Context, a Attempt, code string) (Person, 
 // Recheck asks the provider again, with the refresh token, who subject is
 // and which groups they are in now. An error means the provider no longer
 // vouches for the session (the refresh token was revoked or expired, the
-// person is gone or another subject answered).
+// person is gone or another subject answered) when it is ErrSignIn; any
+// other error is the provider not answering.
 func (p *Provider) Recheck(ctx context.Context, subject, refreshToken string) (Person, error) {
 	ctx = oidc.ClientContext(ctx, p.cfg.HTTPClient)
 	tok, err := p.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
-	if err != nil {
+	var refused *oauth2.RetrieveError
+	if errors.As(err, &refused) {
 		return Person{}, fmt.Errorf("%w: the provider refused the refresh token: %w", ErrSignIn, err)
+	}
+	if err != nil {
+		return Person{}, fmt.Errorf("openid: refresh at %s: %w", p.cfg.Issuer, err)
 	}
 	if tok.RefreshToken == "" {
 		tok.RefreshToken = refreshToken

@@ -98,6 +98,13 @@ type UI struct {
 	calendars Calendars
 	publicURL string
 
+	// directory, when set, signs people in with their directory
+	// (WithDirectory), asking it again every recheck; directoryBase is the
+	// public URL the provider sends the browser back to after signing out.
+	directory     Directory
+	recheck       time.Duration
+	directoryBase string
+
 	// ctx ends live-update streams and verifications when Close is called.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -130,6 +137,9 @@ type config struct {
 	calendars                        Calendars
 	publicURL                        string
 	checkpoints                      Checkpoints
+	directory                        Directory
+	recheck                          time.Duration
+	directoryBase                    string
 }
 
 // Option changes a limit of the web interface.
@@ -181,7 +191,11 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		sessionLimits: sessions.Limits{PerIdentity: max(c.sessionsPerIdentity, 1), Total: max(c.maxSessions, 1)},
 		pageLimits:    ratelimit.New(c.rate, c.burst, c.maxSessions),
 		loginLimits:   ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing,
-		calendars: c.calendars, publicURL: c.publicURL, checkpoints: c.checkpoints}
+		calendars: c.calendars, publicURL: c.publicURL, checkpoints: c.checkpoints,
+		directory: c.directory, recheck: c.recheck, directoryBase: c.directoryBase}
+	if u.recheck <= 0 {
+		u.recheck = DefaultRecheck
+	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()
@@ -190,6 +204,10 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	m.HandleFunc("GET /login", u.loginPage)
 	m.HandleFunc("POST /login", u.login)
 	m.HandleFunc("POST /logout", u.signedIn(readers, u.logout))
+	if u.directory != nil {
+		m.HandleFunc("GET /login/oidc", u.beginDirectory)
+		m.HandleFunc("GET /login/oidc/callback", u.finishDirectory)
+	}
 	m.HandleFunc("GET /{$}", u.signedIn(readers, u.portfolio))
 	m.HandleFunc("GET /engagements/new", u.signedIn(writers, u.newPage))
 	m.HandleFunc("GET /log", u.signedIn(readers, u.eventLog))
@@ -249,7 +267,7 @@ func (u *UI) Close() {
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline", "feeds", "checkpoints"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline", "feeds", "checkpoints", "continue"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))

@@ -148,6 +148,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 10*time.Minute, "sign a checkpoint this often when there are new events (0: not by time)")
 	var offsets string
 	fs.StringVar(&offsets, "reminders", "90,30,7", "days before an agreement's expiry and a meeting to record a reminder (comma-separated positive whole days; the notice deadline and the expiry itself are always reminded of); off: record no reminders")
+	finishOIDC := oidcFlags(fs, &cfg.OIDC)
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -157,6 +158,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "engagements serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if err := finishOIDC(); err != nil {
+		fmt.Fprintf(stderr, "engagements serve: %v\n", err)
 		return 2
 	}
 	var err error
