@@ -31,7 +31,7 @@ var roleMap = map[string]domain.Role{"engagement-coordinators": domain.RoleCoord
 // newProvider discovers op as client id (registered there).
 func newProvider(t *testing.T, op *openidtest.Provider, id string, now func() time.Time) *Provider {
 	t.Helper()
-	op.AddClient(id, id+"-secret", callback, "http://127.0.0.1:1/login?signed_out=1")
+	op.AddClient(id, id+"-secret", "http://127.0.0.1:1")
 	p, err := New(context.Background(), Config{Issuer: op.Issuer, ClientID: id, ClientSecret: id + "-secret",
 		RedirectURL: callback, RoleMap: roleMap, Now: now})
 	if err != nil {

@@ -70,13 +70,19 @@ func Start(t testing.TB, users ...User) *Provider {
 	return &Provider{Issuer: issuer, srv: srv, store: d, clients: clients}
 }
 
-// AddClient registers a confidential web client that may send browsers
-// back to redirectURI and, after signing out, to postLogout.
-func (p *Provider) AddClient(id, secret, redirectURI, postLogout string) {
+// AddClient registers a confidential web client of the service at each
+// base URL: the provider may send browsers back to <base>/login/oidc/callback
+// and, after signing out, to <base>/login?signed_out=1.
+func (p *Provider) AddClient(id, secret string, bases ...string) {
 	p.store.mu.Lock()
 	defer p.store.mu.Unlock()
-	p.clients[id] = storage.WebClient(id, secret, redirectURI)
-	p.store.redirects[id] = []string{postLogout}
+	var back, out []string
+	for _, b := range bases {
+		back = append(back, b+"/login/oidc/callback")
+		out = append(out, b+"/login?signed_out=1")
+	}
+	p.clients[id] = storage.WebClient(id, secret, back...)
+	p.store.redirects[id] = out
 }
 
 // SetGroups changes a user's groups from now on (the next token the
