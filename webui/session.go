@@ -240,8 +240,8 @@ type loginData struct {
 	// Directory: sign-in with the directory is offered.
 	Directory bool
 	Next      string
-	Message string
-	Error   string
+	Message   string
+	Error     string
 }
 
 // localPath accepts only a path on this site as where to go after signing
