@@ -62,7 +62,14 @@ func Start(t testing.TB, users ...User) *Provider {
 	}
 	clients := map[string]*storage.Client{}
 	d.Storage = storage.NewStorageWithClients(us, clients)
-	srv := httptest.NewUnstartedServer(exampleop.SetupServer(issuer, d, nil, false))
+	oidcHandler := exampleop.SetupServer(issuer, d, nil, false)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/favicon.ico" { // the login page has none; a browser asks
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		oidcHandler.ServeHTTP(w, r)
+	}))
 	_ = srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
