@@ -1,8 +1,9 @@
-// Package openidtest starts a real OpenID Provider in process for tests:
+// Package openidtest starts a real OpenID Provider in process for tests
+// and local trials (examples/oidc-provider):
 // zitadel's certified OP (github.com/zitadel/oidc/v3/pkg/op) with the
 // in-memory storage and login page of its example server, plus a groups
 // claim per user that a test can change while the provider runs. Only
-// tests import it.
+// tests and the example import it: it is no directory for production.
 package openidtest
 
 import (
@@ -48,9 +49,20 @@ type Provider struct {
 // Start starts a provider with these users; it stops when the test ends.
 func Start(t testing.TB, users ...User) *Provider {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := New("127.0.0.1:0", users...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// New starts a provider with these users listening on addr (its issuer is
+// http://<addr>); Close stops it.
+func New(addr string, users ...User) (*Provider, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
 	issuer := "http://" + ln.Addr().String()
 	us := userStore{users: map[string]*storage.User{}}
@@ -73,9 +85,11 @@ func Start(t testing.TB, users ...User) *Provider {
 	_ = srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
-	t.Cleanup(srv.Close)
-	return &Provider{Issuer: issuer, srv: srv, store: d, clients: clients}
+	return &Provider{Issuer: issuer, srv: srv, store: d, clients: clients}, nil
 }
+
+// Close stops the provider.
+func (p *Provider) Close() { p.srv.Close() }
 
 // AddClient registers a confidential web client of the service at each
 // base URL: the provider may send browsers back to <base>/login/oidc/callback
