@@ -141,6 +141,13 @@ func (u *UI) uploading(roles []domain.Role, h handler) http.HandlerFunc {
 func (u *UI) guard(roles []domain.Role, upload bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, err := u.session(r)
+		if errors.Is(err, errDirectoryUnreachable) {
+			w.Header().Set("Retry-After", "5")
+			u.errorPage(w, r, nil, http.StatusServiceUnavailable, "Your directory cannot be reached",
+				"Your access is checked with your organisation's directory from time to time, and it cannot be reached right now. "+
+					"You are still signed in; please try again in a moment.")
+			return
+		}
 		if err != nil && !errors.Is(err, sessions.ErrNotFound) {
 			u.failed(w, r, nil, err)
 			return

@@ -248,6 +248,34 @@ func TestOIDCSessionsAcrossInstances(t *testing.T) {
 	if code/100 != 3 || to != baseA+"/login?signed_out=1" {
 		t.Errorf("the provider's end_session_endpoint: %d to %q, want a redirect back to /login?signed_out=1", code, to)
 	}
+
+	// The provider down when a recheck is due: 503, still signed in, and
+	// every request after asks again (none is granted an interval).
+	jar, _, code, _ = dirSignIn(t, op, baseB, "amina")
+	if code != http.StatusOK {
+		t.Fatalf("sign in once more: %d", code)
+	}
+	cookie = sessionCookie(t, jar, baseB)
+	op.Close()
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		code, _, page := get(t, noFollow(nil), baseA+"/", cookie)
+		if code == http.StatusServiceUnavailable {
+			if !strings.Contains(page, "Your directory cannot be reached") {
+				t.Errorf("503 page:\n%s", page)
+			}
+			break
+		}
+		if code != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("GET / with the provider down: %d, want 200 until the recheck, then 503", code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, base := range []string{baseA, baseB} {
+		if code, _, _ := get(t, noFollow(nil), base+"/", cookie); code != http.StatusServiceUnavailable {
+			t.Errorf("GET %s/ again with the provider down: %d, want 503 (asked again, not granted)", base, code)
+		}
+	}
 }
 
 // regexpFind returns the first submatch of pattern in s that starts with
