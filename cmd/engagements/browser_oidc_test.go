@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/chromedp/chromedp"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/iom-who/engagements/eventstore"
 	"github.com/iom-who/engagements/openid/openidtest"
