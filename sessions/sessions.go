@@ -608,3 +608,41 @@ func (s *Store) Len() int {
 	defer s.mu.Unlock()
 	return len(s.index)
 }
+
+// EndIdentityIn deletes every session of identity in the session bucket
+// on js, without opening a Store (an operator's command: it neither creates
+// the bucket nor changes its configuration). Every instance refuses those
+// sessions on their next request, as each reads the bucket. It returns how
+// many it ended.
+func EndIdentityIn(ctx context.Context, js jetstream.JetStream, identity string) (int, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("session bucket: %w", eventstore.Unavailable(err))
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list sessions: %w", eventstore.Unavailable(err))
+	}
+	n := 0
+	for key := range keys.Keys() {
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // ended meanwhile
+		}
+		if err != nil {
+			return n, fmt.Errorf("read session: %w", eventstore.Unavailable(err))
+		}
+		var st stored
+		if json.Unmarshal(e.Value(), &st) != nil || st.Identity != identity {
+			continue
+		}
+		if err := kv.Delete(ctx, key); err != nil {
+			return n, fmt.Errorf("end session: %w", eventstore.Unavailable(err))
+		}
+		n++
+	}
+	return n, nil
+}

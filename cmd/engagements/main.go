@@ -43,9 +43,11 @@ Usage:
   engagements restore [flags] DIR
                                 restore a backup into an empty store (--data DIR or --nats-url)
                                 and verify it: the same head, every document's sha256
+  engagements sessions end --identity NAME [flags]
+                                end every web session of a person (or token name) on every instance
   engagements version           print the version (also --version)
 
-verify, export, rebuild and backup read the stream with --nats-url URL (a running serve
+verify, export, rebuild, backup and sessions read the stream with --nats-url URL (a running serve
 started with --nats-listen, or a cluster) or --data DIR (a stopped serve's data);
 --nats-token (or ENGAGEMENTS_NATS_TOKEN) is the token to present to --nats-url,
 serve's --nats-admin-token.
@@ -83,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backupCmd(args[1:], stdout, stderr)
 	case "restore":
 		return restoreCmd(args[1:], stdout, stderr)
+	case "sessions":
+		return sessionsCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "engagements: unknown command %q\n\n%s", args[0], usage)
 	return 2

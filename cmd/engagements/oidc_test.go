@@ -195,6 +195,23 @@ func TestOIDCSessionsAcrossInstances(t *testing.T) {
 		}
 	}
 
+	// An operator ends her sessions at once, on every instance.
+	var stdout, stderr strings.Builder
+	if code := run([]string{"sessions", "end", "--identity", "amina@who.example", "--nats-url", ns.url()}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "ended 1 web session(s) of amina@who.example") {
+		t.Fatalf("sessions end: exit %d, %q %q", code, stdout.String(), stderr.String())
+	}
+	for _, base := range []string{baseA, baseB} {
+		if code, _, _ := get(t, noFollow(nil), base+"/", cookie); code != http.StatusSeeOther {
+			t.Errorf("GET %s/ after sessions end: %d, want 303", base, code)
+		}
+	}
+	jar, _, code, _ = dirSignIn(t, op, baseA, "amina")
+	if code != http.StatusOK {
+		t.Fatalf("sign in after sessions end: %d", code)
+	}
+	cookie = sessionCookie(t, jar, baseA)
+
 	// Her group removed at the directory: within the recheck interval
 	// (1 s here) her next request is refused, on either instance.
 	op.SetGroups(dirAmina.ID, "staff")
