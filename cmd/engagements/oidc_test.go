@@ -82,11 +82,25 @@ func get(t *testing.T, c *http.Client, u string, cookies ...*http.Cookie) (int, 
 // the browser back to, and the callback's status and page.
 func dirSignIn(t *testing.T, op *openidtest.Provider, base, username string) (*cookiejar.Jar, *url.URL, int, string) {
 	t.Helper()
+	return dirSignInTampered(t, op, base, username, nil)
+}
+
+// dirSignInTampered is dirSignIn with the authorization request changed
+// by tamper on its way to the provider.
+func dirSignInTampered(t *testing.T, op *openidtest.Provider, base, username string, tamper func(url.Values)) (*cookiejar.Jar, *url.URL, int, string) {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := noFollow(jar)
 	code, to, _ := get(t, c, base+"/login/oidc?next=/log")
 	if code != http.StatusSeeOther || !strings.HasPrefix(to, op.Issuer) {
 		t.Fatalf("GET /login/oidc: %d to %q, want 303 to the provider", code, to)
+	}
+	if tamper != nil {
+		u, _ := url.Parse(to)
+		q := u.Query()
+		tamper(q)
+		u.RawQuery = q.Encode()
+		to = u.String()
 	}
 	back, err := op.SignIn(context.Background(), to, username)
 	if err != nil {
@@ -165,6 +179,25 @@ func TestOIDCSessionsAcrossInstances(t *testing.T) {
 		}
 		if code, _, _ := get(t, noFollow(nil), base+callback.RequestURI()); code != http.StatusBadRequest {
 			t.Errorf("callback without the state cookie on %s: %d, want 400", base, code)
+		}
+	}
+
+	// Answers that fail a check: a 401 page naming it, and no session.
+	op.AddClient("other-app", "other-secret", baseA, baseB)
+	for _, tc := range []struct {
+		name   string
+		tamper func(url.Values)
+		want   string
+	}{
+		{"a nonce that is not the sign-in's", func(q url.Values) { q.Set("nonce", "someone-elses") }, "the ID token&#39;s nonce is not this sign-in&#39;s"},
+		{"a code issued to another client", func(q url.Values) { q.Set("client_id", "other-app") }, "the provider did not accept the code"},
+	} {
+		jar, _, code, page := dirSignInTampered(t, op, baseA, "amina", tc.tamper)
+		if code != http.StatusUnauthorized || !strings.Contains(page, "The sign-in could not be verified") || !strings.Contains(page, tc.want) {
+			t.Errorf("%s: %d\n%s", tc.name, code, page)
+		}
+		if sessionCookie(t, jar, baseA) != nil {
+			t.Errorf("%s: a session cookie was set", tc.name)
 		}
 	}
 
