@@ -254,11 +254,15 @@ func (u *UI) recheckPerson(ctx context.Context, stored *sessions.Session) (*sess
 	now := u.now()
 	var claimed bool
 	var before time.Time
+	var subject, refresh string
 	_, err := u.sessions.Change(ctx, stored.ID, func(x *sessions.Session) bool {
 		claimed = false
 		if x.Person == nil || now.Sub(x.Person.Checked) < u.recheck {
 			return false
 		}
+		// The tokens as stored now: a recheck meanwhile may have rotated
+		// the refresh token.
+		subject, refresh = x.Person.Subject, x.Person.RefreshToken
 		before, x.Person.Checked, claimed = x.Person.Checked, now, true
 		return true
 	})
@@ -267,7 +271,7 @@ func (u *UI) recheckPerson(ctx context.Context, stored *sessions.Session) (*sess
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	per, err := u.directory.Recheck(rctx, stored.Person.Subject, stored.Person.RefreshToken)
+	per, err := u.directory.Recheck(rctx, subject, refresh)
 	if err != nil && !errors.Is(err, openid.ErrSignIn) {
 		u.log.Warn("directory not reached to recheck a session", "actor", stored.Identity, "err", err)
 		// Let the next request ask again rather than grant an interval.

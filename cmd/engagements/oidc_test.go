@@ -244,6 +244,37 @@ func TestOIDCSessionsAcrossInstances(t *testing.T) {
 		t.Fatalf("sign in after sessions end: %d", code)
 	}
 	cookie = sessionCookie(t, jar, baseA)
+	signedIn := time.Now()
+
+	// Rechecks due while requests arrive at once on both instances: one
+	// request refreshes (the provider rotates the refresh token), the
+	// others go on; no one is signed out, twice over (so the rotated token
+	// was kept).
+	for round := 1; round <= 2; round++ {
+		for time.Since(signedIn) < time.Duration(round)*oc.Recheck+100*time.Millisecond {
+			time.Sleep(50 * time.Millisecond) // the clock must pass the interval; nothing else to wait for
+		}
+		codes := make(chan int, 10)
+		for i := range 10 {
+			go func() {
+				base := []string{baseA, baseB}[i%2]
+				req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+				req.AddCookie(cookie)
+				resp, err := noFollow(nil).Do(req)
+				if err != nil {
+					codes <- 0
+					return
+				}
+				_ = resp.Body.Close()
+				codes <- resp.StatusCode
+			}()
+		}
+		for range 10 {
+			if code := <-codes; code != http.StatusOK {
+				t.Fatalf("round %d: a request during a recheck got %d, want 200", round, code)
+			}
+		}
+	}
 
 	// Her group removed at the directory: within the recheck interval
 	// (1 s here) her next request is refused, on either instance.
