@@ -159,7 +159,7 @@ func (p Person) Actor() string {
 	return p.Subject
 }
 
-// Finish exchanges the code the provider sent back for a for tokens,
+// Finish exchanges the code the provider sent back to a for tokens,
 // verifies the ID token (signature, issuer, audience, expiry, nonce) and
 // reads the person and their role. A person with no mapped group is
 // returned with Role "", not as an error.
