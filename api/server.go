@@ -102,7 +102,7 @@ type Server struct {
 
 // uiPaths are the paths WithUI hands to the web interface; everything else
 // stays the API's.
-var uiPaths = []string{"/", "/login", "/logout", "/engagements/*", "/assets/*", "/log", "/verify",
+var uiPaths = []string{"/", "/login", "/login/oidc", "/login/oidc/callback", "/logout", "/engagements/*", "/assets/*", "/log", "/verify",
 	"/export.ndjson", "/export.csv", "/portfolio.csv", "/timeline", "/feeds", "/feeds/*", "/checkpoints", "/export.bundle", "/import", "/import/*"}
 
 // WithUI mounts a web interface (package webui) on uiPaths. It is an

@@ -20,6 +20,9 @@ type Command struct {
 	TimePrecision string
 	Data          json.RawMessage
 	Actor         string
+	// ActorIssuer and ActorSubject name a directory person's identity at
+	// their OpenID Provider (see domain.Event); empty for a token.
+	ActorIssuer, ActorSubject string
 	// IfMatch, when positive, is the version the caller last saw; the append
 	// fails with ErrPreconditionFailed unless it is still current.
 	IfMatch        int

@@ -78,11 +78,12 @@ type Upload struct {
 	// TimePrecision is OccurredAt's precision (see Command).
 	TimePrecision string
 	// The rest is as in Command.
-	Actor          string
-	IfMatch        int
-	IdempotencyKey string
-	CorrelationID  string
-	CausationID    string
+	Actor                     string
+	ActorIssuer, ActorSubject string
+	IfMatch                   int
+	IdempotencyKey            string
+	CorrelationID             string
+	CausationID               string
 }
 
 // Attach checks u, stores its bytes under a new document id in the document
@@ -106,7 +107,7 @@ func (s *Service) Attach(ctx context.Context, u Upload) (Result, domain.Document
 		return Result{}, domain.Document{}, err
 	}
 	cmd := Command{EngagementID: u.EngagementID, Type: domain.EngagementDocumentAttached, OccurredAt: u.OccurredAt, TimePrecision: u.TimePrecision,
-		Actor: u.Actor, IfMatch: u.IfMatch, IdempotencyKey: u.IdempotencyKey, CorrelationID: u.CorrelationID,
+		Actor: u.Actor, ActorIssuer: u.ActorIssuer, ActorSubject: u.ActorSubject, IfMatch: u.IfMatch, IdempotencyKey: u.IdempotencyKey, CorrelationID: u.CorrelationID,
 		CausationID: u.CausationID, withBytes: true}
 	data := domain.DocumentAttachedData{DocumentID: uuid.Must(uuid.NewV7()).String(), Name: u.Name,
 		MediaType: declared, Supersedes: u.Supersedes, Size: 1, SHA256: strings.Repeat("0", 64)}

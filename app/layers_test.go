@@ -24,6 +24,13 @@ func TestLayers(t *testing.T) {
 		{"github.com/iom-who/engagements/webui", []string{"github.com/iom-who/engagements/api"}},
 		{"github.com/iom-who/engagements/api", []string{"github.com/iom-who/engagements/webui",
 			"github.com/xuri/excelize/v2"}},
+		// Directory sign-in knows the provider and the roles only; the
+		// test provider (zitadel's OP) is never built into the binary.
+		{"github.com/iom-who/engagements/openid", []string{"github.com/iom-who/engagements/eventstore",
+			"github.com/iom-who/engagements/sessions", "github.com/iom-who/engagements/webui",
+			"github.com/iom-who/engagements/app", "github.com/zitadel/oidc/v3/pkg/op"}},
+		{"github.com/iom-who/engagements/cmd/engagements", []string{"github.com/zitadel/oidc/v3/pkg/op",
+			"github.com/iom-who/engagements/openid/openidtest"}},
 		// The importer is a client of the service: the rules, and HTTP.
 		{"github.com/iom-who/engagements/importer", []string{"github.com/iom-who/engagements/app",
 			"github.com/iom-who/engagements/api", "github.com/iom-who/engagements/eventstore",

@@ -268,6 +268,8 @@ func (s *Service) decide(state *domain.Engagement, id string, cmd Command) (doma
 		OccurredAt:    cmd.OccurredAt,
 		RecordedAt:    now,
 		Actor:         cmd.Actor,
+		ActorIssuer:   cmd.ActorIssuer,
+		ActorSubject:  cmd.ActorSubject,
 		CorrelationID: cmd.CorrelationID,
 		CausationID:   cmd.CausationID,
 		TimePrecision: cmd.TimePrecision,

@@ -53,7 +53,8 @@ var objectStream = "OBJ_" + eventstore.DocumentBucket
 
 // Streams are the streams a backup copies, the event stream first; those
 // missing on the source are left out. Left out always: the web sessions
-// (KV_ENGAGEMENTS_SESSIONS; users sign in again), the reminder schedules
+// (KV_ENGAGEMENTS_SESSIONS; users sign in again) and directory sign-ins
+// under way (KV_ENGAGEMENTS_SIGNINS, ten minutes long), the reminder schedules
 // (ENGAGEMENTS_SCHEDULES, made again from the events), the webhooks'
 // delivery progress and failures, and every consumer.
 var Streams = []string{
@@ -67,7 +68,7 @@ var Streams = []string{
 
 // Skipped are the ENGAGEMENTS streams a backup does not copy, named in
 // the manifest.
-var Skipped = []string{"KV_ENGAGEMENTS_SESSIONS", "ENGAGEMENTS_SCHEDULES",
+var Skipped = []string{"KV_ENGAGEMENTS_SESSIONS", "KV_ENGAGEMENTS_SIGNINS", "ENGAGEMENTS_SCHEDULES",
 	"KV_" + webhooks.ProgressBucket, webhooks.FailureStream}
 
 // Manifest describes a backup.

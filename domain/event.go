@@ -119,8 +119,14 @@ type Event struct {
 	TimePrecision string `json:"time_precision,omitempty"`
 	// RecordedAt is when the system stored it.
 	RecordedAt time.Time `json:"recorded_at"`
-	// Actor is who recorded it.
+	// Actor is who recorded it: a token's name, or the verified e-mail
+	// (else the subject) of a person signed in through the directory.
 	Actor string `json:"actor"`
+	// ActorIssuer and ActorSubject, for a person signed in through the
+	// directory (OpenID Connect), are the issuer that vouched for them and
+	// their subject there; empty otherwise.
+	ActorIssuer  string `json:"actor_issuer,omitempty"`
+	ActorSubject string `json:"actor_subject,omitempty"`
 	// CorrelationID and CausationID tie events to requests and to each other.
 	CorrelationID string `json:"correlation_id,omitempty"`
 	CausationID   string `json:"causation_id,omitempty"`

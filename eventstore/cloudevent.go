@@ -39,6 +39,12 @@ type CloudEvent struct {
 	// time is only the first instant of the year or month the record
 	// knows; absent when time is as precise as it reads.
 	TimePrecision string `json:"timeprecision,omitempty"`
+	// ActorIssuer and ActorSubject are the extensions actorissuer and
+	// actorsubject: for an actor signed in through the directory (OpenID
+	// Connect), the issuer that vouched for them and their subject there;
+	// absent for a token's events and for events of earlier releases.
+	ActorIssuer  string `json:"actorissuer,omitempty"`
+	ActorSubject string `json:"actorsubject,omitempty"`
 }
 
 // dataSchemas holds each event type's dataschema under one public URL,
@@ -93,6 +99,8 @@ func encode(ev domain.Event, schemas dataSchemas) ([]byte, error) {
 		CorrelationID:   ev.CorrelationID,
 		CausationID:     ev.CausationID,
 		TimePrecision:   ev.TimePrecision,
+		ActorIssuer:     ev.ActorIssuer,
+		ActorSubject:    ev.ActorSubject,
 	}
 	return marshalCloudEvent(&ce)
 }
@@ -172,6 +180,8 @@ func Decode(subject string, payload []byte, seq uint64) (domain.Event, error) {
 		CorrelationID: ce.CorrelationID,
 		CausationID:   ce.CausationID,
 		TimePrecision: ce.TimePrecision,
+		ActorIssuer:   ce.ActorIssuer,
+		ActorSubject:  ce.ActorSubject,
 		Data:          data,
 	}, nil
 }

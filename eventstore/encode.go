@@ -63,6 +63,8 @@ var (
 	nameCorrelationID   = jsontext.Value(`"correlationid"`)
 	nameCausationID     = jsontext.Value(`"causationid"`)
 	nameTimePrecision   = jsontext.Value(`"timeprecision"`)
+	nameActorIssuer     = jsontext.Value(`"actorissuer"`)
+	nameActorSubject    = jsontext.Value(`"actorsubject"`)
 )
 
 // marshalCloudEvent is json.Marshal(ce): written by writeCloudEvent, or,
@@ -129,6 +131,12 @@ func writeCloudEvent(ce *CloudEvent) ([]byte, error) {
 	}
 	if ce.TimePrecision != "" {
 		err = w.str(err, nameTimePrecision, ce.TimePrecision)
+	}
+	if ce.ActorIssuer != "" {
+		err = w.str(err, nameActorIssuer, ce.ActorIssuer)
+	}
+	if ce.ActorSubject != "" {
+		err = w.str(err, nameActorSubject, ce.ActorSubject)
 	}
 	if err == nil {
 		err = w.enc.WriteToken(jsontext.EndObject)

@@ -45,7 +45,8 @@ func TestEncodeAsEncodingJSON(t *testing.T) {
 					SpecVersion: "1.0", ID: c.text, Source: Source, Type: "engagement.noted", Subject: c.text,
 					Time: at, DataContentType: "application/json", DataSchema: optional, Data: json.RawMessage(c.data),
 					RecordedAt: at.Add(time.Duration(c.nsec)), Actor: c.text, Kind: "agreement", Version: c.version,
-					CorrelationID: optional, CausationID: optional,
+					CorrelationID: optional, CausationID: optional, TimePrecision: optional,
+					ActorIssuer: optional, ActorSubject: optional,
 				}
 				got, gotErr := marshalCloudEvent(&ce)
 				want, wantErr := json.Marshal(ce)

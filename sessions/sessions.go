@@ -81,8 +81,28 @@ type Session struct {
 	// Created and LastUsed are when it was opened and last used (LastUsed
 	// to within TouchEvery).
 	Created, LastUsed time.Time
+	// Person is set for a session signed in through the directory
+	// (OpenID Connect), whose Token is then "".
+	Person *Person
 
 	rev uint64
+}
+
+// Person is what a directory session keeps of who signed in (sealed, like
+// the token's digest): the provider's words for them, their role as last
+// checked, and the tokens to check it again and to sign out there.
+type Person struct {
+	Issuer  string      `json:"iss"`
+	Subject string      `json:"sub"`
+	Role    domain.Role `json:"role"`
+	// IDToken is the hint for signing out at the provider; RefreshToken
+	// asks the provider again ("" when it gave none).
+	IDToken      string `json:"id_token,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// Checked is when the provider last vouched for the role; Expiry when
+	// the ID token it vouched with expires.
+	Checked time.Time `json:"checked"`
+	Expiry  time.Time `json:"expiry"`
 }
 
 // stored is an entry of the bucket: the times and identity in the clear,
@@ -100,6 +120,7 @@ type secret struct {
 	CSRF    string                     `json:"csrf"`
 	Flash   string                     `json:"flash,omitempty"`
 	Pending map[string]json.RawMessage `json:"pending,omitempty"`
+	Person  *Person                    `json:"person,omitempty"`
 }
 
 // meta is what every instance keeps of every session, from the watch, to
@@ -120,9 +141,10 @@ type Limits struct{ PerIdentity, Total int }
 // identity and times that a watch of the bucket keeps current (for the
 // limits only: a session itself is always read from the bucket).
 type Store struct {
-	kv   jetstream.KeyValue
-	conn *nats.Conn
-	log  *slog.Logger
+	kv       jetstream.KeyValue
+	attempts jetstream.KeyValue
+	conn     *nats.Conn
+	log      *slog.Logger
 
 	mu    sync.Mutex
 	index map[string]meta // by key
@@ -149,10 +171,14 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("session bucket: %w", eventstore.Unavailable(err))
 	}
+	attempts, err := openAttempts(ctx, js, cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{kv: kv, conn: js.Conn(), log: cfg.Logger, index: make(map[string]meta), done: make(chan struct{})}
+	s := &Store{kv: kv, attempts: attempts, conn: js.Conn(), log: cfg.Logger, index: make(map[string]meta), done: make(chan struct{})}
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	w, err := s.watch(wctx)
@@ -285,7 +311,7 @@ func sealer(id string) cipher.AEAD {
 
 // encode is the entry for sess, sealed under its id and bound to its key.
 func encode(sess *Session) ([]byte, error) {
-	plain, err := json.Marshal(secret{Token: sess.Token, CSRF: sess.CSRF, Flash: sess.Flash, Pending: sess.Pending})
+	plain, err := json.Marshal(secret{Token: sess.Token, CSRF: sess.CSRF, Flash: sess.Flash, Pending: sess.Pending, Person: sess.Person})
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +348,7 @@ func decode(id string, e jetstream.KeyValueEntry) (*Session, error) {
 		return nil, fmt.Errorf("session entry: %w", err)
 	}
 	return &Session{ID: id, Identity: st.Identity, Token: sec.Token, CSRF: sec.CSRF, Flash: sec.Flash,
-		Pending: sec.Pending, Created: st.Created, LastUsed: st.LastUsed, rev: e.Revision()}, nil
+		Pending: sec.Pending, Person: sec.Person, Created: st.Created, LastUsed: st.LastUsed, rev: e.Revision()}, nil
 }
 
 // randomToken is 256 random bits, URL-safe.
@@ -343,11 +369,21 @@ func randomToken() string {
 // next sign-in; "least recently used" is exact for the uses this instance
 // served and to within TouchEvery for others'.
 func (s *Store) Start(ctx context.Context, identity, token string, lim Limits, now time.Time) (*Session, error) {
+	return s.start(ctx, &Session{Identity: identity, Token: token}, lim, now)
+}
+
+// StartPerson is Start for a person signed in through the directory, whose
+// identity is the actor their events record.
+func (s *Store) StartPerson(ctx context.Context, identity string, p Person, lim Limits, now time.Time) (*Session, error) {
+	return s.start(ctx, &Session{Identity: identity, Person: &p}, lim, now)
+}
+
+func (s *Store) start(ctx context.Context, sess *Session, lim Limits, now time.Time) (*Session, error) {
 	if err := s.reachable(); err != nil {
 		return nil, err
 	}
-	sess := &Session{ID: randomToken(), Identity: identity, Token: token, CSRF: randomToken(),
-		Created: now, LastUsed: now}
+	identity := sess.Identity
+	sess.ID, sess.CSRF, sess.Created, sess.LastUsed = randomToken(), randomToken(), now, now
 	for _, key := range s.evictions(identity, max(lim.PerIdentity, 1), max(lim.Total, 1), now) {
 		if err := s.kv.Delete(ctx, key); err != nil {
 			return nil, fmt.Errorf("end session: %w", eventstore.Unavailable(err))
@@ -540,9 +576,73 @@ func (s *Store) End(ctx context.Context, id string) error {
 	return nil
 }
 
+// EndIdentity deletes every session of identity that this instance's
+// index knows of (the watch has every session of every instance, to within
+// the watch's delay) and returns how many it ended.
+func (s *Store) EndIdentity(ctx context.Context, identity string) (int, error) {
+	if err := s.reachable(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	var keys []string
+	for key, m := range s.index {
+		if m.identity == identity {
+			keys = append(keys, key)
+		}
+	}
+	s.mu.Unlock()
+	for _, key := range keys {
+		if err := s.kv.Delete(ctx, key); err != nil {
+			return 0, fmt.Errorf("end session: %w", eventstore.Unavailable(err))
+		}
+		s.mu.Lock()
+		delete(s.index, key)
+		s.mu.Unlock()
+	}
+	return len(keys), nil
+}
+
 // Len is the number of sessions this instance knows of, expired or not.
 func (s *Store) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.index)
+}
+
+// EndIdentityIn deletes every session of identity in the session bucket
+// on js, without opening a Store (an operator's command: it neither creates
+// the bucket nor changes its configuration). Every instance refuses those
+// sessions on their next request, as each reads the bucket. It returns how
+// many it ended.
+func EndIdentityIn(ctx context.Context, js jetstream.JetStream, identity string) (int, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("session bucket: %w", eventstore.Unavailable(err))
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list sessions: %w", eventstore.Unavailable(err))
+	}
+	n := 0
+	for key := range keys.Keys() {
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // ended meanwhile
+		}
+		if err != nil {
+			return n, fmt.Errorf("read session: %w", eventstore.Unavailable(err))
+		}
+		var st stored
+		if json.Unmarshal(e.Value(), &st) != nil || st.Identity != identity {
+			continue
+		}
+		if err := kv.Delete(ctx, key); err != nil {
+			return n, fmt.Errorf("end session: %w", eventstore.Unavailable(err))
+		}
+		n++
+	}
+	return n, nil
 }

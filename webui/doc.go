@@ -17,7 +17,9 @@
 // each form, their labels, which are required and which apply to a kind come
 // from the event type's domain.Spec; validation messages are the domain's. It
 // imports app, projections and domain (and sessions, whose bucket keeps the
-// sign-in sessions through its SessionStore interface, and tokens for the
-// digest a session keeps), and must not import api, nor api it (package
+// sign-in sessions through its SessionStore interface, tokens for the
+// digest a session keeps, and openid for the types of directory sign-in,
+// whose provider it reaches through its Directory interface), and must not
+// import api, nor api it (package
 // app/stack mounts it with api.WithUI).
 package webui

@@ -124,7 +124,7 @@ func (u *UI) upload(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadTimeout))
 	r.Body = http.MaxBytesReader(w, r.Body, u.svc.MaxDocumentSize()+1<<20)
-	up := app.Upload{EngagementID: id, Actor: s.user.Name}
+	up := app.Upload{EngagementID: id, Actor: s.user.Name, ActorIssuer: s.user.Issuer, ActorSubject: s.user.Subject}
 	mr, err := r.MultipartReader()
 	if err != nil {
 		u.errorPage(w, r, s, http.StatusBadRequest, "The form could not be read",

@@ -732,7 +732,7 @@ func (u *UI) appendEvent(w http.ResponseWriter, r *http.Request, s *session) {
 	occurred, precision, err := parseOccurred(sub.values[occurredAt])
 	if err == nil {
 		_, err = u.svc.Execute(r.Context(), app.Command{EngagementID: id, Type: typ, OccurredAt: occurred, TimePrecision: precision,
-			Data: f.data(sub.values), Actor: s.user.Name, IfMatch: version, IdempotencyKey: idempotencyKey(r)})
+			Data: f.data(sub.values), Actor: s.user.Name, ActorIssuer: s.user.Issuer, ActorSubject: s.user.Subject, IfMatch: version, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {
 		u.setFlash(s, "Saved: "+strings.ToLower(pastLabel(typ))+".")
@@ -872,7 +872,7 @@ func (u *UI) create(w http.ResponseWriter, r *http.Request, s *session) {
 	var res app.Result
 	if err == nil {
 		res, err = u.svc.Execute(r.Context(), app.Command{Type: domain.EngagementRecorded, OccurredAt: occurred, TimePrecision: precision,
-			Data: f.data(values), Actor: s.user.Name, IdempotencyKey: idempotencyKey(r)})
+			Data: f.data(values), Actor: s.user.Name, ActorIssuer: s.user.Issuer, ActorSubject: s.user.Subject, IdempotencyKey: idempotencyKey(r)})
 	}
 	if err == nil {
 		u.setFlash(s, "Recorded. Add what has happened since with the forms on this page.")

@@ -302,7 +302,7 @@ func (u *UI) confirmImport(w http.ResponseWriter, r *http.Request, s *session) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(importTimeout))
 	ctx, cancel := context.WithTimeout(r.Context(), importTimeout)
 	defer cancel()
-	sum, err := importer.Import(ctx, commandBatcher{svc: u.svc, actor: s.user.Name}, plan, nil)
+	sum, err := importer.Import(ctx, commandBatcher{svc: u.svc, actor: s.user.Name, issuer: s.user.Issuer, subject: s.user.Subject}, plan, nil)
 	d.Summary = &sum
 	d.Totals.Recorded, d.Totals.Existing = sum.Recorded+sum.EventsRecorded, sum.Existing+sum.EventsExisting
 	d.Problems = sum.Problems
@@ -319,11 +319,12 @@ func (u *UI) confirmImport(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // commandBatcher records the importer's batches through the command path
-// of POST /v1/batches (app.Service.ExecuteBatch) as actor, translating
-// each command as the API's batch handler does.
+// of POST /v1/batches (app.Service.ExecuteBatch) as actor (with a
+// directory person's issuer and subject), translating each command as the
+// API's batch handler does.
 type commandBatcher struct {
-	svc   *app.Service
-	actor string
+	svc                    *app.Service
+	actor, issuer, subject string
 }
 
 // Batch runs cmds and answers each one's result as the API would.
@@ -370,7 +371,7 @@ func (b commandBatcher) Batch(ctx context.Context, cmds []map[string]any) ([]imp
 // command is one of the importer's commands (op create or append, as POST
 // /v1/batches takes them) as an app.Command.
 func (b commandBatcher) command(m map[string]any) (app.Command, error) {
-	c := app.Command{Actor: b.actor}
+	c := app.Command{Actor: b.actor, ActorIssuer: b.issuer, ActorSubject: b.subject}
 	rest := make(map[string]any, len(m))
 	for k, v := range m {
 		rest[k] = v

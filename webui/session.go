@@ -51,6 +51,9 @@ type SessionStore interface {
 type user struct {
 	Name string
 	Role domain.Role
+	// Issuer and Subject name a person signed in through the directory;
+	// empty for a token.
+	Issuer, Subject string
 }
 
 // CanWrite reports whether the user may record engagements and events.
@@ -138,6 +141,13 @@ func (u *UI) uploading(roles []domain.Role, h handler) http.HandlerFunc {
 func (u *UI) guard(roles []domain.Role, upload bool, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, err := u.session(r)
+		if errors.Is(err, errDirectoryUnreachable) {
+			w.Header().Set("Retry-After", "5")
+			u.errorPage(w, r, nil, http.StatusServiceUnavailable, "Your directory cannot be reached",
+				"Your access is checked with your organisation's directory from time to time, and it cannot be reached right now. "+
+					"You are still signed in; please try again in a moment.")
+			return
+		}
 		if err != nil && !errors.Is(err, sessions.ErrNotFound) {
 			u.failed(w, r, nil, err)
 			return
@@ -201,6 +211,9 @@ func (u *UI) session(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if stored.Person != nil {
+		return u.person(ctx, stored)
+	}
 	info, ok := u.tokens.AuthenticateDigest(stored.Token)
 	if !ok {
 		if err := u.sessions.End(ctx, stored.ID); err != nil {
@@ -231,9 +244,11 @@ func (u *UI) clearCookie(w http.ResponseWriter, r *http.Request, name, path stri
 
 type loginData struct {
 	base
-	Next    string
-	Message string
-	Error   string
+	// Directory: sign-in with the directory is offered.
+	Directory bool
+	Next      string
+	Message   string
+	Error     string
 }
 
 // localPath accepts only a path on this site as where to go after signing
@@ -310,6 +325,7 @@ func (u *UI) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (u *UI) renderLogin(w http.ResponseWriter, r *http.Request, status int, d loginData) {
 	d.base = u.base(nil, "Sign in", "")
+	d.Directory = u.directory != nil
 	d.CSRF = randomToken()
 	u.setCookie(w, r, loginCookie, d.CSRF, "/login", 3600)
 	u.render(w, status, "login", d)
@@ -368,5 +384,11 @@ func (u *UI) logout(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	u.pageLimits.Forget(s.ID)
 	u.setCookie(w, r, sessionCookie, "", "/", -1)
+	if to := u.directoryLogout(s); to != "" {
+		// A page, not a redirect: form-action 'self' forbids a form's
+		// redirect to another origin.
+		u.continueTo(w, to, "Signed out here", "You are signed out of Engagements. Signing you out of your directory too…")
+		return
+	}
 	seeOther(w, r, "/login?signed_out=1")
 }

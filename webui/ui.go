@@ -104,6 +104,13 @@ type UI struct {
 	importLimit int64
 	held        heldFiles
 
+	// directory, when set, signs people in with their directory
+	// (WithDirectory), asking it again every recheck; directoryBase is the
+	// public URL the provider sends the browser back to after signing out.
+	directory     Directory
+	recheck       time.Duration
+	directoryBase string
+
 	// ctx ends live-update streams and verifications when Close is called.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -137,6 +144,9 @@ type config struct {
 	publicURL                        string
 	checkpoints                      Checkpoints
 	importLimit                      int64
+	directory                        Directory
+	recheck                          time.Duration
+	directoryBase                    string
 }
 
 // Option changes a limit of the web interface.
@@ -190,8 +200,12 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 		pageLimits:    ratelimit.New(c.rate, c.burst, c.maxSessions),
 		loginLimits:   ratelimit.New(c.loginRate, c.loginBurst, 0), auditing: c.auditing,
 		calendars: c.calendars, publicURL: c.publicURL, checkpoints: c.checkpoints,
-		importLimit: min(max(c.importLimit, 1), importer.MaxFileBytes)}
+		importLimit: min(max(c.importLimit, 1), importer.MaxFileBytes),
+		directory:   c.directory, recheck: c.recheck, directoryBase: c.directoryBase}
 	u.held.budget = heldImports * u.importLimit
+	if u.recheck <= 0 {
+		u.recheck = DefaultRecheck
+	}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	u.pages = parsePages()
 	u.assets, u.version = loadAssets()
@@ -200,6 +214,10 @@ func New(svc *app.Service, proj Projection, tokens Tokens, log *slog.Logger, opt
 	m.HandleFunc("GET /login", u.loginPage)
 	m.HandleFunc("POST /login", u.login)
 	m.HandleFunc("POST /logout", u.signedIn(readers, u.logout))
+	if u.directory != nil {
+		m.HandleFunc("GET /login/oidc", u.beginDirectory)
+		m.HandleFunc("GET /login/oidc/callback", u.finishDirectory)
+	}
 	m.HandleFunc("GET /{$}", u.signedIn(readers, u.portfolio))
 	m.HandleFunc("GET /engagements/new", u.signedIn(writers, u.newPage))
 	m.HandleFunc("GET /log", u.signedIn(readers, u.eventLog))
@@ -262,7 +280,7 @@ func (u *UI) Close() {
 // parsePages parses each page template with the shared layout and partials.
 func parsePages() map[string]*template.Template {
 	pages := make(map[string]*template.Template)
-	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline", "feeds", "checkpoints", "import"} {
+	for _, name := range []string{"login", "portfolio", "engagement", "new", "error", "log", "verify", "timeline", "feeds", "checkpoints", "import", "continue"} {
 		t := template.New(name).Funcs(funcs)
 		pages[name] = template.Must(t.ParseFS(templateFS,
 			"templates/layout.html", "templates/partials.html", "templates/"+name+".html"))

@@ -337,8 +337,8 @@ func clusterStreamLeader(t *testing.T, natsURL string) string {
 	if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream cluster info %+v: want a leader and two replicas", info.Cluster)
 	}
-	// The shared token, calendar-feed and web-session buckets are replicated too.
-	for _, bucket := range []string{tokens.Bucket, calendars.Bucket, sessions.Bucket} {
+	// The shared token, calendar-feed, web-session and sign-in buckets are replicated too.
+	for _, bucket := range []string{tokens.Bucket, calendars.Bucket, sessions.Bucket, sessions.AttemptsBucket} {
 		kv, err := js.Stream(ctx, "KV_"+bucket)
 		if err != nil {
 			t.Fatal(err)

@@ -43,9 +43,11 @@ Usage:
   engagements restore [flags] DIR
                                 restore a backup into an empty store (--data DIR or --nats-url)
                                 and verify it: the same head, every document's sha256
+  engagements sessions end --identity NAME [flags]
+                                end every web session of a person (or token name) on every instance
   engagements version           print the version (also --version)
 
-verify, export, rebuild and backup read the stream with --nats-url URL (a running serve
+verify, export, rebuild, backup and sessions read the stream with --nats-url URL (a running serve
 started with --nats-listen, or a cluster) or --data DIR (a stopped serve's data);
 --nats-token (or ENGAGEMENTS_NATS_TOKEN) is the token to present to --nats-url,
 serve's --nats-admin-token.
@@ -83,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backupCmd(args[1:], stdout, stderr)
 	case "restore":
 		return restoreCmd(args[1:], stdout, stderr)
+	case "sessions":
+		return sessionsCmd(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "engagements: unknown command %q\n\n%s", args[0], usage)
 	return 2
@@ -148,6 +152,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 10*time.Minute, "sign a checkpoint this often when there are new events (0: not by time)")
 	var offsets string
 	fs.StringVar(&offsets, "reminders", "90,30,7", "days before an agreement's expiry and a meeting to record a reminder (comma-separated positive whole days; the notice deadline and the expiry itself are always reminded of); off: record no reminders")
+	finishOIDC := oidcFlags(fs, &cfg.OIDC)
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("ENGAGEMENTS")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -157,6 +162,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "engagements serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if err := finishOIDC(); err != nil {
+		fmt.Fprintf(stderr, "engagements serve: %v\n", err)
 		return 2
 	}
 	var err error

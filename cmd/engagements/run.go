@@ -67,6 +67,8 @@ type Config struct {
 	// schedules are made and nothing follows the stream for them.
 	Reminders   reminders.Config
 	NoReminders bool
+	// OIDC signs people in to the web UI with their directory (--oidc-*).
+	OIDC OIDCConfig
 }
 
 // Main opens the store, the token store and webhook delivery, loads the
@@ -144,7 +146,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openProofs(ctx); err != nil {
 		return err
 	}
-	var err error
+	dirOpts, err := m.openDirectory(ctx)
+	if err != nil {
+		return err
+	}
 	rc := &m.Config.Reminders
 	rc.Replicas = max(rc.Replicas, m.Config.Replicas)
 	if m.Config.NoReminders {
@@ -158,7 +163,7 @@ func (m *Main) Run(ctx context.Context) error {
 		API: []api.Option{api.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst),
 			api.WithMetricsToken(m.Config.MetricsToken)},
 		// Each web session gets the rate each API token gets.
-		UIOptions: []webui.Option{webui.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst)},
+		UIOptions: append([]webui.Option{webui.WithRateLimit(m.Config.RateLimit, m.Config.RateBurst)}, dirOpts...),
 	})
 	if err != nil {
 		return err

@@ -162,7 +162,7 @@ func TestSubscriberTokensOnNATS(t *testing.T) {
 	for range names.Name() {
 		t.Error("alice listed consumers")
 	}
-	for _, bucket := range []string{tokens.Bucket, "ENGAGEMENTS_WEBHOOKS", "ENGAGEMENTS_WEBHOOK_PROGRESS", calendars.Bucket, sessions.Bucket} {
+	for _, bucket := range []string{tokens.Bucket, "ENGAGEMENTS_WEBHOOKS", "ENGAGEMENTS_WEBHOOK_PROGRESS", calendars.Bucket, sessions.Bucket, sessions.AttemptsBucket} {
 		if _, err := ajsAlice.KeyValue(short(), bucket); err == nil {
 			t.Errorf("alice opened KV bucket %s", bucket)
 		}
