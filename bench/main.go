@@ -72,6 +72,33 @@ type options struct {
 	keep        bool
 	streams     int  // streams the contended appends share
 	peer        bool // measure the PostgreSQL peer
+	// only, when not empty, names the measurements to make (see parts);
+	// the others are skipped.
+	only map[string]bool
+	// outSet: -out was given (a run with -only writes results only then).
+	outSet bool
+}
+
+// parts are the measurements -only selects from.
+var parts = []string{"appends", "peer", "rebuild", "get", "asof", "upcoming", "proofs", "restart"}
+
+// want reports whether the run makes the measurement part.
+func (o options) want(part string) bool { return len(o.only) == 0 || o.only[part] }
+
+// parseOnly reads -only's comma-separated list of parts.
+func parseOnly(list string) (map[string]bool, error) {
+	if list == "" {
+		return nil, nil
+	}
+	only := make(map[string]bool)
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(parts, name) {
+			return nil, fmt.Errorf("-only: unknown measurement %q (have %s)", name, strings.Join(parts, ", "))
+		}
+		only[name] = true
+	}
+	return only, nil
 }
 
 func main() {
@@ -90,13 +117,21 @@ func main() {
 	flag.IntVar(&o.streams, "streams", 8, "engagements (streams) the contended appends of the clients share")
 	flag.BoolVar(&o.peer, "peer", true, "measure the PostgreSQL peer (a server of the bench's own; skipped with one line when PostgreSQL is not installed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
+	only := flag.String("only", "", "comma-separated measurements to make, the others skipped ("+strings.Join(parts, ", ")+
+		"); the stream is generated and serve started whenever one needs them; results.md and results.json are then written only with -out")
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) { o.outSet = o.outSet || f.Name == "out" })
+	var err error
+	if o.only, err = parseOnly(*only); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 || o.streams < 1 {
 		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1, streams ≥ 1")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
+	err = run(ctx, o)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -166,30 +201,50 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 
-	always, err := h.appends(ctx, eventstore.SyncAlways)
-	if err != nil {
-		return err
+	var always, interval []Metric
+	if o.want("appends") {
+		if always, err = h.appends(ctx, eventstore.SyncAlways); err != nil {
+			return err
+		}
+		if interval, err = h.appends(ctx, eventstore.SyncInterval); err != nil {
+			return err
+		}
 	}
-	interval, err := h.appends(ctx, eventstore.SyncInterval)
-	if err != nil {
-		return err
+	var peer peerFigures
+	if o.want("peer") {
+		if peer, err = h.peer(ctx); err != nil {
+			return err
+		}
 	}
-	peer, err := h.peer(ctx)
-	if err != nil {
-		return err
+	var rebuilt []Metric
+	var reads []Metric
+	if o.want("rebuild") || o.want("get") || o.want("asof") || o.want("upcoming") || o.want("proofs") || o.want("restart") {
+		rebuild, ids, err := h.rebuild(ctx)
+		if err != nil {
+			return err
+		}
+		if o.want("rebuild") {
+			rebuild.Peer = peer.fullRead
+			rebuilt = []Metric{rebuild}
+		}
+		if reads, err = h.serveBig(ctx, ids); err != nil {
+			return err
+		}
 	}
-	rebuild, ids, err := h.rebuild(ctx)
-	if err != nil {
-		return err
+	for i := range always {
+		switch always[i].Key {
+		case "append_always":
+			always[i].Peer = peer.own
+		case "append_contended":
+			always[i].Peer = peer.shared
+		}
 	}
-	reads, err := h.serveBig(ctx, ids)
-	if err != nil {
-		return err
+	for i := range reads {
+		if reads[i].Key == "get_p99" {
+			reads[i].Peer = peer.historyP99
+		}
 	}
-	always[0].Peer, always[1].Peer = peer.own, peer.shared
-	rebuild.Peer = peer.fullRead
-	reads[0].Peer = peer.historyP99 // get_p99
-	h.report.Metrics = slices.Concat(always, interval, []Metric{rebuild}, reads)
+	h.report.Metrics = slices.Concat(always, interval, rebuilt, reads)
 	return h.write()
 }
 
@@ -315,6 +370,9 @@ func (h *harness) rebuild(ctx context.Context) (Metric, []string, error) {
 	h.extra("generated stream", "%d events over %d engagements, mean CloudEvent %.0f bytes, written in %.1f s",
 		ds.Events, len(ds.IDs), ds.MeanPayload, ds.Elapsed.Seconds())
 
+	if !o.want("rebuild") {
+		return Metric{}, ds.IDs, nil
+	}
 	h.logf("raw ordered consumer over %d events", o.events)
 	rawTook, _, err := readRaw(ctx, store, o.events)
 	if err != nil {
@@ -371,27 +429,20 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	}
 	h.logf("warm-up: GET %d/s and writes %d/s for %s (not counted)", o.getRate, o.writeRate, o.warmup)
 	loadUnderWrites(o.warmup, func() *vegeta.Metrics { return getLoad(ctx, svc.URL, token, ids, o.getRate, o.warmup) })
-	h.logf("GET /v1/engagements/{random id} at %d/s for %s, appends at %d/s alongside", o.getRate, o.getDuration, o.writeRate)
-	getBegan := time.Now()
-	get, writes := loadUnderWrites(o.getDuration, func() *vegeta.Metrics {
-		return getLoad(ctx, svc.URL, token, ids, o.getRate, o.getDuration)
-	})
-	getEnded := time.Now()
-	checkpointSaved := "none"
-	if fi, err := os.Stat(filepath.Join(dir, "projections.checkpoint")); err == nil &&
-		fi.ModTime().After(getBegan) && fi.ModTime().Before(getEnded) {
-		checkpointSaved = fmt.Sprintf("at +%.1f s", fi.ModTime().Sub(getBegan).Seconds())
+	var metrics []Metric
+	if o.want("get") {
+		metrics = append(metrics, h.gets(ctx, svc, token, ids, loadUnderWrites))
 	}
-	h.logf("  GET p50 %.2f ms, p99 %.2f ms, max %.1f ms, success %.2f %%; writes %.0f/s, p99 %.1f ms, success %.2f %%",
-		ms(get.Latencies.P50), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Success*100,
-		writes.Throughput, ms(writes.Latencies.P99), writes.Success*100)
-	hd := o.getDuration
-	h.logf("GET /healthz at %d/s for %s, appends at %d/s alongside", o.getRate, hd, o.writeRate)
-	health, hwrites := loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
-	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
-	asofMetric := h.asOf(ctx, svc.URL, token)
-	upcomingMetric := h.upcoming(ctx, svc.URL, token, loadUnderWrites)
-	proofMetrics := h.proofs(ctx, svc.URL, token, ids)
+	if o.want("asof") {
+		metrics = append(metrics, h.asOf(ctx, svc.URL, token))
+	}
+	if o.want("upcoming") {
+		metrics = append(metrics, h.upcoming(ctx, svc.URL, token, loadUnderWrites))
+	}
+	var proofMetrics []Metric
+	if o.want("proofs") {
+		proofMetrics = h.proofs(ctx, svc.URL, token, ids)
+	}
 
 	peak, current, err := svc.memory()
 	if err != nil {
@@ -406,20 +457,6 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.extra("SIGTERM → exit (first serve, writes the checkpoint)", "%.2f s", time.Since(stopStart).Seconds())
 	cp, cpErr := os.Stat(filepath.Join(dir, "projections.checkpoint"))
 
-	healthP99 := ms(health.Latencies.P99)
-	getMetric := Metric{Key: "get_p99", Name: fmt.Sprintf("GET engagement p99 at %d/s under %d writes/s", o.getRate, o.writeRate),
-		Unit: "ms", Ours: ms(get.Latencies.P99), Anchor: &healthP99, Target: Target{Text: "< 2 ms", Below: 2}}
-	getMetric.Problems = append(getMetric.Problems, problems("GETs", get)...)
-	getMetric.Problems = append(getMetric.Problems, problems("writes under the GETs", writes)...)
-	h.extra("GET engagement p50 / p90 / p99 / max", "%.2f / %.2f / %.2f / %.1f ms (%d requests, %.1f/s); last periodic checkpoint save within the window: %s",
-		ms(get.Latencies.P50), ms(get.Latencies.P90), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Requests, get.Rate,
-		checkpointSaved)
-	// The anchor's own failures are shown, but do not decide whether the
-	// GETs met their target.
-	h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms %s", ms(health.Latencies.P50), healthP99,
-		strings.Join(problems("/healthz", health), "; "))
-	h.extra("writes under the GET load", "%.0f/s achieved of %d/s, p50 %.1f ms, p99 %.1f ms, success %.2f %% (under /healthz: %.2f %%)",
-		writes.Throughput, o.writeRate, ms(writes.Latencies.P50), ms(writes.Latencies.P99), writes.Success*100, hwrites.Success*100)
 	h.extra("serve log lines at ERROR / WARN (first start and load, /readyz polls left out)", "%d / %d %s", errorsLogged, warnsLogged,
 		strings.Join(slices.Concat(errorSamples, warnSamples), "; "))
 
@@ -439,7 +476,11 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	var took []float64
 	var loads []string
 	restartPeak := 0.0
-	for i := range o.restarts {
+	restarts := o.restarts
+	if !o.want("restart") {
+		restarts = 0
+	}
+	for i := range restarts {
 		h.logf("restart %d/%d: start → /readyz 200", i+1, o.restarts)
 		s, err := h.start(dir, string(eventstore.SyncAlways), fmt.Sprintf("serve-restart-%d", i+1))
 		if err != nil {
@@ -469,12 +510,56 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 			restartMetric.Problems = append(restartMetric.Problems, fmt.Sprintf("restart %d: %v", i+1, err))
 		}
 	}
-	restartMetric.Ours = median(took)
 	rssMetric.Ours = max(peak, restartPeak)
-	h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
-		joinFloats(took), strings.Join(loads, ", "))
+	if restarts > 0 {
+		restartMetric.Ours = median(took)
+		h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
+			joinFloats(took), strings.Join(loads, ", "))
+		metrics = append(metrics, restartMetric)
+	}
 	h.extra("serve peak RSS: first start + load / restarts", "%.0f / %.0f MiB", peak, restartPeak)
-	return append([]Metric{getMetric, asofMetric, upcomingMetric, restartMetric, rssMetric}, proofMetrics...), nil
+	return append(append(metrics, rssMetric), proofMetrics...), nil
+}
+
+// gets measures get_p99: GETs of random engagements under writes, then
+// its anchor, /healthz, at the same rate under the same writes.
+func (h *harness) gets(ctx context.Context, svc *service, token string, ids []string,
+	loadUnderWrites func(time.Duration, func() *vegeta.Metrics) (reads, writes *vegeta.Metrics)) Metric {
+	o := h.o
+	h.logf("GET /v1/engagements/{random id} at %d/s for %s, appends at %d/s alongside", o.getRate, o.getDuration, o.writeRate)
+	getBegan := time.Now()
+	get, writes := loadUnderWrites(o.getDuration, func() *vegeta.Metrics {
+		return getLoad(ctx, svc.URL, token, ids, o.getRate, o.getDuration)
+	})
+	getEnded := time.Now()
+	checkpointSaved := "none"
+	if fi, err := os.Stat(filepath.Join(svc.Data, "projections.checkpoint")); err == nil &&
+		fi.ModTime().After(getBegan) && fi.ModTime().Before(getEnded) {
+		checkpointSaved = fmt.Sprintf("at +%.1f s", fi.ModTime().Sub(getBegan).Seconds())
+	}
+	h.logf("  GET p50 %.2f ms, p99 %.2f ms, max %.1f ms, success %.2f %%; writes %.0f/s, p99 %.1f ms, success %.2f %%",
+		ms(get.Latencies.P50), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Success*100,
+		writes.Throughput, ms(writes.Latencies.P99), writes.Success*100)
+	hd := o.getDuration
+	h.logf("GET /healthz at %d/s for %s, appends at %d/s alongside", o.getRate, hd, o.writeRate)
+	health, hwrites := loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
+	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
+
+	healthP99 := ms(health.Latencies.P99)
+	getMetric := Metric{Key: "get_p99", Name: fmt.Sprintf("GET engagement p99 at %d/s under %d writes/s", o.getRate, o.writeRate),
+		Unit: "ms", Ours: ms(get.Latencies.P99), Anchor: &healthP99, Target: Target{Text: "< 2 ms", Below: 2}}
+	getMetric.Problems = append(getMetric.Problems, problems("GETs", get)...)
+	getMetric.Problems = append(getMetric.Problems, problems("writes under the GETs", writes)...)
+	h.extra("GET engagement p50 / p90 / p99 / max", "%.2f / %.2f / %.2f / %.1f ms (%d requests, %.1f/s); last periodic checkpoint save within the window: %s",
+		ms(get.Latencies.P50), ms(get.Latencies.P90), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Requests, get.Rate,
+		checkpointSaved)
+	// The anchor's own failures are shown, but do not decide whether the
+	// GETs met their target.
+	h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms %s", ms(health.Latencies.P50), healthP99,
+		strings.Join(problems("/healthz", health), "; "))
+	h.extra("writes under the GET load", "%.0f/s achieved of %d/s, p50 %.1f ms, p99 %.1f ms, success %.2f %% (under /healthz: %.2f %%)",
+		writes.Throughput, o.writeRate, ms(writes.Latencies.P50), ms(writes.Latencies.P99), writes.Success*100, hwrites.Success*100)
+	return getMetric
 }
 
 // write fills the report's header and notes, prints it and writes
@@ -507,6 +592,11 @@ func (h *harness) write() error {
 		"The harness, vegeta and the service share the machine; anything else running on it at the same time (other builds or tests) moves the figures.",
 	}
 	md := h.report.Markdown()
+	if len(o.only) > 0 && !o.outSet {
+		fmt.Print(md)
+		h.logf("-only without -out: results.md and results.json not written")
+		return nil
+	}
 	js, err := resultsJSON(h.report.Metrics)
 	if err != nil {
 		return err

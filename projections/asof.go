@@ -74,6 +74,12 @@ func (p *Projector) foldAt(ctx context.Context, r Reader, a *at) error {
 	if err != nil {
 		return err
 	}
+	return a.fold(events)
+}
+
+// fold sets a.e to the state of a.base (or of nothing) with events, the
+// events inside the window after it, folded as domain.Replay does.
+func (a *at) fold(events []domain.Event) error {
 	base := a.base
 	if base == nil {
 		base = &domain.Engagement{}
@@ -213,14 +219,7 @@ func (p *Projector) listIndexed(ctx context.Context, f Filter, b bounds) (items 
 		exhausted := i >= len(order)
 		p.mu.RUnlock()
 
-		var g errgroup.Group
-		g.SetLimit(fetchers)
-		for k := range batch {
-			if batch[k].e == nil {
-				g.Go(func() error { return p.foldAt(ctx, r, &batch[k]) })
-			}
-		}
-		if err := g.Wait(); err != nil {
+		if err := p.foldAll(ctx, r, batch); err != nil {
 			return nil, false, true, err
 		}
 		for _, a := range batch {
@@ -236,4 +235,42 @@ func (p *Projector) listIndexed(ctx context.Context, f Filter, b bounds) (items 
 			return items, false, true, nil
 		}
 	}
+}
+
+// foldAll folds the engagements of batch that need their events. With a
+// BatchReader the events inside the window of all of them are read in one
+// fetch (pipelined direct gets); otherwise a few engagements at a time,
+// each reading its own.
+func (p *Projector) foldAll(ctx context.Context, r Reader, batch []at) error {
+	if _, ok := r.(BatchReader); !ok {
+		var g errgroup.Group
+		g.SetLimit(fetchers)
+		for k := range batch {
+			if batch[k].e == nil {
+				g.Go(func() error { return p.foldAt(ctx, r, &batch[k]) })
+			}
+		}
+		return g.Wait()
+	}
+	var seqs []uint64
+	for _, a := range batch {
+		if a.e == nil {
+			seqs = append(seqs, a.seqs...)
+		}
+	}
+	events, err := p.fetch(ctx, r, seqs)
+	if err != nil {
+		return err
+	}
+	for k := range batch {
+		if batch[k].e != nil {
+			continue
+		}
+		n := len(batch[k].seqs)
+		if err := batch[k].fold(events[:n:n]); err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	return nil
 }

@@ -451,3 +451,46 @@ func TestWindowOutsideTheTimelineYearsIsReplayed(t *testing.T) {
 		}
 	}
 }
+
+// batchReader is memReader as a projections.BatchReader, counting the
+// batches it was asked for.
+type batchReader struct {
+	memReader
+	batches *int
+}
+
+func (r batchReader) Events(ctx context.Context, seqs []uint64) ([]domain.Event, error) {
+	*r.batches++
+	out := make([]domain.Event, len(seqs))
+	for i, seq := range seqs {
+		ev, err := r.Event(ctx, seq)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
+
+// TestWindowedReadsInBatchesMatchReplay is TestWindowedReadsMatchReplay
+// with a reader that fetches many events at once: a list page within a
+// window then reads the events of all its engagements in one batch, split
+// among them again to fold, and must still give what a replay gives.
+func TestWindowedReadsInBatchesMatchReplay(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			h := &history{rng: rand.New(rand.NewPCG(seed, 81)), p: newTestProjector(),
+				folded: map[string][]domain.Event{}, state: map[string]*domain.Engagement{},
+				clock: time.Date(2019, 1, 1, 12, 0, 0, 123456789, time.UTC)}
+			batches := 0
+			h.p.UseReader(batchReader{h.p.mem, &batches})
+			for range 300 {
+				h.step()
+			}
+			h.check(t, h.p.Projector, 12)
+			if batches == 0 {
+				t.Fatal("no batch read: the windowed reads did not use the BatchReader")
+			}
+		})
+	}
+}

@@ -31,6 +31,14 @@ type EventReader interface {
 	Event(ctx context.Context, seq uint64) (domain.Event, error)
 }
 
+// BatchReader fetches many stored events by stream sequence at once, in
+// the order asked; eventstore.Store is one (Events pipelines the direct
+// gets). A Reader that is one serves the reads within a window, which fetch
+// a few hundred scattered events a page, with it instead of event by event.
+type BatchReader interface {
+	Events(ctx context.Context, seqs []uint64) ([]domain.Event, error)
+}
+
 // Stats counts what the projector has seen.
 type Stats struct {
 	Applied     uint64 // last stream sequence handled
