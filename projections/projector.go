@@ -1,7 +1,6 @@
 package projections
 
 import (
-	lru "github.com/hashicorp/golang-lru/v2"
 	"context"
 	"iter"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/iom-who/engagements/domain"
 )
 
