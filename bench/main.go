@@ -77,6 +77,8 @@ type options struct {
 	only map[string]bool
 	// outSet: -out was given (a run with -only writes results only then).
 	outSet bool
+	// readyTimeout bounds serve's starts on the big stream.
+	readyTimeout time.Duration
 }
 
 // parts are the measurements -only selects from.
@@ -117,6 +119,7 @@ func main() {
 	flag.IntVar(&o.streams, "streams", 8, "engagements (streams) the contended appends of the clients share")
 	flag.BoolVar(&o.peer, "peer", true, "measure the PostgreSQL peer (a server of the bench's own; skipped with one line when PostgreSQL is not installed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
+	flag.DurationVar(&o.readyTimeout, "ready-timeout", 5*time.Minute, "how long serve may take to be ready on the big stream (first start and restarts)")
 	only := flag.String("only", "", "comma-separated measurements to make, the others skipped ("+strings.Join(parts, ", ")+
 		"); the stream is generated and serve started whenever one needs them; results.md and results.json are then written only with -out")
 	flag.Parse()
@@ -409,7 +412,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	if err != nil {
 		return nil, err
 	}
-	first, err := svc.waitReady(ctx, 5*time.Minute)
+	first, err := svc.waitReady(ctx, o.readyTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -486,7 +489,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 		if err != nil {
 			return nil, err
 		}
-		ready, err := s.waitReady(ctx, 5*time.Minute)
+		ready, err := s.waitReady(ctx, o.readyTimeout)
 		if err != nil {
 			return nil, err
 		}
