@@ -53,7 +53,7 @@ func (s *Store) eventsChunk(ctx context.Context, seqs []uint64, out []domain.Eve
 	if len(seqs) == 0 {
 		return nil
 	}
-	inbox := s.nc.NewRespInbox()
+	inbox := s.nc.NewInbox()
 	replies := make(chan *nats.Msg, len(seqs))
 	sub, err := s.nc.ChanSubscribe(inbox+".*", replies)
 	if err != nil {
