@@ -44,6 +44,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -76,6 +77,10 @@ type options struct {
 	// only, when set, names the metrics to measure (and what they need);
 	// empty means all of them.
 	only map[string]bool
+	// outSet: -out was given (a run with -only writes results only then).
+	outSet bool
+	// readyTimeout bounds serve's starts on the big stream.
+	readyTimeout time.Duration
 }
 
 // groups are the measurements -only chooses from, by the metric keys
@@ -100,8 +105,19 @@ func (o options) want(keys ...string) bool {
 	return false
 }
 
-// parseOnly reads -only: comma-separated metric keys of groups; nil for
-// none (everything is measured).
+// aliases are names -only also takes for several metric keys at once.
+var aliases = map[string][]string{
+	"appends":  groups["appends"],
+	"backup":   groups["backup"],
+	"get":      {"get_p99"},
+	"asof":     {"asof_p99"},
+	"upcoming": {"upcoming_p99"},
+	"proofs":   {"proof_bytes", "proof_verify"},
+	"restart":  {"restart", "rss"},
+}
+
+// parseOnly reads -only: comma-separated metric keys of groups, or aliases
+// of several; nil for none (everything is measured).
 func parseOnly(s string) (map[string]bool, error) {
 	known := make(map[string]bool)
 	for _, keys := range groups {
@@ -114,13 +130,19 @@ func parseOnly(s string) (map[string]bool, error) {
 		if k = strings.TrimSpace(k); k == "" {
 			continue
 		}
-		if !known[k] {
-			return nil, fmt.Errorf("-only %q: not a metric (%v)", k, groups)
+		keys, ok := aliases[k]
+		if !ok && known[k] {
+			keys, ok = []string{k}, true
+		}
+		if !ok {
+			return nil, fmt.Errorf("-only %q: not a metric (%v) nor an alias (%v)", k, groups, slices.Sorted(maps.Keys(aliases)))
 		}
 		if only == nil {
 			only = make(map[string]bool)
 		}
-		only[k] = true
+		for _, k := range keys {
+			only[k] = true
+		}
 	}
 	return only, nil
 }
@@ -142,7 +164,9 @@ func main() {
 	flag.BoolVar(&o.peer, "peer", true, "measure the PostgreSQL peer (a server of the bench's own; skipped with one line when PostgreSQL is not installed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
 	only := flag.String("only", "", "measure only these metrics, comma-separated keys (e.g. import_rate; backup,restore; peer) and what they need; results go to -out as usual")
+	flag.DurationVar(&o.readyTimeout, "ready-timeout", 5*time.Minute, "how long serve may take to be ready on the big stream (first start and restarts)")
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) { o.outSet = o.outSet || f.Name == "out" })
 	var err error
 	if o.only, err = parseOnly(*only); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -271,7 +295,6 @@ func run(ctx context.Context, o options) error {
 			if reads, err = h.serveBig(ctx, ids); err != nil {
 				return err
 			}
-			reads[0].Peer = peer.historyP99 // get_p99
 		}
 	}
 	for i := range always {
@@ -280,6 +303,11 @@ func run(ctx context.Context, o options) error {
 			always[i].Peer = peer.own
 		case "append_contended":
 			always[i].Peer = peer.shared
+		}
+	}
+	for i := range reads {
+		if reads[i].Key == "get_p99" {
+			reads[i].Peer = peer.historyP99
 		}
 	}
 	h.report.Metrics = slices.Concat(always, interval, big, reads)
@@ -463,7 +491,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	if err != nil {
 		return nil, err
 	}
-	first, err := svc.waitReady(ctx, 5*time.Minute)
+	first, err := svc.waitReady(ctx, o.readyTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -483,27 +511,20 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	}
 	h.logf("warm-up: GET %d/s and writes %d/s for %s (not counted)", o.getRate, o.writeRate, o.warmup)
 	loadUnderWrites(o.warmup, func() *vegeta.Metrics { return getLoad(ctx, svc.URL, token, ids, o.getRate, o.warmup) })
-	h.logf("GET /v1/engagements/{random id} at %d/s for %s, appends at %d/s alongside", o.getRate, o.getDuration, o.writeRate)
-	getBegan := time.Now()
-	get, writes := loadUnderWrites(o.getDuration, func() *vegeta.Metrics {
-		return getLoad(ctx, svc.URL, token, ids, o.getRate, o.getDuration)
-	})
-	getEnded := time.Now()
-	checkpointSaved := "none"
-	if fi, err := os.Stat(filepath.Join(dir, "projections.checkpoint")); err == nil &&
-		fi.ModTime().After(getBegan) && fi.ModTime().Before(getEnded) {
-		checkpointSaved = fmt.Sprintf("at +%.1f s", fi.ModTime().Sub(getBegan).Seconds())
+	var metrics []Metric
+	if o.want("get_p99") {
+		metrics = append(metrics, h.gets(ctx, svc, token, ids, loadUnderWrites))
 	}
-	h.logf("  GET p50 %.2f ms, p99 %.2f ms, max %.1f ms, success %.2f %%; writes %.0f/s, p99 %.1f ms, success %.2f %%",
-		ms(get.Latencies.P50), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Success*100,
-		writes.Throughput, ms(writes.Latencies.P99), writes.Success*100)
-	hd := o.getDuration
-	h.logf("GET /healthz at %d/s for %s, appends at %d/s alongside", o.getRate, hd, o.writeRate)
-	health, hwrites := loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
-	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
-	asofMetric := h.asOf(ctx, svc.URL, token)
-	upcomingMetric := h.upcoming(ctx, svc.URL, token, loadUnderWrites)
-	proofMetrics := h.proofs(ctx, svc.URL, token, ids)
+	if o.want("asof_p99") {
+		metrics = append(metrics, h.asOf(ctx, svc.URL, token))
+	}
+	if o.want("upcoming_p99") {
+		metrics = append(metrics, h.upcoming(ctx, svc.URL, token, loadUnderWrites))
+	}
+	var proofMetrics []Metric
+	if o.want("proof_bytes", "proof_verify") {
+		proofMetrics = h.proofs(ctx, svc.URL, token, ids)
+	}
 
 	peak, current, err := svc.memory()
 	if err != nil {
@@ -518,20 +539,6 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.extra("SIGTERM → exit (first serve, writes the checkpoint)", "%.2f s", time.Since(stopStart).Seconds())
 	cp, cpErr := os.Stat(filepath.Join(dir, "projections.checkpoint"))
 
-	healthP99 := ms(health.Latencies.P99)
-	getMetric := Metric{Key: "get_p99", Name: fmt.Sprintf("GET engagement p99 at %d/s under %d writes/s", o.getRate, o.writeRate),
-		Unit: "ms", Ours: ms(get.Latencies.P99), Anchor: &healthP99, Target: Target{Text: "< 2 ms", Below: 2}}
-	getMetric.Problems = append(getMetric.Problems, problems("GETs", get)...)
-	getMetric.Problems = append(getMetric.Problems, problems("writes under the GETs", writes)...)
-	h.extra("GET engagement p50 / p90 / p99 / max", "%.2f / %.2f / %.2f / %.1f ms (%d requests, %.1f/s); last periodic checkpoint save within the window: %s",
-		ms(get.Latencies.P50), ms(get.Latencies.P90), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Requests, get.Rate,
-		checkpointSaved)
-	// The anchor's own failures are shown, but do not decide whether the
-	// GETs met their target.
-	h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms %s", ms(health.Latencies.P50), healthP99,
-		strings.Join(problems("/healthz", health), "; "))
-	h.extra("writes under the GET load", "%.0f/s achieved of %d/s, p50 %.1f ms, p99 %.1f ms, success %.2f %% (under /healthz: %.2f %%)",
-		writes.Throughput, o.writeRate, ms(writes.Latencies.P50), ms(writes.Latencies.P99), writes.Success*100, hwrites.Success*100)
 	h.extra("serve log lines at ERROR / WARN (first start and load, /readyz polls left out)", "%d / %d %s", errorsLogged, warnsLogged,
 		strings.Join(slices.Concat(errorSamples, warnSamples), "; "))
 
@@ -551,13 +558,17 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	var took []float64
 	var loads []string
 	restartPeak := 0.0
-	for i := range o.restarts {
+	restarts := o.restarts
+	if !o.want("restart", "rss") {
+		restarts = 0
+	}
+	for i := range restarts {
 		h.logf("restart %d/%d: start → /readyz 200", i+1, o.restarts)
 		s, err := h.start(dir, string(eventstore.SyncAlways), fmt.Sprintf("serve-restart-%d", i+1))
 		if err != nil {
 			return nil, err
 		}
-		ready, err := s.waitReady(ctx, 5*time.Minute)
+		ready, err := s.waitReady(ctx, o.readyTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -581,12 +592,56 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 			restartMetric.Problems = append(restartMetric.Problems, fmt.Sprintf("restart %d: %v", i+1, err))
 		}
 	}
-	restartMetric.Ours = median(took)
 	rssMetric.Ours = max(peak, restartPeak)
-	h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
-		joinFloats(took), strings.Join(loads, ", "))
+	if restarts > 0 {
+		restartMetric.Ours = median(took)
+		h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
+			joinFloats(took), strings.Join(loads, ", "))
+		metrics = append(metrics, restartMetric)
+	}
 	h.extra("serve peak RSS: first start + load / restarts", "%.0f / %.0f MiB", peak, restartPeak)
-	return append([]Metric{getMetric, asofMetric, upcomingMetric, restartMetric, rssMetric}, proofMetrics...), nil
+	return append(append(metrics, rssMetric), proofMetrics...), nil
+}
+
+// gets measures get_p99: GETs of random engagements under writes, then
+// its anchor, /healthz, at the same rate under the same writes.
+func (h *harness) gets(ctx context.Context, svc *service, token string, ids []string,
+	loadUnderWrites func(time.Duration, func() *vegeta.Metrics) (reads, writes *vegeta.Metrics)) Metric {
+	o := h.o
+	h.logf("GET /v1/engagements/{random id} at %d/s for %s, appends at %d/s alongside", o.getRate, o.getDuration, o.writeRate)
+	getBegan := time.Now()
+	get, writes := loadUnderWrites(o.getDuration, func() *vegeta.Metrics {
+		return getLoad(ctx, svc.URL, token, ids, o.getRate, o.getDuration)
+	})
+	getEnded := time.Now()
+	checkpointSaved := "none"
+	if fi, err := os.Stat(filepath.Join(svc.Data, "projections.checkpoint")); err == nil &&
+		fi.ModTime().After(getBegan) && fi.ModTime().Before(getEnded) {
+		checkpointSaved = fmt.Sprintf("at +%.1f s", fi.ModTime().Sub(getBegan).Seconds())
+	}
+	h.logf("  GET p50 %.2f ms, p99 %.2f ms, max %.1f ms, success %.2f %%; writes %.0f/s, p99 %.1f ms, success %.2f %%",
+		ms(get.Latencies.P50), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Success*100,
+		writes.Throughput, ms(writes.Latencies.P99), writes.Success*100)
+	hd := o.getDuration
+	h.logf("GET /healthz at %d/s for %s, appends at %d/s alongside", o.getRate, hd, o.writeRate)
+	health, hwrites := loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
+	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
+
+	healthP99 := ms(health.Latencies.P99)
+	getMetric := Metric{Key: "get_p99", Name: fmt.Sprintf("GET engagement p99 at %d/s under %d writes/s", o.getRate, o.writeRate),
+		Unit: "ms", Ours: ms(get.Latencies.P99), Anchor: &healthP99, Target: Target{Text: "< 2 ms", Below: 2}}
+	getMetric.Problems = append(getMetric.Problems, problems("GETs", get)...)
+	getMetric.Problems = append(getMetric.Problems, problems("writes under the GETs", writes)...)
+	h.extra("GET engagement p50 / p90 / p99 / max", "%.2f / %.2f / %.2f / %.1f ms (%d requests, %.1f/s); last periodic checkpoint save within the window: %s",
+		ms(get.Latencies.P50), ms(get.Latencies.P90), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Requests, get.Rate,
+		checkpointSaved)
+	// The anchor's own failures are shown, but do not decide whether the
+	// GETs met their target.
+	h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms %s", ms(health.Latencies.P50), healthP99,
+		strings.Join(problems("/healthz", health), "; "))
+	h.extra("writes under the GET load", "%.0f/s achieved of %d/s, p50 %.1f ms, p99 %.1f ms, success %.2f %% (under /healthz: %.2f %%)",
+		writes.Throughput, o.writeRate, ms(writes.Latencies.P50), ms(writes.Latencies.P99), writes.Success*100, hwrites.Success*100)
+	return getMetric
 }
 
 // write fills the report's header and notes, prints it and writes
@@ -619,9 +674,9 @@ func (h *harness) write() error {
 		"The harness, vegeta and the service share the machine; anything else running on it at the same time (other builds or tests) moves the figures.",
 	}
 	md := h.report.Markdown()
-	if len(o.only) > 0 {
+	if len(o.only) > 0 && !o.outSet {
 		fmt.Print(md)
-		h.logf("-only: no results file written")
+		h.logf("-only without -out: results.md and results.json not written")
 		return nil
 	}
 	js, err := resultsJSON(h.report.Metrics)

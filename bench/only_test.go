@@ -21,6 +21,9 @@ func TestParseOnly(t *testing.T) {
 		{in: "peer,get_p99", want: []string{"get_p99", "peer"}},
 		{in: "peer,nope", wantErr: true},
 		{in: "Peer", wantErr: true},
+		{in: "asof", want: []string{"asof_p99"}},
+		{in: "asof, get,restart", want: []string{"asof_p99", "get_p99", "restart", "rss"}},
+		{in: "proofs,backup", want: []string{"backup", "proof_bytes", "proof_verify", "restore"}},
 	}
 	for _, tt := range tests {
 		got, err := parseOnly(tt.in)

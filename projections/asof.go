@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/iom-who/engagements/domain"
 	"golang.org/x/sync/errgroup"
 )
@@ -18,6 +20,59 @@ import (
 
 // fetchers is how many engagements a list page reads from the stream at once.
 const fetchers = 8
+
+// windowCache is how many events the reads within a window keep, by stream
+// sequence, most recently used first: a stored event never changes (the
+// stream denies deletes and purges, and corrected_by is added from the
+// projection on every read), so the portfolio's pages as of one date and
+// another, which fold the same engagements' events, read each from the
+// stream once. At about 1 KB a decoded event, 16384 of them hold the
+// events of the first pages of any portfolio in ~16 MB.
+const windowCache = 1 << 14
+
+func newWindowCache() *lru.Cache[uint64, domain.Event] {
+	c, err := lru.New[uint64, domain.Event](windowCache)
+	if err != nil {
+		panic(err) // only for a size ≤ 0
+	}
+	return c
+}
+
+// fetchWindowed is fetch for the reads within a window: the events cached
+// come from memory, the others are fetched (in one batch) and cached.
+func (p *Projector) fetchWindowed(ctx context.Context, r Reader, cache *lru.Cache[uint64, domain.Event], seqs []uint64) ([]domain.Event, error) {
+	out := make([]domain.Event, len(seqs))
+	var missing []uint64
+	var at []int
+	for i, seq := range seqs {
+		if ev, ok := cache.Get(seq); ok {
+			out[i] = ev
+			continue
+		}
+		missing, at = append(missing, seq), append(at, i)
+	}
+	if len(missing) > 0 {
+		fetched, err := p.fetch(ctx, r, missing)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range at {
+			out[i] = fetched[k]
+			ev := fetched[k]
+			ev.CorrectedBy = nil // added on every read, from the projection
+			cache.Add(missing[k], ev)
+		}
+	}
+	p.mu.RLock()
+	for i := range out {
+		out[i].CorrectedBy = nil
+		if c := p.sequences.correctedBy[out[i].ID]; len(c) > 0 {
+			out[i].CorrectedBy = slices.Clone(c)
+		}
+	}
+	p.mu.RUnlock()
+	return out, nil
+}
 
 // at is one engagement within a window, taken under the read lock: either
 // its current state (a copy: every event falls inside) or the sequences of
@@ -66,14 +121,20 @@ func (p *Projector) atLocked(id string, b bounds) (a at, exists, ok bool) {
 // foldAt is the engagement's state within the window: its copy, or the
 // events inside read from the stream and folded as domain.Replay does
 // (from the milestone when there is one).
-func (p *Projector) foldAt(ctx context.Context, r Reader, a *at) error {
+func (p *Projector) foldAt(ctx context.Context, r Reader, cache *lru.Cache[uint64, domain.Event], a *at) error {
 	if a.e != nil {
 		return nil
 	}
-	events, err := p.fetch(ctx, r, a.seqs)
+	events, err := p.fetchWindowed(ctx, r, cache, a.seqs)
 	if err != nil {
 		return err
 	}
+	return a.fold(events)
+}
+
+// fold sets a.e to the state of a.base (or of nothing) with events, the
+// events inside the window after it, folded as domain.Replay does.
+func (a *at) fold(events []domain.Event) error {
 	base := a.base
 	if base == nil {
 		base = &domain.Engagement{}
@@ -93,7 +154,7 @@ func (p *Projector) replayIndexed(ctx context.Context, id string, b bounds) (*do
 	p.mu.RLock()
 	a, exists, ok := p.atLocked(id, b)
 	_, known := p.sequences.history[id]
-	r := p.reader
+	r, cache := p.reader, p.windowed
 	p.mu.RUnlock()
 	switch {
 	case !known:
@@ -103,7 +164,7 @@ func (p *Projector) replayIndexed(ctx context.Context, id string, b bounds) (*do
 	case !exists:
 		return nil, LastChange{}, true, fmt.Errorf("engagement %s within the window: %w", id, domain.ErrNotFound)
 	}
-	if err := p.foldAt(ctx, r, &a); err != nil {
+	if err := p.foldAt(ctx, r, cache, &a); err != nil {
 		return nil, LastChange{}, true, err
 	}
 	return a.e, a.last, true, nil
@@ -189,7 +250,7 @@ func (p *Projector) listIndexed(ctx context.Context, f Filter, b bounds) (items 
 		need := f.Limit + 1 - len(items)
 		batch := make([]at, 0, need)
 		p.mu.RLock()
-		r := p.reader
+		r, cache := p.reader, p.windowed
 		order := p.current.order
 		i, _ := slices.BinarySearch(order, after)
 		for ; i < len(order) && len(batch) < need; i++ {
@@ -213,14 +274,7 @@ func (p *Projector) listIndexed(ctx context.Context, f Filter, b bounds) (items 
 		exhausted := i >= len(order)
 		p.mu.RUnlock()
 
-		var g errgroup.Group
-		g.SetLimit(fetchers)
-		for k := range batch {
-			if batch[k].e == nil {
-				g.Go(func() error { return p.foldAt(ctx, r, &batch[k]) })
-			}
-		}
-		if err := g.Wait(); err != nil {
+		if err := p.foldAll(ctx, r, cache, batch); err != nil {
 			return nil, false, true, err
 		}
 		for _, a := range batch {
@@ -236,4 +290,42 @@ func (p *Projector) listIndexed(ctx context.Context, f Filter, b bounds) (items 
 			return items, false, true, nil
 		}
 	}
+}
+
+// foldAll folds the engagements of batch that need their events. With a
+// BatchReader the events inside the window of all of them are read in one
+// fetch (pipelined direct gets); otherwise a few engagements at a time,
+// each reading its own.
+func (p *Projector) foldAll(ctx context.Context, r Reader, cache *lru.Cache[uint64, domain.Event], batch []at) error {
+	if _, ok := r.(BatchReader); !ok {
+		var g errgroup.Group
+		g.SetLimit(fetchers)
+		for k := range batch {
+			if batch[k].e == nil {
+				g.Go(func() error { return p.foldAt(ctx, r, cache, &batch[k]) })
+			}
+		}
+		return g.Wait()
+	}
+	var seqs []uint64
+	for _, a := range batch {
+		if a.e == nil {
+			seqs = append(seqs, a.seqs...)
+		}
+	}
+	events, err := p.fetchWindowed(ctx, r, cache, seqs)
+	if err != nil {
+		return err
+	}
+	for k := range batch {
+		if batch[k].e != nil {
+			continue
+		}
+		n := len(batch[k].seqs)
+		if err := batch[k].fold(events[:n:n]); err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	return nil
 }

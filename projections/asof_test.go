@@ -451,3 +451,80 @@ func TestWindowOutsideTheTimelineYearsIsReplayed(t *testing.T) {
 		}
 	}
 }
+
+// batchReader is memReader as a projections.BatchReader, counting the
+// batches it was asked for.
+type batchReader struct {
+	memReader
+	batches *int
+}
+
+func (r batchReader) Events(ctx context.Context, seqs []uint64) ([]domain.Event, error) {
+	*r.batches++
+	out := make([]domain.Event, len(seqs))
+	for i, seq := range seqs {
+		ev, err := r.Event(ctx, seq)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
+
+// TestWindowedReadsInBatchesMatchReplay is TestWindowedReadsMatchReplay
+// with a reader that fetches many events at once: a list page within a
+// window then reads the events of all its engagements in one batch, split
+// among them again to fold, and those cached on the way are used by later
+// reads (also after more events and corrections were folded): all must
+// still give what a replay gives.
+func TestWindowedReadsInBatchesMatchReplay(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			h := &history{rng: rand.New(rand.NewPCG(seed, 81)), p: newTestProjector(),
+				folded: map[string][]domain.Event{}, state: map[string]*domain.Engagement{},
+				clock: time.Date(2019, 1, 1, 12, 0, 0, 123456789, time.UTC)}
+			batches := 0
+			h.p.UseReader(batchReader{h.p.mem, &batches})
+			// Rounds of events between the checks: events cached by one
+			// check are corrected, or followed by others, before the next.
+			for range 3 {
+				for range 100 {
+					h.step()
+				}
+				h.check(t, h.p.Projector, 6)
+			}
+			if batches == 0 {
+				t.Fatal("no batch read: the windowed reads did not use the BatchReader")
+			}
+			// A page read again within the same window comes from the
+			// cache: no event is read from the stream.
+			f := projections.Filter{Limit: 100, Window: domain.Window{AsOf: h.times[len(h.times)/2]}, Now: h.clock}
+			h.p.UseReader(batchReader{h.p.mem, &batches}) // a new reader: nothing cached
+			before := batches
+			first, _, err := h.p.List(context.Background(), f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if batches == before {
+				t.Fatal("the page read nothing from the stream: no event of it to cache")
+			}
+			before = batches
+			again, _, err := h.p.List(context.Background(), f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if batches != before {
+				t.Errorf("the same page again read %d batches from the stream, want 0", batches-before)
+			}
+			if len(again) != len(first) {
+				t.Fatalf("the same page again: %d items, first %d", len(again), len(first))
+			}
+			for i := range first {
+				if a, b := stateJSON(first[i].Engagement, h.clock), stateJSON(again[i].Engagement, h.clock); a != b {
+					t.Fatalf("item %d again: %s, first %s", i, b, a)
+				}
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/iom-who/engagements/domain"
 )
 
@@ -29,6 +30,14 @@ type Reader interface {
 // is one. LoadCheckpoint asks it whether a checkpoint belongs to the stream.
 type EventReader interface {
 	Event(ctx context.Context, seq uint64) (domain.Event, error)
+}
+
+// BatchReader fetches many stored events by stream sequence at once, in
+// the order asked; eventstore.Store is one (Events pipelines the direct
+// gets). A Reader that is one serves the reads within a window, which fetch
+// a few hundred scattered events a page, with it instead of event by event.
+type BatchReader interface {
+	Events(ctx context.Context, seqs []uint64) ([]domain.Event, error)
 }
 
 // Stats counts what the projector has seen.
@@ -52,6 +61,9 @@ type Projector struct {
 	lastEventID  string
 	lastEventSeq uint64
 	reader       Reader
+	// windowed caches the events the reads within a window fetched, by
+	// sequence (see windowCache); replaced whenever reader is.
+	windowed *lru.Cache[uint64, domain.Event]
 	// waiters are the WaitFor calls still waiting, each woken (its channel
 	// closed) only once applied reaches its sequence, not on every event.
 	// waitMu guards them; it is taken inside mu, never the other way round.
@@ -78,14 +90,16 @@ func New(log *slog.Logger) *Projector {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Projector{log: log, current: newCurrent(), sequences: newSequences(), keys: newKeys(),
-		timeline: newTimeline(), milestones: newMilestones(), upcoming: newUpcoming()}
+		timeline: newTimeline(), milestones: newMilestones(), upcoming: newUpcoming(), windowed: newWindowCache()}
 }
 
-// UseReader sets where history and log reads fetch the events from.
+// UseReader sets where history and log reads fetch the events from; the
+// events cached from the previous reader are dropped.
 func (p *Projector) UseReader(r Reader) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.reader = r
+	p.windowed = newWindowCache()
 }
 
 // Run follows src from the start until ctx ends, resubscribing after errors

@@ -229,13 +229,21 @@ func (p *Projector) fetch(ctx context.Context, r Reader, seqs []uint64) ([]domai
 	if r == nil {
 		return nil, errors.New("projections: no reader to fetch events from")
 	}
-	out := make([]domain.Event, 0, len(seqs))
-	for _, seq := range seqs {
-		ev, err := r.Event(ctx, seq)
-		if err != nil {
-			return nil, fmt.Errorf("event at sequence %d: %w", seq, err)
+	var out []domain.Event
+	if b, ok := r.(BatchReader); ok && len(seqs) > 1 {
+		var err error
+		if out, err = b.Events(ctx, seqs); err != nil {
+			return nil, err
 		}
-		out = append(out, ev)
+	} else {
+		out = make([]domain.Event, 0, len(seqs))
+		for _, seq := range seqs {
+			ev, err := r.Event(ctx, seq)
+			if err != nil {
+				return nil, fmt.Errorf("event at sequence %d: %w", seq, err)
+			}
+			out = append(out, ev)
+		}
 	}
 	p.mu.RLock()
 	for i := range out {
