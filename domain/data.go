@@ -170,8 +170,9 @@ type AttendedData struct {
 // ("<type> <field>", e.g. "meeting.attended delegation") and in which of the
 // engagement's events. The event's actor and recorded_at say who and when.
 type PersonalDataErasedData struct {
-	PersonID string   `json:"person_id"`
-	Fields   []string `json:"fields"`
+	PersonID   string   `json:"person_id"`
+	KeyVersion int      `json:"key_version"`
+	Fields     []string `json:"fields"`
 	Events   []string `json:"events"`
 }
 

@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"regexp"
+	"time"
 )
 
 // Erased is what a reader shows in place of a personal field whose data
@@ -60,3 +61,15 @@ func PersonalFields(t EventType) []string {
 
 // EventTypeOf is the type of e's event id, if e has one.
 func (e *Engagement) EventTypeOf(id string) (EventType, bool) { return e.eventType(id) }
+
+// Person is what the keyring tells of a data subject: no key, no name.
+type Person struct {
+	ID string `json:"id"`
+	// KeyVersion counts the subject's keys: a mention after an erasure
+	// starts a new one.
+	KeyVersion int  `json:"key_version"`
+	Erased     bool `json:"erased"`
+	// ErasedAt and ErasedBy say when and by whom the last key was erased.
+	ErasedAt time.Time `json:"erased_at,omitzero"`
+	ErasedBy string    `json:"erased_by,omitempty"`
+}

@@ -737,6 +737,7 @@ var specs = []Spec{
 		Erasure: true,
 		Fields: []Field{
 			{Name: "person_id", Required: true, Label: "Person", parse: personID},
+			numberField("key_version", "Key version", "", 1, 1<<30, true),
 			{Name: "fields", Required: true, Label: "Fields", Input: InputList, Max: MaxEntry, MinItems: 1,
 				parse: list(MaxListEntries, MaxEntry, 1)},
 			{Name: "events", Required: true, Label: "Events", Input: InputList, Max: MaxEntry, MinItems: 1,

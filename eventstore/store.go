@@ -122,6 +122,8 @@ type Store struct {
 	// docs is the document bucket (DocumentBucket); nil when a read-only
 	// store has none.
 	docs jetstream.ObjectStore
+	// keys opens and seals personal fields (keyring.go).
+	keys *Keyring
 }
 
 // Open starts or connects to NATS and creates or updates the stream.
@@ -202,6 +204,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+		if err := s.openKeyring(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 		return s, nil
 	}
 	s.stream, err = Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
@@ -242,6 +248,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, errNoTransform)
 	}
 	if err := s.openDocuments(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.openKeyring(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
