@@ -67,5 +67,23 @@ func (s *Server) erasePerson(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, e)
+	out := erasureAnswer{Person: e.Person, Recorded: make([]recordedErasure, len(e.Engagements))}
+	for i, r := range e.Engagements {
+		out.Recorded[i] = recordedErasure{EngagementID: r.EngagementID, EventID: r.EventID, Sequence: r.Sequence, Version: r.Version}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// erasureAnswer is the answer to POST /v1/people/{id}/erase.
+type erasureAnswer struct {
+	Person   domain.Person     `json:"person"`
+	Recorded []recordedErasure `json:"recorded"`
+}
+
+// recordedErasure is one engagement.personal_data_erased event recorded.
+type recordedErasure struct {
+	EngagementID string `json:"engagement_id"`
+	EventID      string `json:"event_id"`
+	Sequence     uint64 `json:"sequence"`
+	Version      int    `json:"version"`
 }

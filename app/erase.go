@@ -62,10 +62,10 @@ func (s *Service) UseKeyring(k Keyring, stream Walker) { s.keys, s.people, s.str
 
 // Erasure is what erasing a data subject did.
 type Erasure struct {
-	Person domain.Person `json:"person"`
+	Person domain.Person
 	// Engagements are the engagement.personal_data_erased events recorded,
 	// one per engagement concerned (more for one with many events).
-	Engagements []Result `json:"recorded"`
+	Engagements []Result
 }
 
 // Erase destroys data subject id's key, so that every field sealed with it
