@@ -74,8 +74,6 @@ type Sealer interface {
 	SealEvent(ctx context.Context, ev *domain.Event, correctedType domain.EventType, hint string) error
 }
 
-
-
 // New builds the command path on store and proj, with DefaultRetry.
 func New(store Store, proj Projection, log *slog.Logger) *Service {
 	if log == nil {

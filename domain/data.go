@@ -173,7 +173,7 @@ type PersonalDataErasedData struct {
 	PersonID   string   `json:"person_id"`
 	KeyVersion int      `json:"key_version"`
 	Fields     []string `json:"fields"`
-	Events   []string `json:"events"`
+	Events     []string `json:"events"`
 }
 
 // ConcludedData is the data of meeting.concluded.

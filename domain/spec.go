@@ -736,7 +736,7 @@ var specs = []Spec{
 		Type: EngagementPersonalDataErased, Past: "Personal data erased", Data: reflect.TypeFor[PersonalDataErasedData](),
 		Erasure: true,
 		Fields: []Field{
-			{Name: "person_id", Required: true, Label: "Person", parse: personID},
+			{Name: "person_id", Required: true, Label: "Person", Pattern: "^p[0-9a-f]{32}$", parse: personID},
 			numberField("key_version", "Key version", "", 1, 1<<30, true),
 			{Name: "fields", Required: true, Label: "Fields", Input: InputList, Max: MaxEntry, MinItems: 1,
 				parse: list(MaxListEntries, MaxEntry, 1)},
