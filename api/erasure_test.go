@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/iom-who/engagements/domain"
@@ -358,5 +360,89 @@ func TestEraseADelegate(t *testing.T) {
 	}
 	if got := dataOf(t, h, "meeting.attended")["delegation"]; got != domain.Erased {
 		t.Errorf("the new key opened the erased delegation: %v", got)
+	}
+}
+
+// Writers racing on one engagement, several naming a person never seen
+// before (so racing to create the person's key), keep one hash chain: each
+// append is stored once, opens to what was written, and the same person
+// gets one id; an erasure racing with further appends leaves verify clean.
+func TestConcurrentSealedWrites(t *testing.T) {
+	const writers = 16
+	ts := newTestServer(t)
+	id := ts.create(t, agreement("Busy MOU"))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			<-start
+			owner := "Shared Person"
+			if i%2 == 1 {
+				owner = fmt.Sprintf("Person %d", i)
+			}
+			body := fmt.Sprintf(`{"type":"engagement.action_assigned","data":{"action_id":"a%d","title":"Task","owner":%q,"due_on":"2030-01-01"}}`, i, owner)
+			if r, err := ts.do(http.MethodPost, "/v1/engagements/"+id+"/events", body); err != nil || r.status != http.StatusCreated {
+				t.Errorf("writer %d: %v %s", i, err, r)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	h := ts.history(t, id)
+	if len(h) != writers+1 {
+		t.Fatalf("history has %d events, want %d", len(h), writers+1)
+	}
+	shared := ""
+	for _, ev := range h[1:] {
+		var d domain.ActionAssignedData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(strings.TrimPrefix(d.ActionID, "a"))
+		want := "Shared Person"
+		if n%2 == 1 {
+			want = fmt.Sprintf("Person %d", n)
+		}
+		if d.Owner != want || len(ev.Personal) != 1 {
+			t.Fatalf("%s: owner %q, want %q; personal %+v", d.ActionID, d.Owner, want, ev.Personal)
+		}
+		if want == "Shared Person" {
+			if shared != "" && ev.Personal[0].PersonID != shared {
+				t.Errorf("Shared Person has two ids: %s and %s", shared, ev.Personal[0].PersonID)
+			}
+			shared = ev.Personal[0].PersonID
+		}
+	}
+	// The erasure races with more writers.
+	start = make(chan struct{})
+	for i := range writers {
+		wg.Go(func() {
+			<-start
+			if r, err := ts.do(http.MethodPost, "/v1/engagements/"+id+"/events", note(fmt.Sprintf("late %d", i))); err != nil || r.status != http.StatusCreated {
+				t.Errorf("late writer %d: %v %s", i, err, r)
+			}
+		})
+	}
+	wg.Go(func() {
+		<-start
+		if r, err := ts.do(http.MethodPost, "/v1/people/"+shared+"/erase", ""); err != nil || r.status != http.StatusOK {
+			t.Errorf("erase: %v %s", err, r)
+		}
+	})
+	close(start)
+	wg.Wait()
+	r := ts.get(t, "/v1/verify")
+	if rep := decode[domain.Report](t, r); !rep.OK || rep.Events != uint64(2*writers+2) {
+		t.Fatalf("verify: %s", r)
+	}
+	for _, ev := range ts.history(t, id) {
+		for _, p := range ev.Personal {
+			if (p.PersonID == shared) != p.Erased {
+				t.Errorf("%s: %+v", ev.Data, p)
+			}
+		}
 	}
 }
