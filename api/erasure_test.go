@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
@@ -332,6 +333,30 @@ func TestEraseADelegate(t *testing.T) {
 	}
 	if !sawAttended {
 		t.Error("the replay skipped the attendance")
+	}
+
+	// SSE from the start of the stream.
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second) // a stream that never shows the erasure ends
+	defer cancel()
+	events, resp := openStream(t, sctx, f.testServer, "?after=0", bearer(sub)...)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSE: %s", resp.Status)
+	}
+	sawAttended = false
+	for ev := range events {
+		if strings.Contains(ev.data, delegate) {
+			t.Errorf("SSE delivers the delegate: %s", ev.data)
+		}
+		if ev.event == "meeting.attended" {
+			sawAttended = strings.Contains(ev.data, `"delegation":"[erased]"`) && strings.Contains(ev.data, `"erased":"delegation"`)
+		}
+		if ev.event == string(domain.EngagementPersonalDataErased) {
+			break
+		}
+	}
+	cancel()
+	if !sawAttended {
+		t.Error("SSE did not show the attendance erased")
 	}
 
 	// A rebuild from scratch folds the same state, the delegation erased.
