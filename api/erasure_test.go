@@ -147,6 +147,26 @@ func TestPersonalFieldsAreSealedOnTheStream(t *testing.T) {
 	if r.status != http.StatusOK || decode[domain.Person](t, r).ID != id {
 		t.Errorf("find by e-mail: %s (want %s)", r, id)
 	}
+	// A correction of the focal point is sealed for the same person, the
+	// new e-mail too.
+	var assigned string
+	for _, ev := range h {
+		if ev.Type == "engagement.focal_point_assigned" {
+			assigned = ev.ID
+		}
+	}
+	const corrected = "ana.m.lopez@who.int"
+	f.appendEvent(t, f.meeting, `{"type":"engagement.corrected","data":{"corrects":"`+assigned+`","reason":"typo","fields":{"email":"`+corrected+`"}}}`, bearer(f.coordinator)...)
+	h = f.history(t)
+	if got := personOf(t, h, "engagement.corrected", "fields.email"); got != id {
+		t.Errorf("the correction names person %s, the assignment %s", got, id)
+	}
+	if c := dataOf(t, h, "engagement.corrected")["fields"].(map[string]any); c["email"] != corrected {
+		t.Errorf("correction opened as %v", c)
+	}
+	if bytes.Contains(f.rawPayloads(t), []byte(corrected)) {
+		t.Error("the stream holds the corrected e-mail in plain text")
+	}
 	f.appendEvent(t, f.meeting, `{"type":"engagement.focal_point_released","data":{"party":"WHO","name":"`+focalName+`"}}`, bearer(f.coordinator)...)
 	if got := personOf(t, f.history(t), "engagement.focal_point_released", "name"); got != id {
 		t.Errorf("the release names person %s, the assignment %s", got, id)

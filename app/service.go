@@ -36,6 +36,9 @@ type Projection interface {
 	Applied() uint64
 	// WaitFor blocks until the projection has handled seq or ctx ends.
 	WaitFor(ctx context.Context, seq uint64) error
+	// Events reads the engagement's events with the given ids (opened, with
+	// their personal fields listed).
+	Events(ctx context.Context, id string, ids ...string) ([]domain.Event, error)
 }
 
 // Service is the command path shared by every way of writing: load state from
@@ -68,10 +71,11 @@ type Service struct {
 
 // Sealer seals an event's personal fields in place before it is appended
 // (eventstore.Keyring is one): correctedType is the corrected event's type
-// for a correction, hint the subject's e-mail when the event names it only
-// by name (a focal point's release).
+// for a correction; subjects, when not nil, are the person ids of the
+// event's fields by name, known from the event it refers to (the assignment
+// a release ends, the event a correction corrects).
 type Sealer interface {
-	SealEvent(ctx context.Context, ev *domain.Event, correctedType domain.EventType, hint string) error
+	SealEvent(ctx context.Context, ev *domain.Event, correctedType domain.EventType, subjects map[string]string) error
 }
 
 // New builds the command path on store and proj, with DefaultRetry.
@@ -170,7 +174,11 @@ func (s *Service) try(ctx context.Context, w *write) (r Result, done, dup bool, 
 		// After the decision, outside the projection's lock (this may
 		// write a new key): the domain checked the plain text, the stream
 		// stores the sealed form.
-		if err := s.keys.SealEvent(ctx, &ev, seal.correctedType, seal.hint); err != nil {
+		subjects, err := s.subjects(ctx, ev.EngagementID, seal.target)
+		if err != nil {
+			return Result{}, true, false, err
+		}
+		if err := s.keys.SealEvent(ctx, &ev, seal.correctedType, subjects); err != nil {
 			return Result{}, true, false, err
 		}
 	}
@@ -241,14 +249,39 @@ func (s *Service) load(ctx context.Context, w *write) (domain.Event, uint64, sea
 }
 
 // sealing is what sealing an event needs to know of the state it was
-// decided on (see Sealer).
+// decided on (see Sealer): the corrected event's type, and the event whose
+// subjects ev's personal fields belong to ("" for none).
 type sealing struct {
 	correctedType domain.EventType
-	hint          string
+	target        string
+}
+
+// subjects are the person ids of the personal fields of event target of
+// engagement id, by field name (a correction's "fields.name" as "name");
+// nil without a target, or for one stored before sealing.
+func (s *Service) subjects(ctx context.Context, id, target string) (map[string]string, error) {
+	if target == "" {
+		return nil, nil
+	}
+	events, err := s.proj.Events(ctx, id, target)
+	if err != nil {
+		return nil, fmt.Errorf("read the event %s refers to: %w", target, err)
+	}
+	var out map[string]string
+	for _, ev := range events {
+		for _, f := range ev.Personal {
+			if out == nil {
+				out = make(map[string]string)
+			}
+			out[strings.TrimPrefix(f.Field, "fields.")] = f.PersonID
+		}
+	}
+	return out, nil
 }
 
 // sealingOf finds, in the state ev was decided on, the corrected event's
-// type and the e-mail of the focal point ev names.
+// type and the event whose subjects ev's fields belong to: the corrected
+// one, or the assignment of the focal point a release names.
 func sealingOf(state *domain.Engagement, ev domain.Event) sealing {
 	var d struct {
 		Corrects string `json:"corrects"`
@@ -261,7 +294,7 @@ func sealingOf(state *domain.Engagement, ev domain.Event) sealing {
 		if json.Unmarshal(ev.Data, &d) == nil {
 			for _, p := range state.View().FocalPoints {
 				if strings.EqualFold(p.Party, d.Party) && strings.EqualFold(p.Name, d.Name) {
-					out.hint = p.Email
+					out.target = p.EventID
 					break
 				}
 			}
@@ -269,12 +302,8 @@ func sealingOf(state *domain.Engagement, ev domain.Event) sealing {
 	case domain.EngagementCorrected:
 		if json.Unmarshal(ev.Data, &d) == nil {
 			out.correctedType, _ = state.EventTypeOf(d.Corrects)
-			if out.correctedType == domain.EngagementFocalPointAssigned {
-				for _, p := range state.View().FocalPoints {
-					if p.EventID == d.Corrects {
-						out.hint = p.Email
-					}
-				}
+			if len(domain.PersonalFields(out.correctedType)) > 0 {
+				out.target = d.Corrects
 			}
 		}
 	}

@@ -385,12 +385,12 @@ func (k *Keyring) markErased(id string, version int, tomb personRecord) {
 
 // SealEvent seals ev's personal fields (the spec's Field.Personal; for a
 // correction, those of the corrected type, correctedType, under "fields").
-// hint, when not empty, identifies the subject instead of the fields
-// themselves (the e-mail of the focal point a release names). A focal
-// point is identified by its e-mail when it has one, else by its name;
-// any other field by its own value. ev.Data must be what the domain
-// decided (plain text, valid).
-func (k *Keyring) SealEvent(ctx context.Context, ev *domain.Event, correctedType domain.EventType, hint string) error {
+// subjects, when it names a field's person id (that of the event a
+// release or correction refers to), seals the field for that subject;
+// otherwise a focal point is identified by its e-mail when it has one, else
+// by its name, and any other field by its own value. ev.Data must be what
+// the domain decided (plain text, valid).
+func (k *Keyring) SealEvent(ctx context.Context, ev *domain.Event, correctedType domain.EventType, subjects map[string]string) error {
 	t, prefix := ev.Type, ""
 	if t == domain.EngagementCorrected {
 		t, prefix = correctedType, "fields"
@@ -430,22 +430,32 @@ func (k *Keyring) SealEvent(ctx context.Context, ev *domain.Event, correctedType
 	}
 	subject := func(name string) string { return values[name] }
 	if t == domain.EngagementFocalPointAssigned || t == domain.EngagementFocalPointReleased {
-		who := hint
-		if e := values["email"]; e != "" {
-			who = e
-		}
+		who := values["email"]
 		if who == "" {
 			who = values["name"]
 		}
 		subject = func(string) string { return who }
 	}
+	// A focal point is one subject: any id known for it is its id.
+	known := ""
+	for _, id := range subjects {
+		if domain.CheckPersonID(id) {
+			known = id
+		}
+	}
 	for name, plain := range values {
 		if plain == "" {
 			continue
 		}
-		id, err := k.PersonID(ctx, subject(name))
-		if err != nil {
-			return err
+		id := subjects[name]
+		if !domain.CheckPersonID(id) && known != "" && (t == domain.EngagementFocalPointAssigned || t == domain.EngagementFocalPointReleased) {
+			id = known
+		}
+		if !domain.CheckPersonID(id) {
+			var err error
+			if id, err = k.PersonID(ctx, subject(name)); err != nil {
+				return err
+			}
 		}
 		path := name
 		if prefix != "" {
