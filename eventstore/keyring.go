@@ -496,9 +496,9 @@ func refuseLookalikes(objs ...map[string]json.RawMessage) error {
 	return nil
 }
 
-// openEvent opens ev's sealed fields in place and lists them in
+// OpenEvent opens ev's sealed fields in place and lists them in
 // ev.Personal. Reading an erasure event marks its subject erased here.
-func (k *Keyring) openEvent(ctx context.Context, ev *domain.Event) error {
+func (k *Keyring) OpenEvent(ctx context.Context, ev *domain.Event) error {
 	if ev.Type == domain.EngagementPersonalDataErased {
 		var d domain.PersonalDataErasedData
 		if json.Unmarshal(ev.Data, &d) == nil && domain.CheckPersonID(d.PersonID) {
@@ -570,7 +570,7 @@ func (k *Keyring) openMessage(ctx context.Context, m *domain.Message) error {
 	if k == nil || m.Err != nil {
 		return nil
 	}
-	if err := k.openEvent(ctx, &m.Event); err != nil {
+	if err := k.OpenEvent(ctx, &m.Event); err != nil {
 		return fmt.Errorf("open personal fields at sequence %d: %w", m.Sequence, err)
 	}
 	if len(m.Event.Personal) == 0 {
