@@ -14,18 +14,17 @@ import (
 func (s *Server) findPerson(c echo.Context) error {
 	q := c.QueryParams()
 	email, name := q.Get("email"), q.Get("name")
-	var who string
+	who, field := email, "email"
 	switch {
 	case email != "" && name == "":
-		who = email
 	case name != "" && email == "":
-		who = name
+		who, field = name, "name"
 	default:
 		return badRequest("give one of email and name", domain.FieldError{Field: "email",
 			Message: "exactly one of email and name is required"})
 	}
 	if len(who) > domain.MaxShortText*2 {
-		return badRequest("too long", domain.FieldError{Field: "email", Message: "is too long"})
+		return badRequest("too long", domain.FieldError{Field: field, Message: "is too long"})
 	}
 	p, err := s.svc.FindPerson(c.Request().Context(), who)
 	if err != nil {
