@@ -279,6 +279,9 @@ type event struct {
 	RecordedAt time.Time       `json:"recorded_at"`
 	Actor      string          `json:"actor"`
 	Data       json.RawMessage `json:"data"`
+	Hash       string          `json:"hash"`
+	// Personal lists the personal fields, opened or erased.
+	Personal []domain.PersonalField `json:"personal"`
 }
 
 type page struct {

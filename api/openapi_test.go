@@ -543,6 +543,20 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("a revoked feed → 404", 404, valid, "GET", feedPath, "")
 	c.check("revoke a feed that is no id → 400", 400, invalid, "DELETE", "/v1/calendars/feed", "", coord...)
 
+	// People: find the focal point by e-mail, erase it, erase it again.
+	r = c.check("find a person by e-mail", 200, valid, "GET", "/v1/people?email=a@unhcr.org", "", admin...)
+	person := decode[domain.Person](t, r).ID
+	c.check("find a person by no e-mail nor name → 400", 400, valid, "GET", "/v1/people", "", admin...)
+	c.check("find nobody → 404", 404, valid, "GET", "/v1/people?name=Nobody", "", admin...)
+	c.check("a coordinator finds a person → 403", 403, valid, "GET", "/v1/people?name=Dr%20A", "", coord...)
+	c.check("a person", 200, valid, "GET", "/v1/people/"+person, "", admin...)
+	c.check("an unknown person → 404", 404, valid, "GET", "/v1/people/p"+strings.Repeat("0", 32), "", admin...)
+	c.check("a coordinator erases → 403", 403, valid, "POST", "/v1/people/"+person+"/erase", "", coord...)
+	c.check("erase an unknown person → 404", 404, valid, "POST", "/v1/people/p"+strings.Repeat("1", 32)+"/erase", "", admin...)
+	c.check("erase a person", 200, valid, "POST", "/v1/people/"+person+"/erase", "", admin...)
+	c.check("erase a person again → 409", 409, valid, "POST", "/v1/people/"+person+"/erase", "", admin...)
+	c.check("history with an erased focal point", 200, valid, "GET", "/v1/engagements/"+mou+"/history", "", aud...)
+
 	c.checkRoles(map[domain.Role][]string{domain.RoleAdmin: admin, domain.RoleCoordinator: coord,
 		domain.RoleAuditor: aud, domain.RoleSubscriber: sub})
 
@@ -735,7 +749,7 @@ func TestOpenAPIDescribesEverySpec(t *testing.T) {
 			switch {
 			case spec.Type == domain.EngagementRecorded:
 				data = schemas["NewEngagement"].Value
-			case spec.Upload:
+			case spec.Upload || spec.Erasure:
 				// Not appended as a plain event: its schema is not one of
 				// NewEvent's, but one with the type as its const.
 				uploads++
@@ -775,7 +789,7 @@ func TestOpenAPIDescribesEverySpec(t *testing.T) {
 		})
 	}
 	if n := len(mapping) + len(reminders) + 1 + uploads; n != len(domain.Specs()) {
-		t.Errorf("the document maps %d event types (and NewEngagement, %d reminders and %d uploads), the domain has %d specs",
+		t.Errorf("the document maps %d event types (and NewEngagement, %d reminders and %d uploads or erasures), the domain has %d specs",
 			len(mapping), len(reminders), uploads, len(domain.Specs()))
 	}
 }

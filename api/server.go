@@ -172,6 +172,10 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 	v1.GET("/events/export", s.export, s.allow(domain.RoleAuditor))
 	v1.GET("/events/stream", s.streamEvents, s.allow(domain.RoleSubscriber, domain.RoleAuditor))
 	v1.GET("/verify", s.verify, s.allow(domain.RoleAuditor))
+	people := []echo.MiddlewareFunc{s.allow(domain.RoleAdmin), s.caughtUp}
+	v1.GET("/people", s.findPerson, people...)
+	v1.GET("/people/:id", s.getPerson, people...)
+	v1.POST("/people/:id/erase", s.erasePerson, people...)
 	if s.tokens != nil {
 		admin := s.allow(domain.RoleAdmin)
 		v1.POST("/tokens", s.createToken, admin)

@@ -141,7 +141,7 @@ func (s *Server) follow(ctx context.Context, after uint64, f domain.Filter, fram
 			continue
 		}
 		select {
-		case frames <- frame{seq: m.Sequence, typ: m.Event.Type, payload: m.Payload}:
+		case frames <- frame{seq: m.Sequence, typ: m.Event.Type, payload: m.Document()}:
 		default:
 			// Counted here, not by the writer: its write may be the very
 			// thing that is stuck (the write deadline ends that).

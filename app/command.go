@@ -32,6 +32,9 @@ type Command struct {
 	// withBytes is set by Attach, which stored the bytes an upload type's
 	// event describes; Execute refuses such a type without it.
 	withBytes bool
+	// erasing is set by Erase, which destroyed the key the event records
+	// the erasure of; Execute refuses the type without it.
+	erasing bool
 }
 
 // Result is what an append produced. It is the projection's type, since the

@@ -121,7 +121,7 @@ func (s *Service) Attach(ctx context.Context, u Upload) (Result, domain.Document
 	if cmd.Data, err = json.Marshal(data); err != nil {
 		return Result{}, domain.Document{}, err
 	}
-	if _, _, err := s.load(ctx, &write{cmd: cmd}); err != nil {
+	if _, _, _, err := s.load(ctx, &write{cmd: cmd}); err != nil {
 		return Result{}, domain.Document{}, err
 	}
 

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +36,9 @@ type Projection interface {
 	Applied() uint64
 	// WaitFor blocks until the projection has handled seq or ctx ends.
 	WaitFor(ctx context.Context, seq uint64) error
+	// Events reads the engagement's events with the given ids (opened, with
+	// their personal fields listed).
+	Events(ctx context.Context, id string, ids ...string) ([]domain.Event, error)
 }
 
 // Service is the command path shared by every way of writing: load state from
@@ -56,6 +61,21 @@ type Service struct {
 	// largest one taken.
 	docs        DocumentStore
 	maxDocument int64
+	// keys seals personal fields before an append (UseKeyring); nil
+	// stores them as the domain decided them.
+	keys Sealer
+	// people and stream serve Erase (UseKeyring).
+	people Keyring
+	stream Walker
+}
+
+// Sealer seals an event's personal fields in place before it is appended
+// (eventstore.Keyring is one): correctedType is the corrected event's type
+// for a correction; subjects, when not nil, are the person ids of the
+// event's fields by name, known from the event it refers to (the assignment
+// a release ends, the event a correction corrects).
+type Sealer interface {
+	SealEvent(ctx context.Context, ev *domain.Event, correctedType domain.EventType, subjects map[string]string) error
 }
 
 // New builds the command path on store and proj, with DefaultRetry.
@@ -101,6 +121,10 @@ func (s *Service) execute(ctx context.Context, cmd Command, caughtUp bool) (r Re
 		return Result{}, false, &domain.ValidationError{Fields: []domain.FieldError{{Field: "type",
 			Message: "is recorded by uploading the document (POST /v1/engagements/{id}/documents), not as a plain event"}}}
 	}
+	if spec, ok := domain.SpecOf(cmd.Type); ok && spec.Erasure && !cmd.erasing {
+		return Result{}, false, &domain.ValidationError{Fields: []domain.FieldError{{Field: "type",
+			Message: "is recorded by erasing a person (POST /v1/people/{id}/erase), not as a plain event"}}}
+	}
 	w := write{cmd: cmd, key: scopedKey(cmd), caughtUp: caughtUp}
 	if w.key != "" {
 		if caughtUp {
@@ -142,9 +166,21 @@ func (s *Service) execute(ctx context.Context, cmd Command, caughtUp bool) (r Re
 // again.
 // dup reports that JetStream found the idempotency key already used.
 func (s *Service) try(ctx context.Context, w *write) (r Result, done, dup bool, err error) {
-	ev, expected, err := s.load(ctx, w)
+	ev, expected, seal, err := s.load(ctx, w)
 	if err != nil {
 		return Result{}, true, false, err
+	}
+	if s.keys != nil {
+		// After the decision, outside the projection's lock (this may
+		// write a new key): the domain checked the plain text, the stream
+		// stores the sealed form.
+		subjects, err := s.subjects(ctx, ev.EngagementID, seal.target)
+		if err != nil {
+			return Result{}, true, false, err
+		}
+		if err := s.keys.SealEvent(ctx, &ev, seal.correctedType, subjects); err != nil {
+			return Result{}, true, false, err
+		}
 	}
 	ev.IdempotencyKey = w.key
 	seq, dup, err := s.store.Append(ctx, ev, expected)
@@ -185,45 +221,107 @@ func (s *Service) seen(ctx context.Context, key string) (Result, bool, error) {
 
 // load decides the event w asks for on the engagement's current state and
 // returns it with the sequence its append must expect.
-func (s *Service) load(ctx context.Context, w *write) (domain.Event, uint64, error) {
+func (s *Service) load(ctx context.Context, w *write) (domain.Event, uint64, sealing, error) {
 	if w.newID != "" {
 		ev, err := s.decide(&domain.Engagement{}, w.newID, w.cmd)
 		if err != nil {
-			return ev, 0, err
+			return ev, 0, sealing{}, err
 		}
-		return ev, 0, s.checkTarget(ev)
+		return ev, 0, sealing{}, s.checkTarget(ev)
 	}
-	ev, expected, found, err := s.decideOnCurrent(w.cmd)
+	ev, expected, seal, found, err := s.decideOnCurrent(w.cmd)
 	if !found && !w.caughtUp {
 		// Recorded a moment ago through another instance, perhaps: look
 		// again once this projection has what the stream has.
 		if err := s.catchUp(ctx); err != nil {
-			return domain.Event{}, 0, err
+			return domain.Event{}, 0, sealing{}, err
 		}
 		w.caughtUp = true
-		ev, expected, found, err = s.decideOnCurrent(w.cmd)
+		ev, expected, seal, found, err = s.decideOnCurrent(w.cmd)
 	}
 	if !found {
-		return domain.Event{}, 0, fmt.Errorf("engagement %s: %w", w.cmd.EngagementID, domain.ErrNotFound)
+		return domain.Event{}, 0, sealing{}, fmt.Errorf("engagement %s: %w", w.cmd.EngagementID, domain.ErrNotFound)
 	}
 	if err != nil {
-		return ev, 0, err
+		return ev, 0, sealing{}, err
 	}
-	return ev, expected, s.checkTarget(ev)
+	return ev, expected, seal, s.checkTarget(ev)
+}
+
+// sealing is what sealing an event needs to know of the state it was
+// decided on (see Sealer): the corrected event's type, and the event whose
+// subjects ev's personal fields belong to ("" for none).
+type sealing struct {
+	correctedType domain.EventType
+	target        string
+}
+
+// subjects are the person ids of the personal fields of event target of
+// engagement id, by field name (a correction's "fields.name" as "name");
+// nil without a target, or for one stored before sealing.
+func (s *Service) subjects(ctx context.Context, id, target string) (map[string]string, error) {
+	if target == "" {
+		return nil, nil
+	}
+	events, err := s.proj.Events(ctx, id, target)
+	if err != nil {
+		return nil, fmt.Errorf("read the event %s refers to: %w", target, err)
+	}
+	var out map[string]string
+	for _, ev := range events {
+		for _, f := range ev.Personal {
+			if out == nil {
+				out = make(map[string]string)
+			}
+			out[strings.TrimPrefix(f.Field, "fields.")] = f.PersonID
+		}
+	}
+	return out, nil
+}
+
+// sealingOf finds, in the state ev was decided on, the corrected event's
+// type and the event whose subjects ev's fields belong to: the corrected
+// one, or the assignment of the focal point a release names.
+func sealingOf(state *domain.Engagement, ev domain.Event) sealing {
+	var d struct {
+		Corrects string `json:"corrects"`
+		Party    string `json:"party"`
+		Name     string `json:"name"`
+	}
+	var out sealing
+	switch ev.Type {
+	case domain.EngagementFocalPointReleased:
+		if json.Unmarshal(ev.Data, &d) == nil {
+			for _, p := range state.View().FocalPoints {
+				if strings.EqualFold(p.Party, d.Party) && strings.EqualFold(p.Name, d.Name) {
+					out.target = p.EventID
+					break
+				}
+			}
+		}
+	case domain.EngagementCorrected:
+		if json.Unmarshal(ev.Data, &d) == nil {
+			out.correctedType, _ = state.EventTypeOf(d.Corrects)
+			if len(domain.PersonalFields(out.correctedType)) > 0 {
+				out.target = d.Corrects
+			}
+		}
+	}
+	return out
 }
 
 // decideOnCurrent lets the domain decide on the projection's state of
 // cmd.EngagementID in place, under its read lock: copying the state per
 // append (its maps grow with the engagement's history) cost more than the
 // decision. found is false when the projection does not know the engagement.
-func (s *Service) decideOnCurrent(cmd Command) (ev domain.Event, expected uint64, found bool, err error) {
+func (s *Service) decideOnCurrent(cmd Command) (ev domain.Event, expected uint64, seal sealing, found bool, err error) {
 	d := decisions.Get().(*decision)
 	d.s, d.cmd = s, cmd
 	found = s.proj.Read(cmd.EngagementID, d.fn)
-	ev, expected, err = d.ev, d.expected, d.err
+	ev, expected, seal, err = d.ev, d.expected, d.seal, d.err
 	*d = decision{fn: d.fn} // keep nothing of this append in the pool
 	decisions.Put(d)
-	return ev, expected, found, err
+	return ev, expected, seal, found, err
 }
 
 // decision is what decideOnCurrent hands the projection's Read: a callback
@@ -235,6 +333,7 @@ type decision struct {
 	cmd      Command
 	ev       domain.Event
 	expected uint64
+	seal     sealing
 	err      error
 	fn       func(state *domain.Engagement, last uint64) // on
 }
@@ -253,6 +352,9 @@ func (d *decision) on(state *domain.Engagement, last uint64) {
 	}
 	d.ev, d.err = d.s.decide(state, d.cmd.EngagementID, d.cmd)
 	d.expected = last
+	if d.err == nil && d.s.keys != nil && (d.ev.Type == domain.EngagementFocalPointReleased || d.ev.Type == domain.EngagementCorrected) {
+		d.seal = sealingOf(state, d.ev)
+	}
 }
 
 // decide builds the event cmd asks for on top of state, the engagement id's

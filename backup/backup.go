@@ -57,10 +57,17 @@ var objectStream = "OBJ_" + eventstore.DocumentBucket
 // under way (KV_ENGAGEMENTS_SIGNINS, ten minutes long), the reminder schedules
 // (ENGAGEMENTS_SCHEDULES, made again from the events), the webhooks'
 // delivery progress and failures, and every consumer.
+//
+// The data subjects' keys (KV_ENGAGEMENTS_PERSON_KEYS) are copied: without
+// them a restored store reads every sealed personal field as erased. So a
+// backup holds the keys of everyone not erased when it was taken, and
+// restoring one taken before an erasure brings the erased data back
+// (README, "Personal data and erasure").
 var Streams = []string{
 	eventstore.StreamName,
 	proofs.LedgerStream,
 	objectStream,
+	"KV_" + eventstore.PersonKeyBucket,
 	"KV_" + tokens.Bucket,
 	"KV_" + webhooks.Bucket,
 	"KV_" + calendars.Bucket,

@@ -165,6 +165,17 @@ type AttendedData struct {
 	Delegation string `json:"delegation,omitzero"`
 }
 
+// PersonalDataErasedData is the data of engagement.personal_data_erased:
+// whose data was erased (the person id, no name), which fields
+// ("<type> <field>", e.g. "meeting.attended delegation") and in which of the
+// engagement's events. The event's actor and recorded_at say who and when.
+type PersonalDataErasedData struct {
+	PersonID   string   `json:"person_id"`
+	KeyVersion int      `json:"key_version"`
+	Fields     []string `json:"fields"`
+	Events     []string `json:"events"`
+}
+
 // ConcludedData is the data of meeting.concluded.
 type ConcludedData struct {
 	Outcome string `json:"outcome,omitzero"`

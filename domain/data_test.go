@@ -185,8 +185,8 @@ func TestDecideOutputDecodes(t *testing.T) {
 				fix["fields"] = obj{"title": "Fixed"}
 			}
 			c, err := e.Decide(newEvent(t, e, EngagementCorrected, fix))
-			if s, _ := SpecOf(typ); s.Upload {
-				invalid("data.corrects")(t, err) // an attached document is superseded, never corrected
+			if s, _ := SpecOf(typ); s.Upload || s.Erasure {
+				invalid("data.corrects")(t, err) // an attached document is superseded, an erasure stands
 				return
 			}
 			if err != nil {

@@ -499,6 +499,10 @@ func (e *Engagement) parseCorrection(fields map[string]json.RawMessage) (map[str
 		return nil, &ValidationError{Fields: []FieldError{{Field: "data.corrects",
 			Message: "names a reminder the service recorded; correct the event it reminds of instead"}}}
 	}
+	if specByType[t].Erasure {
+		return nil, &ValidationError{Fields: []FieldError{{Field: "data.corrects",
+			Message: "names a record of an erasure, which cannot be corrected"}}}
+	}
 	rest := maps.Clone(fields)
 	delete(rest, "corrects")
 	delete(rest, "reason")

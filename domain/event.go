@@ -47,6 +47,9 @@ const (
 	AgreementExpired        EventType = "agreement.expired"
 	EngagementActionOverdue EventType = "engagement.action_overdue"
 	MeetingUpcoming         EventType = "meeting.upcoming"
+	// EngagementPersonalDataErased records that a data subject's key was
+	// destroyed (POST /v1/people/{id}/erase); it holds no personal data.
+	EngagementPersonalDataErased EventType = "engagement.personal_data_erased"
 )
 
 // EventTypes lists every event type.
@@ -63,6 +66,7 @@ var EventTypes = []EventType{
 	EngagementFocalPointAssigned, EngagementFocalPointReleased,
 	EngagementDocumentAttached,
 	AgreementExpiring, AgreementExpired, EngagementActionOverdue, MeetingUpcoming,
+	EngagementPersonalDataErased,
 }
 
 // ParseEventType checks s against the allow-list. Anything else, including
@@ -140,6 +144,9 @@ type Event struct {
 	// CorrectedBy lists the ids of engagement.corrected events that correct
 	// this one (filled in by projections; not stored with the event).
 	CorrectedBy []string `json:"corrected_by,omitempty"`
+	// Personal lists the event's personal data fields as readers get them
+	// (opened through the keyring, or erased); not stored with the event.
+	Personal []PersonalField `json:"personal,omitempty"`
 	// IdempotencyKey, when set, makes the store keep only the first of
 	// several appends with the same key (within its duplicate window).
 	IdempotencyKey string `json:"-"`

@@ -27,9 +27,10 @@ func TestEventTypes(t *testing.T) {
 		})
 	}
 	// The contract's 17, the coordinator's desk's five (action items, focal
-	// points), #16's engagement.document_attached and the four reminders.
-	if len(EventTypes) != 27 {
-		t.Errorf("%d event types, want 27", len(EventTypes))
+	// points), #16's engagement.document_attached, the four reminders and
+	// #17's engagement.personal_data_erased.
+	if len(EventTypes) != 28 {
+		t.Errorf("%d event types, want 28", len(EventTypes))
 	}
 }
 

@@ -102,6 +102,9 @@ func sampleData(typ EventType) obj {
 		return obj{"action_id": "a1", "due_on": "2020-03-01"}
 	case MeetingUpcoming:
 		return obj{"starts_on": "2024-05-27", "days_left": 7}
+	case EngagementPersonalDataErased:
+		return obj{"person_id": "p0123456789abcdef0123456789abcdef", "key_version": 1, "fields": []string{"meeting.attended delegation"},
+			"events": []string{"0193a000-0000-7000-8000-0000000000e1"}}
 	}
 	panic("no sample data for " + string(typ))
 }

@@ -9,8 +9,12 @@ type Message struct {
 	// Event is the decoded, hash-checked event. When Err is set it holds
 	// only what could be read (the engagement id, from the subject).
 	Event Event
-	// Payload is the stored CloudEvent document, byte for byte.
+	// Payload is the stored CloudEvent document, byte for byte: its
+	// personal fields sealed (the hash covers these bytes).
 	Payload []byte
+	// Opened, when the event has personal fields, is the CloudEvent with
+	// them opened (or erased) that subscribers are sent; nil otherwise.
+	Opened []byte
 	// Subject is the NATS subject the message is stored under, and Hash
 	// and PrevHash its Engagements-Hash and Engagements-Prev-Hash headers as
 	// stored, whether or not they check out (Event.Hash and Event.PrevHash
@@ -20,6 +24,15 @@ type Message struct {
 	// Err says why this message is not a valid event (it does not decode,
 	// or fails its hash check); reading goes on with the next one.
 	Err error
+}
+
+// Document is the CloudEvent a subscriber is sent: Opened, or Payload
+// when the event has no personal fields.
+func (m Message) Document() []byte {
+	if m.Opened != nil {
+		return m.Opened
+	}
+	return m.Payload
 }
 
 // Filter picks the stored messages a reader gets; empty fields of the

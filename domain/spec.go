@@ -48,6 +48,9 @@ type Field struct {
 	// Pattern, when set, is a regular expression (JSON Schema's dialect)
 	// every value of a text matches.
 	Pattern string
+	// Personal marks a field that holds personal data: the command path
+	// stores it sealed with its data subject's key (see personal.go).
+	Personal bool
 
 	parse parser
 	// state is the engagement's field this one sets: a *string or a
@@ -95,6 +98,10 @@ type Spec struct {
 	// describes (POST …/documents): the command path refuses it as a plain
 	// event, no form offers it, and it is never corrected.
 	Upload bool
+	// Erasure is set for the type only POST /v1/people/{id}/erase records:
+	// the command path refuses it otherwise, no form offers it, and it is
+	// never corrected.
+	Erasure bool
 }
 
 // rules is what a spec's check sees.
@@ -209,6 +216,12 @@ func selectField(name, label string, required bool, options ...string) Field {
 // into sets the field's state.
 func (f Field) into(state func(e *Engagement) any) Field {
 	f.state = state
+	return f
+}
+
+// personal marks the field as holding personal data.
+func (f Field) personal() Field {
+	f.Personal = true
 	return f
 }
 
@@ -427,7 +440,7 @@ var specs = []Spec{
 		Fields: []Field{
 			{Name: "action_id", Required: true, Label: "Action id", Hint: "Unique within the engagement, e.g. a UUID", parse: actionID},
 			textField("title", "Action", "What is to be done", MaxShortText, true),
-			textField("owner", "Owner", "Who does it", MaxShortText, true),
+			textField("owner", "Owner", "Who does it", MaxShortText, true).personal(),
 			dateField("due_on", "Due on", "", true),
 		},
 		allow: func(e *Engagement, status Status, values map[string]any) string {
@@ -482,8 +495,8 @@ var specs = []Spec{
 		allow: func(e *Engagement, status Status, _ map[string]any) string { return over(e, status) },
 		Fields: []Field{
 			textField("party", "Party", "One of the engagement's parties, e.g. WHO", MaxEntry, true),
-			textField("name", "Name", "", MaxShortText, true),
-			{Name: "email", Label: "E-mail", Max: MaxEmail, parse: email},
+			textField("name", "Name", "", MaxShortText, true).personal(),
+			{Name: "email", Label: "E-mail", Max: MaxEmail, parse: email, Personal: true},
 			textField("role", "Role", "e.g. Director, Department of Health Security", MaxShortText, false),
 		},
 		check: func(r rules, v *ValidationError) {
@@ -525,7 +538,7 @@ var specs = []Spec{
 		},
 		Fields: []Field{
 			textField("party", "Party", "", MaxEntry, true),
-			textField("name", "Name", "", MaxShortText, true),
+			textField("name", "Name", "", MaxShortText, true).personal(),
 		},
 		check: func(r rules, v *ValidationError) {
 			party, _ := r.values["party"].(string)
@@ -679,7 +692,7 @@ var specs = []Spec{
 		From: []Status{StatusScheduled}, To: StatusAttended,
 		Fields: []Field{
 			selectField("role", "Role", true, AttendanceRoles...).into(func(e *Engagement) any { return &e.v.Role }),
-			areaField("delegation", "Delegation", "Who attended", MaxReason, false).
+			areaField("delegation", "Delegation", "Who attended", MaxReason, false).personal().
 				into(func(e *Engagement) any { return &e.v.Delegation }),
 		},
 	},
@@ -718,5 +731,17 @@ var specs = []Spec{
 			numberField("days_left", "Days left", "", 0, MaxDaysLeft, true),
 		},
 		allow: allowUpcoming, apply: applyReminder,
+	},
+	{
+		Type: EngagementPersonalDataErased, Past: "Personal data erased", Data: reflect.TypeFor[PersonalDataErasedData](),
+		Erasure: true,
+		Fields: []Field{
+			{Name: "person_id", Required: true, Label: "Person", Pattern: "^p[0-9a-f]{32}$", parse: personID},
+			numberField("key_version", "Key version", "", 1, 1<<30, true),
+			{Name: "fields", Required: true, Label: "Fields", Input: InputList, Max: MaxEntry, MinItems: 1,
+				parse: list(MaxListEntries, MaxEntry, 1)},
+			{Name: "events", Required: true, Label: "Events", Input: InputList, Max: MaxEntry, MinItems: 1,
+				parse: list(MaxListEntries, MaxEntry, 1)},
+		},
 	},
 }

@@ -108,7 +108,7 @@ func allowed(typ EventType, s Status) bool {
 	switch typ {
 	case EngagementAmended:
 		return !slices.Contains(closed, s)
-	case EngagementLinked, EngagementNoted, EngagementCorrected, EngagementDocumentAttached:
+	case EngagementLinked, EngagementNoted, EngagementCorrected, EngagementDocumentAttached, EngagementPersonalDataErased:
 		return true
 	case EngagementActionAssigned, EngagementFocalPointAssigned:
 		return !closedStatus(s)

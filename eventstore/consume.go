@@ -78,7 +78,7 @@ func (s *Store) read(ctx context.Context, after uint64, since time.Time, subject
 		for range decoded { // let the decoder finish
 		}
 	}()
-	go decode(it, decoded, done, untilIdle)
+	go decode(ctx, s.keys, it, decoded, done, untilIdle)
 	for m := range decoded {
 		if m.stop != nil {
 			if ctx.Err() != nil {
@@ -146,7 +146,7 @@ func (s *Store) SequenceSince(ctx context.Context, t time.Time) (uint64, error) 
 // them to decoded in stream order until done is closed, the consumer fails
 // (a last message with stop set) or, with untilIdle, nothing is pending. It
 // closes decoded when it returns.
-func decode(it jetstream.MessagesContext, decoded chan<- message, done <-chan struct{}, untilIdle bool) {
+func decode(ctx context.Context, keys *Keyring, it jetstream.MessagesContext, decoded chan<- message, done <-chan struct{}, untilIdle bool) {
 	defer close(decoded)
 	send := func(m message) bool {
 		select {
@@ -179,6 +179,10 @@ func decode(it jetstream.MessagesContext, decoded chan<- message, done <-chan st
 		m.Sequence, m.Payload = meta.Sequence.Stream, msg.Data()
 		m.Subject, m.Hash, m.PrevHash = msg.Subject(), msg.Headers().Get(HeaderHash), msg.Headers().Get(HeaderPrevHash)
 		m.Event, m.Err = decodeMsg(msg.Subject(), msg.Headers(), m.Payload, m.Sequence)
+		if err := keys.openMessage(ctx, &m.Message); err != nil {
+			send(message{stop: fmt.Errorf("%w: %w", domain.ErrUnavailable, err)})
+			return
+		}
 		if !send(m) || untilIdle && m.pending == 0 {
 			return
 		}

@@ -72,7 +72,7 @@ func (s *Store) Durable(ctx context.Context, name string) (*Durable, error) {
 	if err != nil {
 		return nil, durableErr(name, err)
 	}
-	return &Durable{name: name, cons: cons, log: s.log}, nil
+	return &Durable{name: name, cons: cons, log: s.log, keys: s.keys}, nil
 }
 
 // Durable is a bound durable consumer; see CreateDurable.
@@ -80,6 +80,7 @@ type Durable struct {
 	name string
 	cons jetstream.Consumer
 	log  *slog.Logger
+	keys *Keyring
 }
 
 // Next waits for the consumer's next message until ctx ends. It fetches one
@@ -106,6 +107,10 @@ func (d *Durable) Next(ctx context.Context) (*Delivery, error) {
 		}
 		m := domain.Message{Sequence: meta.Sequence.Stream, Payload: msg.Data()}
 		m.Event, m.Err = decodeMsg(msg.Subject(), msg.Headers(), m.Payload, m.Sequence)
+		if err := d.keys.openMessage(ctx, &m); err != nil {
+			_ = msg.Nak() // delivered again once the keys answer
+			return nil, fmt.Errorf("durable %s: %w", d.name, Unavailable(err))
+		}
 		return &Delivery{Message: m, msg: msg}, nil
 	}
 }

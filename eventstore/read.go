@@ -20,7 +20,12 @@ func (s *Store) Event(ctx context.Context, seq uint64) (domain.Event, error) {
 		}
 		return domain.Event{}, fmt.Errorf("event at sequence %d: %w", seq, Unavailable(err))
 	}
-	return decodeMsg(msg.Subject, msg.Header, msg.Data, msg.Sequence)
+	m := domain.Message{Sequence: msg.Sequence, Payload: msg.Data}
+	m.Event, m.Err = decodeMsg(msg.Subject, msg.Header, msg.Data, msg.Sequence)
+	if err := s.keys.openMessage(ctx, &m); err != nil {
+		return domain.Event{}, err
+	}
+	return m.Event, m.Err
 }
 
 // Message reads the message stored at seq with a direct get: its payload
@@ -37,6 +42,9 @@ func (s *Store) Message(ctx context.Context, seq uint64) (domain.Message, error)
 	m := domain.Message{Sequence: msg.Sequence, Payload: msg.Data, Subject: msg.Subject,
 		Hash: msg.Header.Get(HeaderHash), PrevHash: msg.Header.Get(HeaderPrevHash)}
 	m.Event, m.Err = decodeMsg(msg.Subject, msg.Header, msg.Data, msg.Sequence)
+	if err := s.keys.openMessage(ctx, &m); err != nil {
+		return domain.Message{}, err
+	}
 	return m, nil
 }
 

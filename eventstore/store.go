@@ -125,6 +125,8 @@ type Store struct {
 	// staging is the tmpfs directory the embedded server stages the group
 	// commit's batches in (staging.go); "" when they are staged on disk.
 	staging string
+	// keys opens and seals personal fields (keyring.go).
+	keys *Keyring
 }
 
 // Open starts or connects to NATS and creates or updates the stream.
@@ -208,6 +210,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 		removeStaging(left)
+		if err := s.openKeyring(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
 		return s, nil
 	}
 	s.stream, err = Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
@@ -248,6 +254,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, errNoTransform)
 	}
 	if err := s.openDocuments(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.openKeyring(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}

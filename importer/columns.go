@@ -66,7 +66,7 @@ func EventColumns() []string {
 // type only an upload records (engagement.document_attached: the file's
 // bytes are not in the sheet), nor a reminder (the service records them).
 func importable(t domain.EventType) bool {
-	if s, ok := domain.SpecOf(t); ok && (s.Upload || s.System) {
+	if s, ok := domain.SpecOf(t); ok && (s.Upload || s.System || s.Erasure) {
 		return false
 	}
 	return t != domain.EngagementRecorded && t != domain.EngagementCorrected

@@ -185,6 +185,9 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 		return
 	}
 	p.lastEventID, p.lastEventSeq = ev.ID, seq
+	if ev.Type == domain.EngagementPersonalDataErased {
+		p.refold(ev)
+	}
 	p.sequences.Apply(seq, ev)
 	p.timeline.Apply(seq, ev)
 	p.milestones.Apply(ev.EngagementID, p.current.byID[ev.EngagementID].e, p.timeline.byID[ev.EngagementID])
@@ -192,6 +195,47 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	p.recent.Apply(seq, ev)
 	p.keys.Apply(seq, ev)
 	p.events.Add(1)
+}
+
+// refoldWithin bounds the reads of a refold.
+const refoldWithin = 30 * time.Second
+
+// refold folds the engagement of ev, an erasure, again from its events as
+// the reader opens them now (the subject's fields erased), so that its
+// state in memory, and the next checkpoint, no longer hold what was
+// erased; its milestones, states taken before, are dropped (reads within a
+// window fold from the first event until new ones are taken). The caller
+// holds mu for writing; an erasure is rare, and holding the lock while the
+// history is read keeps every reader from seeing the state half done.
+func (p *Projector) refold(ev domain.Event) {
+	id := ev.EngagementID
+	delete(p.milestones.byID, id)
+	if p.reader == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), refoldWithin)
+	defer cancel()
+	seqs := p.sequences.history[id]
+	events := make([]domain.Event, 0, len(seqs)+1)
+	for _, seq := range seqs {
+		e, err := p.reader.Event(ctx, seq)
+		if err != nil {
+			p.log.Error("refold after an erasure failed: the engagement's state keeps what was erased until a rebuild",
+				"engagement", id, "sequence", seq, "err", err)
+			return
+		}
+		e.Sequence = seq
+		events = append(events, e)
+	}
+	events = append(events, ev)
+	e, ok := domain.Replay(events, domain.Window{})
+	en := p.current.byID[id]
+	if !ok || en == nil || e.Version() != en.e.Version() || e.Hash() != en.e.Hash() {
+		p.log.Error("refold after an erasure did not reach the engagement's state; it keeps what was erased until a rebuild",
+			"engagement", id)
+		return
+	}
+	en.e = e
 }
 
 // waiter is one WaitFor call: ch is closed once sequence seq is applied.

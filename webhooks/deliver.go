@@ -225,7 +225,7 @@ func (m *Manager) handle(ctx context.Context, st stored, key []byte, d *eventsto
 	f := Failure{Sequence: seq, EventID: ev.ID, Type: string(ev.Type)}
 	for attempt := 1; ; attempt++ {
 		_ = d.InProgress()
-		status, err := m.post(ctx, st.URL, key, ev.ID, d.Payload)
+		status, err := m.post(ctx, st.URL, key, ev.ID, d.Document())
 		if err == nil {
 			m.delivered.Add(1)
 			log.Debug("webhook delivered", "sequence", seq, "event", ev.ID, "type", ev.Type,

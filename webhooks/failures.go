@@ -172,7 +172,7 @@ func (m *Manager) Redeliver(ctx context.Context, id string, seq uint64) (Redeliv
 		return Redelivery{}, fmt.Errorf("subscription %s has no usable secret: %w", id, ErrUndeliverable)
 	}
 	out := Redelivery{Sequence: seq, EventID: msg.Event.ID}
-	out.Status, err = m.post(ctx, st.URL, key, msg.Event.ID, msg.Payload)
+	out.Status, err = m.post(ctx, st.URL, key, msg.Event.ID, msg.Document())
 	log := m.log.With("subscription", id, "sequence", seq, "event", msg.Event.ID)
 	if err != nil {
 		m.attemptsFailed.Add(1)

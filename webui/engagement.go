@@ -326,7 +326,7 @@ func (u *UI) engagementData(ctx context.Context, s *session, id string, win doma
 		if en.Type == domain.EngagementCorrected || en.Cut || specOf(en.Type).Upload {
 			continue // a cut entry is corrected on its own page, in full; a document is superseded, not corrected
 		}
-		if spec, _ := domain.SpecOf(en.Type); spec.System {
+		if spec, _ := domain.SpecOf(en.Type); spec.System || spec.Erasure {
 			continue // the service's reminders are not corrected
 		}
 		f := u.correctionForm(e, history, history[slices.IndexFunc(history, func(ev domain.Event) bool { return ev.ID == en.ID })])
@@ -381,7 +381,7 @@ func (u *UI) eventTypes(k domain.Kind) []domain.EventType {
 	for _, t := range domain.EventTypes {
 		spec, _ := domain.SpecOf(t)
 		switch {
-		case t == domain.EngagementRecorded || t == domain.EngagementCorrected || !t.AppliesTo(k) || spec.Upload || spec.System:
+		case t == domain.EngagementRecorded || t == domain.EngagementCorrected || !t.AppliesTo(k) || spec.Upload || spec.System || spec.Erasure:
 			// an upload has its own form; the service records reminders itself
 		case t.Prefix() == string(k):
 			own = append(own, t)

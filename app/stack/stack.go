@@ -121,6 +121,7 @@ func Start(cfg Config) (*Parts, error) {
 	p.Projector.UseReader(cfg.Store)
 	p.Service = app.New(cfg.Store, p.Projector, log)
 	p.Service.UseDocuments(cfg.Store, cfg.MaxDocumentSize)
+	p.Service.UseKeyring(cfg.Store.Keyring(), cfg.Store)
 
 	var opts []api.Option
 	if cfg.Tokens != nil {
