@@ -241,11 +241,19 @@ func TestEraseADelegate(t *testing.T) {
 	ctx := context.Background()
 	h := f.history(t)
 	id := personOf(t, h, "meeting.attended", "delegation")
-	attendedHash := ""
+	attendedHash, knownAt := "", ""
 	for _, ev := range h {
 		if ev.Type == "meeting.attended" {
 			attendedHash = ev.Hash
+			knownAt = url.QueryEscape(ev.RecordedAt.Format(time.RFC3339Nano))
 		}
+	}
+	// A state as known when the attendance was recorded (but before the
+	// later events): folded from events read from the stream, which the
+	// windowed reads cache.
+	asKnown := "/v1/engagements/" + f.meeting + "?known_at=" + knownAt
+	if st := f.get(t, asKnown, bearer(f.admin)...); st.status != http.StatusOK || !bytes.Contains(st.body, []byte(delegate)) {
+		t.Fatalf("state as known at the attendance, before the erasure: %s", st)
 	}
 	lastBefore := f.lastSequence(t)
 	headBefore := f.verify(t, "").Head
@@ -297,6 +305,11 @@ func TestEraseADelegate(t *testing.T) {
 	if st := f.get(t, "/v1/engagements/"+f.meeting, bearer(f.admin)...); !bytes.Contains(st.body, []byte(`"delegation":"[erased]"`)) ||
 		bytes.Contains(st.body, []byte(delegate)) {
 		t.Errorf("current state after erasure: %s", st)
+	}
+
+	if st := f.get(t, asKnown, bearer(f.admin)...); st.status != http.StatusOK || !bytes.Contains(st.body, []byte(`"delegation":"[erased]"`)) ||
+		bytes.Contains(st.body, []byte(delegate)) {
+		t.Errorf("state as known at the attendance, after the erasure (the events cached before it): %s", st)
 	}
 
 	// Export and the raw stream: the delegate's name nowhere.

@@ -92,6 +92,9 @@ func (s *Store) eventsChunk(ctx context.Context, seqs []uint64, out []domain.Eve
 		if out[i], err = directReply(msg, seqs[i]); err != nil {
 			return err
 		}
+		if err := s.openEvent(ctx, &out[i]); err != nil {
+			return fmt.Errorf("open personal fields at sequence %d: %w", seqs[i], err)
+		}
 	}
 	return nil
 }
@@ -113,4 +116,13 @@ func directReply(msg *nats.Msg, seq uint64) (domain.Event, error) {
 			errors.New("direct get: a reply without its subject or of another sequence"))
 	}
 	return decodeMsg(subject, msg.Header, msg.Data, seq)
+}
+
+// openEvent opens ev's sealed personal fields with the store's keyring,
+// when it has one.
+func (s *Store) openEvent(ctx context.Context, ev *domain.Event) error {
+	if s.keys == nil {
+		return nil
+	}
+	return s.keys.OpenEvent(ctx, ev)
 }

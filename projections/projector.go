@@ -187,6 +187,9 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 	p.lastEventID, p.lastEventSeq = ev.ID, seq
 	if ev.Type == domain.EngagementPersonalDataErased {
 		p.refold(ev)
+		// The events cached for windowed reads were opened before the
+		// erasure: reads from here on fetch (and open) them again.
+		p.windowed = newWindowCache()
 	}
 	p.sequences.Apply(seq, ev)
 	p.timeline.Apply(seq, ev)
