@@ -72,7 +72,17 @@ type options struct {
 	keep        bool
 	streams     int  // streams the contended appends share
 	peer        bool // measure the PostgreSQL peer
+	// only names the parts to run (appends, peer, rebuild, serve); empty
+	// runs them all. serve (GET, restart, RSS) needs the generated stream,
+	// which is generated whenever rebuild or serve runs.
+	only map[string]bool
 }
+
+// onlyParts are the names -only takes.
+var onlyParts = []string{"appends", "peer", "rebuild", "serve"}
+
+// runs reports whether part is to run.
+func (o options) runs(part string) bool { return len(o.only) == 0 || o.only[part] }
 
 func main() {
 	var o options
@@ -89,8 +99,21 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench", "directory for results.md and results.json")
 	flag.IntVar(&o.streams, "streams", 8, "engagements (streams) the contended appends of the clients share")
 	flag.BoolVar(&o.peer, "peer", true, "measure the PostgreSQL peer (a server of the bench's own; skipped with one line when PostgreSQL is not installed)")
+	only := flag.String("only", "", "comma-separated parts to run, of "+strings.Join(onlyParts, ", ")+
+		" (serve: GET, as-of, upcoming, proofs, restart and RSS on the generated stream); empty: all")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
 	flag.Parse()
+	if *only != "" {
+		o.only = map[string]bool{}
+		for part := range strings.SplitSeq(*only, ",") {
+			part = strings.TrimSpace(part)
+			if !slices.Contains(onlyParts, part) {
+				fmt.Fprintf(os.Stderr, "bench: -only %q: want some of %s\n", part, strings.Join(onlyParts, ", "))
+				os.Exit(2)
+			}
+			o.only[part] = true
+		}
+	}
 	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 || o.streams < 1 {
 		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1, streams ≥ 1")
 		os.Exit(2)
@@ -166,30 +189,45 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 
-	always, err := h.appends(ctx, eventstore.SyncAlways)
-	if err != nil {
-		return err
+	var always, interval, reads []Metric
+	var rebuild Metric
+	var ids []string
+	var peer peerFigures
+	if o.runs("appends") {
+		if always, err = h.appends(ctx, eventstore.SyncAlways); err != nil {
+			return err
+		}
+		if interval, err = h.appends(ctx, eventstore.SyncInterval); err != nil {
+			return err
+		}
 	}
-	interval, err := h.appends(ctx, eventstore.SyncInterval)
-	if err != nil {
-		return err
+	if o.runs("peer") {
+		if peer, err = h.peer(ctx); err != nil {
+			return err
+		}
 	}
-	peer, err := h.peer(ctx)
-	if err != nil {
-		return err
+	if o.runs("rebuild") || o.runs("serve") {
+		if rebuild, ids, err = h.rebuild(ctx); err != nil {
+			return err
+		}
 	}
-	rebuild, ids, err := h.rebuild(ctx)
-	if err != nil {
-		return err
+	if o.runs("serve") {
+		if reads, err = h.serveBig(ctx, ids); err != nil {
+			return err
+		}
 	}
-	reads, err := h.serveBig(ctx, ids)
-	if err != nil {
-		return err
+	if len(always) > 1 {
+		always[0].Peer, always[1].Peer = peer.own, peer.shared
 	}
-	always[0].Peer, always[1].Peer = peer.own, peer.shared
-	rebuild.Peer = peer.fullRead
-	reads[0].Peer = peer.historyP99 // get_p99
-	h.report.Metrics = slices.Concat(always, interval, []Metric{rebuild}, reads)
+	var rebuilt []Metric
+	if o.runs("rebuild") {
+		rebuild.Peer = peer.fullRead
+		rebuilt = []Metric{rebuild}
+	}
+	if len(reads) > 0 {
+		reads[0].Peer = peer.historyP99 // get_p99
+	}
+	h.report.Metrics = slices.Concat(always, interval, rebuilt, reads)
 	return h.write()
 }
 
@@ -314,6 +352,9 @@ func (h *harness) rebuild(ctx context.Context) (Metric, []string, error) {
 		float64(ds.Events)/ds.Elapsed.Seconds(), ds.MeanPayload)
 	h.extra("generated stream", "%d events over %d engagements, mean CloudEvent %.0f bytes, written in %.1f s",
 		ds.Events, len(ds.IDs), ds.MeanPayload, ds.Elapsed.Seconds())
+	if !o.runs("rebuild") {
+		return Metric{}, ds.IDs, nil // generated for serve only
+	}
 
 	h.logf("raw ordered consumer over %d events", o.events)
 	rawTook, _, err := readRaw(ctx, store, o.events)
