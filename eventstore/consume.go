@@ -3,12 +3,9 @@ package eventstore
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/iom-who/engagements/domain"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -30,8 +27,6 @@ type message struct {
 	pending uint64 // messages matching the filter still after this one
 	// stop, when set, ends the read: the consumer failed (no message).
 	stop error
-	// hdr are the message's headers, until it is decoded.
-	hdr nats.Header
 }
 
 // readAhead is how many decoded messages may wait for the reader's callback.
@@ -72,11 +67,10 @@ func (s *Store) read(ctx context.Context, after uint64, since time.Time, subject
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
-	// Stages: this goroutine hands messages to fn, in stream order, while
-	// another receives the next ones and workers, one per core, decode and
-	// hash-check them (JSON and SHA-256) a batch each, which keeps the other
-	// cores busy during a rebuild.
-	decoded := make(chan *batch, readAhead/decodeBatch)
+	// Two stages: this goroutine hands messages to fn while another
+	// receives and decodes the next ones (JSON and SHA-256), which keeps a
+	// second core busy during a rebuild.
+	decoded := make(chan message, readAhead)
 	done := make(chan struct{})
 	defer func() {
 		close(done)
@@ -84,19 +78,16 @@ func (s *Store) read(ctx context.Context, after uint64, since time.Time, subject
 		for range decoded { // let the decoder finish
 		}
 	}()
-	go decode(it, decoded, done, untilIdle, runtime.GOMAXPROCS(0))
-	for b := range decoded {
-		<-b.ready
-		for _, m := range b.msgs {
-			if m.stop != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return m.stop
+	go decode(it, decoded, done, untilIdle)
+	for m := range decoded {
+		if m.stop != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			if !fn(m) || untilIdle && m.pending == 0 {
-				return nil
-			}
+			return m.stop
+		}
+		if !fn(m) || untilIdle && m.pending == 0 {
+			return nil
 		}
 	}
 	return ctx.Err()
@@ -151,95 +142,15 @@ func (s *Store) SequenceSince(ctx context.Context, t time.Time) (uint64, error) 
 	return cons.CachedInfo().Delivered.Stream + 1, nil
 }
 
-// decodeBatch is how many messages one decoding worker takes at a time.
-const decodeBatch = 64
-
-// batch is a run of received messages, decoded by one worker; ready is
-// closed once they are.
-type batch struct {
-	msgs  []message
-	ready chan struct{}
-}
-
-// decode receives it's messages and sends them to decoded in stream order,
-// in batches that workers goroutines decode and hash-check meanwhile (each
-// batch's ready is closed when it is done), until done is closed, the
-// consumer fails (a last message with stop set) or, with untilIdle, nothing
-// is pending. A batch is sent once full or as soon as no further message
-// has arrived, so a live reader gets each new message at once. It closes
-// decoded when it returns, after its goroutines have ended.
-func decode(it jetstream.MessagesContext, decoded chan<- *batch, done <-chan struct{}, untilIdle bool, workers int) {
-	jobs := make(chan *batch, cap(decoded))
-	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Go(func() {
-			for b := range jobs {
-				for i := range b.msgs {
-					if m := &b.msgs[i]; m.stop == nil {
-						m.Event, m.Err = decodeMsg(m.Subject, m.hdr, m.Payload, m.Sequence)
-						m.hdr = nil
-					}
-				}
-				close(b.ready)
-			}
-		})
-	}
-	received := make(chan message, readAhead)
-	var recv sync.WaitGroup
-	recv.Go(func() { receive(it, received, done) })
-	defer func() {
-		close(jobs)
-		wg.Wait()
-		recv.Wait() // it.Next returns once read has stopped it
-		close(decoded)
-	}()
-	cur := &batch{ready: make(chan struct{})}
-	flush := func() bool {
-		if len(cur.msgs) == 0 {
-			return true
-		}
-		b := cur
-		cur = &batch{msgs: make([]message, 0, decodeBatch), ready: make(chan struct{})}
-		select {
-		case decoded <- b:
-		case <-done:
-			return false
-		}
-		jobs <- b // workers never wait on anything: this returns
-		return true
-	}
-	for {
-		var m message
-		select {
-		case m = <-received:
-		case <-done:
-			return
-		}
-		for ok := true; ok; {
-			cur.msgs = append(cur.msgs, m)
-			if m.stop != nil || untilIdle && m.pending == 0 || len(cur.msgs) == decodeBatch {
-				break
-			}
-			select {
-			case m, ok = <-received:
-			default:
-				ok = false // nothing more yet: hand over what there is
-			}
-		}
-		last := cur.msgs[len(cur.msgs)-1]
-		if !flush() || last.stop != nil || untilIdle && last.pending == 0 {
-			return
-		}
-	}
-}
-
-// receive takes it's messages, checks that none was lost and sends them to
-// received, undecoded, in stream order, until done is closed or the
-// consumer fails (then a last message with stop set).
-func receive(it jetstream.MessagesContext, received chan<- message, done <-chan struct{}) {
+// decode receives it's messages, decodes and hash-checks each, and sends
+// them to decoded in stream order until done is closed, the consumer fails
+// (a last message with stop set) or, with untilIdle, nothing is pending. It
+// closes decoded when it returns.
+func decode(it jetstream.MessagesContext, decoded chan<- message, done <-chan struct{}, untilIdle bool) {
+	defer close(decoded)
 	send := func(m message) bool {
 		select {
-		case received <- m:
+		case decoded <- m:
 			return true
 		case <-done:
 			return false
@@ -264,10 +175,11 @@ func receive(it jetstream.MessagesContext, received chan<- message, done <-chan 
 			return
 		}
 		delivered = meta.Sequence.Consumer
-		m := message{pending: meta.NumPending, hdr: msg.Headers()}
+		m := message{pending: meta.NumPending}
 		m.Sequence, m.Payload = meta.Sequence.Stream, msg.Data()
-		m.Subject, m.Hash, m.PrevHash = msg.Subject(), m.hdr.Get(HeaderHash), m.hdr.Get(HeaderPrevHash)
-		if !send(m) {
+		m.Subject, m.Hash, m.PrevHash = msg.Subject(), msg.Headers().Get(HeaderHash), msg.Headers().Get(HeaderPrevHash)
+		m.Event, m.Err = decodeMsg(msg.Subject(), msg.Headers(), m.Payload, m.Sequence)
+		if !send(m) || untilIdle && m.pending == 0 {
 			return
 		}
 	}

@@ -11,16 +11,17 @@ import (
 	"github.com/iom-who/engagements/projections"
 )
 
-// TestReadDecodesInStreamOrder reads a stream of several decoding batches,
-// with messages published around the API among them, through Read (whose
-// workers decode batches in parallel) with one worker and with four, and
-// checks each yielded message against the same sequence fetched and
-// decoded on its own by Store.Message: the same events and errors, every
-// sequence once, in stream order; and the read models folded from it with
-// those folded from the messages fetched one by one.
+// TestReadDecodesInStreamOrder reads a stream longer than the read-ahead,
+// with messages published around the API among them, through Read (which
+// decodes and hash-checks on a goroutine of its own, ahead of the caller) at
+// GOMAXPROCS 1 and 4, and checks each yielded message against the same
+// sequence fetched and decoded on its own by Store.Message: the same events
+// and errors, every sequence once, in stream order; and the read models
+// folded from Read with those folded from the messages fetched one by one.
+// It is what a parallel decode or fold would have to keep passing.
 func TestReadDecodesInStreamOrder(t *testing.T) {
 	s, _, js := newListeningStore(t)
-	const events, engagements = 450, 7
+	const events, engagements = 1200, 7
 	ids := make([]string, engagements)
 	last := make([]uint64, engagements)
 	versions := make([]int, engagements)
