@@ -114,6 +114,7 @@ var aliases = map[string][]string{
 	"upcoming": {"upcoming_p99"},
 	"proofs":   {"proof_bytes", "proof_verify"},
 	"restart":  {"restart", "rss"},
+	"serve":    {"get_p99", "asof_p99", "upcoming_p99", "proof_bytes", "proof_verify", "restart", "rss"},
 }
 
 // parseOnly reads -only: comma-separated metric keys of groups, or aliases
@@ -451,7 +452,6 @@ func (h *harness) rebuild(ctx context.Context) (Metric, []string, error) {
 		float64(ds.Events)/ds.Elapsed.Seconds(), ds.MeanPayload)
 	h.extra("generated stream", "%d events over %d engagements, mean CloudEvent %.0f bytes, written in %.1f s",
 		ds.Events, len(ds.IDs), ds.MeanPayload, ds.Elapsed.Seconds())
-
 	if !o.want("rebuild") {
 		return Metric{}, ds.IDs, nil
 	}

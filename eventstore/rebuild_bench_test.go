@@ -139,7 +139,7 @@ func fillChained(b *testing.B, js jetstream.JetStream, n, engagements int) {
 		}
 		h.hash = eventstore.ChainHash(h.hash, subject, payload)
 		msg.Header.Set(eventstore.HeaderHash, h.hash)
-		if _, err := js.PublishMsgAsync(msg); err != nil {
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
 			b.Fatalf("publish %d: %v", i, err)
 		}
 	}

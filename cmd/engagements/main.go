@@ -150,6 +150,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.SigningKey, "signing-key", "", "Ed25519 private key (PEM PKCS #8) that signs checkpoints (default: <data>/signing.key, created on first start)")
 	fs.Uint64Var(&cfg.CheckpointEveryEvents, "checkpoint-every-events", 10000, "sign a checkpoint once this many events were stored since the last (0: not by count)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 10*time.Minute, "sign a checkpoint this often when there are new events (0: not by time)")
+	var memLimit string
+	fs.StringVar(&memLimit, "memory-limit", "auto", "soft memory limit of the process (Go's garbage collector works harder near it; the embedded NATS server counts, it runs in process): auto (GOMEMLIMIT when set, else 3/4 of the cgroup's limit, else 512MiB), off, or a size such as 1GiB (at least 64MiB)")
 	var offsets string
 	fs.StringVar(&offsets, "reminders", "90,30,7", "days before an agreement's expiry and a meeting to record a reminder (comma-separated positive whole days; the notice deadline and the expiry itself are always reminded of); off: record no reminders")
 	finishOIDC := oidcFlags(fs, &cfg.OIDC)
@@ -182,6 +184,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.MaxDocumentSize, err = parseSize(maxDoc); err != nil || cfg.MaxDocumentSize < 1 || cfg.MaxDocumentSize > domain.MaxDocumentSize {
 		fmt.Fprintf(stderr, "engagements serve: --max-document-size must be 1 byte to 1GiB, such as 25MiB, not %q\n", maxDoc)
+		return 2
+	}
+	limit, limitFrom, err := osMemoryLimit(memLimit)
+	if err != nil {
+		fmt.Fprintf(stderr, "engagements serve: %v\n", err)
 		return 2
 	}
 	if cfg.RateLimit < 0 || cfg.RateBurst < 1 {
@@ -220,6 +227,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "engagements serve: --log-format must be text or json, not %q\n", format)
 		return 2
 	}
+
+	if limit >= 0 {
+		debug.SetMemoryLimit(limit)
+	}
+	cfg.Logger.Info("memory limit", "bytes", debug.SetMemoryLimit(-1), "from", limitFrom)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -299,6 +299,9 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		{"reminders empty", []string{"serve", "--reminders", ""}, nil, 2},
 		{"reminders from environment", []string{"serve"}, []string{"ENGAGEMENTS_REMINDERS=-7"}, 2},
 		{"reminder day too short", []string{"serve"}, []string{"ENGAGEMENTS_REMINDER_DAY=10ms"}, 2},
+		{"memory limit not a size", []string{"serve", "--memory-limit", "lots"}, nil, 2},
+		{"memory limit too small", []string{"serve", "--memory-limit", "1MiB"}, nil, 2},
+		{"memory limit from environment", []string{"serve"}, []string{"ENGAGEMENTS_MEMORY_LIMIT=-1"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iom-who/engagements/api"
@@ -94,6 +95,10 @@ type Main struct {
 	http     *http.Server
 	listener net.Listener
 	saved    uint64 // sequence of the last checkpoint
+	// startSeq is 1 + the stream's last sequence when serving began (0:
+	// not known yet): no periodic checkpoint is saved before the projector
+	// has caught up to it.
+	startSeq atomic.Uint64
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -301,6 +306,7 @@ func (m *Main) serveHTTP(ctx context.Context) error {
 		return err
 	}
 	handler.CatchUpTo(last)
+	m.startSeq.Store(last + 1)
 	m.api = handler
 	m.http = &http.Server{
 		Handler:           handler,
@@ -365,7 +371,13 @@ func (m *Main) checkpointEvery(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			m.checkpoint()
+			// While a first start rebuilds, a save would freeze the current
+			// model and have every engagement folded meanwhile copied (all
+			// of them, on a stream that interleaves them): hundreds of MiB
+			// for 100k engagements. The save at shutdown still happens.
+			if start := m.startSeq.Load(); start > 0 && m.Projector.Applied()+1 >= start {
+				m.checkpoint()
+			}
 		}
 	}
 }
