@@ -72,6 +72,42 @@ type options struct {
 	keep        bool
 	streams     int  // streams the contended appends share
 	peer        bool // measure the PostgreSQL peer
+	// only, when not empty, holds the metrics to measure (-only); the
+	// others are skipped, with what they alone need.
+	only map[string]bool
+}
+
+// metricKeys are the metrics' keys, in the order of the table.
+var metricKeys = []string{"append_always", "append_contended", "import_rate", "append_interval", "rebuild",
+	"get_p99", "asof_p99", "upcoming_p99", "restart", "rss", "proof_bytes", "proof_verify"}
+
+// want reports whether any of keys is to be measured.
+func (o options) want(keys ...string) bool {
+	if len(o.only) == 0 {
+		return true
+	}
+	for _, k := range keys {
+		if o.only[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// parseOnly reads -only: comma-separated metric keys.
+func parseOnly(s string) (map[string]bool, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := make(map[string]bool)
+	for k := range strings.SplitSeq(s, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(metricKeys, k) {
+			return nil, fmt.Errorf("-only: %q is not a metric (one of %s)", k, strings.Join(metricKeys, ", "))
+		}
+		out[k] = true
+	}
+	return out, nil
 }
 
 func main() {
@@ -90,13 +126,19 @@ func main() {
 	flag.IntVar(&o.streams, "streams", 8, "engagements (streams) the contended appends of the clients share")
 	flag.BoolVar(&o.peer, "peer", true, "measure the PostgreSQL peer (a server of the bench's own; skipped with one line when PostgreSQL is not installed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
+	only := flag.String("only", "", "measure only these metrics, comma-separated keys (e.g. upcoming_p99,get_p99); default all")
 	flag.Parse()
+	var err error
+	if o.only, err = parseOnly(*only); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	if o.events < o.engagements || o.engagements < 1 || o.clients < 1 || o.restarts < 1 || o.streams < 1 {
 		fmt.Fprintln(os.Stderr, "bench: need events ≥ engagements ≥ 1, clients ≥ 1, restarts ≥ 1, streams ≥ 1")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o)
+	err = run(ctx, o)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -166,30 +208,49 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 
-	always, err := h.appends(ctx, eventstore.SyncAlways)
-	if err != nil {
-		return err
+	var always, interval []Metric
+	if o.want("append_always", "append_contended", "import_rate") {
+		if always, err = h.appends(ctx, eventstore.SyncAlways); err != nil {
+			return err
+		}
 	}
-	interval, err := h.appends(ctx, eventstore.SyncInterval)
-	if err != nil {
-		return err
+	if o.want("append_interval") {
+		if interval, err = h.appends(ctx, eventstore.SyncInterval); err != nil {
+			return err
+		}
 	}
-	peer, err := h.peer(ctx)
-	if err != nil {
-		return err
+	var peer peerFigures
+	if o.want("append_always", "append_contended", "rebuild", "get_p99") {
+		if peer, err = h.peer(ctx); err != nil {
+			return err
+		}
 	}
+	var reads []Metric
 	rebuild, ids, err := h.rebuild(ctx)
 	if err != nil {
 		return err
 	}
-	reads, err := h.serveBig(ctx, ids)
-	if err != nil {
-		return err
+	if o.want("get_p99", "asof_p99", "upcoming_p99", "restart", "rss", "proof_bytes", "proof_verify") {
+		if reads, err = h.serveBig(ctx, ids); err != nil {
+			return err
+		}
 	}
-	always[0].Peer, always[1].Peer = peer.own, peer.shared
+	for i := range always {
+		switch always[i].Key {
+		case "append_always":
+			always[i].Peer = peer.own
+		case "append_contended":
+			always[i].Peer = peer.shared
+		}
+	}
 	rebuild.Peer = peer.fullRead
-	reads[0].Peer = peer.historyP99 // get_p99
-	h.report.Metrics = slices.Concat(always, interval, []Metric{rebuild}, reads)
+	for i := range reads {
+		if reads[i].Key == "get_p99" {
+			reads[i].Peer = peer.historyP99
+		}
+	}
+	h.report.Metrics = slices.DeleteFunc(slices.Concat(always, interval, []Metric{rebuild}, reads),
+		func(m Metric) bool { return !o.want(m.Key) })
 	return h.write()
 }
 
@@ -315,6 +376,9 @@ func (h *harness) rebuild(ctx context.Context) (Metric, []string, error) {
 	h.extra("generated stream", "%d events over %d engagements, mean CloudEvent %.0f bytes, written in %.1f s",
 		ds.Events, len(ds.IDs), ds.MeanPayload, ds.Elapsed.Seconds())
 
+	if !o.want("rebuild") {
+		return Metric{Key: "rebuild"}, ds.IDs, nil
+	}
 	h.logf("raw ordered consumer over %d events", o.events)
 	rawTook, _, err := readRaw(ctx, store, o.events)
 	if err != nil {
@@ -369,30 +433,41 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 		reads = load()
 		return reads, <-done
 	}
-	h.logf("warm-up: GET %d/s and writes %d/s for %s (not counted)", o.getRate, o.writeRate, o.warmup)
-	loadUnderWrites(o.warmup, func() *vegeta.Metrics { return getLoad(ctx, svc.URL, token, ids, o.getRate, o.warmup) })
-	h.logf("GET /v1/engagements/{random id} at %d/s for %s, appends at %d/s alongside", o.getRate, o.getDuration, o.writeRate)
-	getBegan := time.Now()
-	get, writes := loadUnderWrites(o.getDuration, func() *vegeta.Metrics {
-		return getLoad(ctx, svc.URL, token, ids, o.getRate, o.getDuration)
-	})
-	getEnded := time.Now()
+	var get, writes, health, hwrites *vegeta.Metrics
 	checkpointSaved := "none"
-	if fi, err := os.Stat(filepath.Join(dir, "projections.checkpoint")); err == nil &&
-		fi.ModTime().After(getBegan) && fi.ModTime().Before(getEnded) {
-		checkpointSaved = fmt.Sprintf("at +%.1f s", fi.ModTime().Sub(getBegan).Seconds())
+	if o.want("get_p99") {
+		h.logf("warm-up: GET %d/s and writes %d/s for %s (not counted)", o.getRate, o.writeRate, o.warmup)
+		loadUnderWrites(o.warmup, func() *vegeta.Metrics { return getLoad(ctx, svc.URL, token, ids, o.getRate, o.warmup) })
+		h.logf("GET /v1/engagements/{random id} at %d/s for %s, appends at %d/s alongside", o.getRate, o.getDuration, o.writeRate)
+		getBegan := time.Now()
+		get, writes = loadUnderWrites(o.getDuration, func() *vegeta.Metrics {
+			return getLoad(ctx, svc.URL, token, ids, o.getRate, o.getDuration)
+		})
+		getEnded := time.Now()
+		if fi, err := os.Stat(filepath.Join(dir, "projections.checkpoint")); err == nil &&
+			fi.ModTime().After(getBegan) && fi.ModTime().Before(getEnded) {
+			checkpointSaved = fmt.Sprintf("at +%.1f s", fi.ModTime().Sub(getBegan).Seconds())
+		}
+		h.logf("  GET p50 %.2f ms, p99 %.2f ms, max %.1f ms, success %.2f %%; writes %.0f/s, p99 %.1f ms, success %.2f %%",
+			ms(get.Latencies.P50), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Success*100,
+			writes.Throughput, ms(writes.Latencies.P99), writes.Success*100)
+		hd := o.getDuration
+		h.logf("GET /healthz at %d/s for %s, appends at %d/s alongside", o.getRate, hd, o.writeRate)
+		health, hwrites = loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
+		h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
 	}
-	h.logf("  GET p50 %.2f ms, p99 %.2f ms, max %.1f ms, success %.2f %%; writes %.0f/s, p99 %.1f ms, success %.2f %%",
-		ms(get.Latencies.P50), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Success*100,
-		writes.Throughput, ms(writes.Latencies.P99), writes.Success*100)
-	hd := o.getDuration
-	h.logf("GET /healthz at %d/s for %s, appends at %d/s alongside", o.getRate, hd, o.writeRate)
-	health, hwrites := loadUnderWrites(hd, func() *vegeta.Metrics { return healthLoad(ctx, svc.URL, o.getRate, hd) })
-	h.logf("  /healthz p50 %.2f ms, p99 %.2f ms", ms(health.Latencies.P50), ms(health.Latencies.P99))
-	asofMetric := h.asOf(ctx, svc.URL, token)
-	upcomingMetric := h.upcoming(ctx, svc.URL, token, loadUnderWrites)
-	proofMetrics := h.proofs(ctx, svc.URL, token, ids)
-
+	var asofMetric, upcomingMetric Metric
+	var proofMetrics []Metric
+	if o.want("asof_p99") {
+		asofMetric = h.asOf(ctx, svc.URL, token)
+	}
+	if o.want("upcoming_p99") {
+		h.extra("upcoming measurement began", "%.1f s after the first start's /readyz 200", time.Since(svc.Started.Add(first)).Seconds())
+		upcomingMetric = h.upcoming(ctx, svc.URL, token, loadUnderWrites)
+	}
+	if o.want("proof_bytes", "proof_verify") {
+		proofMetrics = h.proofs(ctx, svc.URL, token, ids)
+	}
 	peak, current, err := svc.memory()
 	if err != nil {
 		return nil, err
@@ -406,23 +481,25 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	h.extra("SIGTERM → exit (first serve, writes the checkpoint)", "%.2f s", time.Since(stopStart).Seconds())
 	cp, cpErr := os.Stat(filepath.Join(dir, "projections.checkpoint"))
 
-	healthP99 := ms(health.Latencies.P99)
-	getMetric := Metric{Key: "get_p99", Name: fmt.Sprintf("GET engagement p99 at %d/s under %d writes/s", o.getRate, o.writeRate),
-		Unit: "ms", Ours: ms(get.Latencies.P99), Anchor: &healthP99, Target: Target{Text: "< 2 ms", Below: 2}}
-	getMetric.Problems = append(getMetric.Problems, problems("GETs", get)...)
-	getMetric.Problems = append(getMetric.Problems, problems("writes under the GETs", writes)...)
-	h.extra("GET engagement p50 / p90 / p99 / max", "%.2f / %.2f / %.2f / %.1f ms (%d requests, %.1f/s); last periodic checkpoint save within the window: %s",
-		ms(get.Latencies.P50), ms(get.Latencies.P90), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Requests, get.Rate,
-		checkpointSaved)
-	// The anchor's own failures are shown, but do not decide whether the
-	// GETs met their target.
-	h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms %s", ms(health.Latencies.P50), healthP99,
-		strings.Join(problems("/healthz", health), "; "))
-	h.extra("writes under the GET load", "%.0f/s achieved of %d/s, p50 %.1f ms, p99 %.1f ms, success %.2f %% (under /healthz: %.2f %%)",
-		writes.Throughput, o.writeRate, ms(writes.Latencies.P50), ms(writes.Latencies.P99), writes.Success*100, hwrites.Success*100)
+	var getMetric Metric
+	if get != nil {
+		healthP99 := ms(health.Latencies.P99)
+		getMetric = Metric{Key: "get_p99", Name: fmt.Sprintf("GET engagement p99 at %d/s under %d writes/s", o.getRate, o.writeRate),
+			Unit: "ms", Ours: ms(get.Latencies.P99), Anchor: &healthP99, Target: Target{Text: "< 2 ms", Below: 2}}
+		getMetric.Problems = append(getMetric.Problems, problems("GETs", get)...)
+		getMetric.Problems = append(getMetric.Problems, problems("writes under the GETs", writes)...)
+		h.extra("GET engagement p50 / p90 / p99 / max", "%.2f / %.2f / %.2f / %.1f ms (%d requests, %.1f/s); last periodic checkpoint save within the window: %s",
+			ms(get.Latencies.P50), ms(get.Latencies.P90), ms(get.Latencies.P99), ms(get.Latencies.Max), get.Requests, get.Rate,
+			checkpointSaved)
+		// The anchor's own failures are shown, but do not decide whether the
+		// GETs met their target.
+		h.extra("/healthz p50 / p99 (anchor of get_p99)", "%.2f / %.2f ms %s", ms(health.Latencies.P50), healthP99,
+			strings.Join(problems("/healthz", health), "; "))
+		h.extra("writes under the GET load", "%.0f/s achieved of %d/s, p50 %.1f ms, p99 %.1f ms, success %.2f %% (under /healthz: %.2f %%)",
+			writes.Throughput, o.writeRate, ms(writes.Latencies.P50), ms(writes.Latencies.P99), writes.Success*100, hwrites.Success*100)
+	}
 	h.extra("serve log lines at ERROR / WARN (first start and load, /readyz polls left out)", "%d / %d %s", errorsLogged, warnsLogged,
 		strings.Join(slices.Concat(errorSamples, warnSamples), "; "))
-
 	restartMetric := Metric{Key: "restart", Name: fmt.Sprintf("restart to ready, %d events, checkpoint present", o.events),
 		Unit: "s", Target: Target{Text: "< 1 s", Below: 1}}
 	rssMetric := Metric{Key: "rss", Name: fmt.Sprintf("peak RSS, %d events / %d engagements", o.events, o.engagements),
@@ -439,7 +516,11 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	var took []float64
 	var loads []string
 	restartPeak := 0.0
-	for i := range o.restarts {
+	restarts := o.restarts
+	if !o.want("restart", "rss") {
+		restarts = 0
+	}
+	for i := range restarts {
 		h.logf("restart %d/%d: start → /readyz 200", i+1, o.restarts)
 		s, err := h.start(dir, string(eventstore.SyncAlways), fmt.Sprintf("serve-restart-%d", i+1))
 		if err != nil {
@@ -469,7 +550,9 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 			restartMetric.Problems = append(restartMetric.Problems, fmt.Sprintf("restart %d: %v", i+1, err))
 		}
 	}
-	restartMetric.Ours = median(took)
+	if len(took) > 0 {
+		restartMetric.Ours = median(took)
+	}
 	rssMetric.Ours = max(peak, restartPeak)
 	h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
 		joinFloats(took), strings.Join(loads, ", "))

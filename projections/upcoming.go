@@ -178,3 +178,16 @@ func (p *Projector) eachDeadline(from, until string, kind domain.Kind, party str
 		}
 	}
 }
+
+// WithDeadlines lists, sorted, the ids of the engagements that have open
+// deadlines now, from the upcoming index (no scan of engagements).
+func (p *Projector) WithDeadlines() []string {
+	p.mu.RLock()
+	ids := make([]string, 0, len(p.upcoming.byID))
+	for id := range p.upcoming.byID {
+		ids = append(ids, id)
+	}
+	p.mu.RUnlock()
+	slices.Sort(ids)
+	return ids
+}

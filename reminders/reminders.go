@@ -63,6 +63,11 @@ const (
 // recorded: the --reminders default.
 var DefaultOffsets = []int{90, 30, 7}
 
+// DefaultSweepRate is the engagements a second the follower's first pass
+// schedules: 100k engagements with deadlines take 50 s, at a few schedules
+// each, beside the service's own work.
+const DefaultSweepRate = 2000
+
 // dueTTL is how long a fired message is kept. Catch-up covers a service
 // that stayed down longer.
 const dueTTL = 7 * 24 * time.Hour
@@ -79,6 +84,9 @@ type Config struct {
 	Origin time.Time
 	// Replicas of the stream and the consumers; 0 means 1.
 	Replicas int
+	// SweepRate bounds the follower's first pass (see sweep): engagements
+	// scheduled a second; 0 means DefaultSweepRate.
+	SweepRate int
 	// Logger receives what is recorded (info) and skipped (debug).
 	Logger *slog.Logger
 }
@@ -101,6 +109,9 @@ type Projection interface {
 	Read(id string, fn func(e *domain.Engagement, lastSeq uint64)) bool
 	List(ctx context.Context, f projections.Filter) ([]projections.Listed, bool, error)
 	WaitFor(ctx context.Context, seq uint64) error
+	// WithDeadlines lists the engagements with open deadlines (the
+	// follower's first pass schedules those).
+	WithDeadlines() []string
 }
 
 // Commands is the command path the reminders are recorded through.
@@ -174,20 +185,13 @@ func Start(ctx context.Context, store Store, proj Projection, cmds Commands, cfg
 	return r, nil
 }
 
-// consumers creates the two durable consumers, or finds them made by
-// another instance (or by an earlier start).
+// consumers creates the durable consumer of fired reminders, or finds it
+// made by another instance (or by an earlier start).
 func (r *Reminders) consumers(ctx context.Context) error {
 	replicas := max(r.cfg.Replicas, 1)
 	var errs []error
-	if _, err := r.store.Durable(ctx, followerName); errors.Is(err, domain.ErrNotFound) {
-		// New (or deleted by hand): from the stream's start, so that every
-		// engagement with deadlines is scheduled.
-		errs = append(errs, r.store.CreateDurable(ctx, followerName, eventstore.DurableConfig{
-			Description: "Reschedules an engagement's reminders after each of its events",
-			AckWait:     time.Minute, Replicas: replicas}))
-	} else {
-		errs = append(errs, err)
-	}
+	// The follower's durable consumer is made by follow, after its first
+	// pass (sweep).
 	js := r.store.JetStream()
 	cfg := jetstream.ConsumerConfig{
 		Durable:       dueName,
@@ -253,14 +257,18 @@ func pause(ctx context.Context, d time.Duration) bool {
 func (r *Reminders) follow(ctx context.Context) {
 	for ctx.Err() == nil {
 		d, err := r.store.Durable(ctx, followerName)
-		if err == nil {
+		switch {
+		case errors.Is(err, domain.ErrNotFound):
+			// New (or deleted by hand): schedule what the projection
+			// holds, then follow the stream from there.
+			if err = r.sweep(ctx); err == nil {
+				continue
+			}
+		case err == nil:
 			err = r.followFrom(ctx, d)
 		}
 		if ctx.Err() != nil {
 			return
-		}
-		if errors.Is(err, domain.ErrNotFound) {
-			r.heal(ctx)
 		}
 		r.log.Warn("reminders: following the event stream interrupted; retrying", "err", err)
 		if !pause(ctx, 2*time.Second) {
@@ -270,6 +278,7 @@ func (r *Reminders) follow(ctx context.Context) {
 }
 
 func (r *Reminders) followFrom(ctx context.Context, d *eventstore.Durable) error {
+	defer d.Stop() // hands back what was in flight, so that it does not wait for AckWait
 	for {
 		del, err := d.Next(ctx)
 		if err != nil {
@@ -348,24 +357,16 @@ func (r *Reminders) reschedule(ctx context.Context, v *domain.View) error {
 	if err := domain.CheckID(v.ID); err != nil {
 		return nil // not an id: never put into a subject
 	}
-	now := time.Now()
-	js := r.store.JetStream()
 	keep := make(map[string]bool)
-	for _, p := range points(v, r.cfg.Offsets) {
-		if !wanted(v, p, r.cfg.Offsets, r.clock, now) {
-			continue
+	err := r.schedule(v, time.Now(), func(subject string, payload []byte, opts ...jetstream.PublishOpt) error {
+		if _, err := r.store.JetStream().Publish(ctx, subject, payload, opts...); err != nil {
+			return fmt.Errorf("schedule %s: %w", subject, err)
 		}
-		due, _ := p.due(r.clock)
-		payload, err := p.marshal()
-		if err != nil {
-			return err
-		}
-		if _, err := js.Publish(ctx, p.scheduleSubject(), payload, jetstream.WithScheduleAt(due),
-			jetstream.WithScheduleTarget(dueRoot+"."+p.Engagement), jetstream.WithScheduleTTL(dueTTL)); err != nil {
-			return fmt.Errorf("schedule %s: %w", p.scheduleSubject(), err)
-		}
-		keep[p.scheduleSubject()] = true
-		r.log.Debug("reminder scheduled", "engagement", p.Engagement, "kind", p.Kind, "on", p.On, "offset", p.Offset, "at", due)
+		keep[subject] = true
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	info, err := r.stream.Info(ctx, jetstream.WithSubjectFilter(scheduleRoot+"."+v.ID+".>"))
 	if err != nil {
@@ -383,14 +384,155 @@ func (r *Reminders) reschedule(ctx context.Context, v *domain.View) error {
 	return nil
 }
 
+// schedule hands publish the schedule of each of v's reminders still to
+// come (or due now) at now; v.ID is a checked id.
+func (r *Reminders) schedule(v *domain.View, now time.Time, publish func(subject string, payload []byte, opts ...jetstream.PublishOpt) error) error {
+	for _, p := range points(v, r.cfg.Offsets) {
+		if !wanted(v, p, r.cfg.Offsets, r.clock, now) {
+			continue
+		}
+		due, _ := p.due(r.clock)
+		payload, err := p.marshal()
+		if err != nil {
+			return err
+		}
+		if err := publish(p.scheduleSubject(), payload, jetstream.WithScheduleAt(due),
+			jetstream.WithScheduleTarget(dueRoot+"."+p.Engagement), jetstream.WithScheduleTTL(dueTTL)); err != nil {
+			return err
+		}
+		r.log.Debug("reminder scheduled", "engagement", p.Engagement, "kind", p.Kind, "on", p.On, "offset", p.Offset, "at", due)
+	}
+	return nil
+}
+
+// sweepBatch is how many engagements' schedules the first pass publishes
+// before it waits for their acknowledgements.
+const sweepBatch = 100
+
+// sweep is the follower's first pass, when it has no durable consumer yet
+// (the first start, or after an operator deleted it). Rather than read the
+// whole event stream (a delivery and an acknowledgement per event, a heavy
+// load over a large stream), it schedules every engagement with deadlines
+// as the projection has it at the stream's last sequence, a few thousand a
+// second (Config.SweepRate), then makes the durable consumer from the next
+// sequence on, so that every later event reschedules its engagement.
+//
+// The consumer is made only once the pass is complete: a stop half-way
+// leaves no consumer, and the next start sweeps again. Schedules published
+// twice (two instances sweeping at once, or again after such a stop)
+// replace each other, one subject each; the sweep purges nothing, so a
+// schedule left over from before a deleted consumer may fire, and then
+// records nothing (the firing re-checks the engagement's current state).
+// What is recorded stays once: the idempotency keys and the domain's rules
+// decide that, not the schedules.
+func (r *Reminders) sweep(ctx context.Context) error {
+	began := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	last, err := r.store.LastSequence(wctx)
+	if err == nil {
+		err = r.proj.WaitFor(wctx, last)
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+	rate := r.cfg.SweepRate
+	if rate <= 0 {
+		rate = DefaultSweepRate
+	}
+	limit := newPacer(rate)
+	js := r.store.JetStream()
+	var futures []jetstream.PubAckFuture
+	wait := func() error {
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("schedule %s: %w", f.Msg().Subject, err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		futures = futures[:0]
+		return nil
+	}
+	ids := r.proj.WithDeadlines()
+	scheduled := 0
+	for i, id := range ids {
+		if err := limit.wait(ctx); err != nil {
+			return err
+		}
+		if domain.CheckID(id) != nil {
+			continue
+		}
+		var v domain.View
+		if !r.proj.Read(id, func(e *domain.Engagement, _ uint64) { v = e.View() }) {
+			continue
+		}
+		err := r.schedule(&v, time.Now(), func(subject string, payload []byte, opts ...jetstream.PublishOpt) error {
+			f, err := js.PublishAsync(subject, payload, opts...)
+			if err != nil {
+				return fmt.Errorf("schedule %s: %w", subject, err)
+			}
+			futures = append(futures, f)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		r.scheduled[v.ID] = fingerprint(&v)
+		scheduled++
+		if (i+1)%sweepBatch == 0 {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := wait(); err != nil {
+		return err
+	}
+	err = r.store.CreateDurable(ctx, followerName, eventstore.DurableConfig{
+		Description: "Reschedules an engagement's reminders after each of its events",
+		From:        last + 1, AckWait: time.Minute, Replicas: max(r.cfg.Replicas, 1)})
+	if err != nil {
+		if _, berr := r.store.Durable(ctx, followerName); berr == nil {
+			err = nil // another instance swept too, and made it first
+		}
+	}
+	if err != nil {
+		return err
+	}
+	r.log.Info("reminders: first pass scheduled the engagements with deadlines", "engagements", scheduled,
+		"up_to_sequence", last, "took", time.Since(began))
+	return nil
+}
+
 // fire records the reminders the server fires, one at a time; several
 // instances share the consumer.
 func (r *Reminders) fire(ctx context.Context) {
+	var (
+		pulling jetstream.Consumer
+		pull    *eventstore.Puller
+	)
+	defer func() {
+		if pull != nil {
+			pull.Stop() // hands back what was in flight
+		}
+	}()
 	for ctx.Err() == nil {
 		r.mu.Lock()
 		due := r.due
 		r.mu.Unlock()
-		msg, err := due.Next(jetstream.FetchContext(ctx))
+		if pull != nil && due != pulling {
+			pull.Stop()
+			pull = nil
+		}
+		if pull == nil {
+			// A Puller hands back what it holds when ctx ends, so that
+			// a stop does not leave a fired reminder to AckWait.
+			pulling, pull = due, eventstore.NewPuller(due, r.store.JetStream().Conn(), r.log)
+		}
+		msg, err := pull.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -415,7 +557,7 @@ func (r *Reminders) fire(ctx context.Context) {
 		later, err := r.record(ctx, p)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			_ = msg.Nak() // stopping: another instance takes it at once
+			_ = eventstore.HandBack(msg) // stopping: another instance takes it at once (pull.Stop flushes)
 			return
 		case err != nil:
 			r.log.Warn("reminders: recording failed; trying again", "engagement", p.Engagement, "kind", p.Kind, "err", err)
@@ -423,9 +565,13 @@ func (r *Reminders) fire(ctx context.Context) {
 		case later > 0:
 			_ = msg.NakWithDelay(later)
 		default:
-			if err := msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
+			// Acknowledged even when stopping meanwhile: a fired message
+			// left unacknowledged waits for AckWait to be handed out again.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := msg.DoubleAck(actx); err != nil {
 				r.log.Warn("reminders: acknowledging a fired reminder failed", "err", err)
 			}
+			cancel()
 		}
 	}
 }
