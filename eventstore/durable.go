@@ -125,6 +125,9 @@ func HandBack(msg jetstream.Msg) error { return msg.NakWithDelay(handBackDelay) 
 // takes as one.
 const handBackDelay = time.Millisecond
 
+// pullHeartbeat is the Puller's pull heartbeat.
+const pullHeartbeat = 5 * time.Second
+
 // drainWait bounds how long a stopping Puller waits for the messages the
 // server sent before it learnt of the stop, and a Nak or Ack for the
 // server's confirmation.
@@ -162,7 +165,10 @@ func (p *Puller) Next(ctx context.Context) (jetstream.Msg, error) {
 		return nil, err
 	}
 	if p.it == nil {
-		it, err := p.cons.Messages(jetstream.PullMaxMessages(1))
+		// Heartbeats every 5 s, as a Fetch of 30 s has them: a consumer
+		// deleted meanwhile (whose pulls nothing answers) is noticed
+		// within 10 s.
+		it, err := p.cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullHeartbeat(pullHeartbeat))
 		if err != nil {
 			return nil, err
 		}

@@ -135,6 +135,9 @@ type Reminders struct {
 	scheduled map[string]uint64
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	// began is when Start started: catch-up records the reminders due by
+	// then, a first pass (sweep) schedules those due later.
+	began time.Time
 }
 
 // Start creates the schedules stream and the two durable consumers (or
@@ -149,7 +152,7 @@ func Start(ctx context.Context, store Store, proj Projection, cmds Commands, cfg
 	}
 	replicas := max(cfg.Replicas, 1)
 	r := &Reminders{store: store, proj: proj, cmds: cmds, cfg: cfg, clock: newClock(cfg.Day, cfg.Origin),
-		log: cfg.Logger, scheduled: make(map[string]uint64)}
+		log: cfg.Logger, scheduled: make(map[string]uint64), began: time.Now()}
 	js := store.JetStream()
 	var err error
 	r.stream, err = eventstore.Provision(ctx, func(ctx context.Context) (jetstream.Stream, error) {
@@ -358,7 +361,7 @@ func (r *Reminders) reschedule(ctx context.Context, v *domain.View) error {
 		return nil // not an id: never put into a subject
 	}
 	keep := make(map[string]bool)
-	err := r.schedule(v, time.Now(), func(subject string, payload []byte, opts ...jetstream.PublishOpt) error {
+	err := r.schedule(v, time.Now(), time.Time{}, func(subject string, payload []byte, opts ...jetstream.PublishOpt) error {
 		if _, err := r.store.JetStream().Publish(ctx, subject, payload, opts...); err != nil {
 			return fmt.Errorf("schedule %s: %w", subject, err)
 		}
@@ -385,13 +388,17 @@ func (r *Reminders) reschedule(ctx context.Context, v *domain.View) error {
 }
 
 // schedule hands publish the schedule of each of v's reminders still to
-// come (or due now) at now; v.ID is a checked id.
-func (r *Reminders) schedule(v *domain.View, now time.Time, publish func(subject string, payload []byte, opts ...jetstream.PublishOpt) error) error {
+// come (or due now) at now, but those due by notAfter (zero: none); v.ID
+// is a checked id.
+func (r *Reminders) schedule(v *domain.View, now, notAfter time.Time, publish func(subject string, payload []byte, opts ...jetstream.PublishOpt) error) error {
 	for _, p := range points(v, r.cfg.Offsets) {
 		if !wanted(v, p, r.cfg.Offsets, r.clock, now) {
 			continue
 		}
 		due, _ := p.due(r.clock)
+		if !notAfter.IsZero() && !due.After(notAfter) {
+			continue // catch-up records it (sweep)
+		}
 		payload, err := p.marshal()
 		if err != nil {
 			return err
@@ -469,7 +476,9 @@ func (r *Reminders) sweep(ctx context.Context) error {
 		if !r.proj.Read(id, func(e *domain.Engagement, _ uint64) { v = e.View() }) {
 			continue
 		}
-		err := r.schedule(&v, time.Now(), func(subject string, payload []byte, opts ...jetstream.PublishOpt) error {
+		// What was due by the start, catch-up records: scheduling it too
+		// would fire it at once, for the same work a second time.
+		err := r.schedule(&v, time.Now(), r.began, func(subject string, payload []byte, opts ...jetstream.PublishOpt) error {
 			f, err := js.PublishAsync(subject, payload, opts...)
 			if err != nil {
 				return fmt.Errorf("schedule %s: %w", subject, err)
@@ -673,7 +682,9 @@ func (r *Reminders) catchUpOnce(ctx context.Context) error {
 			after = v.ID
 			now := time.Now()
 			for _, p := range points(&v, r.cfg.Offsets) {
-				if due, err := p.due(r.clock); err != nil || due.After(now) {
+				// Due by the start: what came due since has a schedule
+				// (one the follower made, or its first pass).
+				if due, err := p.due(r.clock); err != nil || due.After(r.began) {
 					continue
 				}
 				if rem, _, _ := decide(&v, p, r.cfg.Offsets, r.clock.today(now)); rem.typ == "" {
