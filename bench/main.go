@@ -473,6 +473,15 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 		return nil, err
 	}
 	h.logf("  serve RSS now %.0f MiB, peak %.0f MiB", current, peak)
+	reminders := "not in the log (off, or not done by the end of the load)"
+	if rec, ok := svc.logRecord("reminders: first pass scheduled the engagements with deadlines"); ok {
+		took, _ := rec["took"].(float64)
+		reminders = fmt.Sprintf("first pass: %v engagements scheduled in %.1f s", rec["engagements"], took/1e9)
+	}
+	if rec, ok := svc.logRecord("reminders caught up"); ok {
+		reminders += fmt.Sprintf("; catch-up: %v reminders due at the start recorded", rec["due"])
+	}
+	h.extra("reminders at the first start (serve log)", "%s", reminders)
 	errorsLogged, errorSamples := svc.logLevel("ERROR")
 	warnsLogged, warnSamples := svc.logLevel("WARN")
 	h.logf("SIGTERM (serve writes its checkpoint)")
@@ -554,8 +563,10 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 		restartMetric.Ours = median(took)
 	}
 	rssMetric.Ours = max(peak, restartPeak)
-	h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
-		joinFloats(took), strings.Join(loads, ", "))
+	if len(took) > 0 {
+		h.extra("restarts: process start → /readyz 200", "%s s (median reported); checkpoint load per the log: %s",
+			joinFloats(took), strings.Join(loads, ", "))
+	}
 	h.extra("serve peak RSS: first start + load / restarts", "%.0f / %.0f MiB", peak, restartPeak)
 	return append([]Metric{getMetric, asofMetric, upcomingMetric, restartMetric, rssMetric}, proofMetrics...), nil
 }

@@ -412,6 +412,19 @@ func (r *Reminders) schedule(v *domain.View, now, notAfter time.Time, publish fu
 	return nil
 }
 
+// caughtUp waits until the projection has applied the stream up to its
+// last sequence, which it returns. At a first start over a large stream
+// that takes as long as the projection's rebuild: no bound but ctx.
+func (r *Reminders) caughtUp(ctx context.Context) (uint64, error) {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	last, err := r.store.LastSequence(lctx)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	return last, r.proj.WaitFor(ctx, last)
+}
+
 // sweepBatch is how many engagements' schedules the first pass publishes
 // before it waits for their acknowledgements.
 const sweepBatch = 100
@@ -434,12 +447,7 @@ const sweepBatch = 100
 // decide that, not the schedules.
 func (r *Reminders) sweep(ctx context.Context) error {
 	began := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	last, err := r.store.LastSequence(wctx)
-	if err == nil {
-		err = r.proj.WaitFor(wctx, last)
-	}
-	cancel()
+	last, err := r.caughtUp(ctx)
 	if err != nil {
 		return err
 	}
@@ -662,13 +670,7 @@ func (r *Reminders) catchUp(ctx context.Context) {
 }
 
 func (r *Reminders) catchUpOnce(ctx context.Context) error {
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	last, err := r.store.LastSequence(wctx)
-	if err == nil {
-		err = r.proj.WaitFor(wctx, last)
-	}
-	cancel()
-	if err != nil {
+	if _, err := r.caughtUp(ctx); err != nil {
 		return err
 	}
 	n := 0
