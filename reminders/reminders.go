@@ -53,6 +53,9 @@ const (
 	subjectRoot  = "engagements-reminders"
 	scheduleRoot = subjectRoot + ".schedule" // .<engagement>.<kind>.<ref>.<offset>
 	dueRoot      = subjectRoot + ".due"      // .<engagement>
+	// claimSubject holds the claim of the instance making the follower's
+	// first pass (sweep), so that one instance at a time makes it.
+	claimSubject = subjectRoot + ".sweep"
 	// followerName is the durable consumer of the event stream that
 	// reschedules; dueName the one of Stream that records what fired.
 	followerName = "reminders"
@@ -263,9 +266,19 @@ func (r *Reminders) follow(ctx context.Context) {
 		switch {
 		case errors.Is(err, domain.ErrNotFound):
 			// New (or deleted by hand): schedule what the projection
-			// holds, then follow the stream from there.
-			if err = r.sweep(ctx); err == nil {
+			// holds, then follow the stream from there; one instance
+			// at a time, the others wait for its consumer.
+			var c *claim
+			if c, err = r.claim(ctx); err == nil && c == nil {
+				if !pause(ctx, time.Second) {
+					return
+				}
 				continue
+			}
+			if err == nil {
+				if err = r.sweep(ctx, c); err == nil {
+					continue
+				}
 			}
 		case err == nil:
 			err = r.followFrom(ctx, d)
@@ -425,6 +438,71 @@ func (r *Reminders) caughtUp(ctx context.Context) (uint64, error) {
 	return last, r.proj.WaitFor(ctx, last)
 }
 
+// claimTTL is how long a first pass's claim lasts unless renewed: an
+// instance that stops (or crashes) half-way leaves it to another, or to its
+// next start, that long after.
+const claimTTL = 30 * time.Second
+
+// claim is an instance's claim of the follower's first pass: a message on
+// claimSubject, published only when there is none (expected last sequence
+// 0) and renewed the same way (expected: its own), with a TTL. While it
+// holds, no other instance sweeps, so that schedules have one writer at a
+// time: a slower second sweep could otherwise replace a schedule the first
+// instance's follower had just made from a newer state.
+type claim struct {
+	r       *Reminders
+	seq     uint64
+	renewed time.Time
+}
+
+// claim takes the first pass's claim; nil (no error) when another
+// instance holds it.
+func (r *Reminders) claim(ctx context.Context) (*claim, error) {
+	ack, err := r.store.JetStream().Publish(ctx, claimSubject, nil, jetstream.WithMsgTTL(claimTTL),
+		jetstream.WithExpectLastSequencePerSubject(0))
+	if isWrongLast(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim the reminders' first pass: %w", err)
+	}
+	return &claim{r: r, seq: ack.Sequence, renewed: time.Now()}, nil
+}
+
+// renew extends the claim once a third of its TTL has passed; an error
+// if it was lost (expired, and taken by another instance).
+func (c *claim) renew(ctx context.Context) error {
+	if time.Since(c.renewed) < claimTTL/3 {
+		return nil
+	}
+	ack, err := c.r.store.JetStream().Publish(ctx, claimSubject, nil, jetstream.WithMsgTTL(claimTTL),
+		jetstream.WithExpectLastSequencePerSubject(c.seq))
+	if err != nil {
+		return fmt.Errorf("renew the claim of the reminders' first pass: %w", err)
+	}
+	c.seq, c.renewed = ack.Sequence, time.Now()
+	return nil
+}
+
+// release gives the claim up (the first pass is done, or failed).
+func (c *claim) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Up to its own message only: should it have expired and been taken
+	// by another instance, that one's claim stays.
+	if err := c.r.stream.Purge(ctx, jetstream.WithPurgeSubject(claimSubject), jetstream.WithPurgeSequence(c.seq+1)); err != nil {
+		c.r.log.Debug("reminders: releasing the first pass's claim failed (it expires)", "err", err)
+	}
+}
+
+// isWrongLast reports whether err is JetStream's refusal of a publish
+// whose expected last subject sequence did not hold.
+func isWrongLast(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
 // sweepBatch is how many engagements' schedules the first pass publishes
 // before it waits for their acknowledgements.
 const sweepBatch = 100
@@ -445,7 +523,8 @@ const sweepBatch = 100
 // records nothing (the firing re-checks the engagement's current state).
 // What is recorded stays once: the idempotency keys and the domain's rules
 // decide that, not the schedules.
-func (r *Reminders) sweep(ctx context.Context) error {
+func (r *Reminders) sweep(ctx context.Context, c *claim) error {
+	defer c.release()
 	began := time.Now()
 	last, err := r.caughtUp(ctx)
 	if err != nil {
@@ -503,9 +582,15 @@ func (r *Reminders) sweep(ctx context.Context) error {
 			if err := wait(); err != nil {
 				return err
 			}
+			if err := c.renew(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	if err := wait(); err != nil {
+		return err
+	}
+	if err := c.renew(ctx); err != nil {
 		return err
 	}
 	err = r.store.CreateDurable(ctx, followerName, eventstore.DurableConfig{
