@@ -25,7 +25,11 @@
 //     deadline is reminded of once per days left, so that it is recorded
 //     once however many instances try;
 //   - at start, reminders already due and not recorded (the service was
-//     down when they came) are recorded once (catch-up).
+//     down when they came) are recorded once (catch-up);
+//   - the follower's first pass (no durable consumer yet) does not read the
+//     stream: it schedules the engagements with deadlines as the projection
+//     has them, paced, then makes its consumer from the next sequence on
+//     (sweep).
 package reminders
 
 import (
