@@ -70,10 +70,12 @@ const (
 // recorded: the --reminders default.
 var DefaultOffsets = []int{90, 30, 7}
 
-// DefaultSweepRate is the engagements a second the follower's first pass
-// schedules: 100k engagements with deadlines take 50 s, at a few schedules
-// each, beside the service's own work.
-const DefaultSweepRate = 2000
+// DefaultSweepRate is the schedules a second the follower's first pass
+// publishes: each is a write (synced to disk under --sync always), so the
+// pass takes a share of the disk, not all of it; 100k agreements with an
+// expiry and a notice deadline (five schedules at most) take a few minutes,
+// those with the soonest deadlines first.
+const DefaultSweepRate = 1000
 
 // dueTTL is how long a fired message is kept. Catch-up covers a service
 // that stayed down longer.
@@ -91,8 +93,8 @@ type Config struct {
 	Origin time.Time
 	// Replicas of the stream and the consumers; 0 means 1.
 	Replicas int
-	// SweepRate bounds the follower's first pass (see sweep): engagements
-	// scheduled a second; 0 means DefaultSweepRate.
+	// SweepRate bounds the follower's first pass (see sweep): schedules
+	// published a second; 0 means DefaultSweepRate.
 	SweepRate int
 	// Logger receives what is recorded (info) and skipped (debug).
 	Logger *slog.Logger
@@ -515,9 +517,10 @@ const sweepBatch = 100
 // (the first start, or after an operator deleted it). Rather than read the
 // whole event stream (a delivery and an acknowledgement per event, a heavy
 // load over a large stream), it schedules every engagement with deadlines
-// as the projection has it at the stream's last sequence, a few thousand a
-// second (Config.SweepRate), then makes the durable consumer from the next
-// sequence on, so that every later event reschedules its engagement.
+// as the projection has it at the stream's last sequence, soonest deadline
+// first and paced (Config.SweepRate schedules a second), then makes the
+// durable consumer from the next sequence on, so that every later event
+// reschedules its engagement.
 //
 // The consumer is made only once the pass is complete: a stop half-way
 // leaves no consumer, and the next start sweeps again. Schedules published
@@ -557,9 +560,6 @@ func (r *Reminders) sweep(ctx context.Context, c *claim) error {
 	ids := r.proj.WithDeadlines()
 	scheduled := 0
 	for i, id := range ids {
-		if err := limit.wait(ctx); err != nil {
-			return err
-		}
 		if domain.CheckID(id) != nil {
 			continue
 		}
@@ -570,6 +570,9 @@ func (r *Reminders) sweep(ctx context.Context, c *claim) error {
 		// What was due by the start, catch-up records: scheduling it too
 		// would fire it at once, for the same work a second time.
 		err := r.schedule(&v, time.Now(), r.began, func(subject string, payload []byte, opts ...jetstream.PublishOpt) error {
+			if err := limit.wait(ctx); err != nil {
+				return err
+			}
 			f, err := js.PublishAsync(subject, payload, opts...)
 			if err != nil {
 				return fmt.Errorf("schedule %s: %w", subject, err)
