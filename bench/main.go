@@ -72,6 +72,9 @@ type options struct {
 	keep        bool
 	streams     int  // streams the contended appends share
 	peer        bool // measure the PostgreSQL peer
+	// readyTimeout bounds serve's first start on the big stream (and each
+	// restart) until /readyz answers 200.
+	readyTimeout time.Duration
 	// only, when not empty, holds the metrics to measure (-only); the
 	// others are skipped, with what they alone need.
 	only map[string]bool
@@ -126,6 +129,7 @@ func main() {
 	flag.IntVar(&o.streams, "streams", 8, "engagements (streams) the contended appends of the clients share")
 	flag.BoolVar(&o.peer, "peer", true, "measure the PostgreSQL peer (a server of the bench's own; skipped with one line when PostgreSQL is not installed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and serve logs) and print where it is")
+	flag.DurationVar(&o.readyTimeout, "ready-timeout", 5*time.Minute, "how long serve may take to be ready on the big stream (a loaded machine needs more)")
 	only := flag.String("only", "", "measure only these metrics, comma-separated keys (e.g. upcoming_p99,get_p99); default all")
 	flag.Parse()
 	var err error
@@ -415,7 +419,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 	if err != nil {
 		return nil, err
 	}
-	first, err := svc.waitReady(ctx, 5*time.Minute)
+	first, err := svc.waitReady(ctx, o.readyTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -535,7 +539,7 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 		if err != nil {
 			return nil, err
 		}
-		ready, err := s.waitReady(ctx, 5*time.Minute)
+		ready, err := s.waitReady(ctx, o.readyTimeout)
 		if err != nil {
 			return nil, err
 		}
