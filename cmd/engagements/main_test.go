@@ -299,6 +299,8 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		{"reminders empty", []string{"serve", "--reminders", ""}, nil, 2},
 		{"reminders from environment", []string{"serve"}, []string{"ENGAGEMENTS_REMINDERS=-7"}, 2},
 		{"reminder day too short", []string{"serve"}, []string{"ENGAGEMENTS_REMINDER_DAY=10ms"}, 2},
+		{"reminder sweep rate not a number", []string{"serve"}, []string{"ENGAGEMENTS_REMINDER_SWEEP_RATE=fast"}, 2},
+		{"reminder sweep rate zero", []string{"serve"}, []string{"ENGAGEMENTS_REMINDER_SWEEP_RATE=0"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
