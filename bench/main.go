@@ -531,6 +531,15 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 		return nil, err
 	}
 	h.logf("  serve RSS now %.0f MiB, peak %.0f MiB", current, peak)
+	reminders := "not in the log (off, or not done by the end of the load)"
+	if rec, ok := svc.logRecord("reminders: first pass scheduled the engagements with deadlines"); ok {
+		took, _ := rec["took"].(float64)
+		reminders = fmt.Sprintf("first pass: %v engagements scheduled in %.1f s", rec["engagements"], took/1e9)
+	}
+	if rec, ok := svc.logRecord("reminders caught up"); ok {
+		reminders += fmt.Sprintf("; catch-up: %v reminders due at the start recorded", rec["due"])
+	}
+	h.extra("reminders at the first start (serve log)", "%s", reminders)
 	errorsLogged, errorSamples := svc.logLevel("ERROR")
 	warnsLogged, warnSamples := svc.logLevel("WARN")
 	h.logf("SIGTERM (serve writes its checkpoint)")
@@ -541,7 +550,6 @@ func (h *harness) serveBig(ctx context.Context, ids []string) ([]Metric, error) 
 
 	h.extra("serve log lines at ERROR / WARN (first start and load, /readyz polls left out)", "%d / %d %s", errorsLogged, warnsLogged,
 		strings.Join(slices.Concat(errorSamples, warnSamples), "; "))
-
 	restartMetric := Metric{Key: "restart", Name: fmt.Sprintf("restart to ready, %d events, checkpoint present", o.events),
 		Unit: "s", Target: Target{Text: "< 1 s", Below: 1}}
 	rssMetric := Metric{Key: "rss", Name: fmt.Sprintf("peak RSS, %d events / %d engagements", o.events, o.engagements),

@@ -72,46 +72,174 @@ func (s *Store) Durable(ctx context.Context, name string) (*Durable, error) {
 	if err != nil {
 		return nil, durableErr(name, err)
 	}
-	return &Durable{name: name, cons: cons, log: s.log, keys: s.keys}, nil
+	return &Durable{name: name, nc: s.nc, pull: NewPuller(cons, s.nc, s.log.With("durable", name)), log: s.log, keys: s.keys}, nil
 }
 
-// Durable is a bound durable consumer; see CreateDurable.
+// Durable is a bound durable consumer; see CreateDurable. One goroutine
+// calls Next at a time.
 type Durable struct {
 	name string
-	cons jetstream.Consumer
+	nc   *nats.Conn
+	pull *Puller
 	log  *slog.Logger
 	keys *Keyring
 }
 
-// Next waits for the consumer's next message until ctx ends. It fetches one
-// message only, so none sits unacknowledged in a buffer when the caller
-// stops. An error wraps domain.ErrNotFound once the consumer is gone
-// (being deleted), or ctx's error, or domain.ErrUnavailable.
+// Stop ends the pull and hands back what was in flight; see Puller.Stop.
+// Call it once done with the consumer.
+func (d *Durable) Stop() { d.pull.Stop() }
+
+// Next waits for the consumer's next message until ctx ends; see Puller
+// for what happens to a message in flight then. An error wraps
+// domain.ErrNotFound once the consumer is gone (being deleted), or ctx's
+// error, or domain.ErrUnavailable.
 func (d *Durable) Next(ctx context.Context) (*Delivery, error) {
 	for {
-		msg, err := d.cons.Next(jetstream.FetchContext(ctx))
+		msg, err := d.pull.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
-			}
-			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
-				continue
 			}
 			return nil, durableErr(d.name, err)
 		}
 		meta, err := msg.Metadata()
 		if err != nil { // not a JetStream message; cannot happen on a consumer
-			d.log.Warn("durable consumer message without metadata", "durable", d.name, "err", err)
+			d.pull.log.Warn("durable consumer message without metadata", "err", err)
 			_ = msg.Term()
 			continue
 		}
 		m := domain.Message{Sequence: meta.Sequence.Stream, Payload: msg.Data()}
 		m.Event, m.Err = decodeMsg(msg.Subject(), msg.Headers(), m.Payload, m.Sequence)
 		if err := d.keys.openMessage(ctx, &m); err != nil {
-			_ = msg.Nak() // delivered again once the keys answer
+			_ = HandBack(msg) // delivered again once the keys answer
 			return nil, fmt.Errorf("durable %s: %w", d.name, Unavailable(err))
 		}
-		return &Delivery{Message: m, msg: msg}, nil
+		return &Delivery{Message: m, msg: msg, nc: d.nc}, nil
+	}
+}
+
+// HandBack hands msg back to be handed out again at once, durably: a Nak
+// with a delay. A plain Nak only queues the message for redelivery in the
+// server's memory; the consumer's stored state still has it handed out at
+// its first delivery, so a server restarted before the redelivery (the
+// embedded one restarts with the process) hands it out again only after
+// AckWait. A Nak with a delay rewrites that state (and replicates it), so
+// the message is due at once however the server goes on.
+func HandBack(msg jetstream.Msg) error { return msg.NakWithDelay(handBackDelay) }
+
+// handBackDelay is the delay of HandBack's Nak: the shortest the server
+// takes as one.
+const handBackDelay = time.Millisecond
+
+// pullHeartbeat is the Puller's pull heartbeat.
+const pullHeartbeat = 5 * time.Second
+
+// drainWait bounds how long a stopping Puller waits for the messages the
+// server sent before it learnt of the stop, and a Nak or Ack for the
+// server's confirmation.
+const drainWait = 5 * time.Second
+
+// Puller hands out a JetStream pull consumer's messages one at a time,
+// and on a stop hands back what was in flight, so that no message waits
+// for the consumer's AckWait after a graceful stop. One goroutine calls
+// Next at a time.
+type Puller struct {
+	cons jetstream.Consumer
+	nc   *nats.Conn
+	log  *slog.Logger
+	// it pulls the messages; made by the first Next, nil again after it
+	// ends.
+	it jetstream.MessagesContext
+}
+
+// NewPuller pulls from cons over nc (the connection cons was bound on).
+func NewPuller(cons jetstream.Consumer, nc *nats.Conn, log *slog.Logger) *Puller {
+	return &Puller{cons: cons, nc: nc, log: log}
+}
+
+// Next waits for the consumer's next message until ctx ends. It pulls
+// one message at a time (PullMaxMessages(1)). When ctx ends it drains the
+// pull rather than abandoning it: every message the server handed out
+// meanwhile (in flight, or arriving just as ctx ended) is handed back with
+// a Nak, confirmed by a flush, so that another instance, or this one after
+// a restart, gets it at once. Only a crash (or a drain cut short after
+// drainWait) leaves a message to AckWait. After an error other than ctx's
+// the next call pulls afresh.
+func (p *Puller) Next(ctx context.Context) (jetstream.Msg, error) {
+	if err := ctx.Err(); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	if p.it == nil {
+		// Heartbeats every 5 s, as a Fetch of 30 s has them: a consumer
+		// deleted meanwhile (whose pulls nothing answers) is noticed
+		// within 10 s.
+		it, err := p.cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullHeartbeat(pullHeartbeat))
+		if err != nil {
+			return nil, err
+		}
+		p.it = it
+	}
+	it := p.it
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	msg, err := it.Next()
+	if ctx.Err() != nil {
+		p.it = nil
+		n := 0
+		if err == nil && HandBack(msg) == nil {
+			n++
+		}
+		it.Drain()
+		p.handBack(it, n)
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		it.Stop()
+		p.it = nil
+		return nil, err
+	}
+	return msg, nil
+}
+
+// Stop ends the pull: the server stops handing out messages to this
+// Puller, and what it handed out meanwhile (a message pulled ahead, or
+// one handed back by a Nak and handed straight out again to the pull still
+// waiting) is handed back. Call it when done with the consumer, after the
+// verdict on the last message taken; a later Next pulls afresh.
+func (p *Puller) Stop() {
+	if p.it == nil {
+		return
+	}
+	it := p.it
+	p.it = nil
+	it.Drain()
+	p.handBack(it, 0)
+}
+
+// handBack finishes the drain of it once Next's ctx ended (n messages
+// handed back already): the messages the server sent before it learnt of
+// the stop are handed back, and the server's receipt of the Naks waited
+// for.
+func (p *Puller) handBack(it jetstream.MessagesContext, n int) {
+	deadline := time.AfterFunc(drainWait, it.Stop)
+	defer deadline.Stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			break // drained (ErrMsgIteratorClosed), or cut short by the deadline
+		}
+		if HandBack(msg) == nil {
+			n++
+		}
+	}
+	if p.nc != nil {
+		// The server has the Naks (and a caller's verdicts sent before
+		// Stop) once it answers the flush.
+		_ = p.nc.FlushTimeout(drainWait)
+	}
+	if n > 0 {
+		p.log.Debug("pull consumer stopped; handed back what was in flight", "messages", n)
 	}
 }
 
@@ -127,6 +255,7 @@ func durableErr(name string, err error) error {
 type Delivery struct {
 	domain.Message
 	msg jetstream.Msg
+	nc  *nats.Conn
 }
 
 // InProgress tells JetStream the message is still being handled, which
@@ -134,11 +263,28 @@ type Delivery struct {
 func (d *Delivery) InProgress() error { return d.msg.InProgress() }
 
 // Ack acknowledges the message and waits for JetStream to confirm, so it is
-// not handed out again after a restart.
-func (d *Delivery) Ack(ctx context.Context) error { return d.msg.DoubleAck(ctx) }
+// not handed out again after a restart. An ended ctx does not stop the
+// acknowledgement (a stopping process settles what it handled): it waits
+// a few seconds at most.
+func (d *Delivery) Ack(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainWait)
+	defer cancel()
+	return d.msg.DoubleAck(actx)
+}
 
-// Nak hands the message back, to be handed out again at once.
-func (d *Delivery) Nak() error { return d.msg.Nak() }
+// Nak hands the message back (HandBack), to be handed out again at once,
+// and waits (a few seconds at most) until the server has it: a process
+// about to stop calls it, and the message then does not wait for AckWait,
+// not even when the stop restarts the embedded server.
+func (d *Delivery) Nak() error {
+	if err := HandBack(d.msg); err != nil {
+		return err
+	}
+	if d.nc == nil {
+		return nil
+	}
+	return d.nc.FlushTimeout(drainWait)
+}
 
 // NakWithDelay hands the message back, to be handed out again after delay.
 func (d *Delivery) NakWithDelay(delay time.Duration) error { return d.msg.NakWithDelay(delay) }

@@ -145,6 +145,7 @@ func TestDurable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func() { d.Stop() }()
 	next := func() *eventstore.Delivery {
 		t.Helper()
 		nctx, cancel := context.WithTimeout(ctx, patience)
@@ -185,6 +186,36 @@ func TestDurable(t *testing.T) {
 		t.Fatalf("delivery %d (%v, engagement %q), want %d undecodable on %s", m.Sequence, m.Err, m.Event.EngagementID, seq, a)
 	} else if err := m.Ack(ctx); err != nil {
 		t.Fatal(err)
+	}
+
+	// A process stopping hands back the message it holds, then stops: the
+	// server hands the message straight out again to the pull still
+	// waiting, and Stop hands that back too, so a new binding (another
+	// process) gets it at once, well before the minute of AckWait.
+	held := mustAppend(t, s, newEvent(newID()), 0)
+	if m := next(); m.Sequence != held {
+		t.Fatalf("delivery %d, want %d", m.Sequence, held)
+	} else if err := m.Nak(); err != nil {
+		t.Fatal(err)
+	}
+	d.Stop()
+	if d, err = s.Durable(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(); m.Sequence != held {
+		t.Fatalf("after a stop: delivery %d, want %d again", m.Sequence, held)
+	} else if err := m.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped by its ctx ending while it waits, with nothing in flight:
+	// nothing is left handed out.
+	nctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := d.Next(nctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("next with its ctx cancelled: %v", err)
+	}
+	if info, err := s.DurableInfo(ctx, name); err != nil || info.Pending != 0 || info.Acknowledged < held {
+		t.Errorf("after the stop: %+v (%v), want nothing pending, acknowledged up to %d", info, err, held)
 	}
 
 	if err := s.DeleteDurable(ctx, name); err != nil {

@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/base64"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -177,4 +178,23 @@ func (p *Projector) eachDeadline(from, until string, kind domain.Kind, party str
 			}
 		}
 	}
+}
+
+// WithDeadlines lists the ids of the engagements that have open deadlines
+// now, from the upcoming index (no scan of engagements): soonest deadline
+// first, each once.
+func (p *Projector) WithDeadlines() []string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	ids := make([]string, 0, len(p.upcoming.byID))
+	seen := make(set, len(p.upcoming.byID))
+	for _, day := range p.upcoming.days {
+		for _, id := range slices.Sorted(maps.Keys(p.upcoming.byDay[day])) {
+			if _, ok := seen[id]; !ok {
+				seen[id] = struct{}{}
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
 }

@@ -1,6 +1,7 @@
 package reminders
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iom-who/engagements/domain"
+	"golang.org/x/time/rate"
 )
 
 // day is 24 hours: the unit of the offsets and of days_left.
@@ -95,3 +97,13 @@ func ParseOffsets(s string) ([]int, error) {
 	slices.SortFunc(out, func(a, b int) int { return b - a })
 	return out, nil
 }
+
+// pacer spreads work over time: wait lets perSecond callers through a
+// second, in small bursts.
+type pacer struct{ lim *rate.Limiter }
+
+func newPacer(perSecond int) pacer {
+	return pacer{lim: rate.NewLimiter(rate.Limit(perSecond), max(perSecond/20, 1))}
+}
+
+func (p pacer) wait(ctx context.Context) error { return p.lim.Wait(ctx) }

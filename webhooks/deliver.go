@@ -192,6 +192,9 @@ func (m *Manager) consume(ctx context.Context, st stored, key []byte, t *tracker
 	if err != nil {
 		return err
 	}
+	// Whatever the server handed out to this worker and it did not
+	// settle goes back at once, not after AckWait.
+	defer cons.Stop()
 	// Progress recorded before this release, or lost in a failed write,
 	// catches up with what the consumer has acknowledged.
 	if info, err := m.src.DurableInfo(ctx, consumerName(st.ID)); err == nil {

@@ -212,6 +212,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	// The pace of the reminders' first pass, in schedules a second.
+	if r := os.Getenv("ENGAGEMENTS_REMINDER_SWEEP_RATE"); r != "" {
+		if cfg.Reminders.SweepRate, err = strconv.Atoi(r); err != nil || cfg.Reminders.SweepRate < 1 || cfg.Reminders.SweepRate > 100_000 {
+			fmt.Fprintf(stderr, "engagements serve: ENGAGEMENTS_REMINDER_SWEEP_RATE must be a whole number of schedules a second from 1 to 100000, not %q\n", r)
+			return 2
+		}
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		fmt.Fprintf(stderr, "engagements serve: --log-level: %v\n", err)

@@ -302,6 +302,8 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		{"memory limit not a size", []string{"serve", "--memory-limit", "lots"}, nil, 2},
 		{"memory limit too small", []string{"serve", "--memory-limit", "1MiB"}, nil, 2},
 		{"memory limit from environment", []string{"serve"}, []string{"ENGAGEMENTS_MEMORY_LIMIT=-1"}, 2},
+		{"reminder sweep rate not a number", []string{"serve"}, []string{"ENGAGEMENTS_REMINDER_SWEEP_RATE=fast"}, 2},
+		{"reminder sweep rate zero", []string{"serve"}, []string{"ENGAGEMENTS_REMINDER_SWEEP_RATE=0"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
