@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"github.com/iom-who/engagements/sessions"
 	"io"
 	"log/slog"
 	"mime"
@@ -72,6 +73,9 @@ type setup struct {
 	logger *slog.Logger
 	// proofs signs checkpoints with a new key (built.key) and serves them.
 	proofs bool
+	// sessions opens the web session bucket (so that admins may end
+	// sessions through DELETE /v1/sessions).
+	sessions bool
 }
 
 // built is a test server with its optional parts.
@@ -141,6 +145,12 @@ func buildServer(t testing.TB, su setup) *built {
 		if cfg.Proofs, err = proofs.Open(ctx, store, b.ledger, proofs.Config{Key: b.key}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if su.sessions {
+		if cfg.Sessions, err = sessions.Open(ctx, store.JetStream(), sessions.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cfg.Sessions.Close)
 	}
 	parts, err := stack.Start(cfg)
 	if err != nil {

@@ -42,7 +42,7 @@ const metricsToken = "metrics-token-for-tests"
 func newFullServer(t *testing.T) *fullServer {
 	t.Helper()
 	rec := newReceiver(t) // first, so it is closed after the deliveries stop
-	b := buildServer(t, setup{tokens: true, calendars: true, proofs: true,
+	b := buildServer(t, setup{tokens: true, calendars: true, proofs: true, sessions: true,
 		webhooks: &webhooks.Config{MaxAttempts: 1, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
 			Timeout: 2 * time.Second},
 		options: []api.Option{api.WithMetricsToken(metricsToken)}})
@@ -287,6 +287,9 @@ func TestOpenAPIDescribesRealTraffic(t *testing.T) {
 	c.check("revoke an unknown token → 404", 404, valid, "DELETE", "/v1/tokens/nobody", "", admin...)
 	c.check("revoke the last admin token → 409", 409, valid, "DELETE", "/v1/tokens/admin", "", admin...)
 	c.check("a coordinator lists tokens → 403", 403, valid, "GET", "/v1/tokens", "", coord...)
+	c.check("end a person's web sessions", 200, valid, "DELETE", "/v1/sessions?identity=maria%40who.example", "", admin...)
+	c.check("end sessions without naming whose → 400", 400, invalid, "DELETE", "/v1/sessions", "", admin...)
+	c.check("a coordinator ends sessions → 403", 403, valid, "DELETE", "/v1/sessions?identity=maria", "", coord...)
 
 	// Authentication.
 	c.check("no token → 401", 401, valid, "GET", "/v1/engagements", "")

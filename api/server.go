@@ -98,6 +98,8 @@ type Server struct {
 	publicURL string
 	// proofs, when set, serves checkpoints, keys and proofs (WithProofs).
 	proofs Proofs
+	// sessions, when set, lets an admin end web sessions (WithSessions).
+	sessions SessionEnder
 }
 
 // uiPaths are the paths WithUI hands to the web interface; everything else
@@ -181,6 +183,9 @@ func New(svc *app.Service, proj Projection, stream Stream, log *slog.Logger, opt
 		v1.POST("/tokens", s.createToken, admin)
 		v1.GET("/tokens", s.listTokens, admin)
 		v1.DELETE("/tokens/:name", s.revokeToken, admin)
+	}
+	if s.sessions != nil {
+		v1.DELETE("/sessions", s.endSessions, s.allow(domain.RoleAdmin))
 	}
 	if s.proofs != nil {
 		v1.GET("/keys", s.keys, s.allow(domain.RoleCoordinator, domain.RoleAuditor, domain.RoleSubscriber))

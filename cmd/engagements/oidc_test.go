@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -140,6 +141,10 @@ func TestOIDCSessionsAcrossInstances(t *testing.T) {
 	a := startDirMain(t, addrA, ns.url(), dirA, oc, false)
 	b := startDirMain(t, addrB, ns.url(), dirB, oc, false)
 	running := []*Main{a, b}
+	adminToken := a.AdminToken
+	if adminToken == "" {
+		t.Fatal("the first start made no admin token")
+	}
 	t.Cleanup(func() {
 		for _, m := range running {
 			if err := m.Close(); err != nil {
@@ -239,6 +244,43 @@ func TestOIDCSessionsAcrossInstances(t *testing.T) {
 			t.Errorf("GET %s/ after sessions end: %d, want 303", base, code)
 		}
 	}
+	// An admin does the same through the API, on the other instance.
+	jar, _, code, _ = dirSignIn(t, op, baseA, "amina")
+	if code != http.StatusOK {
+		t.Fatalf("sign in after sessions end: %d", code)
+	}
+	cookie = sessionCookie(t, jar, baseA)
+	if code, _, _ := get(t, noFollow(nil), baseB+"/", cookie); code != http.StatusOK {
+		t.Fatalf("GET %s/ signed in again: %d", baseB, code)
+	}
+	coordinator := apiJSON(t, http.MethodPost, baseB+"/v1/tokens", adminToken, `{"name":"coord-1","role":"coordinator"}`, http.StatusCreated)["token"].(string)
+	for _, tc := range []struct {
+		name, token, query string
+		want               int
+	}{
+		{"a coordinator", coordinator, "?identity=amina%40who.example", http.StatusForbidden},
+		{"no token", "", "?identity=amina%40who.example", http.StatusUnauthorized},
+		{"no identity", adminToken, "", http.StatusBadRequest},
+		{"a control character", adminToken, "?identity=amina%0a", http.StatusBadRequest},
+		{"someone with no session", adminToken, "?identity=nobody%40who.example", http.StatusOK},
+	} {
+		got := apiJSON(t, http.MethodDelete, baseB+"/v1/sessions"+tc.query, tc.token, "", tc.want)
+		if tc.want == http.StatusOK && got["ended"] != float64(0) {
+			t.Errorf("%s: %v, want 0 ended", tc.name, got)
+		}
+		if code, _, _ := get(t, noFollow(nil), baseA+"/", cookie); code != http.StatusOK {
+			t.Fatalf("%s: GET %s/ afterwards: %d, want her still signed in", tc.name, baseA, code)
+		}
+	}
+	if got := apiJSON(t, http.MethodDelete, baseB+"/v1/sessions?identity=amina%40who.example", adminToken, "", http.StatusOK); got["ended"] != float64(1) {
+		t.Errorf("DELETE /v1/sessions: %v, want 1 ended", got)
+	}
+	for _, base := range []string{baseA, baseB} {
+		if code, _, _ := get(t, noFollow(nil), base+"/", cookie); code != http.StatusSeeOther {
+			t.Errorf("GET %s/ after DELETE /v1/sessions: %d, want 303", base, code)
+		}
+	}
+
 	jar, _, code, _ = dirSignIn(t, op, baseA, "amina")
 	if code != http.StatusOK {
 		t.Fatalf("sign in after sessions end: %d", code)
@@ -394,4 +436,31 @@ func TestOIDCFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// apiJSON sends body (JSON, or none) to u with the bearer token (none when
+// ""), wants status and returns the decoded answer.
+func apiJSON(t *testing.T, method, u, token, body string, status int) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: %d %s, want %d", method, u, resp.StatusCode, b, status)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s %s: %v in %s", method, u, err, b)
+	}
+	return out
 }
