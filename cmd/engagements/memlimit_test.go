@@ -26,11 +26,11 @@ func TestMemoryLimit(t *testing.T) {
 		wantFrom  string
 		wantError bool
 	}{
-		{"auto without cgroup", "auto", "", none, defaultMemoryLimit, "default", false},
+		{"auto without cgroup", "auto", "", none, math.MaxInt64, "none (no GOMEMLIMIT, no cgroup limit)", false},
 		{"auto, cgroup v2", "auto", "", v2, 768 << 20, "cgroup", false},
-		{"auto, cgroup v2 without a limit", "auto", "", files(map[string]string{"/sys/fs/cgroup/memory.max": "max\n"}), defaultMemoryLimit, "default", false},
+		{"auto, cgroup v2 without a limit", "auto", "", files(map[string]string{"/sys/fs/cgroup/memory.max": "max\n"}), math.MaxInt64, "none (no GOMEMLIMIT, no cgroup limit)", false},
 		{"auto, cgroup v1", "auto", "", files(map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "2147483648\n"}), 1536 << 20, "cgroup", false},
-		{"auto, cgroup v1 unlimited", "auto", "", files(map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"}), defaultMemoryLimit, "default", false},
+		{"auto, cgroup v1 unlimited", "auto", "", files(map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"}), math.MaxInt64, "none (no GOMEMLIMIT, no cgroup limit)", false},
 		{"auto, small cgroup", "auto", "", files(map[string]string{"/sys/fs/cgroup/memory.max": "10485760"}), minMemoryLimit, "cgroup", false},
 		{"auto, GOMEMLIMIT wins", "auto", "300MiB", v2, -1, "GOMEMLIMIT", false},
 		{"off", "off", "", v2, math.MaxInt64, "off", false},
