@@ -239,17 +239,28 @@ func TestOIDCSessionsAcrossInstances(t *testing.T) {
 		!strings.Contains(stdout.String(), "ended 1 web session(s) of amina@who.example") {
 		t.Fatalf("sessions end: exit %d, %q %q", code, stdout.String(), stderr.String())
 	}
-	for _, base := range []string{baseA, baseB} {
-		if code, _, _ := get(t, noFollow(nil), base+"/", cookie); code != http.StatusSeeOther {
-			t.Errorf("GET %s/ after sessions end: %d, want 303", base, code)
+	// signedOut checks her session is refused on both instances after what;
+	// signIn signs her in again on A.
+	signedOut := func(what string) {
+		t.Helper()
+		for _, base := range []string{baseA, baseB} {
+			if code, _, _ := get(t, noFollow(nil), base+"/", cookie); code != http.StatusSeeOther {
+				t.Errorf("GET %s/ after %s: %d, want 303", base, what, code)
+			}
 		}
 	}
-	// An admin does the same through the API, on the other instance.
-	jar, _, code, _ = dirSignIn(t, op, baseA, "amina")
-	if code != http.StatusOK {
-		t.Fatalf("sign in after sessions end: %d", code)
+	signIn := func() *http.Cookie {
+		t.Helper()
+		jar, _, code, _ := dirSignIn(t, op, baseA, "amina")
+		if code != http.StatusOK {
+			t.Fatalf("sign in again: %d", code)
+		}
+		return sessionCookie(t, jar, baseA)
 	}
-	cookie = sessionCookie(t, jar, baseA)
+	signedOut("sessions end")
+
+	// An admin does the same through the API, on the other instance.
+	cookie = signIn()
 	if code, _, _ := get(t, noFollow(nil), baseB+"/", cookie); code != http.StatusOK {
 		t.Fatalf("GET %s/ signed in again: %d", baseB, code)
 	}
@@ -275,17 +286,9 @@ func TestOIDCSessionsAcrossInstances(t *testing.T) {
 	if got := apiJSON(t, http.MethodDelete, baseB+"/v1/sessions?identity=amina%40who.example", adminToken, "", http.StatusOK); got["ended"] != float64(1) {
 		t.Errorf("DELETE /v1/sessions: %v, want 1 ended", got)
 	}
-	for _, base := range []string{baseA, baseB} {
-		if code, _, _ := get(t, noFollow(nil), base+"/", cookie); code != http.StatusSeeOther {
-			t.Errorf("GET %s/ after DELETE /v1/sessions: %d, want 303", base, code)
-		}
-	}
+	signedOut("DELETE /v1/sessions")
 
-	jar, _, code, _ = dirSignIn(t, op, baseA, "amina")
-	if code != http.StatusOK {
-		t.Fatalf("sign in after sessions end: %d", code)
-	}
-	cookie = sessionCookie(t, jar, baseA)
+	cookie = signIn()
 	signedIn := time.Now()
 
 	// Rechecks due while requests arrive at once on both instances: one
