@@ -45,14 +45,7 @@ func newProvider(t *testing.T, op *openidtest.Provider, id string, now func() ti
 func signIn(t *testing.T, op *openidtest.Provider, p *Provider, username string, tamper func(url.Values)) (Attempt, string) {
 	t.Helper()
 	to, a := p.Begin("/")
-	if tamper != nil {
-		u, _ := url.Parse(to)
-		q := u.Query()
-		tamper(q)
-		u.RawQuery = q.Encode()
-		to = u.String()
-	}
-	back, err := op.SignIn(context.Background(), to, username)
+	back, err := op.SignIn(context.Background(), openidtest.Tampered(to, tamper), username)
 	if err != nil {
 		t.Fatal(err)
 	}

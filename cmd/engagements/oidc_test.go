@@ -96,14 +96,7 @@ func dirSignInTampered(t *testing.T, op *openidtest.Provider, base, username str
 	if code != http.StatusSeeOther || !strings.HasPrefix(to, op.Issuer) {
 		t.Fatalf("GET /login/oidc: %d to %q, want 303 to the provider", code, to)
 	}
-	if tamper != nil {
-		u, _ := url.Parse(to)
-		q := u.Query()
-		tamper(q)
-		u.RawQuery = q.Encode()
-		to = u.String()
-	}
-	back, err := op.SignIn(context.Background(), to, username)
+	back, err := op.SignIn(context.Background(), openidtest.Tampered(to, tamper), username)
 	if err != nil {
 		t.Fatal(err)
 	}

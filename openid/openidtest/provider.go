@@ -195,6 +195,22 @@ func (p *Provider) Client(jar http.CookieJar) *http.Client {
 	}}
 }
 
+// Tampered returns authURL with its query changed by tamper (an attacker
+// editing the authorization request); authURL itself when tamper is nil.
+func Tampered(authURL string, tamper func(url.Values)) string {
+	if tamper == nil {
+		return authURL
+	}
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return authURL
+	}
+	q := u.Query()
+	tamper(q)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // SignIn follows authURL (this service's redirect to the provider) as a
 // browser would, signs in as username on the provider's login page and
 // returns where the provider then sends the browser: the callback URL with
