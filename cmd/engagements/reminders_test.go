@@ -18,6 +18,7 @@ import (
 
 	"github.com/iom-who/engagements/reminders"
 	"github.com/nats-io/nats.go/jetstream"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 // reminderDay is a day of the reminder tests: short, so that an agreement
@@ -45,19 +46,26 @@ type hookReceiver struct {
 	changed chan struct{}
 }
 
+// readHook reads a delivery: its signature verified with wh, its body
+// decoded.
+func readHook(wh *standardwebhooks.Webhook, r *http.Request) (hookEvent, error) {
+	var ev hookEvent
+	b, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = wh.Verify(b, r.Header)
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &ev)
+	}
+	return ev, err
+}
+
 func newHookReceiver(t *testing.T) *hookReceiver {
 	t.Helper()
 	h := &hookReceiver{secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", changed: make(chan struct{}, 1)}
 	wh := standardWebhook(t, h.secret)
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := io.ReadAll(r.Body)
-		if err == nil {
-			err = wh.Verify(b, r.Header)
-		}
-		var ev hookEvent
-		if err == nil {
-			err = json.Unmarshal(b, &ev)
-		}
+		ev, err := readHook(wh, r)
 		h.mu.Lock()
 		if err != nil {
 			h.errs = append(h.errs, err.Error())
@@ -448,14 +456,7 @@ func newHeldReceiver(t *testing.T) *heldReceiver {
 		seen: map[string]int{}, answer: map[string]bool{}}
 	wh := standardWebhook(t, h.secret)
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := io.ReadAll(r.Body)
-		if err == nil {
-			err = wh.Verify(b, r.Header)
-		}
-		var ev hookEvent
-		if err == nil {
-			err = json.Unmarshal(b, &ev)
-		}
+		ev, err := readHook(wh, r)
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return
