@@ -64,14 +64,25 @@ func (u *UI) directorySessions() DirectorySessions {
 	return d
 }
 
-// beginDirectory: GET /login/oidc?next=….
-func (u *UI) beginDirectory(w http.ResponseWriter, r *http.Request) {
+// directoryLogin admits a request to the directory sign-in pages: within
+// the sign-in rate, and only when directory sign-in is configured (404
+// otherwise). false: answered already.
+func (u *UI) directoryLogin(w http.ResponseWriter, r *http.Request) (DirectorySessions, bool) {
 	if !u.loginAllowed(w, r) {
-		return
+		return nil, false
 	}
 	ds := u.directorySessions()
 	if u.directory == nil || ds == nil {
 		http.NotFound(w, r)
+		return nil, false
+	}
+	return ds, true
+}
+
+// beginDirectory: GET /login/oidc?next=….
+func (u *UI) beginDirectory(w http.ResponseWriter, r *http.Request) {
+	ds, ok := u.directoryLogin(w, r)
+	if !ok {
 		return
 	}
 	to, a := u.directory.Begin(localPath(r.URL.Query().Get("next")))
@@ -93,12 +104,8 @@ func (u *UI) beginDirectory(w http.ResponseWriter, r *http.Request) {
 
 // finishDirectory: GET /login/oidc/callback?code=…&state=… (or error=…).
 func (u *UI) finishDirectory(w http.ResponseWriter, r *http.Request) {
-	if !u.loginAllowed(w, r) {
-		return
-	}
-	ds := u.directorySessions()
-	if u.directory == nil || ds == nil {
-		http.NotFound(w, r)
+	ds, ok := u.directoryLogin(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
