@@ -172,8 +172,9 @@ func TestPersonalFieldsAreSealedOnTheStream(t *testing.T) {
 		t.Errorf("the release names person %s, the assignment %s", got, id)
 	}
 	// A client may not enter what reads as sealed or erased.
-	for _, v := range []string{domain.Erased, "sealed:v1:p0:1:AA"} {
-		r := f.post(t, "/v1/engagements/"+f.meeting+"/events", fmt.Sprintf(`{"type":"engagement.noted","data":{"note":%q}}`, v), bearer(f.coordinator)...)
+	// As JSON strings, also spelt with escapes.
+	for _, v := range []string{strconv.Quote(domain.Erased), strconv.Quote("sealed:v1:p0:1:AA"), `"\u005berased]"`, `"sealed\u003av1:p0:1:AA"`} {
+		r := f.post(t, "/v1/engagements/"+f.meeting+"/events", fmt.Sprintf(`{"type":"engagement.noted","data":{"note":%s}}`, v), bearer(f.coordinator)...)
 		if r.status != http.StatusUnprocessableEntity {
 			t.Errorf("note %q: %s, want 422", v, r)
 		}

@@ -396,6 +396,9 @@ func (k *Keyring) SealEvent(ctx context.Context, ev *domain.Event, correctedType
 		t, prefix = correctedType, "fields"
 	}
 	personal := domain.PersonalFields(t)
+	if len(personal) == 0 && !mayLookAlike(ev.Data) {
+		return nil // nothing to seal, and no value refuseLookalikes would refuse
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(ev.Data, &top); err != nil {
 		return fmt.Errorf("seal: %w", err)
@@ -494,6 +497,15 @@ func refuseLookalikes(objs ...map[string]json.RawMessage) error {
 		}
 	}
 	return nil
+}
+
+// mayLookAlike says whether data could hold a value refuseLookalikes
+// refuses: only if its bytes hold the sealed prefix or domain.Erased, or a
+// backslash (an escape could spell either), so that most appends, with no
+// personal field, are not parsed again for it.
+func mayLookAlike(data []byte) bool {
+	return bytes.Contains(data, []byte(sealedPrefix)) || bytes.Contains(data, []byte(domain.Erased)) ||
+		bytes.IndexByte(data, '\\') >= 0
 }
 
 // OpenEvent opens ev's sealed fields in place and lists them in
