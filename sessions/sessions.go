@@ -576,30 +576,21 @@ func (s *Store) End(ctx context.Context, id string) error {
 	return nil
 }
 
-// EndIdentity deletes every session of identity that this instance's
-// index knows of (the watch has every session of every instance, to within
-// the watch's delay) and returns how many it ended.
+// EndIdentity deletes every session of identity in the bucket (read
+// itself, not this instance's index, which follows it only to within the
+// watch's delay: a session opened a moment ago on another instance is ended
+// too) and returns how many it ended.
 func (s *Store) EndIdentity(ctx context.Context, identity string) (int, error) {
 	if err := s.reachable(); err != nil {
 		return 0, err
 	}
+	ended, err := endIdentity(ctx, s.kv, identity)
 	s.mu.Lock()
-	var keys []string
-	for key, m := range s.index {
-		if m.identity == identity {
-			keys = append(keys, key)
-		}
+	for _, key := range ended {
+		delete(s.index, key)
 	}
 	s.mu.Unlock()
-	for _, key := range keys {
-		if err := s.kv.Delete(ctx, key); err != nil {
-			return 0, fmt.Errorf("end session: %w", eventstore.Unavailable(err))
-		}
-		s.mu.Lock()
-		delete(s.index, key)
-		s.mu.Unlock()
-	}
-	return len(keys), nil
+	return len(ended), err
 }
 
 // Len is the number of sessions this instance knows of, expired or not.
@@ -622,27 +613,34 @@ func EndIdentityIn(ctx context.Context, js jetstream.JetStream, identity string)
 	if err != nil {
 		return 0, fmt.Errorf("session bucket: %w", eventstore.Unavailable(err))
 	}
+	ended, err := endIdentity(ctx, kv, identity)
+	return len(ended), err
+}
+
+// endIdentity deletes every session of identity in kv and returns the keys
+// it deleted (those before an error, with it).
+func endIdentity(ctx context.Context, kv jetstream.KeyValue, identity string) ([]string, error) {
 	keys, err := kv.ListKeys(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("list sessions: %w", eventstore.Unavailable(err))
+		return nil, fmt.Errorf("list sessions: %w", eventstore.Unavailable(err))
 	}
-	n := 0
+	var ended []string
 	for key := range keys.Keys() {
 		e, err := kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // ended meanwhile
 		}
 		if err != nil {
-			return n, fmt.Errorf("read session: %w", eventstore.Unavailable(err))
+			return ended, fmt.Errorf("read session: %w", eventstore.Unavailable(err))
 		}
 		var st stored
 		if json.Unmarshal(e.Value(), &st) != nil || st.Identity != identity {
 			continue
 		}
 		if err := kv.Delete(ctx, key); err != nil {
-			return n, fmt.Errorf("end session: %w", eventstore.Unavailable(err))
+			return ended, fmt.Errorf("end session: %w", eventstore.Unavailable(err))
 		}
-		n++
+		ended = append(ended, key)
 	}
-	return n, nil
+	return ended, nil
 }

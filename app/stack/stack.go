@@ -140,7 +140,7 @@ func Start(cfg Config) (*Parts, error) {
 		opts = append(opts, api.WithProofs(cfg.Proofs))
 	}
 	if cfg.Sessions != nil {
-		opts = append(opts, api.WithSessions(sessionEnder{cfg.Store}))
+		opts = append(opts, api.WithSessions(cfg.Sessions))
 	}
 	opts = append(opts, cfg.API...)
 	if cfg.UI {
@@ -197,15 +197,6 @@ func (p *Parts) Close() error {
 		p.signer.Wait()
 	})
 	return p.err
-}
-
-// sessionEnder ends an identity's web sessions by reading the session
-// bucket itself, not one instance's view of it: a session opened a moment
-// ago on another instance is ended too.
-type sessionEnder struct{ store *eventstore.Store }
-
-func (e sessionEnder) EndIdentity(ctx context.Context, identity string) (int, error) {
-	return sessions.EndIdentityIn(ctx, e.store.JetStream(), identity)
 }
 
 // auditing is what the auditor's web pages need of the store: verify, the
