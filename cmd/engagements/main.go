@@ -151,7 +151,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.CheckpointEveryEvents, "checkpoint-every-events", 10000, "sign a checkpoint once this many events were stored since the last (0: not by count)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 10*time.Minute, "sign a checkpoint this often when there are new events (0: not by time)")
 	var memLimit string
-	fs.StringVar(&memLimit, "memory-limit", "auto", "soft memory limit of the process (Go's garbage collector works harder near it; the embedded NATS server counts, it runs in process): auto (GOMEMLIMIT when set, else 3/4 of the cgroup's limit, else 512MiB), off, or a size such as 1GiB (at least 64MiB)")
+	fs.StringVar(&memLimit, "memory-limit", "auto", "soft memory limit of the process (Go's garbage collector works harder near it; the embedded NATS server counts, it runs in process): auto (GOMEMLIMIT when set, else 3/4 of the cgroup's limit, else none), off, or a size such as 1GiB (at least 64MiB)")
+	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "serve Go's profiles (net/http/pprof, /debug/pprof/) on this loopback address, such as 127.0.0.1:6060 (unset: not served)")
 	var offsets string
 	fs.StringVar(&offsets, "reminders", "90,30,7", "days before an agreement's expiry and a meeting to record a reminder (comma-separated positive whole days; the notice deadline and the expiry itself are always reminded of); off: record no reminders")
 	finishOIDC := oidcFlags(fs, &cfg.OIDC)
@@ -185,6 +186,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg.MaxDocumentSize, err = parseSize(maxDoc); err != nil || cfg.MaxDocumentSize < 1 || cfg.MaxDocumentSize > domain.MaxDocumentSize {
 		fmt.Fprintf(stderr, "engagements serve: --max-document-size must be 1 byte to 1GiB, such as 25MiB, not %q\n", maxDoc)
 		return 2
+	}
+	if cfg.DebugListen != "" {
+		if err := checkDebugListen(cfg.DebugListen); err != nil {
+			fmt.Fprintf(stderr, "engagements serve: %v\n", err)
+			return 2
+		}
 	}
 	limit, limitFrom, err := osMemoryLimit(memLimit)
 	if err != nil {

@@ -304,6 +304,9 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 		{"memory limit from environment", []string{"serve"}, []string{"ENGAGEMENTS_MEMORY_LIMIT=-1"}, 2},
 		{"reminder sweep rate not a number", []string{"serve"}, []string{"ENGAGEMENTS_REMINDER_SWEEP_RATE=fast"}, 2},
 		{"reminder sweep rate zero", []string{"serve"}, []string{"ENGAGEMENTS_REMINDER_SWEEP_RATE=0"}, 2},
+		{"debug listener not on loopback", []string{"serve", "--debug-listen", "0.0.0.0:6060"}, nil, 2},
+		{"debug listener on a public name", []string{"serve", "--debug-listen", "example.org:6060"}, nil, 2},
+		{"debug listener without a port", []string{"serve", "--debug-listen", "127.0.0.1"}, nil, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

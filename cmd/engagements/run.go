@@ -70,6 +70,9 @@ type Config struct {
 	NoReminders bool
 	// OIDC signs people in to the web UI with their directory (--oidc-*).
 	OIDC OIDCConfig
+	// DebugListen, when set, is the loopback address Go's profiles are
+	// served on (--debug-listen).
+	DebugListen string
 }
 
 // Main opens the store, the token store and webhook delivery, loads the
@@ -94,6 +97,7 @@ type Main struct {
 	api      *api.Server
 	http     *http.Server
 	listener net.Listener
+	debug    *debugServer
 	saved    uint64 // sequence of the last checkpoint
 	// startSeq is 1 + the stream's last sequence when serving began (0:
 	// not known yet): no periodic checkpoint is saved before the projector
@@ -176,6 +180,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Service = m.parts.Service
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
+	if m.Config.DebugListen != "" {
+		if m.debug, err = startDebug(m.Config.DebugListen, log); err != nil {
+			return err
+		}
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -433,6 +442,7 @@ func (m *Main) URL() string {
 // projector, then drains NATS and shuts the embedded server down.
 func (m *Main) Close() error {
 	var errs []error
+	errs = append(errs, m.debug.close())
 	if m.http != nil {
 		m.api.CloseStreams() // event streams never end by themselves
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
