@@ -17,6 +17,41 @@ const benchCheckpointEngagements = 100_000
 // recorded, signed and noted (with an idempotency key on the first), what a
 // restart of a large deployment does before it follows the stream.
 func BenchmarkLoadCheckpoint(b *testing.B) {
+	p, last := benchCheckpointProjector(b)
+	path := filepath.Join(b.TempDir(), "cp")
+	if _, err := p.Checkpoint(path); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		q := projections.New(nil)
+		if _, err := q.LoadCheckpoint(context.Background(), path, streamOf(last)); err != nil {
+			b.Fatal(err)
+		}
+		if q.Count() != benchCheckpointEngagements {
+			b.Fatalf("loaded %d engagements", q.Count())
+		}
+	}
+}
+
+// BenchmarkCheckpoint saves the same 100k engagements: what serve's periodic
+// save costs the process (CPU and allocations) while it serves.
+func BenchmarkCheckpoint(b *testing.B) {
+	p, _ := benchCheckpointProjector(b)
+	path := filepath.Join(b.TempDir(), "cp")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := p.Checkpoint(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchCheckpointProjector folds benchCheckpointEngagements engagements and
+// returns it with the stream's last event.
+func benchCheckpointProjector(b *testing.B) (*projections.Projector, memReader) {
+	b.Helper()
 	p := projections.New(nil)
 	last := memReader{} // the stream as the check sees it: its last event only
 	var seq uint64
@@ -34,18 +69,5 @@ func BenchmarkLoadCheckpoint(b *testing.B) {
 		p.Handle(seq, note, nil)
 		last = memReader{seq: note}
 	}
-	path := filepath.Join(b.TempDir(), "cp")
-	if _, err := p.Checkpoint(path); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for b.Loop() {
-		q := projections.New(nil)
-		if _, err := q.LoadCheckpoint(context.Background(), path, streamOf(last)); err != nil {
-			b.Fatal(err)
-		}
-		if q.Count() != benchCheckpointEngagements {
-			b.Fatalf("loaded %d engagements", q.Count())
-		}
-	}
+	return p, last
 }

@@ -275,9 +275,16 @@ func (r *Reminders) follow(ctx context.Context) {
 		case errors.Is(err, domain.ErrNotFound):
 			// New (or deleted by hand): schedule what the projection
 			// holds, then follow the stream from there; one instance
-			// at a time, the others wait for its consumer.
+			// at a time, the others wait for its consumer. The claim is
+			// taken once the projection has caught up: at a first start
+			// over a large stream its rebuild outlasts the claim's TTL,
+			// which then lapsed before the first renewal (the pass
+			// failed with "wrong last sequence: 0" and began again).
 			var c *claim
-			if c, err = r.claim(ctx); err == nil && c == nil {
+			if _, err = r.caughtUp(ctx); err == nil {
+				c, err = r.claim(ctx)
+			}
+			if err == nil && c == nil {
 				if !pause(ctx, time.Second) {
 					return
 				}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/iom-who/engagements/domain"
 	"github.com/iom-who/engagements/projections"
@@ -105,4 +106,55 @@ func TestRestartLoadsTheCheckpointAndAppliesOnlyNewEvents(t *testing.T) {
 	if _, err := m.Projector.Get(context.Background(), foreignItems[0].ID(), domain.Window{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Error("the foreign checkpoint's engagements leaked into the projections")
 	}
+}
+
+// TestProjectionsSavedByTheirRule: besides at shutdown, serve saves the
+// projections once --projection-save-events events were applied since the
+// last save, or --projection-save-every after it when any were.
+func TestProjectionsSavedByTheirRule(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		events uint64
+		every  time.Duration
+	}{
+		{"by events", 5, time.Hour},
+		{"by time", 1 << 40, time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			m := &Main{Config: Config{HTTP: "127.0.0.1:0", DataDir: dir, Demo: true, Sync: "always", Replicas: 1,
+				SaveEvents: tt.events, SaveEvery: tt.every}}
+			if err := m.Run(context.Background()); err != nil {
+				_ = m.Close()
+				t.Fatalf("start: %v", err)
+			}
+			defer m.Close()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				_, err := os.Stat(m.CheckpointFile())
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no checkpoint while serving: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond) // polls the file, a real condition
+			}
+			q := projections.New(nil)
+			seq, err := q.LoadCheckpoint(context.Background(), m.CheckpointFile(), storeReady(m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seq == 0 || q.Count() == 0 {
+				t.Errorf("the checkpoint saved while serving is at %d with %d engagements", seq, q.Count())
+			}
+		})
+	}
+}
+
+// storeReady hands LoadCheckpoint the running store to check against.
+func storeReady(m *Main) <-chan projections.EventReader {
+	c := make(chan projections.EventReader, 1)
+	c <- m.Store
+	return c
 }

@@ -150,6 +150,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.SigningKey, "signing-key", "", "Ed25519 private key (PEM PKCS #8) that signs checkpoints (default: <data>/signing.key, created on first start)")
 	fs.Uint64Var(&cfg.CheckpointEveryEvents, "checkpoint-every-events", 10000, "sign a checkpoint once this many events were stored since the last (0: not by count)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", 10*time.Minute, "sign a checkpoint this often when there are new events (0: not by time)")
+	fs.Uint64Var(&cfg.SaveEvents, "projection-save-events", DefaultSaveEvents, "save the projections to <data>/projections.checkpoint once this many events were applied since the last save (besides at shutdown; a restart after a crash replays at most about that many)")
+	fs.DurationVar(&cfg.SaveEvery, "projection-save-every", DefaultSaveEvery, "and this long after the last save when any event was applied since")
 	var memLimit string
 	fs.StringVar(&memLimit, "memory-limit", "auto", "soft memory limit of the process (Go's garbage collector works harder near it; the embedded NATS server counts, it runs in process): auto (GOMEMLIMIT when set, else 3/4 of the cgroup's limit, else none), off, or a size such as 1GiB (at least 64MiB)")
 	fs.StringVar(&cfg.DebugListen, "debug-listen", "", "serve Go's profiles (net/http/pprof, /debug/pprof/) on this loopback address, such as 127.0.0.1:6060 (unset: not served)")
@@ -185,6 +187,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.MaxDocumentSize, err = parseSize(maxDoc); err != nil || cfg.MaxDocumentSize < 1 || cfg.MaxDocumentSize > domain.MaxDocumentSize {
 		fmt.Fprintf(stderr, "engagements serve: --max-document-size must be 1 byte to 1GiB, such as 25MiB, not %q\n", maxDoc)
+		return 2
+	}
+	if cfg.SaveEvents < 1 || cfg.SaveEvery < time.Second {
+		fmt.Fprintf(stderr, "engagements serve: --projection-save-events must be at least 1 and --projection-save-every at least 1s\n")
 		return 2
 	}
 	if cfg.DebugListen != "" {
