@@ -9,6 +9,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -170,6 +171,10 @@ func trustedKeys(keys []Key) []ed25519.PublicKey {
 	return out
 }
 
+// yieldEvery is how many messages catchUp folds between yields of its
+// processor (a fraction of a millisecond of work).
+const yieldEvery = 256
+
 // catchUp folds the messages stored since the tree's end into the tree and
 // the chains. s.mu is held.
 func (s *Service) catchUp(ctx context.Context) error {
@@ -180,12 +185,20 @@ func (s *Service) catchUp(ctx context.Context) error {
 	if last <= s.tree.Size() {
 		return nil
 	}
+	n := 0
 	for m, err := range s.src.Read(ctx, s.tree.Size(), domain.Filter{}) {
 		if err != nil {
 			return err
 		}
 		if m.Sequence > last {
 			break
+		}
+		if n++; n%yieldEvery == 0 {
+			// The first catch-up after a start reads the whole stream (1M
+			// events: seconds of CPU) while requests are being served; it
+			// yields its processor now and then so that they do not wait
+			// for the scheduler's 10 ms preemption (yieldEvery).
+			runtime.Gosched()
 		}
 		for s.tree.Size() < m.Sequence-1 {
 			_ = s.tree.Append(GapLeaf)
