@@ -82,6 +82,9 @@ type Projector struct {
 	upcoming   upcoming
 
 	events, rejected, undecodable atomic.Uint64
+	// erasures counts the erasures folded since the projector was made
+	// (not saved): a checkpoint saved before one holds the plain state.
+	erasures atomic.Uint64
 }
 
 // New returns an empty projector.
@@ -190,6 +193,7 @@ func (p *Projector) Handle(seq uint64, ev domain.Event, err error) {
 		// The events cached for windowed reads were opened before the
 		// erasure: reads from here on fetch (and open) them again.
 		p.windowed = newWindowCache()
+		p.erasures.Add(1)
 	}
 	p.sequences.Apply(seq, ev)
 	p.timeline.Apply(seq, ev)
@@ -268,6 +272,11 @@ func (p *Projector) Applied() uint64 {
 	defer p.mu.RUnlock()
 	return p.applied
 }
+
+// Erasures counts the erasures (engagement.personal_data_erased) folded
+// since the projector was made: when it moves, a checkpoint saved before
+// holds personal data that is now erased, and should be replaced soon.
+func (p *Projector) Erasures() uint64 { return p.erasures.Load() }
 
 // Stats returns the projector's counters.
 func (p *Projector) Stats() Stats {

@@ -125,3 +125,52 @@ func TestRawSubscriberSeesOnlySealedPersonalData(t *testing.T) {
 		t.Errorf("verify after the rebuild: %d %+v", code, rep)
 	}
 }
+
+// TestErasureReplacesTheCheckpoint: the checkpoint saved before an erasure
+// holds the person's data in plain text (the folded state); serve replaces
+// it soon after folding the erasure, not at its usual 100k events or
+// 10 min.
+func TestErasureReplacesTheCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, false)
+	code, body := postJSON(t, m.URL()+"/v1/engagements", `{"kind":"agreement","title":"MOU","parties":["IOM","WHO"]}`)
+	if code != http.StatusCreated {
+		t.Fatalf("record: %d %v", code, body)
+	}
+	id := body["id"].(string)
+	const name, email = "Bea Okafor", "bea.okafor@who.int"
+	if code, body := postJSON(t, m.URL()+"/v1/engagements/"+id+"/events",
+		`{"type":"engagement.focal_point_assigned","data":{"party":"WHO","name":"`+name+`","email":"`+email+`"}}`); code != http.StatusCreated {
+		t.Fatalf("focal point: %d %v", code, body)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	holds := func() bool {
+		b, err := os.ReadFile(m.CheckpointFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Contains(b, []byte(email))
+	}
+	if !holds() {
+		t.Fatal("the checkpoint saved at shutdown does not hold the focal point's e-mail: nothing to test")
+	}
+
+	m = startMain(t, dir, false)
+	defer m.Close()
+	var found domain.Person
+	if code := getJSON(t, m.URL()+"/v1/people?email="+email, &found); code != http.StatusOK {
+		t.Fatalf("find: %d", code)
+	}
+	if code, body := postJSON(t, m.URL()+"/v1/people/"+found.ID+"/erase", ""); code != http.StatusOK {
+		t.Fatalf("erase: %d %v", code, body)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for holds() {
+		if time.Now().After(deadline) {
+			t.Fatal("30 s after the erasure the checkpoint still holds the erased e-mail")
+		}
+		time.Sleep(50 * time.Millisecond) // polls the file, a real condition
+	}
+}
