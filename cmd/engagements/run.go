@@ -454,7 +454,7 @@ func (m *Main) checkpoint() {
 		m.Config.Logger.Warn("projection checkpoint failed", "err", err)
 		return
 	}
-	m.Config.Logger.Debug("projection checkpoint saved", "sequence", seq, "took", time.Since(began))
+	m.Config.Logger.Info("projection checkpoint saved", "sequence", seq, "took", time.Since(began))
 	m.saved = seq
 }
 
