@@ -200,11 +200,11 @@ func (s *Service) runRound(ctx context.Context, bs batchStore, cmds []BatchComma
 		})
 	}
 	var (
-		ready    []int // indexes of the commands decided here
-		writes   []write
-		gates    []*gate
-		evs      []domain.Event
-		expected []uint64
+		ready    = make([]int, 0, len(round)) // indexes of the commands decided here
+		writes   = make([]write, 0, len(round))
+		gates    = make([]*gate, 0, len(round))
+		evs      = make([]domain.Event, 0, len(round))
+		expected = make([]uint64, 0, len(round))
 	)
 	for _, i := range round {
 		cmd := cmds[i].Command

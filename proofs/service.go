@@ -190,7 +190,8 @@ func (s *Service) catchUp(ctx context.Context) error {
 		for s.tree.Size() < m.Sequence-1 {
 			_ = s.tree.Append(GapLeaf)
 		}
-		_ = s.tree.Append(LeafData(m))
+		leaf := leafOf(m)
+		_ = s.tree.Append(leaf)
 		// The engagement whose subjects it is on (set from the subject
 		// even when the message does not decode).
 		if id := m.Event.EngagementID; id != "" {
@@ -200,7 +201,7 @@ func (s *Service) catchUp(ctx context.Context) error {
 			// A folded event's hash matched its recomputed chain hash,
 			// so it is 64 hex digits, the leaf data.
 			h := headAt{seq: m.Sequence}
-			copy(h.hash[:], LeafData(m))
+			copy(h.hash[:], leaf)
 			id := m.Event.EngagementID
 			s.heads[id] = append(s.heads[id], h)
 		}
