@@ -71,6 +71,10 @@ type Service struct {
 	// taken yet: contiguous, oldest first, at most maxOffered.
 	offerMu sync.Mutex
 	offered []domain.Message
+	// spare is the slice the last catch-up took, emptied, for the next
+	// messages offered (growing a new one for each was 8% of the bytes
+	// an import allocated).
+	spare []domain.Message
 	// offering is set by the first Offer; offerWake is signalled by each.
 	offering  atomic.Bool
 	offerWake chan struct{}
@@ -191,7 +195,12 @@ func (s *Service) catchUp(ctx context.Context) error {
 		return nil
 	}
 	s.awaitOffered(ctx, last)
-	offered := s.takeOffered()
+	taken := s.takeOffered()
+	defer s.recycle(taken)
+	offered := taken
+	for len(offered) > 0 && offered[0].Sequence <= s.tree.Size() {
+		offered = offered[1:]
+	}
 	// What the stream holds before the first message offered (all of it
 	// the first time after a start), then the messages offered, then what
 	// the projector had not reached yet.
@@ -204,8 +213,9 @@ func (s *Service) catchUp(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, m := range offered {
+	for i, m := range offered {
 		if m.Sequence > last {
+			s.putBack(offered[i:]) // for the next checkpoint
 			break
 		}
 		if m.Sequence == s.tree.Size()+1 {
@@ -275,8 +285,13 @@ const maxOffered = 1 << 15
 // Offer hands the service a message read from the stream, in stream order
 // (projections.Projector.Observe): the next catch-up folds it from here
 // instead of reading and decoding it again. One out of order makes it
-// forget those before; a repeated one is ignored.
+// forget those before; a repeated one is ignored. Without periodic
+// checkpoints (Config.EveryEvents and Every 0) nothing is kept: a
+// checkpoint asked for now and then reads the stream.
 func (s *Service) Offer(m domain.Message) {
+	if s.cfg.EveryEvents == 0 && s.cfg.Every == 0 {
+		return
+	}
 	s.offerMu.Lock()
 	defer s.offerMu.Unlock()
 	if n := len(s.offered); n > 0 {
@@ -288,8 +303,8 @@ func (s *Service) Offer(m domain.Message) {
 			s.offered = s.offered[:0]
 		}
 	}
-	if len(s.offered) == maxOffered {
-		kept := copy(s.offered, s.offered[maxOffered/2:])
+	if len(s.offered) >= maxOffered {
+		kept := copy(s.offered, s.offered[len(s.offered)-maxOffered/2:])
 		clear(s.offered[kept:])
 		s.offered = s.offered[:kept]
 	}
@@ -334,17 +349,34 @@ func (s *Service) awaitOffered(ctx context.Context, last uint64) {
 	}
 }
 
-// takeOffered returns the messages offered since the last call that the
-// tree does not hold yet. s.mu is held.
+// takeOffered returns the messages offered since the last call. s.mu is
+// held.
 func (s *Service) takeOffered() []domain.Message {
 	s.offerMu.Lock()
+	defer s.offerMu.Unlock()
 	out := s.offered
-	s.offered = nil
-	s.offerMu.Unlock()
-	for len(out) > 0 && out[0].Sequence <= s.tree.Size() {
-		out = out[1:]
-	}
+	s.offered, s.spare = s.spare[:0], nil
 	return out
+}
+
+// putBack puts rest, messages taken but past what a catch-up folds, back
+// before the ones offered since, if they follow on.
+func (s *Service) putBack(rest []domain.Message) {
+	s.offerMu.Lock()
+	defer s.offerMu.Unlock()
+	if len(s.offered) > 0 && s.offered[0].Sequence != rest[len(rest)-1].Sequence+1 {
+		return
+	}
+	s.offered = append(append(make([]domain.Message, 0, len(rest)+len(s.offered)), rest...), s.offered...)
+}
+
+// recycle keeps taken, what takeOffered returned, emptied, as the next
+// spare.
+func (s *Service) recycle(taken []domain.Message) {
+	clear(taken)
+	s.offerMu.Lock()
+	s.spare = taken[:0]
+	s.offerMu.Unlock()
 }
 
 // Create signs a checkpoint of the stream as it is now and stores it.
