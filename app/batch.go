@@ -12,7 +12,8 @@ import (
 // MaxBatch is the most commands one batch may hold.
 const MaxBatch = 1000
 
-// batchWorkers bounds how many engagements one batch writes to at once: all
+// batchWorkers bounds how many engagements one batch writes to at once
+// when the store takes one append at a time: all
 // of a full batch, so that the store's group commit can put a batch of
 // commands for as many engagements in one atomic batch (it takes up to
 // 1000), one fsync for all (with 200, an import's batch of 1000 went as
@@ -55,9 +56,10 @@ func (e *DependencyError) Error() string {
 // Commands for one engagement (the same EngagementID) run one after another
 // in the order given; once one is refused, the later ones are not tried and
 // their outcome is a *DependencyError naming it. Commands for different
-// engagements, and those that record new engagements, run concurrently
-// (up to batchWorkers at once), so their appends share the store's group
-// commits. Each outcome is final: an appended command was acknowledged by
+// engagements, and those that record new engagements, are appended
+// together, so that they share the store's group commits: in rounds (see
+// runRounds) when the store takes many appends at once, else each on a
+// goroutine of its own (up to batchWorkers at once). Each outcome is final: an appended command was acknowledged by
 // the stream and is shown by the projection, as with Execute. A batch is
 // not atomic: commands for other engagements are stored whatever becomes
 // of one engagement's.

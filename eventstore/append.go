@@ -60,33 +60,28 @@ func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (s
 // together, so a batch of commands for many engagements costs one wait
 // instead of a goroutine and a wait per append.
 func (s *Store) AppendAll(ctx context.Context, evs []domain.Event, expected []uint64) (seqs []uint64, duplicates []bool, errs []error) {
-	out := make([]appendOutcome, len(evs))
-	defer func() {
-		seqs, duplicates, errs = make([]uint64, len(out)), make([]bool, len(out)), make([]error, len(out))
-		for i, o := range out {
-			seqs[i], duplicates[i], errs[i] = o.seq, o.duplicate, o.err
-		}
-	}()
+	seqs, duplicates, errs = make([]uint64, len(evs)), make([]bool, len(evs)), make([]error, len(evs))
+	set := func(i int, o appendOutcome) { seqs[i], duplicates[i], errs[i] = o.seq, o.duplicate, o.err }
 	if r := s.guard.refused(); r != nil {
 		for i, ev := range evs {
 			s.guard.failures.Add(1)
-			out[i].err = fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, r)
+			errs[i] = fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, r)
 		}
-		return
+		return seqs, duplicates, errs
 	}
 	msgs := make([]*nats.Msg, len(evs))
 	for i, ev := range evs {
-		if msgs[i], out[i].err = s.appendMsg(ev, expected[i]); out[i].err != nil {
+		if msgs[i], errs[i] = s.appendMsg(ev, expected[i]); errs[i] != nil {
 			msgs[i] = nil
 		}
 	}
 	if s.committer != nil {
 		for i, res := range s.committer.appendAll(ctx, msgs, evs) {
 			if msgs[i] != nil {
-				out[i] = s.appended(ctx, evs[i], res.ack, res.err)
+				set(i, s.appended(ctx, evs[i], res.ack, res.err))
 			}
 		}
-		return
+		return seqs, duplicates, errs
 	}
 	var wg sync.WaitGroup
 	for i, msg := range msgs {
@@ -95,11 +90,11 @@ func (s *Store) AppendAll(ctx context.Context, evs []domain.Event, expected []ui
 		}
 		wg.Go(func() {
 			ack, err := s.publish(ctx, msg)
-			out[i] = s.appended(ctx, evs[i], ack, err)
+			set(i, s.appended(ctx, evs[i], ack, err))
 		})
 	}
 	wg.Wait()
-	return
+	return seqs, duplicates, errs
 }
 
 // appendOutcome is what one append came to: Append's results.
