@@ -2,14 +2,18 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/iom-who/engagements/domain"
 )
 
 // MaxBatch is the most commands one batch may hold.
 const MaxBatch = 1000
 
-// batchWorkers bounds how many engagements one batch writes to at once: all
+// batchWorkers bounds how many engagements one batch writes to at once
+// when the store takes one append at a time: all
 // of a full batch, so that the store's group commit can put a batch of
 // commands for as many engagements in one atomic batch (it takes up to
 // 1000), one fsync for all (with 200, an import's batch of 1000 went as
@@ -52,9 +56,10 @@ func (e *DependencyError) Error() string {
 // Commands for one engagement (the same EngagementID) run one after another
 // in the order given; once one is refused, the later ones are not tried and
 // their outcome is a *DependencyError naming it. Commands for different
-// engagements, and those that record new engagements, run concurrently
-// (up to batchWorkers at once), so their appends share the store's group
-// commits. Each outcome is final: an appended command was acknowledged by
+// engagements, and those that record new engagements, are appended
+// together, so that they share the store's group commits: in rounds (see
+// runRounds) when the store takes many appends at once, else each on a
+// goroutine of its own (up to batchWorkers at once). Each outcome is final: an appended command was acknowledged by
 // the stream and is shown by the projection, as with Execute. A batch is
 // not atomic: commands for other engagements are stored whatever becomes
 // of one engagement's.
@@ -82,6 +87,10 @@ func (s *Service) ExecuteBatch(ctx context.Context, cmds []BatchCommand) []Outco
 	// command for an engagement recorded a moment ago elsewhere, would
 	// otherwise make sure of by itself.
 	caughtUp := s.catchUp(ctx) == nil
+	if bs, ok := s.store.(batchStore); ok && caughtUp {
+		s.runRounds(ctx, bs, cmds, groups, out)
+		return out
+	}
 	sem := make(chan struct{}, batchWorkers)
 	var wg sync.WaitGroup
 	for _, g := range groups {
@@ -113,4 +122,170 @@ func (s *Service) runGroup(ctx context.Context, cmds []BatchCommand, g []int, ou
 			refused = i
 		}
 	}
+}
+
+// batchStore is a Store that takes many appends at once (eventstore.Store
+// is one): AppendAll appends each of evs as Append does, evs[i] expecting
+// expected[i], and returns each one's outcome; the engagements are
+// distinct.
+type batchStore interface {
+	AppendAll(ctx context.Context, evs []domain.Event, expected []uint64) (seqs []uint64, duplicates []bool, errs []error)
+}
+
+// runRounds runs the groups' commands (as ExecuteBatch does) in rounds:
+// the first command of every group, then the second of every group whose
+// first was stored, and so on. A round's commands are for distinct
+// engagements, so they are decided one after another on this goroutine and
+// appended together, with one wait for the projection: the same steps as
+// Execute's, without a goroutine and a wait of their own each (which cost
+// more than the decisions did). A command that cannot go that way (see
+// inRound) goes through execute on a goroutine of its own, during its
+// round.
+func (s *Service) runRounds(ctx context.Context, bs batchStore, cmds []BatchCommand, groups [][]int, out []Outcome) {
+	refused := make([]int, len(groups))
+	longest := 0
+	for g := range groups {
+		refused[g] = -1
+		longest = max(longest, len(groups[g]))
+	}
+	var round, of []int // command indexes, and each one's group
+	for pos := range longest {
+		round, of = round[:0], of[:0]
+		for g, idx := range groups {
+			if pos >= len(idx) {
+				continue
+			}
+			i := idx[pos]
+			switch {
+			case refused[g] >= 0:
+				out[i].Err = &DependencyError{Index: refused[g]}
+			case cmds[i].Err != nil:
+				out[i].Err = cmds[i].Err
+				refused[g] = i
+			default:
+				round, of = append(round, i), append(of, g)
+			}
+		}
+		s.runRound(ctx, bs, cmds, round, out)
+		for k, i := range round {
+			if out[i].Err != nil {
+				refused[of[k]] = i
+			}
+		}
+	}
+}
+
+// inRound reports whether cmd may go with a round of runRounds: not a
+// type that takes a lock across engagements (links) or may write keys to
+// seal personal fields.
+func (s *Service) inRound(cmd Command) bool {
+	switch {
+	case cmd.Type == domain.EngagementLinked || cmd.Type == domain.EngagementCorrected:
+		return false
+	case s.keys != nil && len(domain.PersonalFields(cmd.Type)) > 0:
+		return false
+	}
+	return true
+}
+
+// runRound runs the commands at indexes round of cmds, each for an
+// engagement of its own, writing each outcome to out.
+func (s *Service) runRound(ctx context.Context, bs batchStore, cmds []BatchCommand, round []int, out []Outcome) {
+	if len(round) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	alone := func(i int, caughtUp bool) {
+		wg.Go(func() {
+			r, replayed, err := s.execute(ctx, cmds[i].Command, caughtUp)
+			out[i] = Outcome{Result: r, Replayed: replayed, Err: err}
+		})
+	}
+	var (
+		ready    = make([]int, 0, len(round)) // indexes of the commands decided here
+		writes   = make([]write, 0, len(round))
+		gates    = make([]*gate, 0, len(round))
+		evs      = make([]domain.Event, 0, len(round))
+		expected = make([]uint64, 0, len(round))
+	)
+	for _, i := range round {
+		cmd := cmds[i].Command
+		if !s.inRound(cmd) {
+			alone(i, true)
+			continue
+		}
+		w, r, replayed, err := s.prepare(ctx, cmd, true)
+		if replayed || err != nil {
+			out[i] = Outcome{Result: r, Replayed: replayed, Err: err}
+			continue
+		}
+		var g *gate
+		if cmd.EngagementID != "" {
+			var ok bool
+			if g, ok = s.gates.tryEnter(cmd.EngagementID); !ok {
+				alone(i, true) // another append to it is under way: queue behind it
+				continue
+			}
+		}
+		ev, exp, seal, err := s.load(ctx, &w)
+		if err == nil {
+			err = s.seal(ctx, &ev, seal)
+		}
+		if err != nil {
+			if g != nil {
+				s.gates.leave(cmd.EngagementID, g)
+			}
+			out[i].Err = err
+			continue
+		}
+		ev.IdempotencyKey = w.key
+		ready, writes, gates = append(ready, i), append(writes, w), append(gates, g)
+		evs, expected = append(evs, ev), append(expected, exp)
+	}
+	var seqs []uint64
+	var dups []bool
+	var errs []error
+	if len(evs) > 0 {
+		seqs, dups, errs = bs.AppendAll(ctx, evs, expected)
+	}
+	var last uint64
+	for k := range ready {
+		if errs[k] == nil {
+			last = max(last, seqs[k])
+		}
+	}
+	// One wait for the projection: it applies in stream order, so once it
+	// shows the last of the round it shows every one.
+	waited := s.waitFor(ctx, last)
+	for k, i := range ready {
+		w, id := writes[k], cmds[i].EngagementID
+		switch err := errs[k]; {
+		case errors.Is(err, domain.ErrConflict):
+			// Another instance appended to the engagement since the
+			// projection showed it. With If-Match, or for a new
+			// engagement, that is the answer (again says which);
+			// otherwise Execute tries again, on a goroutine of its own,
+			// from the state and the idempotency keys as they are now.
+			if gates[k] != nil {
+				s.gates.leave(id, gates[k])
+				gates[k] = nil
+			}
+			if w.cmd.IfMatch > 0 || w.newID != "" {
+				out[i].Err = s.again(ctx, &w, expected[k], err)
+			} else {
+				alone(i, false)
+			}
+		case err != nil:
+			out[i].Err = err
+		case waited != nil:
+			out[i].Err = waited
+		default:
+			r, err := s.written(ctx, w.key, evs[k], seqs[k], dups[k])
+			out[i] = Outcome{Result: r, Replayed: dups[k], Err: err}
+		}
+		if gates[k] != nil {
+			s.gates.leave(id, gates[k])
+		}
+	}
+	wg.Wait()
 }

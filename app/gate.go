@@ -66,6 +66,25 @@ func (gs *gates) enter(ctx context.Context, id string, wait time.Duration) (*gat
 	}
 }
 
+// tryEnter lets the append to engagement id through if no other append to
+// it holds or waits for the gate; otherwise it reports false and the
+// caller goes through enter. A true result must be followed by leave.
+func (gs *gates) tryEnter(id string) (*gate, bool) {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if gs.m == nil {
+		gs.m = make(map[string]*gate)
+	}
+	if gs.m[id] != nil {
+		return nil, false
+	}
+	g := gatePool.Get().(*gate)
+	g.token <- struct{}{}
+	g.users = 1
+	gs.m[id] = g
+	return g, true
+}
+
 // leave lets the next append to engagement id through.
 func (gs *gates) leave(id string, g *gate) {
 	<-g.token

@@ -117,27 +117,9 @@ func (s *Service) Execute(ctx context.Context, cmd Command) (Result, error) {
 // caughtUp says that the projection has been caught up with the stream
 // since the command came (a batch does it once for all its commands).
 func (s *Service) execute(ctx context.Context, cmd Command, caughtUp bool) (r Result, replayed bool, err error) {
-	if spec, ok := domain.SpecOf(cmd.Type); ok && spec.Upload && !cmd.withBytes {
-		return Result{}, false, &domain.ValidationError{Fields: []domain.FieldError{{Field: "type",
-			Message: "is recorded by uploading the document (POST /v1/engagements/{id}/documents), not as a plain event"}}}
-	}
-	if spec, ok := domain.SpecOf(cmd.Type); ok && spec.Erasure && !cmd.erasing {
-		return Result{}, false, &domain.ValidationError{Fields: []domain.FieldError{{Field: "type",
-			Message: "is recorded by erasing a person (POST /v1/people/{id}/erase), not as a plain event"}}}
-	}
-	w := write{cmd: cmd, key: scopedKey(cmd), caughtUp: caughtUp}
-	if w.key != "" {
-		if caughtUp {
-			if r, ok := s.proj.Idempotent(w.key); ok {
-				return r, true, nil
-			}
-		} else if r, ok, err := s.seen(ctx, w.key); ok || err != nil {
-			return r, ok, err
-		}
-		w.caughtUp = true // seen caught up
-	}
-	if cmd.EngagementID == "" {
-		w.newID = uuid.Must(uuid.NewV7()).String()
+	w, r, replayed, err := s.prepare(ctx, cmd, caughtUp)
+	if replayed || err != nil {
+		return r, replayed, err
 	}
 	if cmd.Type == domain.EngagementLinked || cmd.Type == domain.EngagementCorrected {
 		s.links.Lock()
@@ -161,6 +143,35 @@ func (s *Service) execute(ctx context.Context, cmd Command, caughtUp bool) (r Re
 	}
 }
 
+// prepare refuses a type a plain command may not append, answers a
+// retried IdempotencyKey with the first result (replayed), and otherwise
+// returns the write cmd asks for.
+func (s *Service) prepare(ctx context.Context, cmd Command, caughtUp bool) (w write, r Result, replayed bool, err error) {
+	if spec, ok := domain.SpecOf(cmd.Type); ok && spec.Upload && !cmd.withBytes {
+		return w, Result{}, false, &domain.ValidationError{Fields: []domain.FieldError{{Field: "type",
+			Message: "is recorded by uploading the document (POST /v1/engagements/{id}/documents), not as a plain event"}}}
+	}
+	if spec, ok := domain.SpecOf(cmd.Type); ok && spec.Erasure && !cmd.erasing {
+		return w, Result{}, false, &domain.ValidationError{Fields: []domain.FieldError{{Field: "type",
+			Message: "is recorded by erasing a person (POST /v1/people/{id}/erase), not as a plain event"}}}
+	}
+	w = write{cmd: cmd, key: scopedKey(cmd), caughtUp: caughtUp}
+	if w.key != "" {
+		if caughtUp {
+			if r, ok := s.proj.Idempotent(w.key); ok {
+				return w, r, true, nil
+			}
+		} else if r, ok, err := s.seen(ctx, w.key); ok || err != nil {
+			return w, r, ok, err
+		}
+		w.caughtUp = true // seen caught up
+	}
+	if cmd.EngagementID == "" {
+		w.newID = uuid.Must(uuid.NewV7()).String()
+	}
+	return w, Result{}, false, nil
+}
+
 // try makes one attempt at w: load, decide, append, wait for the
 // projection. done is false when the append lost a race and is to be made
 // again.
@@ -170,17 +181,8 @@ func (s *Service) try(ctx context.Context, w *write) (r Result, done, dup bool, 
 	if err != nil {
 		return Result{}, true, false, err
 	}
-	if s.keys != nil {
-		// After the decision, outside the projection's lock (this may
-		// write a new key): the domain checked the plain text, the stream
-		// stores the sealed form.
-		subjects, err := s.subjects(ctx, ev.EngagementID, seal.target)
-		if err != nil {
-			return Result{}, true, false, err
-		}
-		if err := s.keys.SealEvent(ctx, &ev, seal.correctedType, subjects); err != nil {
-			return Result{}, true, false, err
-		}
+	if err := s.seal(ctx, &ev, seal); err != nil {
+		return Result{}, true, false, err
 	}
 	ev.IdempotencyKey = w.key
 	seq, dup, err := s.store.Append(ctx, ev, expected)
@@ -192,6 +194,21 @@ func (s *Service) try(ctx context.Context, w *write) (r Result, done, dup bool, 
 	}
 	r, err = s.written(ctx, w.key, ev, seq, dup)
 	return r, true, dup, err
+}
+
+// seal seals ev's personal fields when the service has a keyring. It runs
+// after the decision, outside the projection's lock (this may write a new
+// key): the domain checked the plain text, the stream stores the sealed
+// form.
+func (s *Service) seal(ctx context.Context, ev *domain.Event, seal sealing) error {
+	if s.keys == nil {
+		return nil
+	}
+	subjects, err := s.subjects(ctx, ev.EngagementID, seal.target)
+	if err != nil {
+		return err
+	}
+	return s.keys.SealEvent(ctx, ev, seal.correctedType, subjects)
 }
 
 // twin returns the result of an append made with w's key since w lost a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/iom-who/engagements/domain"
@@ -47,14 +48,73 @@ func (s *Store) Append(ctx context.Context, ev domain.Event, expected uint64) (s
 	} else {
 		ack, err = s.publish(ctx, msg)
 	}
+	r := s.appended(ctx, ev, ack, err)
+	return r.seq, r.duplicate, r.err
+}
+
+// AppendAll appends each of evs as Append does, expected[i] being evs[i]'s
+// expected sequence, and returns each one's sequence, duplicate flag and
+// error, in the order of evs. The appends are independent: each is
+// checked, stored or refused on its own; they must name distinct
+// engagements. Under SyncAlways they are handed to the group commit
+// together, so a batch of commands for many engagements costs one wait
+// instead of a goroutine and a wait per append.
+func (s *Store) AppendAll(ctx context.Context, evs []domain.Event, expected []uint64) (seqs []uint64, duplicates []bool, errs []error) {
+	seqs, duplicates, errs = make([]uint64, len(evs)), make([]bool, len(evs)), make([]error, len(evs))
+	set := func(i int, o appendOutcome) { seqs[i], duplicates[i], errs[i] = o.seq, o.duplicate, o.err }
+	if r := s.guard.refused(); r != nil {
+		for i, ev := range evs {
+			s.guard.failures.Add(1)
+			errs[i] = fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, r)
+		}
+		return seqs, duplicates, errs
+	}
+	msgs := make([]*nats.Msg, len(evs))
+	for i, ev := range evs {
+		if msgs[i], errs[i] = s.appendMsg(ev, expected[i]); errs[i] != nil {
+			msgs[i] = nil
+		}
+	}
+	if s.committer != nil {
+		for i, res := range s.committer.appendAll(ctx, msgs, evs) {
+			if msgs[i] != nil {
+				set(i, s.appended(ctx, evs[i], res.ack, res.err))
+			}
+		}
+		return seqs, duplicates, errs
+	}
+	var wg sync.WaitGroup
+	for i, msg := range msgs {
+		if msg == nil {
+			continue
+		}
+		wg.Go(func() {
+			ack, err := s.publish(ctx, msg)
+			set(i, s.appended(ctx, evs[i], ack, err))
+		})
+	}
+	wg.Wait()
+	return seqs, duplicates, errs
+}
+
+// appendOutcome is what one append came to: Append's results.
+type appendOutcome struct {
+	seq       uint64
+	duplicate bool
+	err       error
+}
+
+// appended is the outcome of ev's append from the acknowledgement or the
+// error its publish got.
+func (s *Store) appended(ctx context.Context, ev domain.Event, ack *jetstream.PubAck, err error) appendOutcome {
 	if err != nil {
 		if isWrongLastSequence(err) {
-			return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, domain.ErrConflict)
+			return appendOutcome{err: fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, domain.ErrConflict)}
 		}
 		s.failed(ctx, err)
-		return 0, false, fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, Unavailable(err))
+		return appendOutcome{err: fmt.Errorf("append %s to %s: %w", ev.Type, ev.EngagementID, Unavailable(err))}
 	}
-	return ack.Sequence, ack.Duplicate, nil
+	return appendOutcome{seq: ack.Sequence, duplicate: ack.Duplicate}
 }
 
 // publish publishes one message and waits for its acknowledgement.

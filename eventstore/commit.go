@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/iom-who/engagements/domain"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -79,6 +80,7 @@ type committer struct {
 	minBatch int
 
 	reqs     chan *commitReq // unbuffered: a request sent is a request run has
+	many     chan []*commitReq
 	finished chan commitGroup
 	quit     chan struct{}
 	stopOnce sync.Once
@@ -96,6 +98,8 @@ type commitReq struct {
 	// it likely conflicts, so it is published by itself and fails no batch.
 	alone bool
 	res   chan commitResult // buffered: answering never blocks
+	// index is the append's place in what appendAll was given.
+	index int
 }
 
 type commitResult struct {
@@ -134,6 +138,7 @@ func startCommitter(nc *nats.Conn, js jetstream.JetStream, g *guard, log *slog.L
 		idPrefix: token[:12] + "-", // stored with each message: short
 		minBatch: minBatch,
 		reqs:     make(chan *commitReq),
+		many:     make(chan []*commitReq),
 		finished: make(chan commitGroup),
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -176,6 +181,59 @@ func (c *committer) append(ctx context.Context, msg *nats.Msg, engagement, key s
 	}
 }
 
+// appendAll queues the messages of msgs that are not nil together, each
+// for the engagement and key of evs[i], and waits for each one's
+// acknowledgement, or for ctx to end. Their engagements are distinct.
+func (c *committer) appendAll(ctx context.Context, msgs []*nats.Msg, evs []domain.Event) []commitResult {
+	out := make([]commitResult, len(msgs))
+	rs := make([]*commitReq, 0, len(msgs))
+	for i, msg := range msgs {
+		if msg == nil {
+			continue
+		}
+		r := &commitReq{ctx: ctx, msg: msg, locks: make([]string, 1, 2), res: make(chan commitResult, 1), index: i}
+		r.locks[0] = "e:" + evs[i].EngagementID
+		if key := evs[i].IdempotencyKey; key != "" {
+			r.locks = append(r.locks, "k:"+key)
+		}
+		rs = append(rs, r)
+	}
+	if len(rs) == 0 {
+		return out
+	}
+	select {
+	case c.many <- rs:
+	case <-c.quit:
+		var wg sync.WaitGroup
+		for _, r := range rs {
+			wg.Go(func() {
+				ack, err := c.js.PublishMsg(ctx, r.msg)
+				out[r.index] = commitResult{ack: ack, err: err}
+			})
+		}
+		wg.Wait()
+		return out
+	case <-ctx.Done():
+		for _, r := range rs {
+			out[r.index] = commitResult{err: ctx.Err()}
+		}
+		return out
+	}
+	trip := c.guard.context()
+	for _, r := range rs {
+		select {
+		case res := <-r.res:
+			out[r.index] = res
+		case <-ctx.Done():
+			// What was sent may still be stored, as with a direct publish.
+			out[r.index] = commitResult{err: ctx.Err()}
+		case <-trip.Done():
+			out[r.index] = commitResult{err: context.Cause(trip)}
+		}
+	}
+	return out
+}
+
 func (c *committer) run() {
 	defer close(c.stopped)
 	var (
@@ -184,6 +242,7 @@ func (c *committer) run() {
 		// gathered counts the gathered groups in flight, outstanding all.
 		gathered, outstanding int
 		reqs, quit            = c.reqs, c.quit
+		many                  = c.many
 		// After a batch the load is high: a group too small for a batch
 		// waits up to maxLinger for more before it goes as singles.
 		loaded, waited bool
@@ -242,6 +301,8 @@ func (c *committer) run() {
 			lingering, waited = nil, true
 		case r := <-reqs:
 			pending = append(pending, r)
+		case rs := <-many:
+			pending = append(pending, rs...)
 		case g := <-c.finished:
 			outstanding--
 			if g.gathered {
@@ -254,7 +315,7 @@ func (c *committer) run() {
 			}
 			checked = 0
 		case <-quit:
-			reqs, quit = nil, nil
+			reqs, quit, many = nil, nil, nil
 			for _, r := range pending {
 				r.res <- commitResult{err: errClosing}
 			}

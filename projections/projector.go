@@ -85,7 +85,18 @@ type Projector struct {
 	// erasures counts the erasures folded since the projector was made
 	// (not saved): a checkpoint saved before one holds the plain state.
 	erasures atomic.Uint64
+
+	// observe, when set (Observe), is handed every message fold reads.
+	observe func(domain.Message)
 }
+
+// Observe makes the projector hand fn every message it reads from the
+// stream, in stream order, after folding it (a resubscription may repeat
+// some): whoever else folds the whole stream (the proofs' catch-up) can
+// take them from here rather than read and decode the stream a second
+// time. fn runs on the projector's goroutine and must be quick. Call it
+// before Run.
+func (p *Projector) Observe(fn func(domain.Message)) { p.observe = fn }
 
 // New returns an empty projector.
 func New(log *slog.Logger) *Projector {
@@ -151,6 +162,9 @@ func (p *Projector) fold(ctx context.Context, src Source, after uint64, live boo
 			return err
 		}
 		p.Handle(m.Sequence, m.Event, m.Err)
+		if p.observe != nil {
+			p.observe(m)
+		}
 		if progress != nil {
 			progress(m.Sequence)
 		}

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -67,6 +68,18 @@ type Service struct {
 		index map[string]uint64
 	}
 
+	// offered are the messages Offer was handed that no catch-up has
+	// taken yet: contiguous, oldest first, at most maxOffered.
+	offerMu sync.Mutex
+	offered []domain.Message
+	// spare is the slice the last catch-up took, emptied, for the next
+	// messages offered (growing a new one for each was 8% of the bytes
+	// an import allocated).
+	spare []domain.Message
+	// offering is set by the first Offer; offerWake is signalled by each.
+	offering  atomic.Bool
+	offerWake chan struct{}
+
 	listMu      sync.RWMutex
 	checkpoints []Checkpoint
 	keys        []Key
@@ -92,7 +105,8 @@ func Open(ctx context.Context, src Stream, ledger *Ledger, cfg Config) (*Service
 		cfg.Now = time.Now
 	}
 	s := &Service{src: src, ledger: ledger, cfg: cfg, keyID: KeyID(cfg.Key.Public().(ed25519.PublicKey)),
-		tree: NewTree(), chains: eventstore.NewChains(), heads: map[string][]headAt{}, messages: map[string][]uint64{}}
+		tree: NewTree(), chains: eventstore.NewChains(), heads: map[string][]headAt{}, messages: map[string][]uint64{},
+		offerWake: make(chan struct{}, 1)}
 	recs, err := ledger.Records(ctx)
 	if err != nil {
 		return nil, err
@@ -171,7 +185,7 @@ func trustedKeys(keys []Key) []ed25519.PublicKey {
 	return out
 }
 
-// yieldEvery is how many messages catchUp folds between yields of its
+// yieldEvery is how many messages fold folds between yields of its
 // processor (a fraction of a millisecond of work).
 const yieldEvery = 256
 
@@ -185,43 +199,196 @@ func (s *Service) catchUp(ctx context.Context) error {
 	if last <= s.tree.Size() {
 		return nil
 	}
-	n := 0
-	for m, err := range s.src.Read(ctx, s.tree.Size(), domain.Filter{}) {
-		if err != nil {
+	s.awaitOffered(ctx, last)
+	taken := s.takeOffered()
+	defer s.recycle(taken)
+	offered := taken
+	for len(offered) > 0 && offered[0].Sequence <= s.tree.Size() {
+		offered = offered[1:]
+	}
+	// What the stream holds before the first message offered (all of it
+	// the first time after a start), then the messages offered, then what
+	// the projector had not reached yet.
+	if len(offered) == 0 || offered[0].Sequence > s.tree.Size()+1 {
+		until := last
+		if len(offered) > 0 {
+			until = min(last, offered[0].Sequence-1)
+		}
+		if err := s.readUntil(ctx, until); err != nil {
 			return err
 		}
+	}
+	for i, m := range offered {
 		if m.Sequence > last {
+			s.putBack(offered[i:]) // for the next checkpoint
 			break
 		}
-		if n++; n%yieldEvery == 0 {
-			// The first catch-up after a start reads the whole stream (1M
-			// events: seconds of CPU) while requests are being served; it
-			// yields its processor now and then so that they do not wait
-			// for the scheduler's 10 ms preemption (yieldEvery).
-			runtime.Gosched()
+		if m.Sequence == s.tree.Size()+1 {
+			s.fold(m)
 		}
-		for s.tree.Size() < m.Sequence-1 {
-			_ = s.tree.Append(GapLeaf)
-		}
-		_ = s.tree.Append(LeafData(m))
-		// The engagement whose subjects it is on (set from the subject
-		// even when the message does not decode).
-		if id := m.Event.EngagementID; id != "" {
-			s.messages[id] = append(s.messages[id], m.Sequence)
-		}
-		if s.chains.Fold(m) == "" {
-			// A folded event's hash matched its recomputed chain hash,
-			// so it is 64 hex digits, the leaf data.
-			h := headAt{seq: m.Sequence}
-			copy(h.hash[:], LeafData(m))
-			id := m.Event.EngagementID
-			s.heads[id] = append(s.heads[id], h)
-		}
+	}
+	if err := s.readUntil(ctx, last); err != nil {
+		return err
 	}
 	for s.tree.Size() < last {
 		_ = s.tree.Append(GapLeaf)
 	}
 	return nil
+}
+
+// readUntil folds the stream's messages after the tree's size up to
+// sequence until.
+func (s *Service) readUntil(ctx context.Context, until uint64) error {
+	if until <= s.tree.Size() {
+		return nil
+	}
+	for m, err := range s.src.Read(ctx, s.tree.Size(), domain.Filter{}) {
+		if err != nil {
+			return err
+		}
+		if m.Sequence > until {
+			break
+		}
+		s.fold(m)
+		if m.Sequence == until {
+			break
+		}
+	}
+	return nil
+}
+
+// fold adds m, the message after the tree's end or a later one (the gap
+// filled), to the tree, the chains and its engagement's lists.
+func (s *Service) fold(m domain.Message) {
+	if m.Sequence%yieldEvery == 0 {
+		// The first catch-up after a start folds the whole stream (1M
+		// events: seconds of CPU) while requests are being served; it
+		// yields its processor now and then so that they do not wait for
+		// the scheduler's 10 ms preemption.
+		runtime.Gosched()
+	}
+	for s.tree.Size() < m.Sequence-1 {
+		_ = s.tree.Append(GapLeaf)
+	}
+	leaf := leafOf(m)
+	_ = s.tree.Append(leaf)
+	// The engagement whose subjects it is on (set from the subject
+	// even when the message does not decode).
+	if id := m.Event.EngagementID; id != "" {
+		s.messages[id] = append(s.messages[id], m.Sequence)
+	}
+	if s.chains.Fold(m) == "" {
+		// A folded event's hash matched its recomputed chain hash,
+		// so it is 64 hex digits, the leaf data.
+		h := headAt{seq: m.Sequence}
+		copy(h.hash[:], leaf)
+		id := m.Event.EngagementID
+		s.heads[id] = append(s.heads[id], h)
+	}
+}
+
+// maxOffered bounds the messages Offer keeps for the next catch-up (about
+// 1.5 KB each, ~48 MiB at most): Run looks once a second, and an import
+// stores up to ~20k events a second, over the default
+// --checkpoint-every-events (16k lost half of them). Beyond it the oldest
+// go, and the catch-up reads those from the stream.
+const maxOffered = 1 << 15
+
+// Offer hands the service a message read from the stream, in stream order
+// (projections.Projector.Observe): the next catch-up folds it from here
+// instead of reading and decoding it again. One out of order makes it
+// forget those before; a repeated one is ignored. Without periodic
+// checkpoints (Config.EveryEvents and Every 0) nothing is kept: a
+// checkpoint asked for now and then reads the stream.
+func (s *Service) Offer(m domain.Message) {
+	if s.cfg.EveryEvents == 0 && s.cfg.Every == 0 {
+		return
+	}
+	s.offerMu.Lock()
+	defer s.offerMu.Unlock()
+	if n := len(s.offered); n > 0 {
+		switch tail := s.offered[n-1].Sequence; {
+		case m.Sequence <= tail && m.Sequence >= s.offered[0].Sequence:
+			return
+		case m.Sequence != tail+1:
+			clear(s.offered)
+			s.offered = s.offered[:0]
+		}
+	}
+	if len(s.offered) >= maxOffered {
+		kept := copy(s.offered, s.offered[len(s.offered)-maxOffered/2:])
+		clear(s.offered[kept:])
+		s.offered = s.offered[:kept]
+	}
+	s.offered = append(s.offered, m)
+	s.offering.Store(true)
+	select {
+	case s.offerWake <- struct{}{}:
+	default:
+	}
+}
+
+// offerWait bounds how long a catch-up waits for the projector to offer
+// the messages up to the stream's end before it reads the rest itself: it
+// follows the stream a moment behind the appends.
+const offerWait = time.Second
+
+// awaitOffered waits, when messages are offered at all, until the last one
+// offered is at least last, for at most offerWait or until ctx ends.
+func (s *Service) awaitOffered(ctx context.Context, last uint64) {
+	if !s.offering.Load() {
+		return
+	}
+	t := time.NewTimer(offerWait)
+	defer t.Stop()
+	for {
+		s.offerMu.Lock()
+		var tail uint64
+		if n := len(s.offered); n > 0 {
+			tail = s.offered[n-1].Sequence
+		}
+		s.offerMu.Unlock()
+		if tail >= last {
+			return
+		}
+		select {
+		case <-s.offerWake:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// takeOffered returns the messages offered since the last call. s.mu is
+// held.
+func (s *Service) takeOffered() []domain.Message {
+	s.offerMu.Lock()
+	defer s.offerMu.Unlock()
+	out := s.offered
+	s.offered, s.spare = s.spare[:0], nil
+	return out
+}
+
+// putBack puts rest, messages taken but past what a catch-up folds, back
+// before the ones offered since, if they follow on.
+func (s *Service) putBack(rest []domain.Message) {
+	s.offerMu.Lock()
+	defer s.offerMu.Unlock()
+	if len(s.offered) > 0 && s.offered[0].Sequence != rest[len(rest)-1].Sequence+1 {
+		return
+	}
+	s.offered = append(append(make([]domain.Message, 0, len(rest)+len(s.offered)), rest...), s.offered...)
+}
+
+// recycle keeps taken, what takeOffered returned, emptied, as the next
+// spare.
+func (s *Service) recycle(taken []domain.Message) {
+	clear(taken)
+	s.offerMu.Lock()
+	s.spare = taken[:0]
+	s.offerMu.Unlock()
 }
 
 // Create signs a checkpoint of the stream as it is now and stores it.

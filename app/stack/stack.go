@@ -159,6 +159,9 @@ func Start(cfg Config) (*Parts, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan error, 1)
+	if cfg.Proofs != nil {
+		p.Projector.Observe(cfg.Proofs.Offer)
+	}
 	go func() { p.done <- p.Projector.Run(ctx, cfg.Store) }()
 	if cfg.Proofs != nil {
 		p.signer.Go(func() { cfg.Proofs.Run(ctx) })
