@@ -275,6 +275,21 @@ func (p *Projector) Stats() Stats {
 		Undecodable: p.undecodable.Load()}
 }
 
+// Folded reports whether the message at stream sequence seq, one that
+// decodes, was folded into its engagement: the domain rules took it (it
+// continues the engagement's chain). It waits for the projector to handle
+// seq first, or for ctx to end. proofs.Service asks it instead of folding
+// every engagement a second time.
+func (p *Projector) Folded(ctx context.Context, seq uint64) (bool, error) {
+	if err := p.WaitFor(ctx, seq); err != nil {
+		return false, err
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	_, rejected := p.sequences.rejected[seq]
+	return !rejected, nil
+}
+
 // WaitFor blocks until the projector has handled stream sequence seq, which
 // gives a writer read-your-writes, or until ctx ends.
 func (p *Projector) WaitFor(ctx context.Context, seq uint64) error {

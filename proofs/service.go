@@ -40,6 +40,21 @@ type Config struct {
 	Logger      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Verdicts, when set, says which messages continue their engagement's
+	// chain: the projector, which folds every message into its
+	// engagement's state anyway. Without it the service folds them into
+	// states of its own (eventstore.Chains), a second copy of every
+	// engagement's state in memory.
+	Verdicts Verdicts
+}
+
+// Verdicts says whether a stored message that decodes was folded into its
+// engagement: the domain rules took it, so it continues the engagement's
+// chain (what eventstore.Chains.Fold decides from the engagement's state).
+// projections.Projector is one.
+type Verdicts interface {
+	// Folded waits until the message at seq is handled, or ctx ends.
+	Folded(ctx context.Context, seq uint64) (bool, error)
 }
 
 // Service signs checkpoints of the stream and answers for them: the list,
@@ -52,7 +67,8 @@ type Service struct {
 
 	// mu serialises catching up and signing.
 	mu     sync.Mutex
-	tree   *Tree
+	tree *Tree
+	// chains folds the messages when no Verdicts are configured.
 	chains *eventstore.Chains
 	// heads is each engagement's head after each event that moved it;
 	// messages the sequence of every message on its subjects, valid or not
@@ -91,7 +107,10 @@ func Open(ctx context.Context, src Stream, ledger *Ledger, cfg Config) (*Service
 		cfg.Now = time.Now
 	}
 	s := &Service{src: src, ledger: ledger, cfg: cfg, keyID: KeyID(cfg.Key.Public().(ed25519.PublicKey)),
-		tree: NewTree(), chains: eventstore.NewChains(), heads: map[string][]headAt{}, messages: map[string][]uint64{}}
+		tree: NewTree(), heads: map[string][]headAt{}, messages: map[string][]uint64{}}
+	if cfg.Verdicts == nil {
+		s.chains = eventstore.NewChains()
+	}
 	recs, err := ledger.Records(ctx)
 	if err != nil {
 		return nil, err
@@ -187,6 +206,12 @@ func (s *Service) catchUp(ctx context.Context) error {
 		if m.Sequence > last {
 			break
 		}
+		// Decided before anything is added: a verdict that cannot be had
+		// (ctx ended) leaves the tree where it was.
+		folded, err := s.folded(ctx, m)
+		if err != nil {
+			return err
+		}
 		for s.tree.Size() < m.Sequence-1 {
 			_ = s.tree.Append(GapLeaf)
 		}
@@ -196,7 +221,7 @@ func (s *Service) catchUp(ctx context.Context) error {
 		if id := m.Event.EngagementID; id != "" {
 			s.messages[id] = append(s.messages[id], m.Sequence)
 		}
-		if s.chains.Fold(m) == "" {
+		if folded {
 			// A folded event's hash matched its recomputed chain hash,
 			// so it is 64 hex digits, the leaf data.
 			h := headAt{seq: m.Sequence}
@@ -209,6 +234,22 @@ func (s *Service) catchUp(ctx context.Context) error {
 		_ = s.tree.Append(GapLeaf)
 	}
 	return nil
+}
+
+// folded reports whether m continues its engagement's chain: from the
+// Verdicts when configured, else from s.chains. s.mu is held.
+func (s *Service) folded(ctx context.Context, m domain.Message) (bool, error) {
+	if s.chains != nil {
+		return s.chains.Fold(m) == "", nil
+	}
+	if m.Err != nil {
+		return false, nil
+	}
+	ok, err := s.cfg.Verdicts.Folded(ctx, m.Sequence)
+	if err != nil {
+		return false, fmt.Errorf("whether sequence %d continues its chain: %w", m.Sequence, err)
+	}
+	return ok, nil
 }
 
 // Create signs a checkpoint of the stream as it is now and stores it.
@@ -224,9 +265,11 @@ func (s *Service) Create(ctx context.Context) (cp Checkpoint, created bool, err 
 	if latest, ok := s.latest(); ok && latest.Sequence == size && latest.KeyID == s.keyID {
 		return latest, false, nil
 	}
-	head, headsRoot := headsOf(s.chains)
+	// Every engagement with a valid event has a head: the heads at size
+	// are the chains' (eventstore.Chains.Heads).
+	head, headsRoot := headsOf(s.headsUpTo(size))
 	cp = Checkpoint{Sequence: size, Root: rootHex(s.tree), Head: head, HeadsRoot: headsRoot,
-		Engagements: uint64(s.chains.Len()), CreatedAt: s.cfg.Now().UTC().Format(TimeLayout)}
+		Engagements: uint64(len(s.heads)), CreatedAt: s.cfg.Now().UTC().Format(TimeLayout)}
 	cp.Sign(s.cfg.Key)
 	data, err := jsonv2.Marshal(cp)
 	if err != nil {
@@ -355,17 +398,16 @@ func Audit(ctx context.Context, st Walker, recs []Record, until uint64, progress
 	return rep, nil
 }
 
-// headsAt is the heads tree when the stream ended at size. s.mu is held.
-func (s *Service) headsAt(size uint64) (*Tree, map[string]uint64, error) {
-	if c := &s.headsCache; c.tree != nil && c.size == size {
-		return c.tree, c.index, nil
-	}
+// headsUpTo yields each engagement's id and its head when the stream ended
+// at size, sorted by id, for the engagements that had a valid event by
+// then. s.mu is held.
+func (s *Service) headsUpTo(size uint64) iter.Seq2[string, string] {
 	ids := make([]string, 0, len(s.heads))
 	for id := range s.heads {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	t, index, err := headsTree(func(yield func(string, string) bool) {
+	return func(yield func(string, string) bool) {
 		for _, id := range ids {
 			hs := s.heads[id]
 			// The last head at or before size.
@@ -374,7 +416,15 @@ func (s *Service) headsAt(size uint64) (*Tree, map[string]uint64, error) {
 				return
 			}
 		}
-	})
+	}
+}
+
+// headsAt is the heads tree when the stream ended at size. s.mu is held.
+func (s *Service) headsAt(size uint64) (*Tree, map[string]uint64, error) {
+	if c := &s.headsCache; c.tree != nil && c.size == size {
+		return c.tree, c.index, nil
+	}
+	t, index, err := headsTree(s.headsUpTo(size))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,58 @@
+package proofs_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/iom-who/engagements/projections"
+	"github.com/iom-who/engagements/proofs"
+	"github.com/nats-io/nats.go"
+)
+
+// TestVerdictsFromTheProjector signs a checkpoint of a stream holding an
+// event the rules refuse, the event after it (which then does not follow
+// its chain) and an undecodable message, once with the service's own
+// chains and once asking a projector folded from the same stream: the two
+// checkpoints must agree on everything they commit to.
+func TestVerdictsFromTheProjector(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.record(), f.record()
+	f.note(a, "one")
+	f.note(b, "two")
+	f.note(b, "three")
+	f.note(a, "four")
+	f.rewrite(func(_ uint64, payload []byte) []byte {
+		// An empty note: the chain hashes are recomputed, so it decodes
+		// and checks out, but the rules refuse it.
+		return bytes.Replace(payload, []byte(`"note":"two"`), []byte(`"note":""`), 1)
+	})
+	f.publishRaw(&nats.Msg{Subject: "engagements.agreement." + a + ".noted", Data: []byte(`{"forged":true}`)})
+
+	proj := projections.New(nil)
+	if err := proj.Fold(t.Context(), f.store, nil); err != nil {
+		t.Fatalf("Fold: %v", err)
+	}
+	if st := proj.Stats(); st.Rejected != 2 || st.Undecodable != 1 {
+		t.Fatalf("the projector folded %+v, want 2 rejected (the empty note and the one after it), 1 undecodable", st)
+	}
+	withVerdicts, err := proofs.Open(t.Context(), f.store, f.ledger, proofs.Config{Key: f.key, Verdicts: proj})
+	if err != nil {
+		t.Fatalf("proofs.Open: %v", err)
+	}
+	want := f.checkpoint()
+	got, created, err := withVerdicts.Create(t.Context())
+	if err != nil || !created {
+		t.Fatalf("Create with verdicts: %v (created %v)", err, created)
+	}
+	if got.Sequence != want.Sequence || got.Root != want.Root || got.Head != want.Head ||
+		got.HeadsRoot != want.HeadsRoot || got.Engagements != want.Engagements {
+		t.Fatalf("with the projector's verdicts: %+v\nwith the service's own chains: %+v", got, want)
+	}
+	if want.Engagements != 2 {
+		t.Fatalf("the checkpoint counts %d engagements, want 2", want.Engagements)
+	}
+	// Both checkpoints pass verification against the stream.
+	if rep := onlineReport(t, f); len(rep.Problems) != 3 {
+		t.Fatalf("verify: %d problems, want the 3 messages that do not continue their chains: %+v", len(rep.Problems), rep.Problems)
+	}
+}
