@@ -66,7 +66,7 @@ type Service struct {
 	keyID  string
 
 	// mu serialises catching up and signing.
-	mu     sync.Mutex
+	mu   sync.Mutex
 	tree *Tree
 	// chains folds the messages when no Verdicts are configured.
 	chains *eventstore.Chains
