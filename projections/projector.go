@@ -275,19 +275,25 @@ func (p *Projector) Stats() Stats {
 		Undecodable: p.undecodable.Load()}
 }
 
-// Folded reports whether the message at stream sequence seq, one that
-// decodes, was folded into its engagement: the domain rules took it (it
-// continues the engagement's chain). It waits for the projector to handle
-// seq first, or for ctx to end. proofs.Service asks it instead of folding
-// every engagement a second time.
-func (p *Projector) Folded(ctx context.Context, seq uint64) (bool, error) {
-	if err := p.WaitFor(ctx, seq); err != nil {
-		return false, err
+// Refused waits until the projector has handled every message up to
+// stream sequence upTo (or ctx ends) and returns the sequences after after
+// and up to upTo of the messages that decoded but were not folded: the
+// domain rules refused them, so they do not continue their engagement's
+// chain. proofs.Service asks it instead of folding every engagement a
+// second time.
+func (p *Projector) Refused(ctx context.Context, after, upTo uint64) (map[uint64]struct{}, error) {
+	if err := p.WaitFor(ctx, upTo); err != nil {
+		return nil, err
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	_, rejected := p.sequences.rejected[seq]
-	return !rejected, nil
+	out := make(map[uint64]struct{})
+	for seq := range p.sequences.rejected {
+		if seq > after && seq <= upTo {
+			out[seq] = struct{}{}
+		}
+	}
+	return out, nil
 }
 
 // WaitFor blocks until the projector has handled stream sequence seq, which

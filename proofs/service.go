@@ -48,13 +48,14 @@ type Config struct {
 	Verdicts Verdicts
 }
 
-// Verdicts says whether a stored message that decodes was folded into its
-// engagement: the domain rules took it, so it continues the engagement's
-// chain (what eventstore.Chains.Fold decides from the engagement's state).
-// projections.Projector is one.
+// Verdicts says which stored messages that decode were not folded into
+// their engagement: the domain rules refused them, so they do not continue
+// the engagement's chain (what eventstore.Chains.Fold decides from the
+// engagement's state). projections.Projector is one.
 type Verdicts interface {
-	// Folded waits until the message at seq is handled, or ctx ends.
-	Folded(ctx context.Context, seq uint64) (bool, error)
+	// Refused waits until every message up to upTo is handled, or ctx
+	// ends, and returns the refused sequences after after, up to upTo.
+	Refused(ctx context.Context, after, upTo uint64) (map[uint64]struct{}, error)
 }
 
 // Service signs checkpoints of the stream and answers for them: the list,
@@ -199,6 +200,15 @@ func (s *Service) catchUp(ctx context.Context) error {
 	if last <= s.tree.Size() {
 		return nil
 	}
+	var refused map[uint64]struct{}
+	if s.chains == nil {
+		// One question for the whole stretch: the projector is asked once,
+		// not once a message (at a first start it is still folding them,
+		// and this read follows once it is done).
+		if refused, err = s.cfg.Verdicts.Refused(ctx, s.tree.Size(), last); err != nil {
+			return fmt.Errorf("which messages up to %d continue their chains: %w", last, err)
+		}
+	}
 	for m, err := range s.src.Read(ctx, s.tree.Size(), domain.Filter{}) {
 		if err != nil {
 			return err
@@ -206,12 +216,7 @@ func (s *Service) catchUp(ctx context.Context) error {
 		if m.Sequence > last {
 			break
 		}
-		// Decided before anything is added: a verdict that cannot be had
-		// (ctx ended) leaves the tree where it was.
-		folded, err := s.folded(ctx, m)
-		if err != nil {
-			return err
-		}
+		folded := s.folded(m, refused)
 		for s.tree.Size() < m.Sequence-1 {
 			_ = s.tree.Append(GapLeaf)
 		}
@@ -236,20 +241,14 @@ func (s *Service) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// folded reports whether m continues its engagement's chain: from the
-// Verdicts when configured, else from s.chains. s.mu is held.
-func (s *Service) folded(ctx context.Context, m domain.Message) (bool, error) {
+// folded reports whether m continues its engagement's chain: from s.chains
+// or, with Verdicts, from the sequences they refused. s.mu is held.
+func (s *Service) folded(m domain.Message, refused map[uint64]struct{}) bool {
 	if s.chains != nil {
-		return s.chains.Fold(m) == "", nil
+		return s.chains.Fold(m) == ""
 	}
-	if m.Err != nil {
-		return false, nil
-	}
-	ok, err := s.cfg.Verdicts.Folded(ctx, m.Sequence)
-	if err != nil {
-		return false, fmt.Errorf("whether sequence %d continues its chain: %w", m.Sequence, err)
-	}
-	return ok, nil
+	_, no := refused[m.Sequence]
+	return m.Err == nil && !no
 }
 
 // Create signs a checkpoint of the stream as it is now and stores it.
