@@ -209,7 +209,9 @@ func (s *Service) catchUp(ctx context.Context) error {
 			return fmt.Errorf("which messages up to %d continue their chains: %w", last, err)
 		}
 	}
-	for m, err := range s.src.Read(ctx, s.tree.Size(), domain.Filter{}) {
+	from := s.tree.Size()
+	s.tree.Grow(last)
+	for m, err := range s.src.Read(ctx, from, domain.Filter{}) {
 		if err != nil {
 			return err
 		}
@@ -238,7 +240,30 @@ func (s *Service) catchUp(ctx context.Context) error {
 	for s.tree.Size() < last {
 		_ = s.tree.Append(GapLeaf)
 	}
+	if last-from >= compactAfter {
+		s.compact()
+	}
 	return nil
+}
+
+// compactAfter is how many messages a catch-up reads before it trims the
+// room append left in each engagement's heads and messages (a first
+// catch-up over a long stream: up to 40 % of them).
+const compactAfter = 100_000
+
+// compact copies each engagement's heads and messages into arrays of their
+// length. s.mu is held.
+func (s *Service) compact() {
+	for id, h := range s.heads {
+		if cap(h) > len(h) {
+			s.heads[id] = slices.Clone(h)
+		}
+	}
+	for id, m := range s.messages {
+		if cap(m) > len(m) {
+			s.messages[id] = slices.Clone(m)
+		}
+	}
 }
 
 // folded reports whether m continues its engagement's chain: from s.chains

@@ -56,3 +56,41 @@ func TestVerdictsFromTheProjector(t *testing.T) {
 		t.Fatalf("verify: %d problems, want the 3 messages that do not continue their chains: %+v", len(rep.Problems), rep.Problems)
 	}
 }
+
+// TestTreeGrowChangesNothing builds the same tree with and without room
+// made beforehand (too little, then enough): roots and proofs agree at
+// every size.
+func TestTreeGrowChangesNothing(t *testing.T) {
+	const n = 300
+	plain, grown := proofs.NewTree(), proofs.NewTree()
+	grown.Grow(100)
+	for i := range n {
+		if i == 150 {
+			grown.Grow(n)
+		}
+		leaf := []byte{byte(i), byte(i >> 8)}
+		if err := plain.Append(leaf); err != nil {
+			t.Fatal(err)
+		}
+		if err := grown.Append(leaf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for size := uint64(1); size <= n; size++ {
+		a, errA := plain.Root(size)
+		b, errB := grown.Root(size)
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Fatalf("root at %d: %x (%v) against %x (%v)", size, a, errA, b, errB)
+		}
+		pa, errA := plain.Inclusion(size/2, size)
+		pb, errB := grown.Inclusion(size/2, size)
+		if errA != nil || errB != nil || len(pa) != len(pb) {
+			t.Fatalf("inclusion of %d at %d: %v, %v", size/2, size, errA, errB)
+		}
+		for i := range pa {
+			if !bytes.Equal(pa[i], pb[i]) {
+				t.Fatalf("inclusion of %d at %d differs at %d", size/2, size, i)
+			}
+		}
+	}
+}
