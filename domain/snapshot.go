@@ -24,18 +24,24 @@ func (e *Engagement) Snapshot() EngagementSnapshot {
 	sources := slices.SortedFunc(slices.Values(e.sources), func(a, b source) int {
 		return strings.Compare(stateFields[a.field], stateFields[b.field])
 	})
-	var ids []string // the event ids, each formatted once
+	// Each event's id is formatted once: a few events set all the fields.
+	type formatted struct {
+		event uint32
+		id    string
+	}
+	var ids []formatted
 	for _, src := range sources {
-		id, ok := e.eventAt(int(src.event))
-		if !ok {
-			continue
+		i := slices.IndexFunc(ids, func(f formatted) bool { return f.event == src.event })
+		if i < 0 {
+			id, ok := e.eventAt(int(src.event))
+			if !ok {
+				continue
+			}
+			ids = append(ids, formatted{src.event, id})
+			i = len(ids) - 1
 		}
-		if n := len(ids); n > 0 && ids[n-1] == id {
-			id = ids[n-1]
-		}
-		ids = append(ids, id)
 		s.SourceFields = append(s.SourceFields, stateFields[src.field])
-		s.SourceEvents = append(s.SourceEvents, id)
+		s.SourceEvents = append(s.SourceEvents, ids[i].id)
 	}
 	return s
 }
