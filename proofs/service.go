@@ -276,10 +276,33 @@ func (s *Service) folded(m domain.Message, refused map[uint64]struct{}) bool {
 	return m.Err == nil && !no
 }
 
+// awaitVerdicts waits, before s.mu is taken, until the Verdicts have
+// handled the stream as it is now, so that a catch-up, which holds s.mu,
+// hardly waits for them: a first start still folding, or a stalled
+// projection, then holds up only the callers that need a catch-up, each
+// until its own ctx ends, not everyone queued behind s.mu. Nothing to wait
+// for without Verdicts.
+func (s *Service) awaitVerdicts(ctx context.Context) error {
+	if s.cfg.Verdicts == nil {
+		return nil
+	}
+	last, err := s.src.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Verdicts.Refused(ctx, last, last); err != nil {
+		return fmt.Errorf("waiting for the projection to reach sequence %d: %w", last, err)
+	}
+	return nil
+}
+
 // Create signs a checkpoint of the stream as it is now and stores it.
 // When the latest checkpoint already covers every message and was signed
 // with the current key it is returned instead, with created false.
 func (s *Service) Create(ctx context.Context) (cp Checkpoint, created bool, err error) {
+	if err := s.awaitVerdicts(ctx); err != nil {
+		return Checkpoint{}, false, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.catchUp(ctx); err != nil {
@@ -466,6 +489,11 @@ func (s *Service) Proof(ctx context.Context, id string, at uint64) (*File, error
 	cp, ok := s.checkpointAt(at)
 	if !ok {
 		return nil, fmt.Errorf("checkpoint at sequence %d: %w", at, domain.ErrNotFound)
+	}
+	if s.tree.Size() < cp.Sequence {
+		if err := s.awaitVerdicts(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,7 +2,10 @@ package proofs_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/iom-who/engagements/projections"
 	"github.com/iom-who/engagements/proofs"
@@ -92,5 +95,31 @@ func TestTreeGrowChangesNothing(t *testing.T) {
 				t.Fatalf("inclusion of %d at %d differs at %d", size/2, size, i)
 			}
 		}
+	}
+}
+
+// TestVerdictsNotYetThere: while the projection has not reached the end of
+// the stream, signing waits for it until the caller's context ends, and
+// signs once it has.
+func TestVerdictsNotYetThere(t *testing.T) {
+	f := newFixture(t)
+	a := f.record()
+	f.note(a, "one")
+	proj := projections.New(nil)
+	svc, err := proofs.Open(t.Context(), f.store, f.ledger, proofs.Config{Key: f.key, Verdicts: proj})
+	if err != nil {
+		t.Fatalf("proofs.Open: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := svc.Create(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Create before the projection caught up: %v, want the context's deadline", err)
+	}
+	if err := proj.Fold(t.Context(), f.store, nil); err != nil {
+		t.Fatalf("Fold: %v", err)
+	}
+	cp, created, err := svc.Create(t.Context())
+	if err != nil || !created || cp.Sequence != 2 || cp.Engagements != 1 {
+		t.Fatalf("Create once caught up: %+v, created %v, %v", cp, created, err)
 	}
 }
