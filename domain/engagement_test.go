@@ -698,7 +698,7 @@ func TestCloneIsDeep(t *testing.T) {
 	c.v.Contributions[0].Role = "changed"
 	c.v.Commitments[0].Commitment = "changed"
 	c.events[len(c.events)-2] ^= 0xff // part of the last event's id
-	c.sources["title"] = newID()
+	c.sources[0].event++
 	mustApply(t, c, newEvent(t, c, EngagementCorrected, obj{"corrects": history[0].ID, "reason": "r", "parties": []string{"A", "B"}}))
 	mustApply(t, c, newEvent(t, c, PolicyContributed, sampleData(PolicyContributed)))
 	mustApply(t, c, newEvent(t, c, EngagementLinked, obj{"target_id": newID(), "relation": "part_of"}))

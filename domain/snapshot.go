@@ -1,8 +1,8 @@
 package domain
 
 import (
-	"maps"
 	"slices"
+	"strings"
 )
 
 // EngagementSnapshot is an engagement's whole state, including what Apply
@@ -21,9 +21,27 @@ type EngagementSnapshot struct {
 // must not change while the snapshot is in use (Clone first otherwise).
 func (e *Engagement) Snapshot() EngagementSnapshot {
 	s := EngagementSnapshot{State: e.v, Events: e.events}
-	for _, f := range slices.Sorted(maps.Keys(e.sources)) {
-		s.SourceFields = append(s.SourceFields, f)
-		s.SourceEvents = append(s.SourceEvents, e.sources[f])
+	sources := slices.SortedFunc(slices.Values(e.sources), func(a, b source) int {
+		return strings.Compare(stateFields[a.field], stateFields[b.field])
+	})
+	// Each event's id is formatted once: a few events set all the fields.
+	type formatted struct {
+		event uint32
+		id    string
+	}
+	var ids []formatted
+	for _, src := range sources {
+		i := slices.IndexFunc(ids, func(f formatted) bool { return f.event == src.event })
+		if i < 0 {
+			id, ok := e.eventAt(int(src.event))
+			if !ok {
+				continue
+			}
+			ids = append(ids, formatted{src.event, id})
+			i = len(ids) - 1
+		}
+		s.SourceFields = append(s.SourceFields, stateFields[src.field])
+		s.SourceEvents = append(s.SourceEvents, ids[i].id)
 	}
 	return s
 }
@@ -32,11 +50,18 @@ func (e *Engagement) Snapshot() EngagementSnapshot {
 // caller must not use s afterwards.
 func Restore(s EngagementSnapshot) *Engagement {
 	e := Engagement{v: s.State, events: s.Events}
-	e.sources = make(map[string]string, len(s.SourceFields))
+	if len(s.SourceFields) > 0 {
+		e.sources = make([]source, 0, len(s.SourceFields))
+	}
+	lastID, lastPos := "", 0
 	for i, f := range s.SourceFields {
-		if i < len(s.SourceEvents) {
-			e.sources[f] = s.SourceEvents[i]
+		if i >= len(s.SourceEvents) {
+			break
 		}
+		if id := s.SourceEvents[i]; id != lastID {
+			lastID, lastPos = id, e.version(id)-1
+		}
+		e.setSource(f, lastPos)
 	}
 	// Encodings such as gob drop empty slices; the API shows them as [].
 	for _, l := range []*[]string{&e.v.Parties, &e.v.Tags} {
@@ -62,7 +87,9 @@ func (e *Engagement) Refs(n int) []byte {
 // nothing with e: a milestone kept while e goes on changing, whose Events
 // are e's first references later on (Refs).
 func (e *Engagement) MilestoneSnapshot() EngagementSnapshot {
-	c := *e
-	c.events = nil
-	return c.Clone().Snapshot()
+	// The sources name their events by position in events: the snapshot
+	// is taken with them, then left without.
+	s := e.Clone().Snapshot()
+	s.Events = nil
+	return s
 }

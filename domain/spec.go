@@ -654,7 +654,7 @@ var specs = []Spec{
 		Fields: []Field{roleField("Role", "e.g. member, co-chair")},
 		apply: func(e *Engagement, _ Event, _ map[string]any) {
 			e.v.LeftReason = ""
-			delete(e.sources, "reason")
+			e.dropSource("reason")
 		},
 	},
 	{

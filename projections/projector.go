@@ -298,6 +298,27 @@ func (p *Projector) Stats() Stats {
 		Undecodable: p.undecodable.Load()}
 }
 
+// Refused waits until the projector has handled every message up to
+// stream sequence upTo (or ctx ends) and returns the sequences after after
+// and up to upTo of the messages that decoded but were not folded: the
+// domain rules refused them, so they do not continue their engagement's
+// chain. proofs.Service asks it instead of folding every engagement a
+// second time.
+func (p *Projector) Refused(ctx context.Context, after, upTo uint64) (map[uint64]struct{}, error) {
+	if err := p.WaitFor(ctx, upTo); err != nil {
+		return nil, err
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := make(map[uint64]struct{})
+	for seq := range p.sequences.rejected {
+		if seq > after && seq <= upTo {
+			out[seq] = struct{}{}
+		}
+	}
+	return out, nil
+}
+
 // WaitFor blocks until the projector has handled stream sequence seq, which
 // gives a writer read-your-writes, or until ctx ends.
 func (p *Projector) WaitFor(ctx context.Context, seq uint64) error {

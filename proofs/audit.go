@@ -128,7 +128,7 @@ func (c *checker) checkHeads(upTo uint64, chains *eventstore.Chains) {
 	var head, headsRoot string
 	for ; c.next < len(c.bySeq) && c.cps[c.bySeq[c.next]].Sequence <= upTo; c.next++ {
 		if head == "" {
-			head, headsRoot = headsOf(chains)
+			head, headsRoot = headsOf(chains.Heads())
 		}
 		i := c.bySeq[c.next]
 		cp := c.cps[i]
@@ -143,11 +143,13 @@ func (c *checker) checkHeads(upTo uint64, chains *eventstore.Chains) {
 	}
 }
 
-// headsOf is the verify head and the heads root of chains, in one pass.
-func headsOf(chains *eventstore.Chains) (head, headsRoot string) {
+// headsOf is the verify head and the heads root of heads (each
+// engagement's id and the hash of its latest valid event, sorted by id), in
+// one pass.
+func headsOf(heads iter.Seq2[string, string]) (head, headsRoot string) {
 	sum := sha256.New()
 	t := NewTree()
-	for id, hash := range chains.Heads() {
+	for id, hash := range heads {
 		fmt.Fprintf(sum, "%s %s\n", id, hash)
 		_ = t.Append(headLeaf(id, hash))
 	}

@@ -42,6 +42,22 @@ type Config struct {
 	Logger      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Verdicts, when set, says which messages continue their engagement's
+	// chain: the projector, which folds every message into its
+	// engagement's state anyway. Without it the service folds them into
+	// states of its own (eventstore.Chains), a second copy of every
+	// engagement's state in memory.
+	Verdicts Verdicts
+}
+
+// Verdicts says which stored messages that decode were not folded into
+// their engagement: the domain rules refused them, so they do not continue
+// the engagement's chain (what eventstore.Chains.Fold decides from the
+// engagement's state). projections.Projector is one.
+type Verdicts interface {
+	// Refused waits until every message up to upTo is handled, or ctx
+	// ends, and returns the refused sequences after after, up to upTo.
+	Refused(ctx context.Context, after, upTo uint64) (map[uint64]struct{}, error)
 }
 
 // Service signs checkpoints of the stream and answers for them: the list,
@@ -53,8 +69,9 @@ type Service struct {
 	keyID  string
 
 	// mu serialises catching up and signing.
-	mu     sync.Mutex
-	tree   *Tree
+	mu   sync.Mutex
+	tree *Tree
+	// chains folds the messages when no Verdicts are configured.
 	chains *eventstore.Chains
 	// heads is each engagement's head after each event that moved it;
 	// messages the sequence of every message on its subjects, valid or not
@@ -105,8 +122,11 @@ func Open(ctx context.Context, src Stream, ledger *Ledger, cfg Config) (*Service
 		cfg.Now = time.Now
 	}
 	s := &Service{src: src, ledger: ledger, cfg: cfg, keyID: KeyID(cfg.Key.Public().(ed25519.PublicKey)),
-		tree: NewTree(), chains: eventstore.NewChains(), heads: map[string][]headAt{}, messages: map[string][]uint64{},
+		tree: NewTree(), heads: map[string][]headAt{}, messages: map[string][]uint64{},
 		offerWake: make(chan struct{}, 1)}
+	if cfg.Verdicts == nil {
+		s.chains = eventstore.NewChains()
+	}
 	recs, err := ledger.Records(ctx)
 	if err != nil {
 		return nil, err
@@ -199,6 +219,17 @@ func (s *Service) catchUp(ctx context.Context) error {
 	if last <= s.tree.Size() {
 		return nil
 	}
+	var refused map[uint64]struct{}
+	if s.chains == nil {
+		// One question for the whole stretch: the projector is asked once,
+		// not once a message (at a first start it is still folding them,
+		// and this read follows once it is done).
+		if refused, err = s.cfg.Verdicts.Refused(ctx, s.tree.Size(), last); err != nil {
+			return fmt.Errorf("which messages up to %d continue their chains: %w", last, err)
+		}
+	}
+	from := s.tree.Size()
+	s.tree.Grow(last)
 	s.awaitOffered(ctx, last)
 	taken := s.takeOffered()
 	defer s.recycle(taken)
@@ -214,7 +245,7 @@ func (s *Service) catchUp(ctx context.Context) error {
 		if len(offered) > 0 {
 			until = min(last, offered[0].Sequence-1)
 		}
-		if err := s.readUntil(ctx, until); err != nil {
+		if err := s.readUntil(ctx, until, refused); err != nil {
 			return err
 		}
 	}
@@ -224,21 +255,74 @@ func (s *Service) catchUp(ctx context.Context) error {
 			break
 		}
 		if m.Sequence == s.tree.Size()+1 {
-			s.fold(m)
+			s.fold(m, refused)
 		}
 	}
-	if err := s.readUntil(ctx, last); err != nil {
+	if err := s.readUntil(ctx, last, refused); err != nil {
 		return err
 	}
 	for s.tree.Size() < last {
 		_ = s.tree.Append(GapLeaf)
 	}
+	if last-from >= compactAfter {
+		s.compact()
+	}
+	return nil
+}
+
+// compactAfter is how many messages a catch-up reads before it trims the
+// room append left in each engagement's heads and messages (a first
+// catch-up over a long stream: up to 40 % of them).
+const compactAfter = 100_000
+
+// compact copies each engagement's heads and messages into arrays of their
+// length. s.mu is held.
+func (s *Service) compact() {
+	for id, h := range s.heads {
+		if cap(h) > len(h) {
+			s.heads[id] = slices.Clone(h)
+		}
+	}
+	for id, m := range s.messages {
+		if cap(m) > len(m) {
+			s.messages[id] = slices.Clone(m)
+		}
+	}
+}
+
+// folded reports whether m continues its engagement's chain: from s.chains
+// or, with Verdicts, from the sequences they refused. s.mu is held.
+func (s *Service) folded(m domain.Message, refused map[uint64]struct{}) bool {
+	if s.chains != nil {
+		return s.chains.Fold(m) == ""
+	}
+	_, no := refused[m.Sequence]
+	return m.Err == nil && !no
+}
+
+// awaitVerdicts waits, before s.mu is taken, until the Verdicts have
+// handled the stream as it is now, so that a catch-up, which holds s.mu,
+// hardly waits for them: a first start still folding, or a stalled
+// projection, then holds up only the callers that need a catch-up, each
+// until its own ctx ends, not everyone queued behind s.mu. Nothing to wait
+// for without Verdicts.
+func (s *Service) awaitVerdicts(ctx context.Context) error {
+	if s.cfg.Verdicts == nil {
+		return nil
+	}
+	last, err := s.src.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Verdicts.Refused(ctx, last, last); err != nil {
+		return fmt.Errorf("waiting for the projection to reach sequence %d: %w", last, err)
+	}
 	return nil
 }
 
 // readUntil folds the stream's messages after the tree's size up to
-// sequence until.
-func (s *Service) readUntil(ctx context.Context, until uint64) error {
+// sequence until; refused are the Verdicts' (folded).
+func (s *Service) readUntil(ctx context.Context, until uint64, refused map[uint64]struct{}) error {
 	if until <= s.tree.Size() {
 		return nil
 	}
@@ -249,7 +333,7 @@ func (s *Service) readUntil(ctx context.Context, until uint64) error {
 		if m.Sequence > until {
 			break
 		}
-		s.fold(m)
+		s.fold(m, refused)
 		if m.Sequence == until {
 			break
 		}
@@ -258,8 +342,9 @@ func (s *Service) readUntil(ctx context.Context, until uint64) error {
 }
 
 // fold adds m, the message after the tree's end or a later one (the gap
-// filled), to the tree, the chains and its engagement's lists.
-func (s *Service) fold(m domain.Message) {
+// filled), to the tree, its engagement's lists and, when it continues its
+// chain (folded: refused are the Verdicts'), its engagement's heads.
+func (s *Service) fold(m domain.Message, refused map[uint64]struct{}) {
 	if m.Sequence%yieldEvery == 0 {
 		// The first catch-up after a start folds the whole stream (1M
 		// events: seconds of CPU) while requests are being served; it
@@ -277,7 +362,7 @@ func (s *Service) fold(m domain.Message) {
 	if id := m.Event.EngagementID; id != "" {
 		s.messages[id] = append(s.messages[id], m.Sequence)
 	}
-	if s.chains.Fold(m) == "" {
+	if s.folded(m, refused) {
 		// A folded event's hash matched its recomputed chain hash,
 		// so it is 64 hex digits, the leaf data.
 		h := headAt{seq: m.Sequence}
@@ -395,6 +480,9 @@ func (s *Service) recycle(taken []domain.Message) {
 // When the latest checkpoint already covers every message and was signed
 // with the current key it is returned instead, with created false.
 func (s *Service) Create(ctx context.Context) (cp Checkpoint, created bool, err error) {
+	if err := s.awaitVerdicts(ctx); err != nil {
+		return Checkpoint{}, false, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.catchUp(ctx); err != nil {
@@ -404,9 +492,11 @@ func (s *Service) Create(ctx context.Context) (cp Checkpoint, created bool, err 
 	if latest, ok := s.latest(); ok && latest.Sequence == size && latest.KeyID == s.keyID {
 		return latest, false, nil
 	}
-	head, headsRoot := headsOf(s.chains)
+	// Every engagement with a valid event has a head: the heads at size
+	// are the chains' (eventstore.Chains.Heads).
+	head, headsRoot := headsOf(s.headsUpTo(size))
 	cp = Checkpoint{Sequence: size, Root: rootHex(s.tree), Head: head, HeadsRoot: headsRoot,
-		Engagements: uint64(s.chains.Len()), CreatedAt: s.cfg.Now().UTC().Format(TimeLayout)}
+		Engagements: uint64(len(s.heads)), CreatedAt: s.cfg.Now().UTC().Format(TimeLayout)}
 	cp.Sign(s.cfg.Key)
 	data, err := jsonv2.Marshal(cp)
 	if err != nil {
@@ -535,17 +625,16 @@ func Audit(ctx context.Context, st Walker, recs []Record, until uint64, progress
 	return rep, nil
 }
 
-// headsAt is the heads tree when the stream ended at size. s.mu is held.
-func (s *Service) headsAt(size uint64) (*Tree, map[string]uint64, error) {
-	if c := &s.headsCache; c.tree != nil && c.size == size {
-		return c.tree, c.index, nil
-	}
+// headsUpTo yields each engagement's id and its head when the stream ended
+// at size, sorted by id, for the engagements that had a valid event by
+// then. s.mu is held.
+func (s *Service) headsUpTo(size uint64) iter.Seq2[string, string] {
 	ids := make([]string, 0, len(s.heads))
 	for id := range s.heads {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	t, index, err := headsTree(func(yield func(string, string) bool) {
+	return func(yield func(string, string) bool) {
 		for _, id := range ids {
 			hs := s.heads[id]
 			// The last head at or before size.
@@ -554,7 +643,15 @@ func (s *Service) headsAt(size uint64) (*Tree, map[string]uint64, error) {
 				return
 			}
 		}
-	})
+	}
+}
+
+// headsAt is the heads tree when the stream ended at size. s.mu is held.
+func (s *Service) headsAt(size uint64) (*Tree, map[string]uint64, error) {
+	if c := &s.headsCache; c.tree != nil && c.size == size {
+		return c.tree, c.index, nil
+	}
+	t, index, err := headsTree(s.headsUpTo(size))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -572,6 +669,11 @@ func (s *Service) Proof(ctx context.Context, id string, at uint64) (*File, error
 	cp, ok := s.checkpointAt(at)
 	if !ok {
 		return nil, fmt.Errorf("checkpoint at sequence %d: %w", at, domain.ErrNotFound)
+	}
+	if s.tree.Size() < cp.Sequence {
+		if err := s.awaitVerdicts(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -58,6 +59,24 @@ func (t *Tree) Append(data []byte) error {
 }
 
 // errTooLarge says a size beyond the tree's was asked for.
+// Grow makes room for the tree to reach size leaves without its levels
+// being copied into larger arrays on the way (at a million leaves those
+// copies, and the room append leaves beyond them, cost up to twice the
+// tree's 64 bytes a leaf).
+func (t *Tree) Grow(size uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for level := 0; size>>level > 0; level++ {
+		if len(t.levels) <= level {
+			t.levels = append(t.levels, nil)
+		}
+		want := int(size >> level)
+		if n := len(t.levels[level]); want > n {
+			t.levels[level] = slices.Grow(t.levels[level], want-n)
+		}
+	}
+}
+
 var errTooLarge = errors.New("the tree does not have that many leaves")
 
 func (t *Tree) node(id compact.NodeID) []byte {

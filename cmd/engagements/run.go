@@ -285,7 +285,7 @@ func (m *Main) openProofs(ctx context.Context) error {
 	}
 	m.Proofs, err = proofs.Open(ctx, m.Store, ledger, proofs.Config{Key: key,
 		EveryEvents: m.Config.CheckpointEveryEvents, Every: m.Config.CheckpointEvery,
-		Logger: m.Config.Logger.With("component", "checkpoints")})
+		Logger: m.Config.Logger.With("component", "checkpoints"), Verdicts: m.Projector})
 	return err
 }
 
