@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sync"
 
@@ -134,10 +135,11 @@ func (p *Projector) Checkpoint(path string) (uint64, error) {
 	// the bench's p99).
 	var buf bytes.Buffer
 	for _, s := range savings {
+		var parts partEncoder
 		for i := 0; i < s.parts && err == nil; i++ {
-			buf.Reset()
-			if err = gob.NewEncoder(&buf).Encode(s.part(i)); err == nil {
-				err = enc.Encode(buf.Bytes())
+			var part []byte
+			if part, err = parts.encode(&buf, s.part(i)); err == nil {
+				err = enc.Encode(part)
 			}
 			runtime.Gosched()
 		}
@@ -161,6 +163,111 @@ func (p *Projector) Checkpoint(path string) (uint64, error) {
 		return 0, fmt.Errorf("checkpoint: %w", err)
 	}
 	return cp.Applied, nil
+}
+
+// partEncoder encodes the parts of one section, each a gob stream that
+// decodes on its own, with one encoder: what a fresh encoder would write for
+// a part is the type definitions it needs, then the value; this one sends
+// each definition once, and every part is written with the definitions sent
+// so far in front of what the encoder wrote for it. Its buffers are reused
+// from part to part (a fresh encoder's grow by doubling each time: at 100k
+// engagements that was ~2× the checkpoint's size allocated per save).
+// A part's type that holds an interface anywhere is encoded by a fresh
+// encoder each time: gob sends the definition of an interface value's
+// concrete type inside the value, and only the first time.
+type partEncoder struct {
+	out  bytes.Buffer
+	enc  *gob.Encoder
+	defs []byte // the type definitions sent so far, as gob messages
+}
+
+// encode returns part v's encoding, in buf (valid until the next call).
+func (p *partEncoder) encode(buf *bytes.Buffer, v any) ([]byte, error) {
+	if holdsInterface(reflect.TypeOf(v), map[reflect.Type]bool{}) {
+		buf.Reset()
+		err := gob.NewEncoder(buf).Encode(v)
+		return buf.Bytes(), err
+	}
+	if p.enc == nil {
+		p.enc = gob.NewEncoder(&p.out)
+	}
+	p.out.Reset()
+	if err := p.enc.Encode(v); err != nil {
+		return nil, err
+	}
+	b := p.out.Bytes()
+	buf.Reset()
+	buf.Write(p.defs)
+	for len(b) > 0 {
+		n, def, err := gobMessage(b)
+		if err != nil {
+			return nil, err
+		}
+		if def {
+			p.defs = append(p.defs, b[:n]...)
+		}
+		buf.Write(b[:n])
+		b = b[n:]
+	}
+	return buf.Bytes(), nil
+}
+
+// holdsInterface reports whether values of t can hold an interface value.
+func holdsInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if t == nil || seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return holdsInterface(t.Elem(), seen)
+	case reflect.Map:
+		return holdsInterface(t.Key(), seen) || holdsInterface(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if holdsInterface(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// gobMessage reads the gob message at the start of b: its length in bytes,
+// count included, and whether it defines a type (its type id is negative).
+func gobMessage(b []byte) (n int, def bool, err error) {
+	count, k, err := gobUint(b)
+	if err != nil || count == 0 || uint64(len(b)-k) < count {
+		return 0, false, errors.New("checkpoint: a gob message cut short")
+	}
+	id, _, err := gobUint(b[k : k+int(count)])
+	if err != nil {
+		return 0, false, err
+	}
+	// A gob int is a uint whose low bit is the sign.
+	return k + int(count), id&1 == 1, nil
+}
+
+// gobUint decodes the gob unsigned integer at the start of b: one byte
+// below 0x80, else the negated count of the big-endian bytes that follow.
+func gobUint(b []byte) (uint64, int, error) {
+	if len(b) == 0 {
+		return 0, 0, errors.New("checkpoint: a gob integer cut short")
+	}
+	if b[0] < 0x80 {
+		return uint64(b[0]), 1, nil
+	}
+	n := -int(int8(b[0]))
+	if n > 8 || len(b) < 1+n {
+		return 0, 0, errors.New("checkpoint: a gob integer cut short")
+	}
+	var x uint64
+	for _, c := range b[1 : 1+n] {
+		x = x<<8 | uint64(c)
+	}
+	return x, 1 + n, nil
 }
 
 // snapshot takes the read models at one applied sequence: the header and
