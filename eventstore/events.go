@@ -11,6 +11,7 @@ import (
 	"github.com/iom-who/engagements/domain"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // eventsChunk is how many direct gets Events has in flight at once: each
@@ -39,23 +40,50 @@ func (s *Store) Events(ctx context.Context, seqs []uint64) ([]domain.Event, erro
 		defer cancel()
 	}
 	out := make([]domain.Event, len(seqs))
-	for start := 0; start < len(seqs); start += eventsChunk {
-		end := min(start+eventsChunk, len(seqs))
-		if err := s.eventsChunk(ctx, seqs[start:end], out[start:end]); err != nil {
-			return nil, err
+	if s.readNC == nil || !s.readNC.IsConnected() || len(seqs) < 2*minSplit {
+		for start := 0; start < len(seqs); start += eventsChunk {
+			end := min(start+eventsChunk, len(seqs))
+			if err := s.eventsChunk(ctx, s.nc, seqs[start:end], out[start:end]); err != nil {
+				return nil, err
+			}
 		}
+		return out, nil
+	}
+	// Half on each connection (Store.readNC), at once.
+	half := len(seqs) / 2
+	var g errgroup.Group
+	for k, nc := range []*nats.Conn{s.nc, s.readNC} {
+		from, to := 0, half
+		if k == 1 {
+			from, to = half, len(seqs)
+		}
+		g.Go(func() error {
+			for start := from; start < to; start += eventsChunk {
+				end := min(start+eventsChunk, to)
+				if err := s.eventsChunk(ctx, nc, seqs[start:end], out[start:end]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
+// minSplit is the fewest direct gets worth a connection of their own.
+const minSplit = 32
+
 // eventsChunk fills out[i] with the event at seqs[i].
-func (s *Store) eventsChunk(ctx context.Context, seqs []uint64, out []domain.Event) error {
+func (s *Store) eventsChunk(ctx context.Context, nc *nats.Conn, seqs []uint64, out []domain.Event) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	inbox := s.nc.NewInbox()
+	inbox := nc.NewInbox()
 	replies := make(chan *nats.Msg, len(seqs))
-	sub, err := s.nc.ChanSubscribe(inbox+".*", replies)
+	sub, err := nc.ChanSubscribe(inbox+".*", replies)
 	if err != nil {
 		return fmt.Errorf("events: %w", Unavailable(err))
 	}
@@ -72,7 +100,7 @@ func (s *Store) eventsChunk(ctx context.Context, seqs []uint64, out []domain.Eve
 		}
 		body = strconv.AppendUint(append(body[:0], `{"seq":`...), seq, 10)
 		body = append(body, '}')
-		if err := s.nc.PublishRequest(subject, inbox+"."+strconv.Itoa(i), body); err != nil {
+		if err := nc.PublishRequest(subject, inbox+"."+strconv.Itoa(i), body); err != nil {
 			return fmt.Errorf("events: direct get of sequence %d: %w", seq, Unavailable(err))
 		}
 	}

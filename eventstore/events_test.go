@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/iom-who/engagements/domain"
@@ -61,6 +62,10 @@ func TestEventsErrors(t *testing.T) {
 		{"beyond the end", []uint64{first, forged + 5}, domain.ErrNotFound},
 		{"sequence 0", []uint64{0, first}, domain.ErrNotFound},
 		{"published around Append, without a hash", []uint64{first, forged}, eventstore.ErrUnverified},
+		// Enough sequences to be split over the store's two connections:
+		// the failure is in the second half.
+		{"beyond the end, in a read split over two connections", append(slices.Repeat([]uint64{first}, 100), forged+5), domain.ErrNotFound},
+		{"without a hash, in the first half of a split read", append([]uint64{forged}, slices.Repeat([]uint64{first}, 100)...), eventstore.ErrUnverified},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := s.Events(t.Context(), tt.seqs); !errors.Is(err, tt.want) {

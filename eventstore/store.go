@@ -101,8 +101,16 @@ type Store struct {
 	hooksMu     sync.Mutex
 	onReconnect []func()
 
-	ns     *server.Server
-	nc     *nats.Conn
+	ns *server.Server
+	nc *nats.Conn
+	// readNC is a second in-process connection to the embedded server for
+	// Events' direct gets (nil with an external server): the server
+	// answers a connection's direct gets one after another on its read
+	// loop, loading each message block not yet in its cache (an 8 MB file
+	// for a large stream), so a page within a window that reads a few
+	// hundred events scattered over a cold stream is split over both
+	// connections and their loads run on both cores.
+	readNC *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	log    *slog.Logger
@@ -169,6 +177,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			opts = append(opts, nats.Token(auth.internal))
 		}
 		s.nc, err = nats.Connect("", opts...)
+		if err == nil {
+			// Never reconnecting: once closed (the server gone), Events
+			// uses s.nc alone.
+			if s.readNC, err = nats.Connect("", append(opts, nats.Name("engagements-reads"), nats.NoReconnect())...); err != nil {
+				s.nc.Close()
+			}
+		}
 	} else {
 		// No reconnect buffer: a publish made while disconnected fails at
 		// once (the client gets a 503) instead of waiting for its timeout
@@ -420,6 +435,9 @@ func (s *Store) Close() error {
 		} else {
 			s.nc.Close()
 		}
+	}
+	if s.readNC != nil {
+		s.readNC.Close() // nothing to drain: its requests are waited for by their callers
 	}
 	s.shutdownServer()
 	s.unstage(s.staging)
