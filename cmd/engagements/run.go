@@ -436,26 +436,29 @@ func (m *Main) checkpointEvery(ctx context.Context, check time.Duration) {
 			// before holds the erased person's data in plain text.
 			erased := m.Projector.Erasures()
 			if applied-m.saved >= events || time.Since(last) >= every || erased != savedErasures {
-				m.checkpoint()
-				last, savedErasures = time.Now(), erased
+				if m.checkpoint() {
+					last, savedErasures = time.Now(), erased
+				}
 			}
 		}
 	}
 }
 
-// checkpoint saves the projections if they moved since the last save.
-func (m *Main) checkpoint() {
+// checkpoint saves the projections if they moved since the last save; false
+// when the save failed (logged), so that the rule tries again at its next look.
+func (m *Main) checkpoint() bool {
 	if m.Projector == nil || m.Projector.Applied() == m.saved {
-		return
+		return true
 	}
 	began := time.Now()
 	seq, err := m.Projector.Checkpoint(m.CheckpointFile())
 	if err != nil {
 		m.Config.Logger.Warn("projection checkpoint failed", "err", err)
-		return
+		return false
 	}
 	m.Config.Logger.Info("projection checkpoint saved", "sequence", seq, "took", time.Since(began))
 	m.saved = seq
+	return true
 }
 
 // AdminTokenFile is where the first admin token is written.
