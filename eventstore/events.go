@@ -41,36 +41,32 @@ func (s *Store) Events(ctx context.Context, seqs []uint64) ([]domain.Event, erro
 	}
 	out := make([]domain.Event, len(seqs))
 	if s.readNC == nil || !s.readNC.IsConnected() || len(seqs) < 2*minSplit {
-		for start := 0; start < len(seqs); start += eventsChunk {
-			end := min(start+eventsChunk, len(seqs))
-			if err := s.eventsChunk(ctx, s.nc, seqs[start:end], out[start:end]); err != nil {
-				return nil, err
-			}
+		if err := s.eventsOn(ctx, s.nc, seqs, out); err != nil {
+			return nil, err
 		}
 		return out, nil
 	}
 	// Half on each connection (Store.readNC), at once.
 	half := len(seqs) / 2
 	var g errgroup.Group
-	for k, nc := range []*nats.Conn{s.nc, s.readNC} {
-		from, to := 0, half
-		if k == 1 {
-			from, to = half, len(seqs)
-		}
-		g.Go(func() error {
-			for start := from; start < to; start += eventsChunk {
-				end := min(start+eventsChunk, to)
-				if err := s.eventsChunk(ctx, nc, seqs[start:end], out[start:end]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
+	g.Go(func() error { return s.eventsOn(ctx, s.nc, seqs[:half], out[:half]) })
+	g.Go(func() error { return s.eventsOn(ctx, s.readNC, seqs[half:], out[half:]) })
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// eventsOn fills out[i] with the event at seqs[i] through nc, eventsChunk
+// sequences at a time.
+func (s *Store) eventsOn(ctx context.Context, nc *nats.Conn, seqs []uint64, out []domain.Event) error {
+	for start := 0; start < len(seqs); start += eventsChunk {
+		end := min(start+eventsChunk, len(seqs))
+		if err := s.eventsChunk(ctx, nc, seqs[start:end], out[start:end]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // minSplit is the fewest direct gets worth a connection of their own.
