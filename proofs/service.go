@@ -258,15 +258,7 @@ func (s *Service) catchUp(ctx context.Context) error {
 			return err
 		}
 	}
-	for i, m := range offered {
-		if m.Sequence > last {
-			s.putBack(offered[i:]) // for the next checkpoint
-			break
-		}
-		if m.Sequence == s.tree.Size()+1 {
-			s.fold(m, refused)
-		}
-	}
+	s.foldOffered(offered, last, refused)
 	if err := s.readUntil(ctx, last, refused); err != nil {
 		return err
 	}
@@ -328,6 +320,21 @@ func (s *Service) awaitVerdicts(ctx context.Context) error {
 		return fmt.Errorf("waiting for the projection to reach sequence %d: %w", last, err)
 	}
 	return nil
+}
+
+// foldOffered folds the messages of offered (taken, in stream order) that
+// follow on from the tree's end, up to sequence last, and puts those after
+// last back for the next catch-up. s.mu is held.
+func (s *Service) foldOffered(offered []domain.Message, last uint64, refused map[uint64]struct{}) {
+	for i, m := range offered {
+		if m.Sequence > last {
+			s.putBack(offered[i:])
+			return
+		}
+		if m.Sequence == s.tree.Size()+1 {
+			s.fold(m, refused)
+		}
+	}
 }
 
 // readUntil folds the stream's messages after the tree's size up to
@@ -480,11 +487,7 @@ func (s *Service) absorb(ctx context.Context) {
 		}
 	}
 	s.tree.Grow(max(last, upTo))
-	for _, m := range offered {
-		if m.Sequence == s.tree.Size()+1 {
-			s.fold(m, refused)
-		}
-	}
+	s.foldOffered(offered, upTo, refused)
 	if s.sinceCompact >= compactAfter && s.tree.Size() >= last {
 		s.compact()
 	}
