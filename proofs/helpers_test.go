@@ -1,6 +1,7 @@
 package proofs_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -161,4 +162,20 @@ func (f *fixture) rewrite(alter func(seq uint64, payload []byte) []byte) {
 		msg.Header.Set(eventstore.HeaderHash, prev[id])
 		f.publishRaw(msg)
 	}
+}
+
+// sameCommitments reports whether two checkpoints commit to the same
+// stream: its length, root, head, heads root and engagement count.
+func sameCommitments(a, b proofs.Checkpoint) bool {
+	return a.Sequence == b.Sequence && a.Root == b.Root && a.Head == b.Head &&
+		a.HeadsRoot == b.HeadsRoot && a.Engagements == b.Engagements
+}
+
+// runService runs svc.Run until the test ends.
+func runService(t *testing.T, svc *proofs.Service) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 }

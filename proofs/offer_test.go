@@ -90,8 +90,7 @@ func TestCheckpointFromOfferedMessages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Sequence != want.Sequence || got.Root != want.Root || got.Head != want.Head ||
-				got.HeadsRoot != want.HeadsRoot || got.Engagements != want.Engagements {
+			if !sameCommitments(got, want) {
 				t.Errorf("checkpoint %+v, want the one read from the stream: %+v", got, want)
 			}
 		})
@@ -144,10 +143,7 @@ func TestOfferedMessagesAbsorbedWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { svc.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	runService(t, svc)
 	for _, m := range all {
 		svc.Offer(m)
 	}
@@ -163,8 +159,7 @@ func TestOfferedMessagesAbsorbedWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Sequence != want.Sequence || got.Root != want.Root || got.Head != want.Head ||
-		got.HeadsRoot != want.HeadsRoot || got.Engagements != want.Engagements {
+	if !sameCommitments(got, want) {
 		t.Errorf("checkpoint %+v, want the one read from the stream: %+v", got, want)
 	}
 	if n := src.read.Load(); n != 0 {

@@ -2,7 +2,6 @@ package proofs_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -361,10 +360,7 @@ func TestRunSignsPeriodically(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan struct{})
-			go func() { svc.Run(ctx); close(done) }()
-			defer func() { cancel(); <-done }()
+			runService(t, svc)
 			a := f.record()
 			f.note(a, "one")
 			f.note(a, "two")
