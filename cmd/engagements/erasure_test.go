@@ -50,16 +50,8 @@ func TestRawSubscriberSeesOnlySealedPersonalData(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, body := postJSON(t, m.URL()+"/v1/engagements", `{"kind":"agreement","title":"MOU","parties":["IOM","WHO"]}`)
-	if code != http.StatusCreated {
-		t.Fatalf("record: %d %v", code, body)
-	}
-	id := body["id"].(string)
 	const name, email = "Ana Lopez", "ana.lopez@who.int"
-	if code, body := postJSON(t, m.URL()+"/v1/engagements/"+id+"/events",
-		`{"type":"engagement.focal_point_assigned","data":{"party":"WHO","name":"`+name+`","email":"`+email+`"}}`); code != http.StatusCreated {
-		t.Fatalf("focal point: %d %v", code, body)
-	}
+	id := recordFocalPoint(t, m.URL(), name, email)
 	for {
 		msg, err := live.NextMsg(10 * time.Second)
 		if err != nil {
@@ -83,13 +75,7 @@ func TestRawSubscriberSeesOnlySealedPersonalData(t *testing.T) {
 		}
 	}
 
-	var found domain.Person
-	if code := getJSON(t, m.URL()+"/v1/people?email="+email, &found); code != http.StatusOK {
-		t.Fatalf("find: %d", code)
-	}
-	if code, body := postJSON(t, m.URL()+"/v1/people/"+found.ID+"/erase", ""); code != http.StatusOK {
-		t.Fatalf("erase: %d %v", code, body)
-	}
+	erasePerson(t, m.URL(), email)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -133,16 +119,8 @@ func TestRawSubscriberSeesOnlySealedPersonalData(t *testing.T) {
 func TestErasureReplacesTheCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	m := startMain(t, dir, false)
-	code, body := postJSON(t, m.URL()+"/v1/engagements", `{"kind":"agreement","title":"MOU","parties":["IOM","WHO"]}`)
-	if code != http.StatusCreated {
-		t.Fatalf("record: %d %v", code, body)
-	}
-	id := body["id"].(string)
-	const name, email = "Bea Okafor", "bea.okafor@who.int"
-	if code, body := postJSON(t, m.URL()+"/v1/engagements/"+id+"/events",
-		`{"type":"engagement.focal_point_assigned","data":{"party":"WHO","name":"`+name+`","email":"`+email+`"}}`); code != http.StatusCreated {
-		t.Fatalf("focal point: %d %v", code, body)
-	}
+	const email = "bea.okafor@who.int"
+	recordFocalPoint(t, m.URL(), "Bea Okafor", email)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -159,18 +137,40 @@ func TestErasureReplacesTheCheckpoint(t *testing.T) {
 
 	m = startMain(t, dir, false)
 	defer m.Close()
-	var found domain.Person
-	if code := getJSON(t, m.URL()+"/v1/people?email="+email, &found); code != http.StatusOK {
-		t.Fatalf("find: %d", code)
-	}
-	if code, body := postJSON(t, m.URL()+"/v1/people/"+found.ID+"/erase", ""); code != http.StatusOK {
-		t.Fatalf("erase: %d %v", code, body)
-	}
+	erasePerson(t, m.URL(), email)
 	deadline := time.Now().Add(30 * time.Second)
 	for holds() {
 		if time.Now().After(deadline) {
 			t.Fatal("30 s after the erasure the checkpoint still holds the erased e-mail")
 		}
 		time.Sleep(50 * time.Millisecond) // polls the file, a real condition
+	}
+}
+
+// recordFocalPoint records an agreement with a focal point for WHO and
+// returns the engagement's id.
+func recordFocalPoint(t *testing.T, base, name, email string) string {
+	t.Helper()
+	code, body := postJSON(t, base+"/v1/engagements", `{"kind":"agreement","title":"MOU","parties":["IOM","WHO"]}`)
+	if code != http.StatusCreated {
+		t.Fatalf("record: %d %v", code, body)
+	}
+	id := body["id"].(string)
+	if code, body := postJSON(t, base+"/v1/engagements/"+id+"/events",
+		`{"type":"engagement.focal_point_assigned","data":{"party":"WHO","name":"`+name+`","email":"`+email+`"}}`); code != http.StatusCreated {
+		t.Fatalf("focal point: %d %v", code, body)
+	}
+	return id
+}
+
+// erasePerson finds the person with email and erases them.
+func erasePerson(t *testing.T, base, email string) {
+	t.Helper()
+	var found domain.Person
+	if code := getJSON(t, base+"/v1/people?email="+email, &found); code != http.StatusOK {
+		t.Fatalf("find: %d", code)
+	}
+	if code, body := postJSON(t, base+"/v1/people/"+found.ID+"/erase", ""); code != http.StatusOK {
+		t.Fatalf("erase: %d %v", code, body)
 	}
 }
