@@ -131,60 +131,39 @@ func (u *UI) upload(w http.ResponseWriter, r *http.Request, s *session) {
 			"It was not sent as a file upload. Go back, reload the page and try again.")
 		return
 	}
-	csrf := false
-	for up.Body == nil {
-		p, err := mr.NextPart()
-		if err != nil {
-			if !csrf {
-				u.csrfRefused(w, r, s)
-				return
-			}
-			u.uploadRefused(w, r, s, id, &domain.ValidationError{Fields: []domain.FieldError{{Field: "file", Message: "choose a file"}}})
-			return
-		}
-		name := p.FormName()
-		if !csrf && name != "_csrf" {
-			u.csrfRefused(w, r, s)
-			return
-		}
-		if name == "file" {
-			_, disp, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
-			up.Name, up.MediaType, up.Body = disp["filename"], p.Header.Get("Content-Type"), p
-			if up.Name == "" {
-				u.uploadRefused(w, r, s, id, &domain.ValidationError{Fields: []domain.FieldError{{Field: "file", Message: "choose a file"}}})
-				return
-			}
-			break
-		}
-		v, err := readField(p)
-		if err != nil {
-			u.errorPage(w, r, s, http.StatusBadRequest, "The form could not be read", "A field was too long or cut short.")
-			return
-		}
+	p, ok := u.filePart(w, r, s, mr, func(name, v string) bool {
 		switch name {
-		case "_csrf":
-			if !sameToken(v, s.CSRF) {
-				u.csrfRefused(w, r, s)
-				return
-			}
-			csrf = true
 		case "_key":
 			up.IdempotencyKey = formKey(v)
 		case "supersedes":
 			up.Supersedes = strings.TrimSpace(v)
 			if up.Supersedes != "" && domain.CheckID(up.Supersedes) != nil {
 				u.uploadRefused(w, r, s, id, &domain.ValidationError{Fields: []domain.FieldError{{Field: "supersedes", Message: "is not a document"}}})
-				return
+				return false
 			}
 		case occurredAt:
 			t, precision, err := parseOccurred(v)
 			if err != nil {
 				u.uploadRefused(w, r, s, id, err)
-				return
+				return false
 			}
 			up.OccurredAt, up.TimePrecision = t, precision
 		}
+		return true
+	})
+	if !ok {
+		return
 	}
+	var name string
+	if p != nil {
+		_, disp, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+		name = disp["filename"]
+	}
+	if name == "" {
+		u.uploadRefused(w, r, s, id, &domain.ValidationError{Fields: []domain.FieldError{{Field: "file", Message: "choose a file"}}})
+		return
+	}
+	up.Name, up.MediaType, up.Body = name, p.Header.Get("Content-Type"), p
 	_, d, err := u.svc.Attach(r.Context(), up)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -199,6 +178,52 @@ func (u *UI) upload(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 // readField reads a small form field.
+// filePart reads an upload form's parts up to its file part ("file"),
+// never buffering the body: the session's CSRF token must be the first
+// part (403 otherwise, before anything else is read), and each small field
+// after it is handed to field, which returns false once it has answered
+// the request itself. file is nil when the form ended without a file part
+// (the token having been sent): the caller answers. ok is false when the
+// request was answered here or by field.
+func (u *UI) filePart(w http.ResponseWriter, r *http.Request, s *session, mr *multipart.Reader,
+	field func(name, value string) bool) (file *multipart.Part, ok bool) {
+	csrf := false
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			if !csrf {
+				u.csrfRefused(w, r, s)
+				return nil, false
+			}
+			return nil, true
+		}
+		name := p.FormName()
+		if !csrf && name != "_csrf" {
+			u.csrfRefused(w, r, s)
+			return nil, false
+		}
+		if name == "file" {
+			return p, true
+		}
+		v, err := readField(p)
+		if err != nil {
+			u.errorPage(w, r, s, http.StatusBadRequest, "The form could not be read", "A field was too long or cut short.")
+			return nil, false
+		}
+		if name == "_csrf" {
+			if !sameToken(v, s.CSRF) {
+				u.csrfRefused(w, r, s)
+				return nil, false
+			}
+			csrf = true
+			continue
+		}
+		if field != nil && !field(name, v) {
+			return nil, false
+		}
+	}
+}
+
 func readField(p *multipart.Part) (string, error) {
 	b, err := io.ReadAll(io.LimitReader(p, maxUploadField+1))
 	if err == nil && len(b) > maxUploadField {

@@ -178,66 +178,38 @@ func (u *UI) previewImport(w http.ResponseWriter, r *http.Request, s *session) {
 		u.render(w, http.StatusBadRequest, "import", d)
 		return
 	}
-	var name string
-	var data []byte
-	csrf := false
-	for data == nil {
-		p, err := mr.NextPart()
-		if err != nil {
-			if !csrf {
-				u.csrfRefused(w, r, s)
-				return
-			}
-			d.Error = "Choose a file: an .xlsx workbook or a .csv file of the template."
-			u.render(w, http.StatusUnprocessableEntity, "import", d)
-			return
-		}
-		field := p.FormName()
-		if !csrf && field != "_csrf" {
-			u.csrfRefused(w, r, s)
-			return
-		}
-		if field == "file" {
-			_, disp, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
-			name = filepath.Base(strings.ReplaceAll(disp["filename"], `\`, "/"))
-			if disp["filename"] == "" {
-				d.Error = "Choose a file: an .xlsx workbook or a .csv file of the template."
-				u.render(w, http.StatusUnprocessableEntity, "import", d)
-				return
-			}
-			if ext := strings.ToLower(filepath.Ext(name)); ext != ".xlsx" && ext != ".csv" {
-				d.Error = "The file must be an .xlsx workbook or a .csv file of the template."
-				u.render(w, http.StatusUnsupportedMediaType, "import", d)
-				return
-			}
-			b, err := io.ReadAll(io.LimitReader(p, u.importLimit+1))
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) || int64(len(b)) > u.importLimit {
-				d.Error = "The file is too large: the page takes at most " + d.Max +
-					". Split it, or import it with the command line (engagements import)."
-				u.render(w, http.StatusRequestEntityTooLarge, "import", d)
-				return
-			}
-			if err != nil {
-				d.Error = "The upload was cut short. Try again."
-				u.render(w, http.StatusBadRequest, "import", d)
-				return
-			}
-			data = b
-			break
-		}
-		v, err := readField(p)
-		if err != nil {
-			u.errorPage(w, r, s, http.StatusBadRequest, "The form could not be read", "A field was too long or cut short.")
-			return
-		}
-		if field == "_csrf" {
-			if !sameToken(v, s.CSRF) {
-				u.csrfRefused(w, r, s)
-				return
-			}
-			csrf = true
-		}
+	p, ok := u.filePart(w, r, s, mr, nil)
+	if !ok {
+		return
+	}
+	var filename string
+	if p != nil {
+		_, disp, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+		filename = disp["filename"]
+	}
+	if filename == "" {
+		d.Error = "Choose a file: an .xlsx workbook or a .csv file of the template."
+		u.render(w, http.StatusUnprocessableEntity, "import", d)
+		return
+	}
+	name := filepath.Base(strings.ReplaceAll(filename, `\`, "/"))
+	if ext := strings.ToLower(filepath.Ext(name)); ext != ".xlsx" && ext != ".csv" {
+		d.Error = "The file must be an .xlsx workbook or a .csv file of the template."
+		u.render(w, http.StatusUnsupportedMediaType, "import", d)
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(p, u.importLimit+1))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) || int64(len(data)) > u.importLimit {
+		d.Error = "The file is too large: the page takes at most " + d.Max +
+			". Split it, or import it with the command line (engagements import)."
+		u.render(w, http.StatusRequestEntityTooLarge, "import", d)
+		return
+	}
+	if err != nil {
+		d.Error = "The upload was cut short. Try again."
+		u.render(w, http.StatusBadRequest, "import", d)
+		return
 	}
 	sum := sha256.Sum256(data)
 	d.Name, d.Sum, d.Size = name, hex.EncodeToString(sum[:]), sizeText(int64(len(data)))
